@@ -1,0 +1,75 @@
+"""Engines for the warehouse, migrated to the newest schema before first use."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+DEFAULT_DATA_DIR = Path(os.environ.get("LSS_DATA_DIR", ".data"))
+
+
+def default_warehouse_url() -> str:
+    """The embedded default: a SQLite file in the local data folder."""
+    path = (DEFAULT_DATA_DIR / "warehouse.sqlite").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _on_sqlite_connect(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the webserver read while a run writes; busy_timeout makes a second
+    # writer wait for the lock instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_warehouse_engine(url: str) -> sa.Engine:
+    if url.startswith("postgresql://"):
+        # SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3; we ship psycopg2.
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url)
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema to the newest migration; safe when several processes start at once."""
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Serialises concurrent migrators (e.g. two Dagster run workers); released at commit.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7422431)"))
+                command.upgrade(alembic_config(conn), "head")
+            return
+        except sa.exc.OperationalError:
+            # SQLite has no advisory lock: a concurrent migrator wins, we retry and find nothing to do.
+            if engine.dialect.name != "sqlite" or attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+@functools.cache
+def warehouse_engine(url: str) -> sa.Engine:
+    """One migrated engine per URL and process."""
+    engine = create_warehouse_engine(url)
+    migrate(engine)
+    return engine

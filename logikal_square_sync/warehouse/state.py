@@ -1,0 +1,29 @@
+"""Watermarks in `sync_state`, written in the caller's transaction.
+
+Callers pass the same connection they write the data with, so a watermark
+commits together with the rows it covers and never runs ahead of them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from logikal_square_sync.warehouse.tables import sync_state
+from logikal_square_sync.warehouse.upsert import upsert
+
+
+def get_watermark(conn: sa.Connection, stream: str) -> str | None:
+    return conn.execute(sa.select(sync_state.c.watermark).where(sync_state.c.stream == stream)).scalar()
+
+
+def get_watermarks(conn: sa.Connection, prefix: str) -> dict[str, str | None]:
+    rows = conn.execute(
+        sa.select(sync_state.c.stream, sync_state.c.watermark).where(sync_state.c.stream.startswith(prefix))
+    )
+    return {stream: watermark for stream, watermark in rows}
+
+
+def set_watermark(conn: sa.Connection, stream: str, watermark: str | None) -> None:
+    upsert(conn, sync_state, [{"stream": stream, "watermark": watermark, "updated_at": datetime.now(UTC)}])

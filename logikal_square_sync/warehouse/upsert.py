@@ -1,0 +1,112 @@
+"""Dialect-aware bulk upsert (`INSERT … ON CONFLICT DO UPDATE`) for PostgreSQL and SQLite.
+
+SQLAlchemy has the statement for each dialect but no portable one, nor a
+"write only what changed" guard; both matter here: a re-run with no change at
+the source must write no rows, and an older copy of a record must never
+overwrite a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+# Bookkeeping columns that change on every write and so never count as a change.
+_BOOKKEEPING = frozenset({"synced_at"})
+
+
+@dataclass
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    written_keys: tuple[tuple[Any, ...], ...] = ()
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+def _insert_for(conn: sa.Connection, table: sa.Table):
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"bulk upsert supports PostgreSQL and SQLite, not {conn.dialect.name}")
+
+
+def _newer(excluded, table: sa.Table, newer_by: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Lexicographic `(excluded.a, excluded.b, …) > (table.a, table.b, …)` with NULL lowest."""
+    condition: sa.ColumnElement[bool] | None = None
+    for column in reversed(newer_by):
+        incoming, stored = excluded[column], table.c[column]
+        greater = sa.or_(
+            sa.and_(incoming.is_not(None), stored.is_(None)),
+            incoming > stored,
+        )
+        if condition is None:
+            condition = greater
+        else:
+            equal = sa.or_(sa.and_(incoming.is_(None), stored.is_(None)), incoming == stored)
+            condition = sa.or_(greater, sa.and_(equal, condition))
+    assert condition is not None
+    return condition
+
+
+def existing_keys(conn: sa.Connection, table: sa.Table, keys: Sequence[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    key_columns = list(table.primary_key.columns)
+    if not keys:
+        return set()
+    if len(key_columns) == 1:
+        clause = key_columns[0].in_([key[0] for key in keys])
+    else:
+        clause = sa.tuple_(*key_columns).in_(keys)
+    return {tuple(row) for row in conn.execute(sa.select(*key_columns).where(clause))}
+
+
+def upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    newer_by: Sequence[str] = (),
+) -> UpsertResult:
+    """Insert `rows`, updating existing ones by primary key.
+
+    An existing row is rewritten only when the incoming one differs from it
+    (any non-bookkeeping column), or, with `newer_by`, only when the incoming
+    one is strictly newer by those columns. The result counts inserted and
+    updated rows and names the keys written, so callers can act on exactly
+    the rows that changed (e.g. replace their children).
+    """
+    if not rows:
+        return UpsertResult()
+    key_names = [column.name for column in table.primary_key.columns]
+    keys = [tuple(row[name] for name in key_names) for row in rows]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"upsert into {table.name}: the batch repeats a primary key")
+    before = existing_keys(conn, table, keys)
+
+    stmt = _insert_for(conn, table)
+    columns = list(rows[0].keys())
+    updatable = [name for name in columns if name not in key_names]
+    if newer_by:
+        guard = _newer(stmt.excluded, table, newer_by)
+    else:
+        compared = [name for name in updatable if name not in _BOOKKEEPING]
+        guard = sa.or_(*(table.c[name].is_distinct_from(stmt.excluded[name]) for name in compared))
+    if updatable:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=key_names,
+            set_={name: stmt.excluded[name] for name in updatable},
+            where=guard,
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=key_names)
+    stmt = stmt.returning(*(table.c[name] for name in key_names))
+    written = tuple(tuple(row) for row in conn.execute(stmt, list(rows)))
+    inserted = sum(1 for key in written if key not in before)
+    return UpsertResult(inserted=inserted, updated=len(written) - inserted, written_keys=written)

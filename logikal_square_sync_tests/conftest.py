@@ -1,0 +1,77 @@
+"""Fixtures shared by every test: real warehouses on SQLite and PostgreSQL.
+
+PostgreSQL tests run against the machine's PostgreSQL service. Under CI
+(`CI=true`) an unreachable server fails them; elsewhere they are skipped with
+the reason, so a laptop without PostgreSQL can still run the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
+from logikal_square_sync.warehouse.resource import WarehouseResource
+from logikal_square_sync.warehouse.tables import metadata
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LSS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throw-away database on the PostgreSQL service, dropped after the session."""
+    admin = create_warehouse_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as error:
+        message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error.orig}"
+        if _under_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"lss_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        warehouse_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _empty_all_tables(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+        conn.execute(sa.text(f"TRUNCATE {names}"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    url = request.getfixturevalue("postgres_database")
+    _empty_all_tables(warehouse_engine(url))
+    return url
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> WarehouseResource:
+    return WarehouseResource(url=warehouse_url)
+
+
+@pytest.fixture
+def engine(warehouse: WarehouseResource) -> sa.Engine:
+    return warehouse.engine
