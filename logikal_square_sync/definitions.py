@@ -2,4 +2,6 @@
 
 import dagster as dg
 
-defs = dg.Definitions()
+from logikal_square_sync.square import definitions as square
+
+defs = dg.Definitions.merge(square.defs)

@@ -81,7 +81,7 @@ class RetryingClient:
         base_url: str,
         *,
         headers: dict[str, str] | None = None,
-        timeout: httpx.Timeout | float = httpx.Timeout(60.0, connect=10.0),
+        timeout: httpx.Timeout | float = 60.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,

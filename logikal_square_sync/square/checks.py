@@ -1,0 +1,32 @@
+"""Asset checks on the Square assets."""
+
+import dagster as dg
+
+from logikal_square_sync.policies import policies
+from logikal_square_sync.square.assets import square_orders
+from logikal_square_sync.square.completeness import compare_recent_orders
+from logikal_square_sync.square.resource import SquareResource
+from logikal_square_sync.warehouse.resource import WarehouseResource
+
+
+@dg.asset_check(asset=square_orders, name="orders_complete", blocking=False)
+def orders_complete(square: SquareResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Every order Square has for the recent days is in the warehouse.
+
+    Compares order ids day by day over `completeness_window_days` (policies.yaml)
+    up to the last completed sync, and fails naming the days and some missing ids.
+    """
+    policy = policies().square.orders
+    with square.client(policy.max_attempts) as client:
+        result = compare_recent_orders(
+            client,
+            warehouse.engine,
+            window_days=policy.completeness_window_days,
+            group_size=policy.location_group_size,
+        )
+    return dg.AssetCheckResult(
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=result.description(),
+        metadata=result.metadata(),
+    )

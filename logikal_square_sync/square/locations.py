@@ -1,0 +1,26 @@
+"""Square locations: a full refresh each run (the API has no updated_at and no paging)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from logikal_square_sync.square.client import SquareClient
+from logikal_square_sync.square.records import location_row
+from logikal_square_sync.square.report import SyncReport
+from logikal_square_sync.warehouse.tables import square_locations
+from logikal_square_sync.warehouse.upsert import upsert
+
+
+def sync_locations(client: SquareClient, engine: sa.Engine) -> SyncReport:
+    report = SyncReport(mode="full refresh")
+    synced_at = datetime.now(UTC)
+    rows = [location_row(location, synced_at) for location in client.list_locations()]
+    report.pages = 1
+    with engine.begin() as conn:
+        result = upsert(conn, square_locations, rows)
+    report.inserted, report.updated = result.inserted, result.updated
+    report.extra["locations_at_source"] = len(rows)
+    report.extra["active_locations"] = sum(1 for row in rows if row["status"] == "ACTIVE")
+    return report.finish(client)

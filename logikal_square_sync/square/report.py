@@ -1,0 +1,49 @@
+"""What one Square sync did, as Dagster materialization metadata."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SyncReport:
+    inserted: int = 0
+    updated: int = 0
+    tombstoned: int = 0
+    child_rows_written: int = 0
+    pages: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    cursor_restarts: int = 0
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    mode: str = "incremental"
+    extra: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    duration_seconds: float = 0.0
+
+    def finish(self, client) -> SyncReport:
+        self.api_calls = client.stats.calls
+        self.retries = client.stats.retries
+        self.cursor_restarts = client.cursor_restarts
+        self.duration_seconds = round(time.monotonic() - self.started, 3)
+        return self
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "rows_inserted": self.inserted,
+            "rows_updated": self.updated,
+            "rows_tombstoned": self.tombstoned,
+            "child_rows_written": self.child_rows_written,
+            "pages": self.pages,
+            "api_calls": self.api_calls,
+            "retries": self.retries,
+            "cursor_restarts": self.cursor_restarts,
+            "watermark_before": self.watermark_before or "none",
+            "watermark_after": self.watermark_after or "none",
+            "duration_seconds": self.duration_seconds,
+            **self.extra,
+        }
