@@ -154,6 +154,10 @@ logikal_projects = sa.Table(
     sa.Column("is_deleted", sa.Boolean, nullable=False),
     _synced_at(),
     sa.Column("deleted_at", UtcDateTime()),
+    # When phases, elevations and parts lists were last synced, and the
+    # project's changed_at that sync saw (the project-sync sensor compares them).
+    sa.Column("contents_synced_at", UtcDateTime()),
+    sa.Column("contents_changed_at", UtcDateTime()),
     sa.Index("ix_logikal_projects_name", "name"),
 )
 

@@ -56,7 +56,9 @@ def _newer(excluded, table: sa.Table, newer_by: Sequence[str]) -> sa.ColumnEleme
     return condition
 
 
-def existing_keys(conn: sa.Connection, table: sa.Table, keys: Sequence[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+def existing_keys(
+    conn: sa.Connection, table: sa.Table, keys: Sequence[tuple[Any, ...]]
+) -> set[tuple[Any, ...]]:
     key_columns = list(table.primary_key.columns)
     if not keys:
         return set()

@@ -1,0 +1,184 @@
+"""The whole system on the embedded default, for a first look.
+
+    python -m logikal_square_sync.demo
+
+Starts the sandbox Square and LogiKal servers, then Dagster (webserver and
+daemon, SQLite storage in .data/dagster_home, SQLite warehouse in .data), and
+submits runs through the run queue that materialize every asset — every
+LogiKal project partition included — so the UI shows the asset graph filled
+in. Ctrl-C stops everything. `--exit-when-done` stops after the runs instead
+and exits non-zero if any failed (CI uses it as a smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+UNPARTITIONED_ASSETS = [
+    ["square", "locations"],
+    ["square", "catalog"],
+    ["square", "orders"],
+    ["square", "inventory"],
+    ["logikal", "directories"],
+    ["logikal", "projects"],
+]
+PROJECT_JOB = "logikal_project_sync"
+PROJECT_PARTITIONS = "logikal_projects"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _start_sandbox(env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    ports = ["--square-port", "8701" if _port_free(8701) else "0"]
+    ports += ["--logikal-port", "8702" if _port_free(8702) else "0"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logikal_square_sync.sandbox", *ports],
+        stdout=subprocess.PIPE,
+        stderr=(log_dir / "sandbox.log").open("w"),
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("READY "):
+        raise SystemExit(f"the sandbox did not start; see {log_dir / 'sandbox.log'}")
+    return process, json.loads(line.removeprefix("READY "))
+
+
+def _wait_for_webserver(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("dagster dev exited during start-up; see .data/dagster.log")
+        try:
+            if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"the Dagster webserver at {url} did not answer within {timeout:.0f}s")
+
+
+def _wait_for_runs(client, run_ids: list[str], timeout: float = 900) -> dict[str, str]:
+    from dagster import DagsterRunStatus
+
+    finished = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    statuses: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    pending = list(run_ids)
+    while pending and time.monotonic() < deadline:
+        for run_id in list(pending):
+            status = client.get_run_status(run_id)
+            if status in finished:
+                statuses[run_id] = status.value
+                pending.remove(run_id)
+        time.sleep(1)
+    statuses.update({run_id: "TIMED OUT" for run_id in pending})
+    return statuses
+
+
+def _materialize_everything(port: int) -> bool:
+    """Submits the runs through GraphQL (the run queue, like the UI's buttons); True if all succeeded."""
+    from dagster import DagsterInstance
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
+    first = client.submit_job_execution("__ASSET_JOB", asset_selection=UNPARTITIONED_ASSETS)
+    print(f"  submitted run {first}: Square assets, LogiKal directories and projects", flush=True)
+    statuses = _wait_for_runs(client, [first])
+
+    with DagsterInstance.get() as instance:
+        projects = instance.get_dynamic_partitions(PROJECT_PARTITIONS)
+    project_runs = [
+        client.submit_job_execution(PROJECT_JOB, tags={"dagster/partition": project}) for project in projects
+    ]
+    print(f"  submitted {len(project_runs)} {PROJECT_JOB} runs, one per LogiKal project", flush=True)
+    statuses.update(_wait_for_runs(client, project_runs))
+    failed = {run_id: status for run_id, status in statuses.items() if status != "SUCCESS"}
+    for run_id, status in failed.items():
+        print(f"  run {run_id}: {status}", flush=True)
+    return not failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m logikal_square_sync.demo", description=__doc__)
+    parser.add_argument("--port", type=int, default=3000, help="Dagster webserver port")
+    parser.add_argument("--no-materialize", action="store_true", help="start everything, submit no runs")
+    parser.add_argument("--exit-when-done", action="store_true", help="stop after the runs; exit 1 if any failed")
+    args = parser.parse_args(argv)
+
+    data = ROOT / ".data"
+    dagster_home = data / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "LSS_DATA_DIR": str(data)}
+    os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], LSS_DATA_DIR=env["LSS_DATA_DIR"])
+
+    children: list[subprocess.Popen] = []
+    try:
+        sandbox, urls = _start_sandbox(env, data)
+        children.append(sandbox)
+        print(f"Sandbox Square at {urls['square_base_url']}, LogiKal at {urls['logikal_base_url']}", flush=True)
+        env.update(
+            SQUARE_BASE_URL=urls["square_base_url"],
+            SQUARE_ACCESS_TOKEN=urls["square_access_token"],
+            LOGIKAL_BASE_URL=urls["logikal_base_url"],
+            LOGIKAL_USERNAME=urls["logikal_username"],
+            LOGIKAL_PASSWORD=urls["logikal_password"],
+        )
+        webserver_url = f"http://127.0.0.1:{args.port}"
+        dagster = subprocess.Popen(
+            ["dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)],
+            cwd=ROOT,
+            env=env,
+            stdout=(data / "dagster.log").open("w"),
+            stderr=subprocess.STDOUT,
+            # Its own process group, so Ctrl-C reaches it once, through us.
+            start_new_session=True,
+        )
+        children.append(dagster)
+        print("Starting Dagster (webserver + daemon); log in .data/dagster.log ...", flush=True)
+        _wait_for_webserver(webserver_url, dagster)
+        print(f"Dagster UI: {webserver_url}  (asset graph: {webserver_url}/asset-groups)", flush=True)
+
+        ok = True
+        if not args.no_materialize:
+            print("Materializing every asset through the run queue ...", flush=True)
+            ok = _materialize_everything(args.port)
+            print("All assets materialized." if ok else "Some runs failed: see the Runs page.", flush=True)
+        if args.exit_when_done:
+            return 0 if ok else 1
+        print("Press Ctrl-C to stop.", flush=True)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""A client for Orgadata LogiKal's MBIOE REST API v3 over httpx.
+
+One `LogikalSession` is one login: a bearer token and the server-side cursor
+it moves (see `navigation`). It unwraps the `{data, hints, warnings}`
+envelope, maps error answers to the errors in `errors`, and on a 401 logs in
+again and replays its selection before it repeats the call, so an expired
+token costs one login and never a restart. Transient failures (5xx, 429,
+timeouts, cut bodies) are retried by the shared `RetryingClient`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from logikal_square_sync.http import RetryingClient, RetryPolicy
+from logikal_square_sync.logikal.errors import (
+    LogikalApiError,
+    LogikalAuthError,
+    LogikalConflictError,
+    LogikalError,
+    LogikalNotFoundError,
+    LogikalResponseError,
+    LogikalWrongStateError,
+)
+from logikal_square_sync.logikal.navigation import Cursor, State, Step, Target, route
+from logikal_square_sync.logikal.records import (
+    DirectoryRecord,
+    ElevationRecord,
+    PhaseRecord,
+    ProjectRecord,
+    parse_records,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    timeout_seconds: float = 60.0
+    connect_timeout_seconds: float = 10.0
+    max_attempts: int = 4
+    retry_base_delay_seconds: float = 0.5
+    # Tests inject a transport; production talks to the network.
+    transport: httpx.BaseTransport | None = field(default=None, repr=False, compare=False)
+
+
+class ClientStats:
+    """Counters shared by every session of a pool (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.logins = 0
+        self.logouts = 0
+        self.reauthentications = 0
+        self.retries = 0
+        self.calls: Counter[str] = Counter()
+
+    def count_call(self, label: str) -> None:
+        with self._lock:
+            self.calls[label] += 1
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                setattr(self, name, getattr(self, name) + amount)
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests sent, retries included."""
+        with self._lock:
+            return sum(self.calls.values()) + self.retries
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "logins": self.logins,
+                "logouts": self.logouts,
+                "reauthentications": self.reauthentications,
+                "retries": self.retries,
+                "api_calls": sum(self.calls.values()) + self.retries,
+                "calls_by_endpoint": dict(sorted(self.calls.items())),
+            }
+
+
+_session_numbers = itertools.count(1)
+
+
+def _json_body(response: httpx.Response) -> Any:
+    return response.json()
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        errors = [str(error) for error in body.get("errors") or [] if error]
+        if errors:
+            return "; ".join(errors)
+        if body.get("message"):
+            return str(body["message"])
+    return response.reason_phrase
+
+
+class LogikalSession:
+    """One login and its cursor. Not thread-safe: a pool lends it to one worker at a time."""
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        stats: ClientStats | None = None,
+        logger: logging.Logger | Any = log,
+    ) -> None:
+        self.settings = settings
+        self.stats = stats or ClientStats()
+        self.number = next(_session_numbers)
+        self.cursor = Cursor()
+        self._log = logger
+        self._token: str | None = None
+        self._http = RetryingClient(
+            settings.base_url.rstrip("/"),
+            headers={"Accept": "application/json"},
+            timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
+            retry=RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay_seconds),
+            transport=settings.transport,
+        )
+        self._retries_seen = 0
+        self._reauthenticating = False
+
+    def __repr__(self) -> str:
+        return f"<LogikalSession {self.number} {self.cursor.describe()}>"
+
+    @property
+    def logged_in(self) -> bool:
+        return self._token is not None
+
+    # -- authentication ------------------------------------------------------
+
+    def login(self) -> None:
+        """POST /auth; the session starts at the root of the project center."""
+        body = {"username": self.settings.username, "password": self.settings.password, "erp": True}
+        response, decoded = self._send("POST", "/auth", json=body, authenticated=False)
+        if response.status_code == 401:
+            raise LogikalAuthError(
+                f"LogiKal refused the login of user {self.settings.username!r}: {_server_message(response)}"
+            )
+        if not response.is_success:
+            raise self._error("POST /auth", response, None)
+        token = self._data(decoded, "POST /auth")
+        if not isinstance(token, dict) or not isinstance(token.get("token"), str) or not token["token"]:
+            raise LogikalResponseError("POST /auth: the answer carries no session token")
+        self._token = token["token"]
+        self.cursor = Cursor(State.ROOT)
+        self.stats.add(logins=1)
+
+    def logout(self) -> None:
+        """DELETE /auth. Never raises: a failed logout is logged, the token forgotten either way."""
+        if self._token is None:
+            self._http.close()
+            return
+        try:
+            response, _ = self._send("DELETE", "/auth")
+            # 401: the token had expired already, so there is no session left to end.
+            if response.is_success or response.status_code == 401:
+                self.stats.add(logouts=1)
+            else:
+                self._log.warning(f"LogiKal session {self.number}: logout answered {response.status_code}")
+        except Exception as error:  # noqa: BLE001 - logging out must never mask the real outcome
+            self._log.warning(f"LogiKal session {self.number}: logout failed: {error}")
+        finally:
+            self._token = None
+            self.cursor = Cursor()
+            self._collect_retries()
+            self._http.close()
+
+    # -- listings ------------------------------------------------------------
+
+    def list_directories(self) -> list[DirectoryRecord]:
+        """Children of the current directory (the roots in root state)."""
+        data = self._call("GET", "/directories")
+        return parse_records(DirectoryRecord, data, "GET /directories", key=lambda d: d.path)
+
+    def list_projects(self) -> list[ProjectRecord]:
+        data = self._call("GET", "/projects")
+        return parse_records(ProjectRecord, data, "GET /projects", key=lambda p: p.id)
+
+    def list_phases(self) -> list[PhaseRecord]:
+        data = self._call("GET", "/phases")
+        return parse_records(PhaseRecord, data, f"GET /phases (project {self.cursor.project_id})", key=lambda p: p.id)
+
+    def list_elevations(self) -> list[ElevationRecord]:
+        data = self._call("GET", "/elevations")
+        call = f"GET /elevations (phase {self.cursor.phase_id} of project {self.cursor.project_id})"
+        return parse_records(ElevationRecord, data, call, key=lambda e: e.id)
+
+    def parts_list(self) -> bytes:
+        """The selected elevation's parts list: the decoded SQLite file."""
+        data = self._call("GET", "/elevations/selected/parts-list")
+        if not isinstance(data, str):
+            raise LogikalResponseError(
+                f"parts list of elevation {self.cursor.elevation_id}: expected base64 text, "
+                f"got {type(data).__name__}"
+            )
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise LogikalResponseError(
+                f"parts list of elevation {self.cursor.elevation_id} is not valid base64: {error}"
+            ) from None
+
+    # -- selection -----------------------------------------------------------
+
+    def select_directory(self, path: str) -> None:
+        self._select("directory", path)
+
+    def select_project(self, project_id: str) -> None:
+        self._select("project", project_id)
+
+    def select_phase(self, phase_id: str) -> None:
+        self._select("phase", phase_id)
+
+    def select_elevation(self, elevation_id: str) -> None:
+        self._select("elevation", elevation_id)
+
+    def goto(self, target: Target, *, sibling_elevations: bool) -> None:
+        """Select what `target` needs; a session that cannot get there must be replaced."""
+        steps = route(self.cursor, target, sibling_elevations=sibling_elevations)
+        if steps is None:
+            raise LogikalError(
+                f"LogiKal session {self.number} cannot reach {target.describe()} from "
+                f"{self.cursor.describe()}: only a new login can"
+            )
+        for step in steps:
+            self._select(step.kind, step.identifier)
+
+    def _select(self, kind: str, identifier: str) -> None:
+        path = {
+            "directory": "/directories/select",
+            "project": "/projects/select",
+            "phase": "/phases/select",
+            "elevation": "/elevations/select",
+        }[kind]
+        self._call("POST", path, json={"identifier": identifier}, selects=Step(kind, identifier))
+        self.cursor = _moved(self.cursor, kind, identifier)
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _send(
+        self, method: str, path: str, *, json: Any = None, authenticated: bool = True
+    ) -> tuple[httpx.Response, Any]:
+        headers = {"Authorization": f"Bearer {self._token}"} if authenticated and self._token else {}
+        self.stats.count_call(f"{method} {path}")
+        try:
+            return self._http.request(method, path, json=json, headers=headers, decode=_json_body)
+        finally:
+            self._collect_retries()
+
+    def _collect_retries(self) -> None:
+        retries = self._http.stats.retries
+        if retries > self._retries_seen:
+            self.stats.add(retries=retries - self._retries_seen)
+            self._retries_seen = retries
+
+    def _call(self, method: str, path: str, *, json: Any = None, selects: Step | None = None) -> Any:
+        label = f"{method} {path}"
+        if self._token is None:
+            raise LogikalError(f"LogiKal session {self.number}: {label} before login")
+        response, decoded = self._send(method, path, json=json)
+        if response.status_code == 401 and not self._reauthenticating:
+            self._reauthenticate(label)
+            response, decoded = self._send(method, path, json=json)
+        if response.status_code == 401:
+            raise LogikalAuthError(f"{label}: LogiKal refused a token it had just issued")
+        if not response.is_success:
+            raise self._error(label, response, selects)
+        return self._data(decoded, label, required=selects is None)
+
+    def _reauthenticate(self, label: str) -> None:
+        """Log in again and replay the selection, so the interrupted call can resume."""
+        where = self.cursor
+        self._log.info(f"LogiKal session {self.number}: token expired during {label}; logging in again")
+        self._reauthenticating = True
+        try:
+            self._replay(where)
+        finally:
+            self._reauthenticating = False
+
+    def _replay(self, where: Cursor) -> None:
+        self.login()
+        self.stats.add(reauthentications=1)
+        replay = [
+            Step(kind, identifier)
+            for kind, identifier in (
+                ("directory", where.directory),
+                ("project", where.project_id),
+                ("phase", where.phase_id),
+                ("elevation", where.elevation_id),
+            )
+            if identifier is not None
+        ]
+        for step in replay:
+            self._select(step.kind, step.identifier)
+
+    def _data(self, decoded: Any, label: str, *, required: bool = True) -> Any:
+        if not isinstance(decoded, dict):
+            raise LogikalResponseError(f"{label}: expected the {{data, hints, warnings}} envelope")
+        for warning in decoded.get("warnings") or []:
+            self._log.warning(f"LogiKal {label}: {warning}")
+        if required and "data" not in decoded:
+            raise LogikalResponseError(f"{label}: the answer has no 'data'")
+        return decoded.get("data")
+
+    def _error(self, label: str, response: httpx.Response, selects: Step | None) -> LogikalApiError:
+        status, state, message = response.status_code, self.cursor.describe(), _server_message(response)
+        if status == 404 and selects is not None:
+            return LogikalNotFoundError(label, status, state, message, f"{selects.kind} {selects.identifier!r}")
+        if status == 405:
+            return LogikalWrongStateError(label, status, state, message)
+        if status == 409:
+            return LogikalConflictError(label, status, state, message)
+        return LogikalApiError(label, status, state, message)
+
+
+def _moved(cursor: Cursor, kind: str, identifier: str) -> Cursor:
+    if kind == "directory":
+        return Cursor(State.DIRECTORY, directory=identifier)
+    if kind == "project":
+        return Cursor(State.PROJECT, cursor.directory, project_id=identifier)
+    if kind == "phase":
+        return Cursor(State.PHASE, cursor.directory, cursor.project_id, phase_id=identifier)
+    return Cursor(State.ELEVATION, cursor.directory, cursor.project_id, cursor.phase_id, elevation_id=identifier)

@@ -1,0 +1,149 @@
+"""Parts-list files: content hash and parsing (pandas over sqlite3).
+
+LogiKal's parts list is a whole SQLite database per elevation (~71 tables,
+0.7–1.7 MB, notes §6). We keep the file by its sha256 and lift two things into
+warehouse tables: the elevation's summary (`Elevations`) and its glass
+(`Glass`). Files from other LogiKal versions may lack tables or columns; what
+is missing becomes NULL and is named in `parse_error` with status `partial`.
+A file that is not SQLite at all gets status `invalid` and its error: it is
+recorded, never dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+PARSED = "parsed"
+PARTIAL = "partial"
+INVALID = "invalid"
+FETCH_FAILED = "fetch_failed"
+
+# Elevations column → warehouse column (logikal_parts_lists).
+SUMMARY_COLUMNS: dict[str, str] = {
+    "AutoDescription": "auto_description",
+    "SystemCode": "system_code",
+    "SystemName": "system_name",
+    "Width_Output": "width_output",
+    "Height_Output": "height_output",
+    "Weight_Output": "weight_output",
+    "Area_Output": "area_output",
+    "ColorBase_Long": "color_base_long",
+}
+_NUMERIC = {"width_output", "height_output", "weight_output", "area_output"}
+
+
+@dataclass(frozen=True)
+class ParsedPartsList:
+    sha256: str
+    size_bytes: int
+    parse_status: str
+    parse_error: str | None
+    summary: dict[str, Any] = field(default_factory=dict)
+    glass: list[dict[str, Any]] = field(default_factory=list)
+
+
+def content_hash(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+@contextlib.contextmanager
+def _open(content: bytes) -> Iterator[sqlite3.Connection]:
+    # deserialize() reads the file in memory: no temp file, nothing left behind.
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.deserialize(content)
+        yield connection
+    finally:
+        connection.close()
+
+
+def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')]
+
+
+def _value(value: Any, column: str) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if column in _NUMERIC:
+        number = pd.to_numeric(value, errors="coerce")
+        return None if pd.isna(number) else float(number)
+    return str(value)
+
+
+def _glass_id(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _summary(connection: sqlite3.Connection, tables: set[str], elevation_name: str | None, notes: list[str]):
+    if "Elevations" not in tables:
+        notes.append("no Elevations table")
+        return {}
+    present = [column for column in SUMMARY_COLUMNS if column in _columns(connection, "Elevations")]
+    missing = [column for column in SUMMARY_COLUMNS if column not in present]
+    if missing:
+        notes.append(f"Elevations lacks {', '.join(missing)}")
+    frame = pd.read_sql_query("SELECT * FROM Elevations", connection)
+    if frame.empty:
+        notes.append("Elevations is empty")
+        return {}
+    # Coupled elements carry one row per part; the elevation's own row has its name.
+    if "Name" in frame.columns and elevation_name is not None and (frame["Name"] == elevation_name).any():
+        row = frame[frame["Name"] == elevation_name].iloc[0]
+    else:
+        row = frame.iloc[0]
+        if len(frame) > 1:
+            notes.append(f"no Elevations row named {elevation_name!r}; used the first of {len(frame)}")
+    return {target: _value(row[source], target) for source, target in SUMMARY_COLUMNS.items() if source in present}
+
+
+def _glass(connection: sqlite3.Connection, tables: set[str], notes: list[str]) -> list[dict[str, Any]]:
+    if "Glass" not in tables:
+        notes.append("no Glass table")
+        return []
+    columns = _columns(connection, "Glass")
+    if "GlassID" not in columns:
+        notes.append("Glass lacks GlassID")
+        return []
+    name = '"Name"' if "Name" in columns else "NULL AS Name"
+    if "Name" not in columns:
+        notes.append("Glass lacks Name")
+    frame = pd.read_sql_query(f'SELECT "GlassID", {name} FROM Glass', connection)
+    rows: dict[str, dict[str, Any]] = {}
+    for glass_id, glass_name in zip(frame["GlassID"], frame["Name"], strict=True):
+        key = _glass_id(glass_id)
+        if key is not None and key not in rows:
+            rows[key] = {"glass_id": key, "name": None if glass_name is None else _value(glass_name, "name")}
+    return list(rows.values())
+
+
+def parse_parts_list(content: bytes, elevation_name: str | None) -> ParsedPartsList:
+    """Hash and parse one decoded parts-list file; never raises for bad content."""
+    digest, size = content_hash(content), len(content)
+    if not content.startswith(SQLITE_HEADER):
+        preview = content[:40].decode("latin-1").strip() or "empty file"
+        return ParsedPartsList(digest, size, INVALID, f"not a SQLite database (starts with {preview!r})")
+    notes: list[str] = []
+    try:
+        with _open(content) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            summary = _summary(connection, tables, elevation_name, notes)
+            glass = _glass(connection, tables, notes)
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as error:
+        return ParsedPartsList(digest, size, INVALID, f"unreadable SQLite database: {error}")
+    return ParsedPartsList(
+        digest, size, PARTIAL if notes else PARSED, "; ".join(notes) or None, summary=summary, glass=glass
+    )

@@ -1,0 +1,196 @@
+"""A small pool of logged-in LogiKal sessions, lent out by where they stand.
+
+`acquire(target)` hands out the idle session that reaches the target with the
+cheapest selects (often none: the session that listed phase 3 fetches phase
+3's parts lists), opens a new one while the pool has room, and otherwise
+replaces a session that is stuck deeper than the target (a new login is the
+only way up). `prewarm` starts logins in the background when work is certain,
+so they overlap the listing instead of following it. `close` logs every
+session out, also after a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+from typing import Any
+
+from logikal_square_sync.logikal.client import ClientStats, ConnectionSettings, LogikalSession
+from logikal_square_sync.logikal.navigation import Target, route
+from logikal_square_sync.logikal.planner import DEFAULT_COSTS, CostModel
+
+log = logging.getLogger(__name__)
+
+
+class Siblings(Enum):
+    """Whether POST /elevations/select works from elevation state (a server setting we learn)."""
+
+    ALLOWED = "allowed"
+    SUSPECT = "suspect"  # one 409 seen; a select from phase state decides
+    REFUSED = "refused"
+
+
+class SessionPool:
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        size: int = 3,
+        *,
+        sibling_elevations: bool | None = None,
+        costs: CostModel = DEFAULT_COSTS,
+        logger: logging.Logger | Any = log,
+    ) -> None:
+        if size < 1:
+            raise ValueError("pool size must be >= 1")
+        self.settings = settings
+        self.size = size
+        self.costs = costs
+        self.stats = ClientStats()
+        self.log = logger
+        self._siblings = Siblings.REFUSED if sibling_elevations is False else Siblings.ALLOWED
+        self._cond = threading.Condition()
+        self._idle: list[LogikalSession] = []
+        self._live = 0  # idle + lent + logging in
+        self._warming: list[threading.Thread] = []
+        self._closed = False
+
+    # -- sibling elevation selects ---------------------------------------------
+
+    @property
+    def sibling_elevations(self) -> bool:
+        return self._siblings is Siblings.ALLOWED
+
+    def suspect_sibling_refusal(self) -> None:
+        with self._cond:
+            if self._siblings is Siblings.ALLOWED:
+                self._siblings = Siblings.SUSPECT
+
+    def settle_siblings(self, *, refused: bool) -> None:
+        """Called after a select from phase state following a suspected refusal."""
+        with self._cond:
+            if self._siblings is not Siblings.SUSPECT:
+                return
+            self._siblings = Siblings.REFUSED if refused else Siblings.ALLOWED
+        if refused:
+            self.log.warning(
+                "LogiKal refuses selecting an elevation from a sibling's elevation state: "
+                "falling back to one login per parts list"
+            )
+
+    @property
+    def siblings_suspect(self) -> bool:
+        return self._siblings is Siblings.SUSPECT
+
+    # -- lending ------------------------------------------------------------
+
+    def _new_session(self) -> LogikalSession:
+        return LogikalSession(self.settings, self.stats, self.log)
+
+    def _route_cost(self, session: LogikalSession, target: Target) -> float | None:
+        steps = route(session.cursor, target, sibling_elevations=self.sibling_elevations)
+        return None if steps is None else self.costs.route(steps)
+
+    def prewarm(self, count: int, target: Target) -> None:
+        """Log in up to `count` more sessions in the background and move them to `target`."""
+        with self._cond:
+            count = min(count, self.size - self._live)
+            self._live += max(count, 0)
+        for _ in range(max(count, 0)):
+            thread = threading.Thread(target=self._warm, args=(target,), name="logikal-prewarm", daemon=True)
+            self._warming.append(thread)
+            thread.start()
+
+    def _warm(self, target: Target) -> None:
+        session = self._new_session()
+        try:
+            session.login()
+            session.goto(target, sibling_elevations=self.sibling_elevations)
+        except Exception as error:  # noqa: BLE001 - the task that needs a session reports it
+            self.log.warning(f"LogiKal: a background login failed: {error}")
+            if not session.logged_in:
+                with self._cond:
+                    self._live -= 1
+                    self._cond.notify_all()
+                return
+        with self._cond:
+            self._idle.append(session)
+            self._cond.notify_all()
+
+    def acquire(self, target: Target) -> LogikalSession:
+        """A session standing at `target` (blocks while all sessions are lent or logging in)."""
+        stale: LogikalSession | None = None
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the LogiKal session pool is closed")
+                reachable = [(cost, s) for s in self._idle if (cost := self._route_cost(s, target)) is not None]
+                if reachable:
+                    session = min(reachable, key=lambda pair: pair[0])[1]
+                    self._idle.remove(session)
+                    break
+                if self._live < self.size:
+                    self._live += 1
+                    session = None
+                    break
+                if self._idle and not any(thread.is_alive() for thread in self._warming):
+                    # All stuck deeper than the target: replace one with a new login.
+                    stale = self._idle.pop(0)
+                    session = None
+                    break
+                self._cond.wait()
+        if stale is not None:
+            stale.logout()
+        if session is None:
+            session = self._new_session()
+            try:
+                session.login()
+            except BaseException:
+                with self._cond:
+                    self._live -= 1
+                    self._cond.notify_all()
+                raise
+        try:
+            session.goto(target, sibling_elevations=self.sibling_elevations)
+        except BaseException:
+            self.release(session)
+            raise
+        return session
+
+    def release(self, session: LogikalSession) -> None:
+        with self._cond:
+            if session.logged_in and not self._closed:
+                self._idle.append(session)
+            else:
+                self._live -= 1
+            self._cond.notify_all()
+        if self._closed:
+            session.logout()
+
+    @property
+    def ready_or_warming(self) -> int:
+        """Sessions that a new worker could get without waiting for a login of its own."""
+        with self._cond:
+            return len(self._idle) + sum(1 for thread in self._warming if thread.is_alive())
+
+    # -- shutdown -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Log out every session, in parallel; waits for background logins to finish first."""
+        for thread in self._warming:
+            thread.join()
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._live -= len(idle)
+            self._cond.notify_all()
+        if idle:
+            with ThreadPoolExecutor(max_workers=len(idle), thread_name_prefix="logikal-logout") as executor:
+                list(executor.map(LogikalSession.logout, idle))
+
+    def __enter__(self) -> SessionPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,94 @@
+"""Serve the sandbox Square and LogiKal APIs until interrupted.
+
+    python -m logikal_square_sync.sandbox --square-port 8701 --logikal-port 8702
+
+Prints one `READY <json>` line with both base URLs and the credentials once
+both servers accept connections; the demo and the benchmarks wait for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+
+from logikal_square_sync.sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
+from logikal_square_sync.sandbox.logikal import create_app as create_logikal_app
+from logikal_square_sync.sandbox.server import start_in_thread
+from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig
+from logikal_square_sync.sandbox.square import create_app as create_square_app
+
+LOGIKAL_BASE_PATH = "/MbioeService.svc/api/v3"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m logikal_square_sync.sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--square-port", type=int, default=8701, help="0 = any free port; -1 = no Square server")
+    parser.add_argument("--logikal-port", type=int, default=8702, help="0 = any free port; -1 = no LogiKal server")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--orders", type=int, default=2_000, help="Square orders to generate")
+    parser.add_argument("--locations", type=int, default=4)
+    parser.add_argument("--line-items-per-order", type=int, default=3)
+    parser.add_argument("--items", type=int, default=40, help="Square catalog items")
+    parser.add_argument("--history-days", type=int, default=30)
+    parser.add_argument("--projects-per-directory", type=int, default=2)
+    parser.add_argument("--elevations-per-phase", type=int, default=3)
+    parser.add_argument(
+        "--logikal-time-scale",
+        type=float,
+        default=0.05,
+        help="multiplier of LogiKal's real latencies (1.0 = a 4.5-9 s login)",
+    )
+    parser.add_argument("--parts-list-bytes", type=int, default=300_000)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    ready: dict[str, str] = {}
+    servers = []
+    if args.square_port >= 0:
+        square = SquareSandbox(
+            SquareSandboxConfig(
+                seed=args.seed,
+                locations=args.locations,
+                orders=args.orders,
+                line_items_per_order=args.line_items_per_order,
+                items=args.items,
+                history_days=args.history_days,
+            )
+        )
+        served = start_in_thread(create_square_app(square), args.host, args.square_port or None)
+        servers.append(served)
+        ready.update(square_base_url=served.url, square_access_token=square.config.access_token)
+    if args.logikal_port >= 0:
+        logikal = LogikalSandbox(
+            LogikalSandboxConfig(
+                seed=args.seed,
+                projects_per_directory=args.projects_per_directory,
+                elevations_per_phase=args.elevations_per_phase,
+                time_scale=args.logikal_time_scale,
+                parts_list_target_bytes=args.parts_list_bytes,
+            )
+        )
+        served = start_in_thread(create_logikal_app(logikal), args.host, args.logikal_port or None)
+        servers.append(served)
+        ready.update(
+            logikal_base_url=served.url + LOGIKAL_BASE_PATH,
+            logikal_username=logikal.config.username,
+            logikal_password=logikal.config.password,
+        )
+    print("READY " + json.dumps(ready), flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    for served in servers:
+        served.stop()
+
+
+if __name__ == "__main__":
+    main()

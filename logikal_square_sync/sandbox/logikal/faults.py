@@ -1,0 +1,55 @@
+"""Request-level faults queued per endpoint: errors, stalls and truncated bodies.
+
+State-level faults (locked elevations, corrupt parts lists, expired tokens)
+belong to the data and the sessions; these here hit the next N calls of one
+endpoint, whatever the session, and are consumed in order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+FaultKind = Literal["error", "delay", "truncate"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    status: int = 500
+    seconds: float = 0.0
+    message: str = "An unexpected error occurred while processing the request."
+
+
+class FaultQueue:
+    def __init__(self, known_endpoints: frozenset[str]) -> None:
+        self._known = known_endpoints
+        self._queues: dict[str, deque[Fault]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, endpoint: str, fault: Fault, times: int = 1) -> None:
+        # A typo in an endpoint label would silently inject nothing, and the
+        # test that relied on it would pass for the wrong reason.
+        if endpoint not in self._known:
+            raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {sorted(self._known)}")
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._queues.setdefault(endpoint, deque()).extend([fault] * times)
+
+    def take(self, endpoint: str) -> Fault | None:
+        with self._lock:
+            queue = self._queues.get(endpoint)
+            return queue.popleft() if queue else None
+
+    def pending(self, endpoint: str | None = None) -> int:
+        with self._lock:
+            if endpoint is not None:
+                return len(self._queues.get(endpoint, ()))
+            return sum(len(queue) for queue in self._queues.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queues.clear()

@@ -1,0 +1,297 @@
+"""`LogikalSandbox`: the fake LogiKal's state, truth accessors, mutation and fault hooks.
+
+The HTTP layer (`app.py`) is thin: it parses requests, waits the modelled
+latency and calls into this object. Tests read the truth and mutate the world
+through the same object from their own thread while the server runs, so every
+access goes through one re-entrant lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .faults import Fault, FaultKind, FaultQueue
+from .latency import DEFAULT_LATENCIES, LatencyModel
+from .parts_lists import PartsListCache, PartsListSource, build_parts_list, corrupt_parts_list
+from .sessions import Navigator, SessionStore
+from .tree import Elevation, LogikalTree
+
+ENDPOINTS: frozenset[str] = frozenset(DEFAULT_LATENCIES)
+
+
+@dataclass
+class LogikalSandboxConfig:
+    seed: int = 11
+    root_directories: int = 2
+    # Levels of directories counting the roots: 2 = roots and their children.
+    directory_depth: int = 2
+    subdirectories_per_directory: int = 2
+    projects_per_directory: int = 2
+    # Phase 1 of every project is the all-zero GUID default phase.
+    phases_per_project: int = 2
+    elevations_per_phase: int = 3
+    username: str = "sandbox"
+    password: str = "sandbox"
+    # Multiplier on the latency model: 1.0 = the real latencies, 0 = none.
+    time_scale: float = 0.0
+    # Whether POST /elevations/select works from elevation state (for a sibling
+    # in the same phase); when False only a new login reaches the next one.
+    allow_sibling_elevation_select: bool = True
+    # Absolute token lifetime from login; None = tokens never expire on their own.
+    token_ttl_seconds: float | None = None
+    parts_list_target_bytes: int = 900_000
+    parts_list_cache_entries: int = 32
+    # Unknown whether LogiKal bumps a project's changedDate when one of its
+    # elevations changes (notes §5); off by default so a client cannot rely on it.
+    bump_project_changed_date: bool = False
+
+
+@dataclass(frozen=True)
+class LogikalSandboxStats:
+    """A snapshot of the counters; `calls` and `responses` are keyed by endpoint label."""
+
+    logins: int
+    failed_logins: int
+    logouts: int
+    calls: dict[str, int]
+    responses: dict[str, int]
+    parts_lists_served: int
+    thumbnails_served: int
+    active_sessions: int
+    max_concurrent_sessions: int
+    in_flight_requests: int
+    max_in_flight_requests: int
+
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass
+class _Counters:
+    logins: int = 0
+    failed_logins: int = 0
+    logouts: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    responses: Counter[str] = field(default_factory=Counter)
+    parts_lists_served: int = 0
+    thumbnails_served: int = 0
+    max_concurrent_sessions: int = 0
+    in_flight_requests: int = 0
+    max_in_flight_requests: int = 0
+
+
+class LogikalSandbox:
+    def __init__(self, config: LogikalSandboxConfig | None = None) -> None:
+        self.config = config or LogikalSandboxConfig()
+        cfg = self.config
+        self.lock = threading.RLock()
+        self.tree = LogikalTree(cfg.seed)
+        self.tree.generate(
+            root_directories=cfg.root_directories,
+            directory_depth=cfg.directory_depth,
+            subdirectories_per_directory=cfg.subdirectories_per_directory,
+            projects_per_directory=cfg.projects_per_directory,
+            phases_per_project=cfg.phases_per_project,
+            elevations_per_phase=cfg.elevations_per_phase,
+        )
+        self.latency = LatencyModel(time_scale=cfg.time_scale, seed=cfg.seed)
+        self.sessions = SessionStore(cfg.token_ttl_seconds)
+        self.navigator = Navigator(self.tree, cfg.allow_sibling_elevation_select)
+        self.faults = FaultQueue(ENDPOINTS)
+        self.parts_list_cache = PartsListCache(cfg.parts_list_cache_entries)
+        self.login_delay_seconds = 0.0
+        self._counters = _Counters()
+
+    # -- truth ----------------------------------------------------------------
+
+    def directories(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [d.to_api() for d in self.tree.iter_directories()]
+
+    def projects(self, directory_path: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            if directory_path is None:
+                return [p.to_api() for p in self.tree.projects.values()]
+            if directory_path not in self.tree.directories:
+                raise KeyError(f"unknown directory {directory_path!r}")
+            return [p.to_api() for p in self.tree.projects_in(directory_path)]
+
+    def project_directory(self, project_id: str) -> str:
+        with self.lock:
+            return self.tree.project(project_id).directory_path
+
+    def phases(self, project_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [phase.to_api() for phase in self.tree.project(project_id).phases]
+
+    def elevations(self, project_id: str, phase_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e.to_api() for e in self.tree.elevations_in(project_id, phase_id)]
+
+    def elevation_location(self, elevation_id: str) -> tuple[str, str, str]:
+        """(directory path, project id, phase id) of an elevation."""
+        with self.lock:
+            elevation = self.tree.elevation(elevation_id)
+            project = self.tree.project(elevation.project_id)
+            return project.directory_path, project.id, elevation.phase_id
+
+    def all_elevation_ids(self) -> list[str]:
+        with self.lock:
+            return list(self.tree.elevations)
+
+    def parts_list_bytes(self, elevation_id: str) -> bytes:
+        """The decoded file `GET /elevations/selected/parts-list` would serve now."""
+        with self.lock:
+            source, corrupt = self.parts_list_source(self.tree.elevation(elevation_id))
+        return self.render_parts_list(source, corrupt)
+
+    def parts_list_source(self, elevation: Elevation) -> tuple[PartsListSource, bool]:
+        project = self.tree.project(elevation.project_id)
+        phase = self.tree.phase(project.id, elevation.phase_id)
+        return PartsListSource.of(elevation, project, phase.name), elevation.corrupt
+
+    def render_parts_list(self, source: PartsListSource, corrupt: bool) -> bytes:
+        if corrupt:
+            return corrupt_parts_list(source)
+        target = self.config.parts_list_target_bytes
+        key = (source.elevation_id, source.version_id, target)
+        return self.parts_list_cache.get(key, lambda: build_parts_list(source, target))
+
+    # -- mutations --------------------------------------------------------------
+
+    def change_elevation(self, elevation_id: str) -> None:
+        """New versionId, changedDate = now (Unix s), new parts-list content."""
+        with self.lock:
+            elevation = self.tree.change_elevation(elevation_id)
+            self._touch(elevation.project_id)
+
+    def add_elevation(self, project_id: str, phase_id: str, name: str | None = None) -> str:
+        with self.lock:
+            elevation = self.tree.add_elevation(project_id, phase_id, name)
+            self._touch(project_id)
+            return elevation.id
+
+    def recycle_elevation(self, elevation_id: str) -> None:
+        """Move to the recycle bin: still listed, with isInRecycleBin=True."""
+        with self.lock:
+            self.tree.elevation(elevation_id).is_in_recycle_bin = True
+
+    def delete_elevation(self, elevation_id: str) -> None:
+        with self.lock:
+            elevation = self.tree.delete_elevation(elevation_id)
+            self._touch(elevation.project_id)
+
+    def add_project(
+        self, directory_path: str, name: str | None = None, phases: int = 1, elevations_per_phase: int = 2
+    ) -> str:
+        with self.lock:
+            return self.tree.add_project(directory_path, name, phases, elevations_per_phase).id
+
+    def recycle_project(self, project_id: str) -> None:
+        """Soft-delete: still listed, with isDeleted=True."""
+        with self.lock:
+            self.tree.project(project_id).is_deleted = True
+
+    def delete_project(self, project_id: str) -> None:
+        with self.lock:
+            self.tree.delete_project(project_id)
+
+    def add_directory(self, parent_path: str | None, name: str) -> str:
+        with self.lock:
+            return self.tree.add_directory(parent_path, name)
+
+    def _touch(self, project_id: str) -> None:
+        if self.config.bump_project_changed_date:
+            self.tree.touch_project(project_id)
+
+    # -- faults -----------------------------------------------------------------
+
+    def expire_token(self, token: str | None = None) -> None:
+        """Expire one token, or every live one; their next call answers 401."""
+        self.sessions.expire(token)
+
+    def lock_elevation(self, elevation_id: str, locked: bool = True) -> None:
+        """While locked, POST /elevations/select answers 409 "in use by another user"."""
+        with self.lock:
+            self.tree.elevation(elevation_id).locked = locked
+
+    def corrupt_parts_list(self, elevation_id: str, corrupt: bool = True) -> None:
+        """Serve base64 of non-SQLite bytes for this elevation until it changes."""
+        with self.lock:
+            self.tree.elevation(elevation_id).corrupt = corrupt
+
+    def inject_server_errors(self, endpoint: str, times: int = 1, status: int = 500) -> None:
+        """The next `times` calls of `endpoint` (e.g. "GET /directories") answer `status`."""
+        self.faults.add(endpoint, Fault("error", status=status), times)
+
+    def inject_fault(
+        self, endpoint: str, kind: FaultKind, times: int = 1, *, status: int = 500, seconds: float = 0.0
+    ) -> None:
+        """General form: "error" (status), "delay" (extra unscaled seconds), "truncate" (half a body)."""
+        self.faults.add(endpoint, Fault(kind, status=status, seconds=seconds), times)
+
+    def set_login_delay(self, seconds: float) -> None:
+        """Extra unscaled seconds on every login, on top of the latency model."""
+        self.login_delay_seconds = max(seconds, 0.0)
+
+    # -- stats ------------------------------------------------------------------
+
+    @property
+    def stats(self) -> LogikalSandboxStats:
+        with self.lock:
+            c = self._counters
+            return LogikalSandboxStats(
+                logins=c.logins,
+                failed_logins=c.failed_logins,
+                logouts=c.logouts,
+                calls=dict(c.calls),
+                responses=dict(c.responses),
+                parts_lists_served=c.parts_lists_served,
+                thumbnails_served=c.thumbnails_served,
+                active_sessions=self.sessions.active_count(),
+                max_concurrent_sessions=c.max_concurrent_sessions,
+                in_flight_requests=c.in_flight_requests,
+                max_in_flight_requests=c.max_in_flight_requests,
+            )
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self._counters = _Counters()
+
+    # Hooks for the HTTP layer.
+
+    def record_request_start(self, endpoint: str) -> None:
+        with self.lock:
+            c = self._counters
+            c.calls[endpoint] += 1
+            c.in_flight_requests += 1
+            c.max_in_flight_requests = max(c.max_in_flight_requests, c.in_flight_requests)
+
+    def record_request_end(self, endpoint: str, status: int) -> None:
+        with self.lock:
+            c = self._counters
+            c.in_flight_requests -= 1
+            c.responses[f"{endpoint} {status}"] += 1
+
+    def record_login(self, success: bool) -> None:
+        with self.lock:
+            c = self._counters
+            if success:
+                c.logins += 1
+                c.max_concurrent_sessions = max(c.max_concurrent_sessions, self.sessions.active_count())
+            else:
+                c.failed_logins += 1
+
+    def record_logout(self) -> None:
+        with self.lock:
+            self._counters.logouts += 1
+
+    def record_served(self, what: str) -> None:
+        with self.lock:
+            if what == "parts_list":
+                self._counters.parts_lists_served += 1
+            else:
+                self._counters.thumbnails_served += 1

@@ -1,0 +1,255 @@
+"""The sandbox's source of truth: seeded data, mutation hooks, and ground truth for tests.
+
+All state is guarded by one re-entrant lock: the HTTP server reads it from
+its own thread while tests and the demo mutate it from theirs. Mutations are
+stamped with the real current time, as changes at Square would be.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from .catalog import CatalogStore
+from .cursors import CursorStore
+from .faults import FaultPlan, SandboxStats
+from .inventory import InventoryStore
+from .locations import LocationRecord, generate_locations, make_location
+from .orders import OrderStore
+from .timefmt import datetime_to_us, now_ms, us_ceil_ms, us_floor_ms
+
+DEFAULT_SQUARE_VERSION = "2025-08-20"
+INVENTORY_STATES = frozenset(
+    {
+        "CUSTOM",
+        "IN_STOCK",
+        "SOLD",
+        "RETURNED_BY_CUSTOMER",
+        "RESERVED_FOR_SALE",
+        "SOLD_ONLINE",
+        "ORDERED_FROM_VENDOR",
+        "RECEIVED_FROM_VENDOR",
+        "IN_TRANSIT_TO",
+        "NONE",
+        "WASTE",
+        "UNLINKED_RETURN",
+        "COMPOSED",
+        "DECOMPOSED",
+        "SUPPORTED_BY_NEWER_VERSION",
+        "IN_TRANSIT",
+    }
+)
+_ITER_CHUNK = 5000
+
+
+@dataclass
+class SquareSandboxConfig:
+    seed: int = 7
+    locations: int = 3  # about one in four INACTIVE (never deleted); at least one ACTIVE
+    orders: int = 200
+    line_items_per_order: float = 3  # average; each order has 1..5
+    categories: int = 5
+    items: int = 20
+    variations_per_item: int = 2
+    history_days: float = 30  # orders spread over [now - history_days, now]
+    access_token: str = "sandbox-square-token"
+    cursor_ttl_seconds: float = 300.0
+    # The generated history ends here; None means the real time at construction.
+    # Fix it to get byte-identical data from two sandboxes with the same seed.
+    now: datetime | None = None
+    square_version: str = DEFAULT_SQUARE_VERSION  # echoed when a request sends none
+
+
+class SquareSandbox:
+    def __init__(self, config: SquareSandboxConfig | None = None) -> None:
+        self.config = config = config or SquareSandboxConfig()
+        if config.locations < 1:
+            raise ValueError("a seller has at least one location")
+        self.lock = threading.RLock()
+        self.faults = FaultPlan()
+        self.stats = SandboxStats()
+        self.cursors = CursorStore(config.cursor_ttl_seconds)
+        anchor = now_ms() if config.now is None else us_floor_ms(datetime_to_us(config.now))
+        self.anchor_ms = anchor
+        history_ms = int(config.history_days * 86_400_000)
+        start = anchor - history_ms
+
+        seed = config.seed
+        self._locations: list[LocationRecord] = generate_locations(seed, config.locations, start)
+        self.catalog = CatalogStore(seed)
+        self.catalog.generate(config.categories, config.items, config.variations_per_item, start, anchor)
+        self.orders = OrderStore(seed, self._locations, self.catalog.pool)
+        self.orders.generate(
+            config.orders, anchor, history_ms, config.line_items_per_order, np.random.default_rng([seed, 1])
+        )
+        self.inventory = InventoryStore(seed)
+        self.inventory.generate(
+            self.catalog.variation_ids(), [loc.id for loc in self._locations], start, anchor
+        )
+        # Mutation hooks draw from their own streams so that they are deterministic per call sequence.
+        self._mut_rng = np.random.default_rng([seed, 2])
+        self._mut_py = random.Random(f"{seed}:mutations")
+
+    # ---- time ---------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return now_ms()
+
+    # ---- truth, shaped exactly as the API returns it -----------------------------------------
+
+    def locations(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [loc.render() for loc in sorted(self._locations, key=lambda loc: (loc.name, loc.id))]
+
+    def location_records(self) -> list[LocationRecord]:
+        with self.lock:
+            return list(self._locations)
+
+    def catalog_objects(self, include_deleted: bool = True) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                self.catalog.render(rec)
+                for rec in self.catalog.records.values()
+                if include_deleted or not rec.is_deleted
+            ]
+
+    def iter_orders(self) -> Iterator[dict[str, Any]]:
+        with self.lock:
+            rows = self.orders.visible_rows(now_ms())
+        for i in range(0, len(rows), _ITER_CHUNK):
+            with self.lock:
+                chunk = self.orders.render(rows[i : i + _ITER_CHUNK])
+            yield from chunk
+
+    def order_count(self) -> int:
+        with self.lock:
+            return int(np.count_nonzero(self.orders.col("visible") <= now_ms()))
+
+    def order_ids_updated_between(self, start: datetime, end: datetime) -> set[str]:
+        """Ids of visible orders whose updated_at is in [start, end], both inclusive."""
+        lo, hi = us_ceil_ms(datetime_to_us(start)), us_floor_ms(datetime_to_us(end))
+        with self.lock:
+            updated = self.orders.col("updated")
+            mask = (self.orders.col("visible") <= now_ms()) & (updated >= lo) & (updated <= hi)
+            return set(self.orders.ids(np.flatnonzero(mask)))
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.orders.render(np.array([self.orders.row_of(order_id)]))[0]
+
+    def inventory_counts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self.inventory.render(k) for k in self.inventory.select(None, None, None, None)]
+
+    # ---- mutation hooks -----------------------------------------------------------------------
+
+    def update_orders(self, count: int | None = None, ids: list[str] | None = None) -> list[str]:
+        """Update orders now: version + 1, updated_at = now, new line items, OPEN ones may close."""
+        if (count is None) == (ids is None):
+            raise ValueError("give exactly one of count or ids")
+        with self.lock:
+            if ids is not None:
+                rows = np.array([self.orders.row_of(i) for i in ids], dtype=np.int64)
+            else:
+                visible = self.orders.visible_rows(now_ms())
+                rows = self._mut_rng.choice(visible, size=min(count or 0, len(visible)), replace=False)
+            self.orders.update(rows, now_ms(), self._mut_rng)
+            return self.orders.ids(np.unique(rows))
+
+    def add_orders(self, count: int, location_id: str | None = None) -> list[str]:
+        """New orders created now, at one location or spread over the ACTIVE ones."""
+        with self.lock:
+            loc_rows = self._location_rows(count, location_id)
+            stamp = now_ms()
+            times = np.full(count, stamp, dtype=np.int64)
+            rows = self.orders.add(count, loc_rows, times, times, stamp, self._mut_rng)
+            return self.orders.ids(rows)
+
+    def add_late_orders(
+        self, count: int, hours_late: float = 48, location_id: str | None = None
+    ) -> list[str]:
+        """Offline POS orders uploaded now: created/updated `hours_late` ago, visible only from now on."""
+        with self.lock:
+            loc_rows = self._location_rows(count, location_id)
+            stamp = now_ms()
+            created = stamp - int(hours_late * 3_600_000) - self._mut_rng.integers(0, 60_000, count)
+            updated = created + self._mut_rng.integers(0, 120_000, count)
+            state = np.full(count, 1, dtype=np.int8)  # an offline sale is uploaded once it is paid
+            rows = self.orders.add(count, loc_rows, created, updated, stamp, self._mut_rng, state=state)
+            return self.orders.ids(rows)
+
+    def _location_rows(self, count: int, location_id: str | None) -> np.ndarray:
+        if location_id is not None:
+            for k, loc in enumerate(self._locations):
+                if loc.id == location_id:
+                    return np.full(count, k, dtype=np.int16)
+            raise KeyError(f"no location {location_id!r}")
+        active = [k for k, loc in enumerate(self._locations) if loc.status == "ACTIVE"]
+        return self._mut_rng.choice(np.array(active, dtype=np.int16), size=count)
+
+    def add_location(self, name: str | None = None, status: str = "ACTIVE") -> str:
+        with self.lock:
+            merchant = self._locations[0].merchant_id
+            loc = make_location(
+                self._mut_py, len(self._locations), merchant, now_ms(), name=name, status=status
+            )
+            self._locations.append(loc)
+            return loc.id
+
+    def set_location_status(self, location_id: str, status: str) -> None:
+        if status not in ("ACTIVE", "INACTIVE"):
+            raise ValueError(f"bad location status {status!r}")
+        with self.lock:
+            for loc in self._locations:
+                if loc.id == location_id:
+                    loc.status = status
+                    return
+            raise KeyError(f"no location {location_id!r}")
+
+    def update_catalog_object(self, object_id: str, **changes: Any) -> None:
+        """Change an object now. Keys: name, sku, price_amount, price_currency (variations);
+        category_id, is_archived (items); parent_category_id (categories)."""
+        with self.lock:
+            self.catalog.update(object_id, now_ms(), changes)
+
+    def delete_catalog_object(self, object_id: str) -> list[str]:
+        with self.lock:
+            return self.catalog.delete(object_id, now_ms())
+
+    def add_catalog_item(self, name: str, category_id: str | None = None, variations: int = 1) -> list[str]:
+        """Returns the item id followed by its variation ids."""
+        with self.lock:
+            return self.catalog.add_item(name, category_id, variations, now_ms())
+
+    def set_inventory_count(
+        self, catalog_object_id: str, location_id: str, state: str, quantity: str
+    ) -> None:
+        if state not in INVENTORY_STATES:
+            raise ValueError(f"bad inventory state {state!r}")
+        with self.lock:
+            self.catalog.get(catalog_object_id)
+            if not any(loc.id == location_id for loc in self._locations):
+                raise KeyError(f"no location {location_id!r}")
+            self.inventory.set((catalog_object_id, location_id, state), str(quantity), now_ms())
+
+    def corrupt_order(self, order_id: str, field: str, value: object) -> None:
+        """Make one order malformed as served: value None removes the field; dotted paths reach line items.
+
+        The corruption lasts until the order is next updated.
+        """
+        with self.lock:
+            self.orders.corrupt(self.orders.row_of(order_id), field, value)
+
+    def expire_cursors(self) -> None:
+        """Expire every outstanding cursor at once (as if the TTL had passed)."""
+        self.cursors.invalidate()
+
+    def set_access_token(self, token: str) -> None:
+        """Rotate the accepted token: requests with the old one get 401 from now on."""
+        self.config.access_token = token

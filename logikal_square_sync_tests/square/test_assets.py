@@ -1,0 +1,122 @@
+"""The Square assets, check and history job run through Dagster against the sandbox."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from logikal_square_sync.square.assets import (
+    square_catalog,
+    square_inventory,
+    square_locations,
+    square_orders,
+)
+from logikal_square_sync.square.backfill import square_orders_backfill
+from logikal_square_sync.square.checks import orders_complete
+from logikal_square_sync.square.resource import SquareResource
+from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync_tests.square.conftest import assert_warehouse_equals_source, source_orders
+
+ASSETS = [square_locations, square_catalog, square_orders, square_inventory]
+
+
+@pytest.fixture
+def resources(square_url, sandbox, warehouse) -> dict:
+    return {
+        "square": SquareResource(base_url=square_url, access_token=sandbox.config.access_token),
+        "warehouse": warehouse,
+    }
+
+
+def _materialize(resources: dict, **kwargs) -> dg.ExecuteInProcessResult:
+    return dg.materialize([*ASSETS, orders_complete], resources=resources, **kwargs)
+
+
+def test_materializing_every_asset_fills_the_warehouse(resources, engine, sandbox) -> None:
+    result = _materialize(resources)
+    assert result.success
+    assert_warehouse_equals_source(engine, sandbox)
+
+    orders_metadata = result.asset_materializations_for_node("square__orders")[0].metadata
+    for key in (
+        "rows_inserted",
+        "rows_updated",
+        "rows_tombstoned",
+        "pages",
+        "api_calls",
+        "retries",
+        "watermark_before",
+        "watermark_after",
+        "duration_seconds",
+    ):
+        assert key in orders_metadata, key
+    assert orders_metadata["rows_inserted"].value == sandbox.order_count()
+
+    checks = result.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [("orders_complete", True)]
+
+
+def test_completeness_check_names_the_days_and_ids_of_lost_orders(resources, engine, sandbox) -> None:
+    assert _materialize(resources).success
+    source = source_orders(sandbox)
+    newest_day = max(o[2] for o in source.values()).date()
+    lost = sorted(i for i, o in source.items() if o[2].date() == newest_day)[:3]
+    with engine.begin() as conn:
+        conn.execute(t.square_orders.delete().where(t.square_orders.c.id.in_(lost)))
+
+    result = dg.materialize(
+        [*ASSETS, orders_complete], resources=resources, selection=dg.AssetSelection.checks(orders_complete)
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert str(newest_day) in evaluation.description
+    for order_id in lost:
+        assert order_id in evaluation.description
+    assert evaluation.metadata["orders_missing"].value == len(lost)
+
+
+def test_the_backfill_job_recovers_a_date_range(resources, engine, sandbox) -> None:
+    assert _materialize(resources).success
+    with engine.begin() as conn:
+        conn.execute(t.square_order_line_items.delete())
+        conn.execute(t.square_orders.delete())
+    days = sorted(o[2].date() for o in source_orders(sandbox).values())
+    config = {"ops": {"refetch_square_orders": {"config": {"start": str(days[0]), "end": str(days[-1])}}}}
+
+    result = square_orders_backfill.execute_in_process(run_config=config, resources=resources)
+    assert result.success
+    assert_warehouse_equals_source(engine, sandbox)
+    (materialization,) = [
+        e.materialization for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    assert materialization.asset_key == dg.AssetKey(["square", "orders"])
+
+    again = square_orders_backfill.execute_in_process(run_config=config, resources=resources)
+    assert again.success
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.square_orders)).scalar_one() == len(days)
+
+
+def test_the_backfill_job_rejects_a_bad_range_clearly(resources) -> None:
+    config = {"ops": {"refetch_square_orders": {"config": {"start": "2026-05-09", "end": "2026-05-01"}}}}
+    result = square_orders_backfill.execute_in_process(
+        run_config=config, resources=resources, raise_on_error=False
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("refetch_square_orders")
+    assert "start 2026-05-09 is after end 2026-05-01" in failure.user_failure_data.description
+
+
+def test_a_wrong_token_fails_naming_the_endpoint_and_code(square_url, warehouse) -> None:
+    resources = {
+        "square": SquareResource(base_url=square_url, access_token="not-the-token"),
+        "warehouse": warehouse,
+    }
+    result = dg.materialize([square_locations], resources=resources, raise_on_error=False)
+    assert not result.success
+    error = result.failure_data_for_node("square__locations").error
+    message = error.cause.message
+    assert "ListLocations failed with HTTP 401" in message and "UNAUTHORIZED" in message
+    assert "not-the-token" not in message

@@ -1,0 +1,199 @@
+"""Square syncs against the sandbox over HTTP, on SQLite and PostgreSQL: the warehouse equals the source."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from logikal_square_sync.square.catalog import sync_catalog
+from logikal_square_sync.square.client import SquareApiError
+from logikal_square_sync.square.locations import sync_locations
+from logikal_square_sync.square.orders import LOCATION_WATERMARK, DateRange, sync_orders
+from logikal_square_sync.square.records import MalformedRecord
+from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync.warehouse.state import get_watermarks
+from logikal_square_sync_tests.square.conftest import (
+    PAGE_SIZE,
+    assert_warehouse_equals_source,
+    orders_policy,
+    source_orders,
+    sync_everything,
+    warehouse_orders,
+)
+
+
+def _count(engine: sa.Engine, table: sa.Table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_full_sync_equals_the_source(make_client, engine, sandbox) -> None:
+    reports = sync_everything(make_client, engine)
+    assert_warehouse_equals_source(engine, sandbox)
+    assert reports["orders"].inserted == sandbox.order_count()
+    assert reports["orders"].pages > sandbox.order_count() / PAGE_SIZE  # paged, through several cursors
+    assert reports["orders"].extra["location_groups"] == 2  # 12 locations, at most 10 per call
+    assert reports["orders"].watermark_after is not None
+
+
+def test_a_rerun_without_source_changes_writes_no_rows(make_client, engine, sandbox) -> None:
+    sync_everything(make_client, engine)
+    again = sync_everything(make_client, engine)
+    for name, report in again.items():
+        assert (name, report.inserted, report.updated, report.child_rows_written) == (name, 0, 0, 0)
+    assert_warehouse_equals_source(engine, sandbox)
+
+
+def test_converges_after_source_changes(make_client, engine, sandbox) -> None:
+    sync_everything(make_client, engine)
+
+    updated = sandbox.update_orders(count=25)
+    added = sandbox.add_orders(15)
+    late = sandbox.add_late_orders(6, hours_late=60)  # offline orders with an old updated_at
+    categories = [o for o in sandbox.catalog_objects() if o["type"] == "CATEGORY" and not o.get("is_deleted")]
+    items = [o for o in sandbox.catalog_objects() if o["type"] == "ITEM" and not o.get("is_deleted")]
+    sandbox.update_catalog_object(categories[0]["id"], name="Renamed category")
+    tombstoned = sandbox.delete_catalog_object(items[0]["id"])
+    new_item = sandbox.add_catalog_item("Brand-new item", variations=2)
+    location = sandbox.locations()[0]["id"]
+    variation = new_item[-1]
+    sandbox.set_inventory_count(variation, location, "IN_STOCK", "42")
+
+    reports = sync_everything(make_client, engine)
+    assert_warehouse_equals_source(engine, sandbox)
+    assert reports["orders"].inserted == len(added) + len(late)
+    assert reports["orders"].updated == len(updated)
+    assert len(tombstoned) >= 2  # the item and its variations
+    assert reports["catalog"].tombstoned == len(tombstoned)
+    with engine.connect() as conn:
+        deleted = conn.execute(
+            sa.select(t.square_catalog_items.c.is_deleted).where(
+                t.square_catalog_items.c.id == items[0]["id"]
+            )
+        ).scalar_one()
+    assert deleted is True  # kept as a tombstone, not removed
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra"),
+    [
+        ("rate_limit", {}),
+        ("rate_limit", {"retry_after": 0}),
+        ("server_error", {}),
+        ("truncated", {}),
+        ("drop_connection", {}),
+        ("slow", {"delay_seconds": 2.5}),  # beyond the client's 2 s timeout
+        ("expired_cursor", {}),
+    ],
+)
+def test_every_fault_recovers_with_nothing_lost_or_duplicated(
+    make_client, engine, sandbox, kind, extra
+) -> None:
+    # Twice in a row mid-pagination (once where each fault costs a 2 s timeout).
+    times = 1 if kind == "slow" else 2
+    for endpoint in ("locations", "catalog_search", "orders_search", "inventory_counts"):
+        after = 0 if endpoint == "locations" else 2
+        sandbox.faults.inject(kind, endpoint=endpoint, times=times, after_calls=after, **extra)
+    reports = sync_everything(make_client, engine)
+    assert_warehouse_equals_source(engine, sandbox)
+    recovered = sum(r.retries + r.cursor_restarts for r in reports.values())
+    assert recovered >= 2 * times, reports
+    assert _count(engine, t.square_orders) == sandbox.order_count()
+
+
+def test_a_crash_after_some_pages_then_a_rerun_converges(make_client, engine, sandbox) -> None:
+    with make_client() as client:
+        sync_locations(client, engine)
+    # Square refuses the token after five pages: the run dies half-way.
+    sandbox.faults.inject("unauthorized", endpoint="orders_search", times=100, after_calls=5)
+    with make_client() as client, pytest.raises(SquareApiError, match=r"SearchOrders failed with HTTP 401"):
+        sync_orders(client, engine, orders_policy())
+    partial = warehouse_orders(engine)
+    assert 0 < len(partial) < sandbox.order_count()
+    # Every committed watermark is covered by committed data: all orders of its group up to it are stored.
+    with engine.connect() as conn:
+        marks = get_watermarks(conn, LOCATION_WATERMARK)
+    source = source_orders(sandbox)
+    for stream, mark in marks.items():
+        location = stream.removeprefix(LOCATION_WATERMARK)
+        expected = {i for i, o in source.items() if o[0] == location and o[2] <= datetime.fromisoformat(mark)}
+        assert expected <= set(partial), f"watermark of {location} ran ahead of its data"
+
+    sandbox.faults.clear()
+    with make_client() as client:
+        sync_orders(client, engine, orders_policy())
+    assert warehouse_orders(engine) == source_orders(sandbox)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("id", None, r"order \(no id; .*missing required field 'id'"),
+        (
+            "updated_at",
+            "yesterday-ish",
+            r"order '.+': field 'updated_at' is not an RFC 3339 timestamp: 'yesterday-ish'",
+        ),
+        ("version", "four", r"order '.+': field 'version' should be an integer, got 'four'"),
+        ("line_items", "none", r"order '.+': field 'line_items' should be a list"),
+    ],
+)
+def test_a_malformed_record_fails_naming_it_and_keeps_earlier_data(
+    make_client, engine, sandbox, field, value, message
+) -> None:
+    sync_everything(make_client, engine)
+    before = warehouse_orders(engine)
+    victim = sandbox.update_orders(count=1)[0]
+    sandbox.corrupt_order(victim, field, value)
+    with make_client() as client, pytest.raises(MalformedRecord, match=message):
+        sync_orders(client, engine, orders_policy())
+    assert warehouse_orders(engine) == before  # nothing lost, nothing half-written
+
+
+def test_history_refetch_restores_lost_orders_idempotently(make_client, engine, sandbox) -> None:
+    sync_everything(make_client, engine)
+    source = source_orders(sandbox)
+    day = sorted(o[2] for o in source.values())[len(source) // 2].date()
+    lost = {i for i, o in source.items() if o[2].date() == day}
+    with engine.begin() as conn:
+        conn.execute(t.square_orders.delete().where(t.square_orders.c.id.in_(lost)))
+    with engine.connect() as conn:
+        marks_before = get_watermarks(conn, LOCATION_WATERMARK)
+
+    history = DateRange.parse(day.isoformat(), day.isoformat())
+    with make_client() as client:
+        report = sync_orders(client, engine, orders_policy(), history=history)
+    assert report.inserted == len(lost) and report.updated == 0
+    assert warehouse_orders(engine) == source
+    with engine.connect() as conn:
+        assert get_watermarks(conn, LOCATION_WATERMARK) == marks_before  # history leaves watermarks alone
+    with make_client() as client:
+        again = sync_orders(client, engine, orders_policy(), history=history)
+    assert (again.inserted, again.updated, again.child_rows_written) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        ("2026-02-30", "2026-03-01", "ISO dates"),
+        ("2026-03-05", "2026-03-01", "is after end"),
+        ((datetime.now(UTC) + timedelta(days=3)).date().isoformat(), "2999-01-01", "in the future"),
+    ],
+)
+def test_history_ranges_are_validated(start, end, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        DateRange.parse(start, end)
+
+
+def test_catalog_watermark_moves_only_when_the_run_completes(make_client, engine, sandbox) -> None:
+    sandbox.faults.inject("unauthorized", endpoint="catalog_search", times=100, after_calls=1)
+    with make_client() as client, pytest.raises(SquareApiError):
+        sync_catalog(client, engine, page_size=5)
+    with engine.connect() as conn:
+        assert get_watermarks(conn, "square/catalog") == {}
+    sandbox.faults.clear()
+    with make_client() as client:
+        report = sync_catalog(client, engine, page_size=5)
+    assert report.watermark_after is not None

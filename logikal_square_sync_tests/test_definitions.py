@@ -1,0 +1,73 @@
+"""The code location as Dagster loads it: contract names, freshness, schedules, the master switch."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from logikal_square_sync.policies import PolicyFileError, load_policies, policies
+
+CONTRACT_ASSETS = {
+    "square/locations",
+    "square/catalog",
+    "square/orders",
+    "square/inventory",
+}
+
+
+def _load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dg.Definitions:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    import logikal_square_sync.definitions as definitions
+    import logikal_square_sync.square.definitions as square_definitions
+
+    importlib.reload(square_definitions)
+    return importlib.reload(definitions).defs
+
+
+def test_contract_assets_jobs_and_freshness(monkeypatch) -> None:
+    defs = _load(monkeypatch)
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys >= CONTRACT_ASSETS
+    assert defs.resolve_job_def("square_orders_backfill")
+    orders = graph.get(dg.AssetKey(["square", "orders"]))
+    assert orders.freshness_policy == policies().square.orders.freshness_policy
+    assert {dep.to_user_string() for dep in orders.parent_keys} == {"square/locations", "square/catalog"}
+    for key in CONTRACT_ASSETS:
+        node = graph.get(dg.AssetKey.from_user_string(key))
+        assert node.group_name == "square" and node.owners and node.kinds and node.description
+
+
+@pytest.mark.parametrize(("switch", "expected"), [("true", "RUNNING"), ("false", "STOPPED")])
+def test_master_switch_sets_default_status(monkeypatch, switch, expected) -> None:
+    defs = _load(monkeypatch, BACKGROUND_SYNC_ENABLED=switch, SYNC_TIMEZONE="Europe/Berlin")
+    schedule = defs.resolve_schedule_def("square_daily_sync")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Berlin"
+    assert schedule.default_status.value == expected
+    for sensor in defs.sensors or []:
+        assert sensor.default_status.value == expected, sensor.name
+
+
+def test_secrets_are_env_vars_not_values(monkeypatch) -> None:
+    defs = _load(monkeypatch, SQUARE_ACCESS_TOKEN="secret-value", WAREHOUSE_URL="sqlite:///x.db")
+    square, warehouse = defs.resources["square"], defs.resources["warehouse"]
+    assert square.access_token == dg.EnvVar("SQUARE_ACCESS_TOKEN")
+    assert warehouse.url == dg.EnvVar("WAREHOUSE_URL")  # a URL may carry a password
+
+
+def test_a_bad_policy_file_names_the_field(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "logikal_square_sync" / "policies.yaml").read_text()
+    bad = tmp_path / "policies.yaml"
+    bad.write_text(text.replace("lookback_hours: 72", "lookback_hours: 12"))
+    with pytest.raises(PolicyFileError, match=r"square\.orders.*lookback_hours must be >= 72"):
+        load_policies(bad)
+    bad.write_text(text.replace("warn_after_minutes: 90", "warn_after_minutes: 900"))
+    with pytest.raises(
+        PolicyFileError, match=r"logikal\.directories.*warn_after_minutes < fail_after_minutes"
+    ):
+        load_policies(bad)
