@@ -24,9 +24,9 @@ from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.records import order_rows
 from logikal_square_sync.square.report import SyncReport
 from logikal_square_sync.square.timestamps import format_timestamp
-from logikal_square_sync.warehouse.state import get_watermarks, set_watermark
+from logikal_square_sync.warehouse.state import get_watermarks, set_watermark, set_watermarks
 from logikal_square_sync.warehouse.tables import square_locations, square_order_line_items, square_orders
-from logikal_square_sync.warehouse.upsert import upsert
+from logikal_square_sync.warehouse.upsert import insert_rows, key_filter, upsert
 
 LOCATION_WATERMARK = "square/orders/location/"
 SYNCED_UNTIL = "square/orders/synced_until"
@@ -119,9 +119,13 @@ def _write_page(
     written = [key[0] for key in result.written_keys]
     line_items = [item for order_id in written for item in newest_by_id[order_id][1]]
     if written:
-        conn.execute(square_order_line_items.delete().where(square_order_line_items.c.order_id.in_(written)))
+        conn.execute(
+            square_order_line_items.delete().where(
+                key_filter(conn, square_order_line_items.c.order_id, written)
+            )
+        )
     if line_items:
-        conn.execute(square_order_line_items.insert(), line_items)
+        insert_rows(conn, square_order_line_items, line_items)
     newest = max(row["updated_at"] for row, _ in newest_by_id.values())
     return result.inserted, result.updated, len(line_items), newest
 
@@ -149,10 +153,9 @@ def _sync_group(
             inserted, updated, items, newest = _write_page(conn, page.get("orders") or [], synced_at)
             if newest is not None and watermarks is not None:
                 mark = format_timestamp(newest)
-                for loc in group:
-                    if (watermarks[loc] or "") < mark:
-                        watermarks[loc] = mark
-                        set_watermark(conn, LOCATION_WATERMARK + loc, mark)
+                moved = {loc: mark for loc in group if (watermarks[loc] or "") < mark}
+                watermarks.update(moved)
+                set_watermarks(conn, {LOCATION_WATERMARK + loc: value for loc, value in moved.items()})
         report.inserted += inserted
         report.updated += updated
         report.child_rows_written += items

@@ -26,4 +26,10 @@ def get_watermarks(conn: sa.Connection, prefix: str) -> dict[str, str | None]:
 
 
 def set_watermark(conn: sa.Connection, stream: str, watermark: str | None) -> None:
-    upsert(conn, sync_state, [{"stream": stream, "watermark": watermark, "updated_at": datetime.now(UTC)}])
+    set_watermarks(conn, {stream: watermark})
+
+
+def set_watermarks(conn: sa.Connection, watermarks: dict[str, str | None]) -> None:
+    now = datetime.now(UTC)
+    rows = [{"stream": stream, "watermark": mark, "updated_at": now} for stream, mark in watermarks.items()]
+    upsert(conn, sync_state, rows)

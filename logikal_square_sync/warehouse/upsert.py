@@ -15,8 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from logikal_square_sync.warehouse.copy import copy_rows
+
 # Bookkeeping columns that change on every write and so never count as a change.
 _BOOKKEEPING = frozenset({"synced_at"})
+# From this many rows on, PostgreSQL upserts go through COPY into a staging table.
+COPY_THRESHOLD = 200
 
 
 @dataclass
@@ -56,6 +60,34 @@ def _newer(excluded, table: sa.Table, newer_by: Sequence[str]) -> sa.ColumnEleme
     return condition
 
 
+def _staging_table(
+    conn: sa.Connection, table: sa.Table, columns: list[str], rows: Sequence[Mapping[str, Any]]
+) -> sa.Table:
+    """A session-private temp table shaped like `table`, holding just `rows`."""
+    name = f"staging_{table.name}"
+    conn.exec_driver_sql(
+        f'CREATE TEMP TABLE IF NOT EXISTS "{name}" (LIKE "{table.name}" INCLUDING DEFAULTS)'
+        " ON COMMIT DELETE ROWS"
+    )
+    # Rows of an earlier upsert in the same transaction would otherwise still be there.
+    conn.exec_driver_sql(f'TRUNCATE "{name}"')
+    copy_rows(conn, table, rows, into=name)
+    return sa.Table(name, sa.MetaData(), *(sa.Column(c.name, c.type) for c in table.columns))
+
+
+def key_filter(
+    conn: sa.Connection, column: sa.ColumnElement[Any], values: Sequence[Any]
+) -> sa.ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL as one array parameter (`= ANY(%s)`).
+
+    An expanded IN list of a thousand bound parameters costs more to render
+    and parse than the lookup itself; one array parameter does not.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
 def existing_keys(
     conn: sa.Connection, table: sa.Table, keys: Sequence[tuple[Any, ...]]
 ) -> set[tuple[Any, ...]]:
@@ -63,7 +95,7 @@ def existing_keys(
     if not keys:
         return set()
     if len(key_columns) == 1:
-        clause = key_columns[0].in_([key[0] for key in keys])
+        clause = key_filter(conn, key_columns[0], [key[0] for key in keys])
     else:
         clause = sa.tuple_(*key_columns).in_(keys)
     return {tuple(row) for row in conn.execute(sa.select(*key_columns).where(clause))}
@@ -92,8 +124,29 @@ def upsert(
         raise ValueError(f"upsert into {table.name}: the batch repeats a primary key")
     before = existing_keys(conn, table, keys)
 
-    stmt = _insert_for(conn, table)
+    if conn.dialect.name == "postgresql" and len(rows) - len(before) >= COPY_THRESHOLD:
+        # Rows with keys not yet stored cannot conflict (the asset's pool keeps other
+        # writers out), so they go straight in by COPY; only the others need the guard.
+        fresh = [row for row, key in zip(rows, keys, strict=True) if key not in before]
+        insert_rows(conn, table, fresh)
+        stored = upsert(
+            conn,
+            table,
+            [row for row, key in zip(rows, keys, strict=True) if key in before],
+            newer_by=newer_by,
+        )
+        fresh_keys = tuple(key for key in keys if key not in before)
+        return UpsertResult(
+            inserted=len(fresh), updated=stored.updated, written_keys=fresh_keys + stored.written_keys
+        )
+
     columns = list(rows[0].keys())
+    stmt = _insert_for(conn, table)
+    parameters: list[Mapping[str, Any]] | None = list(rows)
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        staging = _staging_table(conn, table, columns, rows)
+        stmt = stmt.from_select(columns, sa.select(*(staging.c[name] for name in columns)))
+        parameters = None
     updatable = [name for name in columns if name not in key_names]
     if newer_by:
         guard = _newer(stmt.excluded, table, newer_by)
@@ -109,6 +162,14 @@ def upsert(
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=key_names)
     stmt = stmt.returning(*(table.c[name] for name in key_names))
-    written = tuple(tuple(row) for row in conn.execute(stmt, list(rows)))
+    written = tuple(tuple(row) for row in conn.execute(stmt, parameters))
     inserted = sum(1 for key in written if key not in before)
     return UpsertResult(inserted=inserted, updated=len(written) - inserted, written_keys=written)
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Plain bulk insert of rows known to be new: COPY on PostgreSQL, executemany elsewhere."""
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        copy_rows(conn, table, rows)
+    elif rows:
+        conn.execute(table.insert(), list(rows))

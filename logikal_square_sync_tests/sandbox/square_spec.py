@@ -68,7 +68,9 @@ def patched_spec(raw: dict[str, Any]) -> dict[str, Any]:
     _patch_refs(spec)
     schemas = spec["components"]["schemas"]
     # Described in the spec text as YES / NO / NOT_SET, but never defined.
-    schemas.setdefault("CatalogModifierToggleOverrideType", {"type": "string", "enum": ["YES", "NO", "NOT_SET"]})
+    schemas.setdefault(
+        "CatalogModifierToggleOverrideType", {"type": "string", "enum": ["YES", "NO", "NOT_SET"]}
+    )
     paths = {}
     for path, item in spec["paths"].items():
         kept = {m: op for m, op in item.items() if (m, path) in OPERATIONS}
@@ -90,7 +92,9 @@ def openapi() -> OpenAPI:
     return OpenAPI.from_dict(spec, config=config)
 
 
-def validate_response(method: str, path: str, status: int, body: bytes, request_body: bytes | None = None) -> None:
+def validate_response(
+    method: str, path: str, status: int, body: bytes, request_body: bytes | None = None
+) -> None:
     """Raise if `body` does not match the operation's response schema for `status`."""
     request = MockRequest(SERVER, method.lower(), path, data=request_body)
     response = MockResponse(body, status_code=status, content_type="application/json")

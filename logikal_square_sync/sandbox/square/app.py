@@ -108,11 +108,9 @@ def create_app(sandbox: SquareSandbox) -> Starlette:
             return respond(status, error_body("API_ERROR", fault.code or code, detail), version)
         if kind == "unauthorized":
             code = fault.code or "UNAUTHORIZED"
-            detail = (
-                "The access token has expired."
-                if code == "ACCESS_TOKEN_EXPIRED"
-                else ("This request could not be authorized.")
-            )
+            detail = "This request could not be authorized."
+            if code == "ACCESS_TOKEN_EXPIRED":
+                detail = "The access token has expired."
             return respond(401, error_body("AUTHENTICATION_ERROR", code, detail), version)
         if kind == "forbidden":
             code = fault.code or "INSUFFICIENT_SCOPES"

@@ -67,6 +67,11 @@ class SquareSandboxConfig:
 
 
 class SquareSandbox:
+    """One seller's Square account: locations, catalog, orders, inventory, faults and counters.
+
+    Serve it with `create_app(sandbox)`; read the truth and mutate it through the methods below.
+    """
+
     def __init__(self, config: SquareSandboxConfig | None = None) -> None:
         self.config = config = config or SquareSandboxConfig()
         if config.locations < 1:
@@ -106,10 +111,6 @@ class SquareSandbox:
     def locations(self) -> list[dict[str, Any]]:
         with self.lock:
             return [loc.render() for loc in sorted(self._locations, key=lambda loc: (loc.name, loc.id))]
-
-    def location_records(self) -> list[LocationRecord]:
-        with self.lock:
-            return list(self._locations)
 
     def catalog_objects(self, include_deleted: bool = True) -> list[dict[str, Any]]:
         with self.lock:

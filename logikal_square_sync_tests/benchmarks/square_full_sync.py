@@ -1,0 +1,244 @@
+"""Benchmark: a full Square orders sync into PostgreSQL, against limits measured in the same run.
+
+    python -m logikal_square_sync_tests.benchmarks.square_full_sync [--orders 100000] [--rss-orders 1000000]
+
+The sandbox is served from this process; every measured step runs in a child
+process of its own, so its peak RSS is its own (read from getrusage).
+Printed, each measured in this one run (these machines are noisy, so only
+ratios within a run mean anything):
+
+- full sync: orders/s, rows/s (orders + line items), peak RSS;
+- the limit: fetching every page without writing, plus PostgreSQL COPY of the
+  same rows into same-shaped tables; target ratio sync / limit <= 1.5;
+- an incremental re-sync after 1 % of the orders changed; target <= 5 % of the full sync;
+- with --rss-orders, the peak RSS of a full sync of that many orders; target <= 300 MB at 1M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LSS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+# A year of history: the 72 h lookback then re-reads under 1 % of the orders.
+HISTORY_DAYS = 365
+LOCATIONS = 12
+
+
+# --- child steps (run as `python -m ... --step NAME`) --------------------------------------
+
+
+def _client(url: str, token: str):
+    from logikal_square_sync.square.client import SquareClient
+
+    return SquareClient(url, token, timeout=120)
+
+
+def step_fetch(url: str, token: str, _warehouse: str) -> dict[str, Any]:
+    """Every page the sync reads, read and decoded, nothing written: the network + JSON limit."""
+    from datetime import UTC, datetime, time
+
+    from logikal_square_sync.policies import policies
+    from logikal_square_sync.square.orders import _search_body, location_groups
+
+    policy = policies().square.orders
+    started = time_now()
+    orders = 0
+    with _client(url, token) as client:
+        ids = sorted(location["id"] for location in client.list_locations())
+        start = datetime.combine(policy.history_start, time.min, UTC)
+        end = datetime.now(UTC)
+        for group in location_groups(ids, {}, policy.location_group_size):
+            for page in client.search_orders(lambda g=group: _search_body(g, start, end, policy.page_size)):
+                orders += len(page.get("orders") or [])
+    return {"seconds": time_now() - started, "orders": orders}
+
+
+def step_sync(url: str, token: str, warehouse: str) -> dict[str, Any]:
+    from logikal_square_sync.policies import policies
+    from logikal_square_sync.square.locations import sync_locations
+    from logikal_square_sync.square.orders import sync_orders
+    from logikal_square_sync.warehouse.engine import warehouse_engine
+
+    engine = warehouse_engine(warehouse)
+    with _client(url, token) as client:
+        sync_locations(client, engine)
+    started = time_now()
+    with _client(url, token) as client:
+        report = sync_orders(client, engine, policies().square.orders)
+    return {
+        "seconds": time_now() - started,
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "line_items": report.child_rows_written,
+        "pages": report.pages,
+        "api_calls": report.api_calls,
+    }
+
+
+def step_copy(_url: str, _token: str, warehouse: str) -> dict[str, Any]:
+    """COPY the rows the sync wrote into empty tables of the same shape: the database's limit."""
+    engine = sa.create_engine(warehouse)
+    buffers = {}
+    with engine.connect() as conn:
+        for table in ("square_orders", "square_order_line_items"):
+            buffer = io.StringIO()
+            conn.connection.cursor().copy_expert(f"COPY {table} TO STDOUT", buffer)
+            buffers[table] = buffer
+    with engine.begin() as conn:
+        for table in buffers:
+            conn.exec_driver_sql(f"CREATE TABLE copy_{table} (LIKE {table} INCLUDING ALL)")
+    started = time_now()
+    rows = 0
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for table, buffer in buffers.items():
+            buffer.seek(0)
+            cursor.copy_expert(f"COPY copy_{table} FROM STDIN", buffer)
+            rows += cursor.rowcount
+        raw.commit()
+    finally:
+        raw.close()
+    return {"seconds": time_now() - started, "rows": rows}
+
+
+STEPS = {"fetch": step_fetch, "sync": step_sync, "copy": step_copy}
+
+
+def time_now() -> float:
+    return time.perf_counter()
+
+
+def run_child_step() -> None:
+    step, url, token, warehouse = sys.argv[2:6]
+    result = STEPS[step](url, token, warehouse)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# --- the driver --------------------------------------------------------------------------
+
+
+def child(step: str, url: str, token: str, warehouse: str) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, "-m", __spec__.name, "--step", step, url, token, warehouse],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
+    if output.returncode != 0 or not lines:
+        raise SystemExit(f"step {step} failed:\n{output.stdout}\n{output.stderr}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+@contextmanager
+def scratch_database():
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"lss_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@contextmanager
+def sandbox(orders: int):
+    from logikal_square_sync.sandbox.server import serve_in_thread
+    from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
+
+    started = time_now()
+    state = SquareSandbox(
+        SquareSandboxConfig(
+            seed=1, locations=LOCATIONS, orders=orders, line_items_per_order=3, history_days=HISTORY_DAYS
+        )
+    )
+    print(f"  sandbox with {orders:,} orders generated in {time_now() - started:.1f}s", flush=True)
+    with serve_in_thread(create_app(state)) as served:
+        yield state, served.url
+
+
+def benchmark(orders: int) -> None:
+    print(f"Full sync of {orders:,} orders ({LOCATIONS} locations, ~3 line items each) into PostgreSQL")
+    with sandbox(orders) as (state, url), scratch_database() as warehouse:
+        token = state.config.access_token
+        fetch = child("fetch", url, token, warehouse)
+        full = child("sync", url, token, warehouse)
+        copy = child("copy", url, token, warehouse)
+        changed = state.update_orders(count=orders // 100)
+        incremental = child("sync", url, token, warehouse)
+
+    rows = full["inserted"] + full["line_items"]
+    limit = fetch["seconds"] + copy["seconds"]
+    ratio = full["seconds"] / limit
+    incremental_share = incremental["seconds"] / full["seconds"]
+    print(f"  fetch every page, no writes : {fetch['seconds']:8.2f} s  ({fetch['orders']:,} orders)")
+    print(f"  COPY of the same rows       : {copy['seconds']:8.2f} s  ({copy['rows']:,} rows)")
+    print(f"  limit (fetch + COPY)        : {limit:8.2f} s")
+    print(
+        f"  full sync                   : {full['seconds']:8.2f} s  {full['inserted'] / full['seconds']:,.0f} orders/s, "
+        f"{rows / full['seconds']:,.0f} rows/s, {full['pages']} pages, peak RSS {full['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"  ratio full sync / limit     : {ratio:8.2f}   (target <= 1.5)  {'OK' if ratio <= 1.5 else 'MISSED'}"
+    )
+    print(
+        f"  incremental, 1 % changed    : {incremental['seconds']:8.2f} s  "
+        f"({incremental['updated']:,} updated of {len(changed):,} changed, {incremental['pages']} pages)"
+    )
+    print(
+        f"  incremental / full          : {incremental_share:8.1%}   (target <= 5 %)  "
+        f"{'OK' if incremental_share <= 0.05 else 'MISSED'}"
+    )
+    if incremental["updated"] != len(changed) or full["inserted"] != orders:
+        raise SystemExit("the sync did not write what the source holds: the benchmark is void")
+
+
+def memory(orders: int) -> None:
+    print(f"Peak RSS of a full sync of {orders:,} orders")
+    with sandbox(orders) as (state, url), scratch_database() as warehouse:
+        full = child("sync", url, state.config.access_token, warehouse)
+    print(
+        f"  full sync                   : {full['seconds']:8.2f} s  {full['inserted'] / full['seconds']:,.0f} orders/s"
+    )
+    print(
+        f"  peak RSS                    : {full['peak_rss_mb']:8.0f} MB (target <= 300 MB)  "
+        f"{'OK' if full['peak_rss_mb'] <= 300 else 'MISSED'}"
+    )
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--step":
+        run_child_step()
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--rss-orders", type=int, default=0, help="also measure peak RSS at this many orders")
+    args = parser.parse_args()
+    benchmark(args.orders)
+    if args.rss_orders:
+        memory(args.rss_orders)
+
+
+if __name__ == "__main__":
+    main()
