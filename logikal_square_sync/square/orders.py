@@ -118,12 +118,10 @@ def _write_page(
     )
     written = [key[0] for key in result.written_keys]
     line_items = [item for order_id in written for item in newest_by_id[order_id][1]]
+    # Line items are replaced with their order; a new order's may be left over from lost data.
     if written:
-        conn.execute(
-            square_order_line_items.delete().where(
-                key_filter(conn, square_order_line_items.c.order_id, written)
-            )
-        )
+        items = square_order_line_items
+        conn.execute(items.delete().where(key_filter(conn, items.c.order_id, written)))
     if line_items:
         insert_rows(conn, square_order_line_items, line_items)
     newest = max(row["updated_at"] for row, _ in newest_by_id.values())

@@ -25,9 +25,20 @@ COPY_THRESHOLD = 200
 
 @dataclass
 class UpsertResult:
-    inserted: int = 0
-    updated: int = 0
-    written_keys: tuple[tuple[Any, ...], ...] = ()
+    inserted_keys: tuple[tuple[Any, ...], ...] = ()
+    updated_keys: tuple[tuple[Any, ...], ...] = ()
+
+    @property
+    def inserted(self) -> int:
+        return len(self.inserted_keys)
+
+    @property
+    def updated(self) -> int:
+        return len(self.updated_keys)
+
+    @property
+    def written_keys(self) -> tuple[tuple[Any, ...], ...]:
+        return self.inserted_keys + self.updated_keys
 
     @property
     def written(self) -> int:
@@ -129,15 +140,10 @@ def upsert(
         # writers out), so they go straight in by COPY; only the others need the guard.
         fresh = [row for row, key in zip(rows, keys, strict=True) if key not in before]
         insert_rows(conn, table, fresh)
-        stored = upsert(
-            conn,
-            table,
-            [row for row, key in zip(rows, keys, strict=True) if key in before],
-            newer_by=newer_by,
-        )
-        fresh_keys = tuple(key for key in keys if key not in before)
+        stored = [row for row, key in zip(rows, keys, strict=True) if key in before]
+        updated = upsert(conn, table, stored, newer_by=newer_by).updated_keys
         return UpsertResult(
-            inserted=len(fresh), updated=stored.updated, written_keys=fresh_keys + stored.written_keys
+            inserted_keys=tuple(key for key in keys if key not in before), updated_keys=updated
         )
 
     columns = list(rows[0].keys())
@@ -163,8 +169,10 @@ def upsert(
         stmt = stmt.on_conflict_do_nothing(index_elements=key_names)
     stmt = stmt.returning(*(table.c[name] for name in key_names))
     written = tuple(tuple(row) for row in conn.execute(stmt, parameters))
-    inserted = sum(1 for key in written if key not in before)
-    return UpsertResult(inserted=inserted, updated=len(written) - inserted, written_keys=written)
+    return UpsertResult(
+        inserted_keys=tuple(key for key in written if key not in before),
+        updated_keys=tuple(key for key in written if key in before),
+    )
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
