@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m logikal_square_sync.demo", description=__doc__)
     parser.add_argument("--port", type=int, default=3000, help="Dagster webserver port")
     parser.add_argument("--no-materialize", action="store_true", help="start everything, submit no runs")
-    parser.add_argument("--exit-when-done", action="store_true", help="stop after the runs; exit 1 if any failed")
+    parser.add_argument(
+        "--exit-when-done", action="store_true", help="stop after the runs; exit 1 if any failed"
+    )
     args = parser.parse_args(argv)
 
     data = ROOT / ".data"
@@ -133,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sandbox, urls = _start_sandbox(env, data)
         children.append(sandbox)
-        print(f"Sandbox Square at {urls['square_base_url']}, LogiKal at {urls['logikal_base_url']}", flush=True)
+        square_url, logikal_url = urls["square_base_url"], urls["logikal_base_url"]
+        print(f"Sandbox Square at {square_url}, LogiKal at {logikal_url}", flush=True)
         env.update(
             SQUARE_BASE_URL=urls["square_base_url"],
             SQUARE_ACCESS_TOKEN=urls["square_access_token"],

@@ -25,8 +25,8 @@ LOGIKAL_BASE_PATH = "/MbioeService.svc/api/v3"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m logikal_square_sync.sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--square-port", type=int, default=8701, help="0 = any free port; -1 = no Square server")
-    parser.add_argument("--logikal-port", type=int, default=8702, help="0 = any free port; -1 = no LogiKal server")
+    parser.add_argument("--square-port", type=int, default=8701, help="0: any free port; -1: none")
+    parser.add_argument("--logikal-port", type=int, default=8702, help="0: any free port; -1: none")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--orders", type=int, default=2_000, help="Square orders to generate")
     parser.add_argument("--locations", type=int, default=4)

@@ -194,11 +194,13 @@ def benchmark(orders: int) -> None:
     print(f"  COPY of the same rows       : {copy['seconds']:8.2f} s  ({copy['rows']:,} rows)")
     print(f"  limit (fetch + COPY)        : {limit:8.2f} s")
     print(
-        f"  full sync                   : {full['seconds']:8.2f} s  {full['inserted'] / full['seconds']:,.0f} orders/s, "
-        f"{rows / full['seconds']:,.0f} rows/s, {full['pages']} pages, peak RSS {full['peak_rss_mb']:.0f} MB"
+        f"  full sync                   : {full['seconds']:8.2f} s  "
+        f"{full['inserted'] / full['seconds']:,.0f} orders/s, {rows / full['seconds']:,.0f} rows/s, "
+        f"{full['pages']} pages, peak RSS {full['peak_rss_mb']:.0f} MB"
     )
     print(
-        f"  ratio full sync / limit     : {ratio:8.2f}   (target <= 1.5)  {'OK' if ratio <= 1.5 else 'MISSED'}"
+        f"  ratio full sync / limit     : {ratio:8.2f}   (target <= 1.5)  "
+        f"{'OK' if ratio <= 1.5 else 'MISSED'}"
     )
     print(
         f"  incremental, 1 % changed    : {incremental['seconds']:8.2f} s  "
@@ -217,7 +219,8 @@ def memory(orders: int) -> None:
     with sandbox(orders) as (state, url), scratch_database() as warehouse:
         full = child("sync", url, state.config.access_token, warehouse)
     print(
-        f"  full sync                   : {full['seconds']:8.2f} s  {full['inserted'] / full['seconds']:,.0f} orders/s"
+        f"  full sync                   : {full['seconds']:8.2f} s  "
+        f"{full['inserted'] / full['seconds']:,.0f} orders/s"
     )
     print(
         f"  peak RSS                    : {full['peak_rss_mb']:8.0f} MB (target <= 300 MB)  "
