@@ -47,6 +47,8 @@ def start_in_thread(app, host: str = "127.0.0.1", port: int | None = None) -> Se
         lifespan="off",
         # Keep-alive long enough that a paging client reuses its connection.
         timeout_keep_alive=30,
+        # Stopping must not wait out a deliberately slow response (fault injection).
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"sandbox-{port}", daemon=True)

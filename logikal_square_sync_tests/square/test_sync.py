@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -197,3 +200,39 @@ def test_catalog_watermark_moves_only_when_the_run_completes(make_client, engine
     with make_client() as client:
         report = sync_catalog(client, engine, page_size=5)
     assert report.watermark_after is not None
+
+
+def test_a_killed_sync_process_then_a_rerun_converges(
+    make_client, engine, sandbox, square_url, warehouse_url
+) -> None:
+    """A hard crash (SIGKILL mid-run, no exception handling at all) loses and duplicates nothing."""
+    with make_client() as client:
+        sync_locations(client, engine)
+    # The sixth page hangs, so the process is surely mid-run when it is killed.
+    sandbox.faults.inject("slow", endpoint="orders_search", times=1, after_calls=5, delay_seconds=8)
+    script = (
+        "from logikal_square_sync.square.client import SquareClient\n"
+        "from logikal_square_sync.square.orders import sync_orders\n"
+        "from logikal_square_sync.warehouse.engine import warehouse_engine\n"
+        "from logikal_square_sync_tests.square.conftest import orders_policy\n"
+        f"client = SquareClient({square_url!r}, {sandbox.config.access_token!r}, timeout=120)\n"
+        f"sync_orders(client, warehouse_engine({warehouse_url!r}), orders_policy())\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while sandbox.stats.calls["orders_search"] < 6 and time.monotonic() < deadline:
+            assert process.poll() is None, "the sync ended before it could be killed"
+            time.sleep(0.05)
+        time.sleep(0.5)  # let it commit what it has
+    finally:
+        process.kill()
+        process.wait()
+    partial = warehouse_orders(engine)
+    assert 0 < len(partial) < sandbox.order_count()
+
+    sandbox.faults.clear()
+    with make_client() as client:
+        sync_orders(client, engine, orders_policy())
+    assert warehouse_orders(engine) == source_orders(sandbox)
+    assert _count(engine, t.square_orders) == sandbox.order_count()
