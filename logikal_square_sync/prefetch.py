@@ -22,7 +22,7 @@ class _Failure:
         self.error = error
 
 
-def prefetched(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
+def prefetched(pages: Iterable[T], depth: int = 3) -> Iterator[T]:
     buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +12,12 @@ import pytest
 
 from logikal_square_sync.policies import PolicyFileError, load_policies, policies
 
+RELOADED = [
+    "logikal_square_sync.square.definitions",
+    "logikal_square_sync.alerts.sensors",
+    "logikal_square_sync.alerts.definitions",
+    "logikal_square_sync.definitions",
+]
 CONTRACT_ASSETS = {
     "square/locations",
     "square/catalog",
@@ -21,11 +29,10 @@ CONTRACT_ASSETS = {
 def _load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dg.Definitions:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    import logikal_square_sync.definitions as definitions
-    import logikal_square_sync.square.definitions as square_definitions
-
-    importlib.reload(square_definitions)
-    return importlib.reload(definitions).defs
+    # Schedules and sensors read the switches when their modules load.
+    for name in RELOADED:
+        importlib.reload(importlib.import_module(name))
+    return importlib.import_module("logikal_square_sync.definitions").defs
 
 
 def test_contract_assets_jobs_and_freshness(monkeypatch) -> None:
@@ -71,3 +78,17 @@ def test_a_bad_policy_file_names_the_field(tmp_path: Path) -> None:
         PolicyFileError, match=r"logikal\.directories.*warn_after_minutes < fail_after_minutes"
     ):
         load_policies(bad)
+
+
+def test_dagster_validates_the_code_location() -> None:
+    root = Path(__file__).parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(root / "workspace.yaml")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr

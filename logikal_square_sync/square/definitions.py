@@ -12,12 +12,11 @@ from logikal_square_sync.square.backfill import square_orders_backfill
 from logikal_square_sync.square.checks import orders_complete
 from logikal_square_sync.square.resource import square_resource_from_env
 from logikal_square_sync.square.schedules import square_schedules
-from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
 
 defs = dg.Definitions(
     assets=[square_locations, square_catalog, square_orders, square_inventory],
     asset_checks=[orders_complete],
     jobs=[square_orders_backfill],
     schedules=square_schedules(),
-    resources={"square": square_resource_from_env(), "warehouse": warehouse_resource_from_env()},
+    resources={"square": square_resource_from_env()},
 )

@@ -1,0 +1,11 @@
+"""Alerting: the run-failure and staleness sensors and the resource that sends their messages."""
+
+import dagster as dg
+
+from logikal_square_sync.alerts.resource import alerts_resource_from_env
+from logikal_square_sync.alerts.sensors import alert_on_run_failure, alert_on_stale_assets
+
+defs = dg.Definitions(
+    sensors=[alert_on_run_failure, alert_on_stale_assets],
+    resources={"alerts": alerts_resource_from_env()},
+)

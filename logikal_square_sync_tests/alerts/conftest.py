@@ -1,0 +1,177 @@
+"""Real stand-ins for the alert channels: a Slack webhook over HTTP and SMTP servers (plain and STARTTLS).
+
+Both run in threads of the test process and record what they receive.
+"""
+
+import email
+import email.policy
+import shutil
+import ssl
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from logikal_square_sync.sandbox.server import free_port, serve_in_thread
+
+# What a real incoming-webhook path looks like; the last part is the secret.
+WEBHOOK_PATH = "/services/T0ALERTS/B0ALERTS/webhookSecretToken4711"
+BROKEN_WEBHOOK_PATH = "/services/T0ALERTS/B0GONE/revokedSecretToken0815"
+SMTP_USER = "alerts@example.com"
+SMTP_PASSWORD = "smtp-Pa55word-never-logged"
+
+
+@dataclass
+class SlackStandIn:
+    url: str
+    posts: list[dict] = field(default_factory=list)
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url + WEBHOOK_PATH
+
+    @property
+    def broken_webhook_url(self) -> str:
+        return self.url + BROKEN_WEBHOOK_PATH
+
+    @property
+    def texts(self) -> list[str]:
+        return [post["text"] for post in self.posts]
+
+
+def _slack_app(posts: list[dict]) -> Starlette:
+    async def webhook(request: Request) -> PlainTextResponse:
+        posts.append(await request.json())
+        return PlainTextResponse("ok")
+
+    async def revoked(request: Request) -> PlainTextResponse:
+        # What Slack answers for a deleted webhook.
+        return PlainTextResponse("no_service", status_code=404)
+
+    return Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+            Route(BROKEN_WEBHOOK_PATH, revoked, methods=["POST"]),
+        ]
+    )
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    posts: list[dict] = []
+    with serve_in_thread(_slack_app(posts)) as served:
+        yield SlackStandIn(url=served.url, posts=posts)
+
+
+@dataclass
+class Mailbox:
+    host: str
+    port: int
+    envelopes: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [
+            email.message_from_bytes(content, policy=email.policy.default)  # type: ignore[misc]
+            for _, _, content in self.envelopes
+        ]
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd hook name)
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[Mailbox]:
+    """A plain SMTP relay without TLS or AUTH, like a relay on the internal network."""
+    mailbox = Mailbox("127.0.0.1", free_port())
+    controller = Controller(mailbox, hostname=mailbox.host, port=mailbox.port)
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert))
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make the STARTTLS test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return Certificate(cert, key)
+
+
+@pytest.fixture
+def smtp_starttls(certificate: Certificate) -> Iterator[Mailbox]:
+    """A submission server like a mail provider's: STARTTLS required, AUTH only over TLS."""
+    mailbox = Mailbox("127.0.0.1", free_port())
+
+    def authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == SMTP_USER
+            and auth_data.password.decode() == SMTP_PASSWORD
+        )
+        if ok:
+            mailbox.logins.append(auth_data.login.decode())
+        # handled=False: let aiosmtpd answer "535 credentials invalid" itself.
+        return AuthResult(success=ok, handled=False)
+
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(certificate.cert, certificate.key)
+    controller = Controller(
+        mailbox,
+        hostname=mailbox.host,
+        port=mailbox.port,
+        tls_context=server_context,
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_required=True,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A real Dagster instance on in-memory SQLite storage (the same SQL event log `dagster dev` uses).
+
+    `dg.instance_for_test()` would add a temporary folder and ~1.5 s per test for no extra coverage.
+    """
+    test_instance = dg.DagsterInstance.ephemeral()
+    try:
+        yield test_instance
+    finally:
+        test_instance.dispose()

@@ -1,0 +1,149 @@
+"""The notifiers against a real HTTP webhook stand-in and real SMTP servers."""
+
+import logging
+
+import pytest
+
+from logikal_square_sync.alerts.notifiers import (
+    Alert,
+    EmailNotifier,
+    NotifierError,
+    Severity,
+    SlackNotifier,
+    send_all,
+)
+from logikal_square_sync.sandbox.server import free_port
+from logikal_square_sync_tests.alerts.conftest import (
+    BROKEN_WEBHOOK_PATH,
+    SMTP_PASSWORD,
+    SMTP_USER,
+    WEBHOOK_PATH,
+)
+
+ALERT = Alert(
+    title="Run failed: square/orders",
+    body="Job: square_orders_backfill\nRun: 1234\nboom: ValueError: <Square> & co answered 500",
+    severity=Severity.ERROR,
+    link="http://dagster.example:3000/runs/1234",
+)
+
+
+def test_slack_posts_text_with_title_body_and_link(slack) -> None:
+    SlackNotifier(slack.webhook_url).send(ALERT)
+
+    assert len(slack.posts) == 1
+    assert set(slack.posts[0]) == {"text"}
+    text = slack.texts[0]
+    assert "*Run failed: square/orders*" in text
+    assert "Run: 1234" in text
+    # Slack reads <...> as links: the error's angle brackets arrive escaped.
+    assert "ValueError: &lt;Square&gt; &amp; co answered 500" in text
+    assert "<http://dagster.example:3000/runs/1234|Open in Dagster>" in text
+
+
+def test_slack_error_names_status_and_slack_reason_but_not_the_url(slack) -> None:
+    with pytest.raises(NotifierError) as raised:
+        SlackNotifier(slack.broken_webhook_url).send(ALERT)
+
+    message = str(raised.value)
+    assert "HTTP 404" in message and "no_service" in message
+    assert BROKEN_WEBHOOK_PATH not in message and "revokedSecretToken0815" not in message
+
+
+def test_slack_unreachable_is_a_clear_error_without_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}"
+    with pytest.raises(NotifierError, match="Slack webhook unreachable") as raised:
+        SlackNotifier(url, timeout_seconds=2).send(ALERT)
+    assert "webhookSecretToken4711" not in str(raised.value)
+
+
+def test_email_through_a_plain_relay(smtp) -> None:
+    notifier = EmailNotifier(
+        host=smtp.host,
+        port=smtp.port,
+        sender="dagster@example.com",
+        recipients=("ops@example.com", "data@example.com"),
+    )
+    notifier.send(ALERT)
+
+    assert len(smtp.envelopes) == 1
+    mail_from, rcpt_tos, _ = smtp.envelopes[0]
+    assert mail_from == "dagster@example.com"
+    assert rcpt_tos == ["ops@example.com", "data@example.com"]
+    message = smtp.messages[0]
+    assert message["Subject"] == "[ERROR] Run failed: square/orders"
+    assert message["To"] == "ops@example.com, data@example.com"
+    body = message.get_content()
+    assert "Run: 1234" in body
+    assert "ValueError: <Square> & co answered 500" in body
+    assert "Open in Dagster: http://dagster.example:3000/runs/1234" in body
+    assert smtp.logins == []
+
+
+def test_email_logs_in_over_starttls(smtp_starttls, certificate) -> None:
+    notifier = EmailNotifier(
+        host=smtp_starttls.host,
+        port=smtp_starttls.port,
+        sender=SMTP_USER,
+        recipients=("ops@example.com",),
+        username=SMTP_USER,
+        password=SMTP_PASSWORD,
+        ssl_context=certificate.client_context(),
+    )
+    notifier.send(ALERT)
+
+    assert smtp_starttls.logins == [SMTP_USER]
+    assert [m["Subject"] for m in smtp_starttls.messages] == ["[ERROR] Run failed: square/orders"]
+    assert SMTP_PASSWORD not in repr(notifier)
+
+
+def test_email_wrong_password_is_reported_without_the_password(smtp_starttls, certificate) -> None:
+    notifier = EmailNotifier(
+        host=smtp_starttls.host,
+        port=smtp_starttls.port,
+        sender=SMTP_USER,
+        recipients=("ops@example.com",),
+        username=SMTP_USER,
+        password="wrong-password-4711",
+        ssl_context=certificate.client_context(),
+    )
+    with pytest.raises(NotifierError, match="SMTPAuthenticationError") as raised:
+        notifier.send(ALERT)
+    assert "wrong-password-4711" not in str(raised.value)
+    assert smtp_starttls.envelopes == []
+
+
+def test_email_never_sends_credentials_without_tls(smtp) -> None:
+    notifier = EmailNotifier(
+        host=smtp.host,
+        port=smtp.port,
+        sender=SMTP_USER,
+        recipients=("ops@example.com",),
+        username=SMTP_USER,
+        password=SMTP_PASSWORD,
+    )
+    with pytest.raises(NotifierError, match="does not offer STARTTLS"):
+        notifier.send(ALERT)
+    assert smtp.envelopes == [] and smtp.logins == []
+
+
+def test_one_failing_channel_does_not_stop_the_other(slack, smtp, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    notifiers = [
+        SlackNotifier(slack.broken_webhook_url),
+        EmailNotifier(host=smtp.host, port=smtp.port, sender="d@example.com", recipients=("o@example.com",)),
+    ]
+    delivery = send_all(notifiers, ALERT)
+
+    assert delivery.delivered
+    assert delivery.sent == ["email"]
+    assert list(delivery.failed) == ["slack"] and "HTTP 404" in delivery.failed["slack"]
+    assert len(smtp.envelopes) == 1
+    assert "not sent via slack" in caplog.text
+    assert "revokedSecretToken0815" not in caplog.text
+
+
+def test_nothing_delivered_is_reported_not_raised(slack) -> None:
+    delivery = send_all([SlackNotifier(slack.broken_webhook_url)], ALERT)
+    assert not delivery.delivered
+    assert "slack failed: Slack webhook answered HTTP 404" in delivery.describe()
