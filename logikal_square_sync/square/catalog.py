@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from logikal_square_sync.prefetch import prefetched, with_last_flag
+from logikal_square_sync.pages import with_last_flag
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.records import category_row, item_row, variation_row
 from logikal_square_sync.square.report import SyncReport
@@ -78,7 +78,7 @@ def sync_catalog(
         return request
 
     newest = datetime.fromisoformat(watermark) if watermark else None
-    for page, is_last in with_last_flag(prefetched(client.search_catalog(body))):
+    for page, is_last in with_last_flag(client.search_catalog(body)):
         synced_at = datetime.now(UTC)
         rows_by_table = _rows_of_page(page.get("objects") or [], synced_at)
         with engine.begin() as conn:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -93,14 +95,22 @@ class SquareClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
-        response, body = self._http.request(method, path, decode=_decode_object, **kwargs)
+    def _check(self, response: httpx.Response, endpoint: str) -> None:
         if not response.is_success:
             errors = _errors_of(response)
             if any(error.get("code") == "INVALID_CURSOR" for error in errors):
                 raise CursorExpired(endpoint, response.status_code, errors)
             raise SquareApiError(endpoint, response.status_code, errors)
+
+    def _call(self, method: str, path: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+        response, body = self._http.request(method, path, decode=_decode_object, **kwargs)
+        self._check(response, endpoint)
         return body
+
+    def _post_raw(self, path: str, endpoint: str, body: dict[str, Any]) -> bytes:
+        response, content = self._http.request("POST", path, decode=lambda r: r.content, json=body)
+        self._check(response, endpoint)
+        return content
 
     def list_locations(self) -> list[dict[str, Any]]:
         """ListLocations: every location, inactive included; the endpoint has no pagination."""
@@ -111,6 +121,12 @@ class SquareClient:
     ) -> Iterator[dict[str, Any]]:
         """Follow a POST endpoint's cursor, resending the same body with each cursor.
 
+        The next page is requested in a background thread as soon as this
+        page's cursor is known, so it travels while the caller writes this
+        one. Only the network wait runs there: the JSON is decoded here, in
+        the caller's thread, because a decode holds the GIL for tens of
+        milliseconds and would stall every database round trip of the caller.
+
         An expired cursor (400 INVALID_CURSOR) restarts the query with a fresh
         body from `body_factory`, which callers build from their last
         committed checkpoint, so nothing is skipped and little is re-read.
@@ -118,20 +134,33 @@ class SquareClient:
         restarts = 0
         body = body_factory()
         cursor: str | None = None
-        while True:
-            try:
-                page = self._call("POST", path, endpoint, json={**body, "cursor": cursor} if cursor else body)
-            except CursorExpired:
-                if cursor is None or restarts >= MAX_CURSOR_RESTARTS:
-                    raise
-                restarts += 1
-                self.cursor_restarts += 1
-                body, cursor = body_factory(), None
-                continue
-            yield page
-            cursor = page.get("cursor")
-            if not cursor:
-                return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="square-page") as fetcher:
+            pending = fetcher.submit(self._post_raw, path, endpoint, body)
+            while True:
+                try:
+                    raw = pending.result()
+                except CursorExpired:
+                    if cursor is None or restarts >= MAX_CURSOR_RESTARTS:
+                        raise
+                    restarts += 1
+                    self.cursor_restarts += 1
+                    body, cursor = body_factory(), None
+                    pending = fetcher.submit(self._post_raw, path, endpoint, body)
+                    continue
+                request = {**body, "cursor": cursor} if cursor else body
+                try:
+                    page = json.loads(raw)
+                except ValueError:
+                    # A body cut short behind a matching Content-Length: fetch it again, decoding
+                    # inside the retry loop this time.
+                    self._http.stats.count_retry("JSONDecodeError")
+                    page = self._call("POST", path, endpoint, json=request)
+                cursor = page.get("cursor")
+                if cursor:
+                    pending = fetcher.submit(self._post_raw, path, endpoint, {**body, "cursor": cursor})
+                yield page
+                if not cursor:
+                    return
 
     def search_catalog(self, body_factory: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
         return self.pages("/v2/catalog/search", "SearchCatalogObjects", body_factory)

@@ -13,8 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from logikal_square_sync.pages import with_last_flag
 from logikal_square_sync.policies import InventoryPolicy
-from logikal_square_sync.prefetch import prefetched, with_last_flag
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.records import inventory_row
 from logikal_square_sync.square.report import SyncReport
@@ -49,7 +49,7 @@ def sync_inventory(
         return request
 
     newest = datetime.fromisoformat(watermark) if watermark else None
-    for page, is_last in with_last_flag(prefetched(client.inventory_counts(body))):
+    for page, is_last in with_last_flag(client.inventory_counts(body)):
         synced_at = datetime.now(UTC)
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         for count in page.get("counts") or []:

@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from logikal_square_sync.policies import OrdersPolicy
-from logikal_square_sync.prefetch import prefetched
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.records import order_rows
 from logikal_square_sync.square.report import SyncReport
@@ -118,10 +117,11 @@ def _write_page(
     )
     written = [key[0] for key in result.written_keys]
     line_items = [item for order_id in written for item in newest_by_id[order_id][1]]
-    # Line items are replaced with their order; a new order's may be left over from lost data.
-    if written:
+    # A rewritten order's line items are replaced; a new order has none (they cascade with their order).
+    replaced = [key[0] for key in result.updated_keys]
+    if replaced:
         items = square_order_line_items
-        conn.execute(items.delete().where(key_filter(conn, items.c.order_id, written)))
+        conn.execute(items.delete().where(key_filter(conn, items.c.order_id, replaced)))
     if line_items:
         insert_rows(conn, square_order_line_items, line_items)
     newest = max(row["updated_at"] for row, _ in newest_by_id.values())
@@ -145,7 +145,7 @@ def _sync_group(
     def body() -> dict[str, Any]:
         return _search_body(group, checkpoint, end_at, policy.page_size)
 
-    for page in prefetched(client.search_orders(body)):
+    for page in client.search_orders(body):
         synced_at = datetime.now(UTC)
         with engine.begin() as conn:
             inserted, updated, items, newest = _write_page(conn, page.get("orders") or [], synced_at)

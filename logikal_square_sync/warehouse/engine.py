@@ -40,7 +40,16 @@ def create_warehouse_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(url)
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # Every sync commits page by page, data and watermark together, and re-running it
+    # is idempotent. So a commit need not wait for its WAL flush: a server crash may
+    # lose the last few commits (never consistency), and the next run re-reads them.
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"options": "-c synchronous_commit=off"},
+    )
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -106,7 +106,13 @@ square_orders = sa.Table(
 square_order_line_items = sa.Table(
     "square_order_line_items",
     metadata,
-    sa.Column("order_id", sa.String(64), primary_key=True),
+    # Line items live and die with their order: none can be left behind without one.
+    sa.Column(
+        "order_id",
+        sa.String(64),
+        sa.ForeignKey("square_orders.id", ondelete="CASCADE", name="fk_square_order_line_items_order"),
+        primary_key=True,
+    ),
     sa.Column("uid", sa.String(64), primary_key=True),
     sa.Column("name", sa.Text),
     sa.Column("quantity", sa.Numeric(20, 5)),
