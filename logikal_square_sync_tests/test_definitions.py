@@ -14,6 +14,7 @@ from logikal_square_sync.policies import PolicyFileError, load_policies, policie
 
 RELOADED = [
     "logikal_square_sync.square.definitions",
+    "logikal_square_sync.logikal.definitions",
     "logikal_square_sync.alerts.sensors",
     "logikal_square_sync.alerts.definitions",
     "logikal_square_sync.definitions",
@@ -23,6 +24,11 @@ CONTRACT_ASSETS = {
     "square/catalog",
     "square/orders",
     "square/inventory",
+    "logikal/directories",
+    "logikal/projects",
+    "logikal/phases",
+    "logikal/elevations",
+    "logikal/parts_lists",
 }
 
 
@@ -41,12 +47,16 @@ def test_contract_assets_jobs_and_freshness(monkeypatch) -> None:
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys >= CONTRACT_ASSETS
     assert defs.resolve_job_def("square_orders_backfill")
+    assert defs.resolve_job_def("logikal_project_sync")
+    per_project = graph.get(dg.AssetKey(["logikal", "phases"])).partitions_def
+    assert isinstance(per_project, dg.DynamicPartitionsDefinition) and per_project.name == "logikal_projects"
+    assert graph.get(dg.AssetKey(["logikal", "projects"])).partitions_def is None
     orders = graph.get(dg.AssetKey(["square", "orders"]))
     assert orders.freshness_policy == policies().square.orders.freshness_policy
     assert {dep.to_user_string() for dep in orders.parent_keys} == {"square/locations", "square/catalog"}
     for key in CONTRACT_ASSETS:
         node = graph.get(dg.AssetKey.from_user_string(key))
-        assert node.group_name == "square" and node.owners and node.kinds and node.description
+        assert node.group_name == key.split("/")[0] and node.owners and node.kinds and node.description
 
 
 @pytest.mark.parametrize(("switch", "expected"), [("true", "RUNNING"), ("false", "STOPPED")])

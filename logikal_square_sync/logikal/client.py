@@ -76,12 +76,6 @@ class ClientStats:
             for name, amount in amounts.items():
                 setattr(self, name, getattr(self, name) + amount)
 
-    @property
-    def api_calls(self) -> int:
-        """HTTP requests sent, retries included."""
-        with self._lock:
-            return sum(self.calls.values()) + self.retries
-
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -134,7 +128,9 @@ class LogikalSession:
             settings.base_url.rstrip("/"),
             headers={"Accept": "application/json"},
             timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
-            retry=RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay_seconds),
+            retry=RetryPolicy(
+                max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay_seconds
+            ),
             transport=settings.transport,
         )
         self._retries_seen = 0
@@ -199,7 +195,9 @@ class LogikalSession:
 
     def list_phases(self) -> list[PhaseRecord]:
         data = self._call("GET", "/phases")
-        return parse_records(PhaseRecord, data, f"GET /phases (project {self.cursor.project_id})", key=lambda p: p.id)
+        return parse_records(
+            PhaseRecord, data, f"GET /phases (project {self.cursor.project_id})", key=lambda p: p.id
+        )
 
     def list_elevations(self) -> list[ElevationRecord]:
         data = self._call("GET", "/elevations")
@@ -326,7 +324,9 @@ class LogikalSession:
     def _error(self, label: str, response: httpx.Response, selects: Step | None) -> LogikalApiError:
         status, state, message = response.status_code, self.cursor.describe(), _server_message(response)
         if status == 404 and selects is not None:
-            return LogikalNotFoundError(label, status, state, message, f"{selects.kind} {selects.identifier!r}")
+            return LogikalNotFoundError(
+                label, status, state, message, f"{selects.kind} {selects.identifier!r}"
+            )
         if status == 405:
             return LogikalWrongStateError(label, status, state, message)
         if status == 409:
@@ -341,4 +341,6 @@ def _moved(cursor: Cursor, kind: str, identifier: str) -> Cursor:
         return Cursor(State.PROJECT, cursor.directory, project_id=identifier)
     if kind == "phase":
         return Cursor(State.PHASE, cursor.directory, cursor.project_id, phase_id=identifier)
-    return Cursor(State.ELEVATION, cursor.directory, cursor.project_id, cursor.phase_id, elevation_id=identifier)
+    return Cursor(
+        State.ELEVATION, cursor.directory, cursor.project_id, cursor.phase_id, elevation_id=identifier
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-
 # The project center itself: the target of listing the root directories.
 ROOT = ""
 

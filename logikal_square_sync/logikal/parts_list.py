@@ -107,7 +107,9 @@ def _summary(connection: sqlite3.Connection, tables: set[str], elevation_name: s
         row = frame.iloc[0]
         if len(frame) > 1:
             notes.append(f"no Elevations row named {elevation_name!r}; used the first of {len(frame)}")
-    return {target: _value(row[source], target) for source, target in SUMMARY_COLUMNS.items() if source in present}
+    return {
+        target: _value(row[source], target) for source, target in SUMMARY_COLUMNS.items() if source in present
+    }
 
 
 def _glass(connection: sqlite3.Connection, tables: set[str], notes: list[str]) -> list[dict[str, Any]]:
@@ -139,7 +141,9 @@ def parse_parts_list(content: bytes, elevation_name: str | None) -> ParsedPartsL
     notes: list[str] = []
     try:
         with _open(content) as connection:
-            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
             summary = _summary(connection, tables, elevation_name, notes)
             glass = _glass(connection, tables, notes)
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as error:

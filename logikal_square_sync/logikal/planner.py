@@ -13,7 +13,6 @@ on any client; the benchmark divides its wall time by that bound.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,61 +68,114 @@ class PartsListChunk:
         return len(self.elevation_ids) * costs.per_parts_list
 
 
+def _split(ids: Sequence[str], pieces: int) -> list[tuple[str, ...]]:
+    """`ids` cut into `pieces` runs whose lengths differ by at most one."""
+    size, extra = divmod(len(ids), pieces)
+    cuts, start = [], 0
+    for index in range(pieces):
+        end = start + size + (1 if index < extra else 0)
+        cuts.append(tuple(ids[start:end]))
+        start = end
+    return cuts
+
+
+def estimated_makespan(
+    sizes: Sequence[int], *, pool_size: int, ready_sessions: int, costs: CostModel = DEFAULT_COSTS
+) -> float:
+    """Seconds until chunks of these sizes are fetched, largest first on the earliest free session.
+
+    `ready_sessions` stand in the project already; the others log in first. A
+    session that has fetched a chunk is stuck in that phase's elevation state,
+    so its next chunk starts with a new login.
+    """
+    starts = [
+        0.0 if index < ready_sessions else costs.new_phase_session - costs.select_phase
+        for index in range(pool_size)
+    ]
+    used = [False] * pool_size
+    for size in sorted(sizes, reverse=True):
+        ready = [
+            start + (costs.new_phase_session if busy else costs.select_phase)
+            for start, busy in zip(starts, used, strict=True)
+        ]
+        worker = min(range(pool_size), key=ready.__getitem__)
+        starts[worker], used[worker] = ready[worker] + size * costs.per_parts_list, True
+    return max(starts)
+
+
 def chunk_parts_lists(
     work: Mapping[str, Sequence[str]],
     *,
     pool_size: int,
-    sibling_elevations: bool,
+    ready_sessions: int = 1,
+    sibling_elevations: bool = True,
     costs: CostModel = DEFAULT_COSTS,
 ) -> list[PartsListChunk]:
     """Cut each phase's elevations into chunks, the largest first.
 
-    With sibling selects one session fetches a whole phase; a phase larger
-    than an even share of the total (`total / pool_size`) is cut into even
-    chunks, but never below what pays for the extra login. Without sibling
-    selects every elevation needs its own session.
+    With sibling selects one session can fetch a whole phase. A phase is cut
+    into more (even) pieces only while that shortens the estimated makespan:
+    a piece needs a session of its own, which costs a login unless it is
+    already standing by. Without sibling selects every elevation is a chunk.
     """
     if pool_size < 1:
         raise ValueError("pool_size must be >= 1")
-    chunks: list[PartsListChunk] = []
     if not sibling_elevations:
         chunks = [PartsListChunk(phase, (elevation,)) for phase, ids in work.items() for elevation in ids]
-    else:
-        total = sum(len(ids) for ids in work.values())
-        worth_a_login = math.ceil(costs.new_phase_session / costs.per_parts_list)
-        share = max(worth_a_login, math.ceil(total / pool_size)) if total else 1
-        for phase, ids in work.items():
-            if not ids:
-                continue
-            pieces = math.ceil(len(ids) / share)
-            size = math.ceil(len(ids) / pieces)
-            chunks.extend(
-                PartsListChunk(phase, tuple(ids[start : start + size])) for start in range(0, len(ids), size)
-            )
+        return sorted(chunks, key=lambda chunk: chunk.phase_id)
+    phases = {phase: list(ids) for phase, ids in work.items() if ids}
+    pieces = dict.fromkeys(phases, 1)
+
+    def makespan(plan: Mapping[str, int]) -> float:
+        sizes = [len(cut) for phase, count in plan.items() for cut in _split(phases[phase], count)]
+        return estimated_makespan(sizes, pool_size=pool_size, ready_sessions=ready_sessions, costs=costs)
+
+    best = makespan(pieces)
+    while True:
+        options = [
+            (makespan({**pieces, phase: pieces[phase] + 1}), phase)
+            for phase in phases
+            if pieces[phase] < len(phases[phase])
+        ]
+        if not options or min(options)[0] >= best:
+            break
+        best, phase = min(options)
+        pieces[phase] += 1
+    chunks = [
+        PartsListChunk(phase, cut) for phase, count in pieces.items() for cut in _split(phases[phase], count)
+    ]
     return sorted(chunks, key=lambda chunk: -len(chunk.elevation_ids))
 
 
 # -- what the rules force on any client (benchmark) --------------------------------
 
 
-def minimal_calls(
-    elevations_per_phase: Sequence[int], fetched_per_phase: Sequence[int] | None = None, *, sibling_elevations: bool = True
-) -> Counter[str]:
-    """The fewest calls that list a project and fetch the given parts lists under the session rules.
+def sessions_required(fetched_per_phase: Sequence[int], *, sibling_elevations: bool = True) -> int:
+    """Elevation state cannot leave its phase: a session per phase with parts lists (per parts list without
+    sibling selects), and at least one for the listing."""
+    if sibling_elevations:
+        return max(1, sum(1 for count in fetched_per_phase if count))
+    return max(1, sum(fetched_per_phase))
 
-    Each session logs in, selects the directory and the project, and logs out.
-    Elevation state cannot leave its phase, so every phase with parts lists to
-    fetch needs a session of its own (every elevation, without sibling
-    selects); the listing can share one of them. Every phase is selected and
-    listed once, and once more by each further session that fetches in it.
+
+def minimal_calls(
+    elevations_per_phase: Sequence[int],
+    fetched_per_phase: Sequence[int] | None = None,
+    *,
+    sibling_elevations: bool = True,
+    sessions: int | None = None,
+) -> Counter[str]:
+    """The fewest calls that list a project and fetch the given parts lists, with `sessions` logins.
+
+    Each session logs in, selects the directory and the project, selects a
+    phase, and logs out; every phase is selected and listed once (the listing
+    session fetches in the phase it stands in), one `GET /phases`, and an
+    elevation select and a parts list per file. `sessions` defaults to, and
+    cannot be below, `sessions_required`.
     """
     fetched = list(fetched_per_phase if fetched_per_phase is not None else elevations_per_phase)
     phases = len(elevations_per_phase)
-    if sibling_elevations:
-        sessions = sum(1 for count in fetched if count)
-    else:
-        sessions = sum(fetched)
-    sessions = max(sessions, 1)
+    sessions = max(sessions or 0, sessions_required(fetched, sibling_elevations=sibling_elevations))
     calls: Counter[str] = Counter()
     calls["POST /auth"] = sessions
     calls["DELETE /auth"] = sessions
@@ -137,10 +189,28 @@ def minimal_calls(
     return +calls
 
 
-def lower_bound_seconds(calls: Mapping[str, int], seconds_per_call: Mapping[str, float], pool_size: int) -> float:
-    """Total time of `calls` spread perfectly over `pool_size` sessions.
+def lower_bound_seconds(
+    elevations_per_phase: Sequence[int],
+    seconds_per_call: Mapping[str, float],
+    pool_size: int,
+    *,
+    fetched_per_phase: Sequence[int] | None = None,
+    sibling_elevations: bool = True,
+) -> float:
+    """The best wall time any client can reach under the session rules with `pool_size` sessions at once.
 
-    No session runs two calls at once and none can help another, so no
-    schedule beats the total divided by the number of sessions.
+    With s logins in all, the calls of `minimal_calls(sessions=s)` run on at most
+    min(s, pool_size) sessions at a time, each session one call after another,
+    so no schedule beats their total divided by that; more logins than the
+    pool only add work. The bound is the best s.
     """
-    return sum(seconds_per_call[label] * count for label, count in calls.items()) / pool_size
+    fetched = list(fetched_per_phase if fetched_per_phase is not None else elevations_per_phase)
+    least = sessions_required(fetched, sibling_elevations=sibling_elevations)
+
+    def total(sessions: int) -> float:
+        calls = minimal_calls(
+            elevations_per_phase, fetched, sibling_elevations=sibling_elevations, sessions=sessions
+        )
+        return sum(seconds_per_call[label] * count for label, count in calls.items())
+
+    return min(total(s) / min(s, pool_size) for s in range(least, max(least, pool_size) + 1))

@@ -1,7 +1,7 @@
 """A small pool of logged-in LogiKal sessions, lent out by where they stand.
 
-`acquire(target)` hands out the idle session that reaches the target with the
-cheapest selects (often none: the session that listed phase 3 fetches phase
+`acquire(target)` hands out the idle session that can reach the target with
+the cheapest selects (often none: the session that listed phase 3 fetches phase
 3's parts lists), opens a new one while the pool has room, and otherwise
 replaces a session that is stuck deeper than the target (a new login is the
 only way up). `prewarm` starts logins in the background when work is certain,
@@ -50,6 +50,7 @@ class SessionPool:
         self.stats = ClientStats()
         self.log = logger
         self._siblings = Siblings.REFUSED if sibling_elevations is False else Siblings.ALLOWED
+        self._probe: str | None = None
         self._cond = threading.Condition()
         self._idle: list[LogikalSession] = []
         self._live = 0  # idle + lent + logging in
@@ -62,26 +63,28 @@ class SessionPool:
     def sibling_elevations(self) -> bool:
         return self._siblings is Siblings.ALLOWED
 
-    def suspect_sibling_refusal(self) -> None:
+    def suspect_sibling_refusal(self, elevation_id: str) -> None:
+        """A select from a sibling's elevation state answered 409: refused, or that elevation is locked."""
         with self._cond:
             if self._siblings is Siblings.ALLOWED:
-                self._siblings = Siblings.SUSPECT
+                self._siblings, self._probe = Siblings.SUSPECT, elevation_id
 
-    def settle_siblings(self, *, refused: bool) -> None:
-        """Called after a select from phase state following a suspected refusal."""
+    def settle_siblings(self, elevation_id: str, *, selectable_from_phase: bool) -> None:
+        """The suspect elevation was then selected from phase state: if that worked, siblings are refused."""
         with self._cond:
-            if self._siblings is not Siblings.SUSPECT:
+            if self._siblings is not Siblings.SUSPECT or elevation_id != self._probe:
                 return
-            self._siblings = Siblings.REFUSED if refused else Siblings.ALLOWED
-        if refused:
+            self._siblings = Siblings.REFUSED if selectable_from_phase else Siblings.ALLOWED
+            self._probe = None
+        if selectable_from_phase:
             self.log.warning(
                 "LogiKal refuses selecting an elevation from a sibling's elevation state: "
                 "falling back to one login per parts list"
             )
 
     @property
-    def siblings_suspect(self) -> bool:
-        return self._siblings is Siblings.SUSPECT
+    def siblings_refused(self) -> bool:
+        return self._siblings is Siblings.REFUSED
 
     # -- lending ------------------------------------------------------------
 
@@ -119,13 +122,20 @@ class SessionPool:
             self._cond.notify_all()
 
     def acquire(self, target: Target) -> LogikalSession:
-        """A session standing at `target` (blocks while all sessions are lent or logging in)."""
+        """A logged-in session that can reach `target` with the fewest selects.
+
+        The caller moves it there (`session.goto`), so the caller sees and
+        handles what the selects answer (a 404: the target is gone). Blocks
+        while every session is lent out or still logging in.
+        """
         stale: LogikalSession | None = None
         with self._cond:
             while True:
                 if self._closed:
                     raise RuntimeError("the LogiKal session pool is closed")
-                reachable = [(cost, s) for s in self._idle if (cost := self._route_cost(s, target)) is not None]
+                reachable = [
+                    (cost, s) for s in self._idle if (cost := self._route_cost(s, target)) is not None
+                ]
                 if reachable:
                     session = min(reachable, key=lambda pair: pair[0])[1]
                     self._idle.remove(session)
@@ -151,11 +161,6 @@ class SessionPool:
                     self._live -= 1
                     self._cond.notify_all()
                 raise
-        try:
-            session.goto(target, sibling_elevations=self.sibling_elevations)
-        except BaseException:
-            self.release(session)
-            raise
         return session
 
     def release(self, session: LogikalSession) -> None:

@@ -9,7 +9,7 @@ could mark good rows deleted.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -97,9 +97,7 @@ class ElevationRecord(_Record):
 R = TypeVar("R", bound=_Record)
 
 
-def parse_records(
-    model: type[R], data: Any, call: str, *, key: Callable[[R], Any] | None = None
-) -> list[R]:
+def parse_records(model: type[R], data: Any, call: str, *, key: Callable[[R], Any] | None = None) -> list[R]:
     """Validate a listing's `data`; the error names the call, the record's position and id, the field."""
     if not isinstance(data, list):
         raise LogikalResponseError(f"{call}: expected a list in 'data', got {type(data).__name__}")
@@ -121,11 +119,9 @@ def parse_records(
         if key is not None:
             identity = key(record)
             if identity in seen:
-                raise MalformedRecordError(f"{call}: records {seen[identity]} and {index} both are {identity!r}")
+                raise MalformedRecordError(
+                    f"{call}: records {seen[identity]} and {index} both are {identity!r}"
+                )
             seen[identity] = index
         records.append(record)
     return records
-
-
-def ids(records: Sequence[ProjectRecord | PhaseRecord | ElevationRecord]) -> list[str]:
-    return [record.id for record in records]

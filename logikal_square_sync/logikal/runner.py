@@ -70,11 +70,13 @@ class TaskQueue:
         # take the queued work and that work outweighs the new worker's login.
         if len(self._threads) >= self.max_workers or self._errors:
             return
-        if not self._threads or (self._waiting == 0 and self._pending_cost >= self.spawn_threshold):
+        if self._waiting == 0 and self._pending_cost >= self.spawn_threshold:
             self._spawn()
 
     def _spawn(self) -> None:
-        thread = threading.Thread(target=self._work, name=f"logikal-worker-{len(self._threads) + 1}", daemon=True)
+        thread = threading.Thread(
+            target=self._work, name=f"logikal-worker-{len(self._threads) + 1}", daemon=True
+        )
         self._threads.append(thread)
         thread.start()
 

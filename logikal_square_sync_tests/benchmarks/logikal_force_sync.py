@@ -12,8 +12,10 @@ Printed per repetition, and summarised:
 - first sync: wall time, logins, API calls, max concurrent sessions;
 - the bound: the calls the session rules force on any client for this
   project (a login per phase with parts lists, ...; `planner.minimal_calls`)
-  spread perfectly over the pool, at the model's mean latency per call (no
-  client beats it on average), and, for reference, at its minimum latency;
+  spread perfectly over the sessions that can work at once (more logins than
+  the rules force are allowed if they pay: `planner.lower_bound_seconds`), at
+  the model's mean latency per call (no client beats it on average), and, for
+  reference, at its minimum latency;
 - ratio wall / bound (target <= 1.25) and wall (target <= 30 s);
 - a re-sync of the unchanged project: logins and calls (target: one login
   plus the listing calls), and its wall time.
@@ -91,8 +93,8 @@ def _run_once(pool_size: int, seed: int) -> dict[str, float]:
 
     required = minimal_calls(PHASE_SIZES)
     model = sandbox.latency
-    bound = lower_bound_seconds(required, {label: model.mean(label) for label in required}, pool_size)
-    optimistic = lower_bound_seconds(required, {label: model.low(label) for label in required}, pool_size)
+    bound = lower_bound_seconds(PHASE_SIZES, {label: model.mean(label) for label in required}, pool_size)
+    optimistic = lower_bound_seconds(PHASE_SIZES, {label: model.low(label) for label in required}, pool_size)
     listing = sum(count for label, count in restats.calls.items() if label in LISTING_CALLS)
     return {
         "wall": wall,
@@ -113,7 +115,9 @@ def _run_once(pool_size: int, seed: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pool-size", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3, help="runs with different latency draws")
     args = parser.parse_args(argv)
@@ -126,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             f"run {index + 1}: first sync {run['wall']:.1f} s, {run['logins']} logins, {run['calls']} calls "
             f"(rules force {run['required_logins']} logins, {run['required_calls']} calls), "
             f"max {run['max_sessions']} sessions; bound {run['bound']:.1f} s (at minimum latencies "
-            f"{run['optimistic_bound']:.1f} s); ratio {run['ratio']:.2f}. Re-sync {run['resync_wall']:.1f} s: "
-            f"{run['resync_logins']} login, {run['resync_calls']} calls = {run['resync_listing_calls']} listing "
-            f"+ {run['resync_other']}",
+            f"{run['optimistic_bound']:.1f} s); ratio {run['ratio']:.2f}. "
+            f"Re-sync {run['resync_wall']:.1f} s: {run['resync_logins']} login, {run['resync_calls']} calls "
+            f"= {run['resync_listing_calls']} listing + {run['resync_other']}",
             flush=True,
         )
     walls = [run["wall"] for run in runs]

@@ -1,0 +1,220 @@
+"""The LogiKal assets: directories → projects → phases → elevations → parts lists."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
+from logikal_square_sync.logikal.resource import LogikalResource
+from logikal_square_sync.logikal.store import Changes
+from logikal_square_sync.logikal.sync_directories import sync_directories
+from logikal_square_sync.logikal.sync_project import (
+    ELEVATIONS,
+    PARTS_LISTS,
+    PHASES,
+    ProjectContentsResult,
+    sync_project_contents,
+)
+from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.policies import SyncPolicy, policies
+from logikal_square_sync.warehouse.resource import WarehouseResource
+
+LOGIKAL = policies().logikal
+OWNERS = ["team:data-engineering"]
+KINDS = {"logikal", "python", "sql"}
+GROUP = "logikal"
+
+DIRECTORIES_KEY = dg.AssetKey(["logikal", "directories"])
+PROJECTS_KEY = dg.AssetKey(["logikal", "projects"])
+PHASES_KEY = dg.AssetKey(["logikal", "phases"])
+ELEVATIONS_KEY = dg.AssetKey(["logikal", "elevations"])
+PARTS_LISTS_KEY = dg.AssetKey(["logikal", "parts_lists"])
+
+
+def _changes(changes: Changes) -> dict[str, int]:
+    return {
+        "rows_changed": changes.total,
+        "rows_inserted": changes.inserted,
+        "rows_updated": changes.updated,
+        "rows_marked_deleted": changes.deleted,
+    }
+
+
+def _client(client: dict[str, Any], duration: float) -> dict[str, Any]:
+    return {
+        "logins": client["logins"],
+        "api_calls": client["api_calls"],
+        "retries": client["retries"],
+        "duration_seconds": round(duration, 2),
+    }
+
+
+@dg.asset(
+    key=DIRECTORIES_KEY,
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    freshness_policy=LOGIKAL.directories.freshness_policy,
+    pool="logikal_directories",
+)
+def logikal_directories(
+    context: dg.AssetExecutionContext, logikal: LogikalResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """LogiKal's directory tree in `logikal_directories`, keyed by full path (`Demo/Sub 1`).
+
+    One session walks the whole tree (any directory is selectable by path from
+    directory state). Directories gone from the tree keep their row with
+    `deleted_at`; a renamed directory is a new path.
+    """
+    with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log) as pool:
+        result = sync_directories(pool, warehouse.engine)
+    return dg.MaterializeResult(
+        metadata={
+            "directories": result.directories,
+            **_changes(result.changes),
+            **_client(result.client, result.duration_seconds),
+        }
+    )
+
+
+@dg.asset(
+    key=PROJECTS_KEY,
+    deps=[logikal_directories],
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    freshness_policy=LOGIKAL.projects.freshness_policy,
+    pool="logikal_projects",
+)
+def logikal_projects(
+    context: dg.AssetExecutionContext, logikal: LogikalResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """LogiKal projects of every known directory in `logikal_projects`, keyed by GUID.
+
+    Dates are LogiKal's Unix seconds as UTC timestamps. Every live project
+    becomes a partition of `logikal_projects`, the per-project assets'
+    partitions. A project no directory lists any more gets `deleted_at`, and
+    so do its phases and elevations; `is_deleted` is LogiKal's own soft delete.
+    """
+    with logikal.session_pool(LOGIKAL.projects.max_attempts, context.log) as pool:
+        result = sync_projects(pool, warehouse.engine)
+    existing = set(context.instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
+    added = sorted(result.live_project_ids - existing)
+    if added:
+        context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, added)
+        context.log.info(f"Added {len(added)} LogiKal project partition(s)")
+    return dg.MaterializeResult(
+        metadata={
+            "projects": result.projects,
+            "partitions_added": len(added),
+            "projects_vanished": len(result.vanished_project_ids),
+            **_changes(result.changes),
+            **_client(result.client, result.duration_seconds),
+        }
+    )
+
+
+class ProjectSyncConfig(dg.Config):
+    refetch_parts_lists: bool = Field(
+        default=False,
+        description="Fetch every parts list again, changed or not (normally only new or changed ones).",
+    )
+
+
+_PARTS = {PHASES_KEY: PHASES, ELEVATIONS_KEY: ELEVATIONS, PARTS_LISTS_KEY: PARTS_LISTS}
+
+
+def _per_project(
+    key: dg.AssetKey, upstream: dg.AssetKey, policy: SyncPolicy, description: str
+) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key,
+        deps=[upstream],
+        description=f"{description} Partitioned by project GUID.",
+        partitions_def=logikal_projects_partitions,
+        freshness_policy=policy.freshness_policy,
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=OWNERS,
+        skippable=True,  # the walk runs for a subset too (one asset selected in the UI)
+    )
+
+
+@dg.multi_asset(
+    name="logikal_project_contents",
+    specs=[
+        _per_project(
+            PHASES_KEY,
+            PROJECTS_KEY,
+            LOGIKAL.phases,
+            "Phases of each LogiKal project in `logikal_phases`, keyed by (project_id, id): the "
+            "default phase has the all-zero GUID in every project.",
+        ),
+        _per_project(
+            ELEVATIONS_KEY,
+            PHASES_KEY,
+            LOGIKAL.elevations,
+            "Elevations of each LogiKal project in `logikal_elevations`, with `version_id` and "
+            "`changed_at`, the change signals. Recycle-bin elevations are kept with "
+            "`is_in_recycle_bin`; vanished ones get `deleted_at`.",
+        ),
+        _per_project(
+            PARTS_LISTS_KEY,
+            ELEVATIONS_KEY,
+            LOGIKAL.parts_lists,
+            "Parts lists (SQLite files) of new or changed elevations, stored once per sha256 in "
+            "`logikal_parts_list_files`, and parsed into `logikal_parts_lists` (the Elevations "
+            "summary, `parse_status`/`parse_error`) and `logikal_elevation_glass`.",
+        ),
+    ],
+    can_subset=True,
+)
+def logikal_project_contents(
+    context: dg.AssetExecutionContext,
+    config: ProjectSyncConfig,
+    logikal: LogikalResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.MaterializeResult]:
+    """One LogiKal project's phases, elevations and parts lists, in one walk.
+
+    The three assets share the walk (one session lists the project; parts
+    lists fan out over the session pool), so `logins` and `api_calls` in each
+    materialization are the walk's. Materializing one partition is a force sync.
+    """
+    include = {_PARTS[key] for key in context.selected_asset_keys}
+    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context.log) as pool:
+        result = sync_project_contents(
+            pool,
+            warehouse.engine,
+            context.partition_key,
+            include=include,
+            refetch_parts_lists=config.refetch_parts_lists,
+            logger=context.log,
+        )
+    for key in (PHASES_KEY, ELEVATIONS_KEY, PARTS_LISTS_KEY):
+        if key in context.selected_asset_keys:
+            yield dg.MaterializeResult(asset_key=key, metadata=_project_metadata(key, result))
+
+
+def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"project": result.project_name}
+    if key == PHASES_KEY:
+        metadata.update(_changes(result.phases))
+    elif key == ELEVATIONS_KEY:
+        metadata.update(_changes(result.elevations))
+    else:
+        metadata.update(
+            {
+                "rows_changed": result.parts_lists_fetched + result.parts_lists_failed,
+                "parts_lists_fetched": result.parts_lists_fetched,
+                "parts_lists_skipped": result.parts_lists_skipped,
+                "parts_lists_failed": result.parts_lists_failed,
+                **{f"parse_{status}": count for status, count in sorted(result.parse_status.items())},
+            }
+        )
+        if result.failures:
+            metadata["failures"] = dg.MetadataValue.md("\n".join(f"- {line}" for line in result.failures))
+    metadata.update(_client(result.client, result.duration_seconds))
+    return metadata

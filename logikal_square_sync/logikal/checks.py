@@ -1,0 +1,71 @@
+"""Per-project freshness: Dagster judges a partitioned asset as a whole, so we name the stale projects."""
+
+from datetime import datetime
+
+import dagster as dg
+import sqlalchemy as sa
+
+from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_projects
+from logikal_square_sync.logikal.scheduling import (
+    ProjectSyncPolicy,
+    Staleness,
+    load_project_states,
+    staleness,
+)
+from logikal_square_sync.logikal.store import utc_now
+from logikal_square_sync.warehouse.resource import WarehouseResource
+
+CHECK_NAME = "project_contents_fresh"
+
+
+def project_staleness(engine: sa.Engine, now: datetime | None = None) -> Staleness:
+    with engine.connect() as conn:
+        states = load_project_states(conn)
+    return staleness(states, now or utc_now(), ProjectSyncPolicy.from_policies())
+
+
+def _metadata(report: Staleness) -> dict[str, object]:
+    rows = sorted(report.fail + report.warn, key=lambda s: -s.age)[:50]
+    table = "\n".join(
+        f"| {s.name} | `{s.id}` | {s.age.total_seconds() / 60:.0f} | {'active' if s.active else 'dormant'} |"
+        for s in rows
+    )
+    return {
+        "projects_checked": report.checked,
+        "projects_past_warn": len(report.warn),
+        "projects_past_fail": len(report.fail),
+        "stalest": dg.MetadataValue.md(
+            "| project | id | minutes since sync | kind |\n|---|---|---|---|\n" + table if rows else "none"
+        ),
+    }
+
+
+def evaluation(report: Staleness) -> dg.AssetCheckEvaluation:
+    """The check's result as an event, for the project-sync sensor to record on each tick."""
+    return dg.AssetCheckEvaluation(
+        asset_key=PROJECTS_KEY,
+        check_name=CHECK_NAME,
+        passed=report.passed,
+        severity=dg.AssetCheckSeverity.ERROR if report.fail else dg.AssetCheckSeverity.WARN,
+        description=report.describe(),
+        metadata=_metadata(report),
+    )
+
+
+@dg.asset_check(asset=logikal_projects, name=CHECK_NAME, blocking=False)
+def project_contents_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Every live project's phases, elevations and parts lists are within their freshness window.
+
+    Active projects (changed within 14 days) are held to the phases/elevations
+    windows of policies.yaml (warn 22, fail 30 min), dormant ones to the daily
+    sweep's (warn 30 h, fail 48 h). Fails (ERROR) naming the projects past their
+    fail window, warns for those past the warn window. Runs with every
+    `logikal/projects` materialization and on every tick of the project-sync sensor.
+    """
+    report = project_staleness(warehouse.engine)
+    return dg.AssetCheckResult(
+        passed=report.passed,
+        severity=dg.AssetCheckSeverity.ERROR if report.fail else dg.AssetCheckSeverity.WARN,
+        description=report.describe(),
+        metadata=_metadata(report),
+    )

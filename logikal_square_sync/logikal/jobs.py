@@ -1,0 +1,17 @@
+"""Job `logikal_project_sync`: one project's phases, elevations and parts lists (a force sync)."""
+
+import dagster as dg
+
+from logikal_square_sync.logikal.assets import ELEVATIONS_KEY, PARTS_LISTS_KEY, PHASES_KEY
+
+PROJECT_SYNC_JOB = "logikal_project_sync"
+
+logikal_project_sync = dg.define_asset_job(
+    name=PROJECT_SYNC_JOB,
+    # Partitioned by `logikal_projects`, like the assets it selects.
+    selection=dg.AssetSelection.assets(PHASES_KEY, ELEVATIONS_KEY, PARTS_LISTS_KEY),
+    description=(
+        "Syncs one LogiKal project (pick its partition: the project GUID) - phases, elevations and the "
+        "parts lists of new or changed elevations. The run queue runs one sync per project at a time."
+    ),
+)

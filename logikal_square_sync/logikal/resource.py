@@ -1,0 +1,67 @@
+"""The Dagster resource for LogiKal: connection settings and a session pool per step."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from logikal_square_sync.logikal.client import ConnectionSettings
+from logikal_square_sync.logikal.pool import SessionPool
+
+
+class LogikalResource(dg.ConfigurableResource):
+    """Orgadata LogiKal's MBIOE REST API v3.
+
+    Every step opens its own small pool of sessions and logs all of them out
+    when it ends, also when it fails.
+    """
+
+    base_url: str = Field(description="LOGIKAL_BASE_URL, e.g. http://host/MbioeService.svc/api/v3")
+    username: str = Field(description="LOGIKAL_USERNAME")
+    password: str = Field(description="LOGIKAL_PASSWORD (a secret: set through dg.EnvVar)")
+    pool_size: int = Field(default=3, ge=1, le=16, description="LogiKal sessions one step uses at most")
+    timeout_seconds: float = Field(default=60.0, description="read timeout per call (logins take up to 9 s)")
+    connect_timeout_seconds: float = 10.0
+    retry_base_delay_seconds: float = Field(default=0.5, description="first backoff of a retried call")
+    sibling_elevation_select: bool | None = Field(
+        default=None,
+        description=(
+            "Whether the server lets a session select an elevation from a sibling's elevation state; "
+            "unset: assume yes and fall back to one login per parts list on the first refusal"
+        ),
+    )
+
+    def settings(self, max_attempts: int = 4) -> ConnectionSettings:
+        return ConnectionSettings(
+            base_url=self.base_url,
+            username=self.username,
+            password=self.password,
+            timeout_seconds=self.timeout_seconds,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            max_attempts=max_attempts,
+            retry_base_delay_seconds=self.retry_base_delay_seconds,
+        )
+
+    @contextlib.contextmanager
+    def session_pool(self, max_attempts: int = 4, logger: Any = None) -> Iterator[SessionPool]:
+        pool = SessionPool(
+            self.settings(max_attempts),
+            self.pool_size,
+            sibling_elevations=self.sibling_elevation_select,
+            **({"logger": logger} if logger is not None else {}),
+        )
+        with pool:
+            yield pool
+
+
+def logikal_resource_from_env() -> LogikalResource:
+    # Through EnvVar: the values are read in the run worker, never shown in run config.
+    return LogikalResource(
+        base_url=dg.EnvVar("LOGIKAL_BASE_URL"),
+        username=dg.EnvVar("LOGIKAL_USERNAME"),
+        password=dg.EnvVar("LOGIKAL_PASSWORD"),
+    )

@@ -1,0 +1,216 @@
+"""Which projects each tick syncs, and which are stale.
+
+A project sync costs at least one login (4.5–9 s) plus the listing, and
+LogiKal has no "changed since" filter: a project's elevations can only be
+compared by listing them, and whether an elevation edit bumps the project's
+`changedDate` is unknown (notes §5). So every tick, within a budget of runs:
+
+1. **new / changed**: never synced, or the project's `changed_at` moved past
+   the one its last sync saw (the `logikal/projects` listing tells);
+2. **active**: changed (project or any of its elevations) within
+   `active_for`, and last synced more than the interval (15 min) ago — held to
+   the freshness windows of policies.yaml (warn 22 / fail 30 min);
+3. **sweep**: every other project once per `sweep_every` (24 h), held to the
+   wider dormant windows — this catches edits no listing announced.
+
+Within a group the least recently synced go first. Runs already queued or
+running are not requested again. The run queue's priority tag puts force
+syncs (priority 0, the UI's default) ahead of all of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from logikal_square_sync.policies import policies
+from logikal_square_sync.warehouse.tables import logikal_elevations, logikal_projects
+
+NEW, CHANGED, ACTIVE, SWEEP = "new", "changed", "active", "sweep"
+# Dagster run-queue priorities: higher runs first; manual runs have 0.
+PRIORITY = {NEW: -1, CHANGED: -1, ACTIVE: -2, SWEEP: -3}
+_ORDER = {NEW: 0, CHANGED: 0, ACTIVE: 1, SWEEP: 2}
+
+
+@dataclass(frozen=True)
+class ProjectSyncPolicy:
+    interval: timedelta
+    warn_after: timedelta
+    fail_after: timedelta
+    active_for: timedelta = timedelta(days=14)
+    sweep_every: timedelta = timedelta(hours=24)
+    dormant_warn_after: timedelta = timedelta(hours=30)
+    dormant_fail_after: timedelta = timedelta(hours=48)
+    max_runs_per_tick: int = 50
+    tick_seconds: int = 300
+
+    @classmethod
+    def from_policies(cls) -> ProjectSyncPolicy:
+        # Phases, elevations and parts lists sync together, so the strictest of their policies rules.
+        logikal = policies().logikal
+        parts = [logikal.phases, logikal.elevations, logikal.parts_lists]
+        return cls(
+            interval=timedelta(minutes=min(p.interval_minutes or 15 for p in parts)),
+            warn_after=timedelta(minutes=min(p.warn_after_minutes for p in parts)),
+            fail_after=timedelta(minutes=min(p.fail_after_minutes for p in parts)),
+        )
+
+
+@dataclass(frozen=True)
+class ProjectState:
+    id: str
+    name: str
+    changed_at: datetime | None
+    latest_elevation_change: datetime | None
+    is_deleted: bool
+    contents_synced_at: datetime | None
+    contents_changed_at: datetime | None
+    discovered_at: datetime
+
+    def is_active(self, now: datetime, policy: ProjectSyncPolicy) -> bool:
+        changes = [t for t in (self.changed_at, self.latest_elevation_change) if t is not None]
+        return not self.is_deleted and bool(changes) and max(changes) >= now - policy.active_for
+
+    def age(self, now: datetime) -> timedelta:
+        """Time since the contents were synced (since discovery, if never)."""
+        return now - (self.contents_synced_at or self.discovered_at)
+
+    def windows(self, now: datetime, policy: ProjectSyncPolicy) -> tuple[timedelta, timedelta]:
+        if self.is_active(now, policy):
+            return policy.warn_after, policy.fail_after
+        return policy.dormant_warn_after, policy.dormant_fail_after
+
+
+def load_project_states(conn: sa.Connection) -> list[ProjectState]:
+    """Live projects with what the choice needs; deleted ones are never synced again."""
+    p, e = logikal_projects.c, logikal_elevations.c
+    latest = (
+        sa.select(e.project_id, sa.func.max(e.changed_at).label("latest")).group_by(e.project_id).subquery()
+    )
+    query = (
+        sa.select(
+            p.id,
+            p.name,
+            p.changed_at,
+            latest.c.latest,
+            p.is_deleted,
+            p.contents_synced_at,
+            p.contents_changed_at,
+            p.synced_at,
+        )
+        .outerjoin(latest, latest.c.project_id == p.id)
+        .where(p.deleted_at.is_(None))
+    )
+    return [
+        ProjectState(
+            id=row[0],
+            name=row[1],
+            changed_at=row[2],
+            latest_elevation_change=row[3],
+            is_deleted=bool(row[4]),
+            contents_synced_at=row[5],
+            contents_changed_at=row[6],
+            discovered_at=row[7],
+        )
+        for row in conn.execute(query)
+    ]
+
+
+@dataclass(frozen=True)
+class DueProject:
+    id: str
+    name: str
+    reason: str
+
+    @property
+    def priority(self) -> int:
+        return PRIORITY[self.reason]
+
+
+def _reason(state: ProjectState, now: datetime, policy: ProjectSyncPolicy) -> str | None:
+    if state.contents_synced_at is None:
+        return NEW
+    if state.changed_at is not None and (
+        state.contents_changed_at is None or state.changed_at > state.contents_changed_at
+    ):
+        return CHANGED
+    age = now - state.contents_synced_at
+    if state.is_active(now, policy) and age >= policy.interval:
+        return ACTIVE
+    if age >= policy.sweep_every:
+        return SWEEP
+    return None
+
+
+def due_projects(
+    states: Iterable[ProjectState],
+    now: datetime,
+    policy: ProjectSyncPolicy,
+    *,
+    in_flight: Collection[str] = (),
+) -> list[DueProject]:
+    """The projects this tick should sync, most urgent first, at most `max_runs_per_tick`."""
+    candidates = []
+    for state in states:
+        if state.id in in_flight:
+            continue
+        reason = _reason(state, now, policy)
+        if reason is not None:
+            last = state.contents_synced_at or datetime.min.replace(tzinfo=now.tzinfo)
+            candidates.append((_ORDER[reason], last, state.id, DueProject(state.id, state.name, reason)))
+    candidates.sort(key=lambda item: item[:3])
+    return [item[3] for item in candidates[: policy.max_runs_per_tick]]
+
+
+@dataclass(frozen=True)
+class StaleProject:
+    id: str
+    name: str
+    age: timedelta
+    active: bool
+
+
+@dataclass(frozen=True)
+class Staleness:
+    checked: int
+    warn: list[StaleProject]
+    fail: list[StaleProject]
+
+    @property
+    def passed(self) -> bool:
+        return not self.warn and not self.fail
+
+    def describe(self, limit: int = 10) -> str:
+        if self.passed:
+            return f"All {self.checked} LogiKal projects are within their freshness windows."
+        worst = sorted(self.fail + self.warn, key=lambda s: -s.age)[:limit]
+        names = ", ".join(f"{s.name} ({_minutes(s.age)})" for s in worst)
+        return (
+            f"{len(self.fail)} project(s) past the fail window and {len(self.warn)} past the warn window "
+            f"of {self.checked}; the stalest: {names}"
+        )
+
+
+def _minutes(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def staleness(states: Iterable[ProjectState], now: datetime, policy: ProjectSyncPolicy) -> Staleness:
+    """Projects whose contents are older than their warn or fail window."""
+    warn: list[StaleProject] = []
+    fail: list[StaleProject] = []
+    checked = 0
+    for state in states:
+        checked += 1
+        warn_after, fail_after = state.windows(now, policy)
+        age = state.age(now)
+        stale = StaleProject(state.id, state.name, age, state.is_active(now, policy))
+        if age > fail_after:
+            fail.append(stale)
+        elif age > warn_after:
+            warn.append(stale)
+    return Staleness(checked, warn, fail)

@@ -1,0 +1,91 @@
+"""The project-sync sensor: every few minutes, queue the projects that are due (see `scheduling`)."""
+
+import dagster as dg
+
+from logikal_square_sync.logikal.checks import evaluation
+from logikal_square_sync.logikal.jobs import logikal_project_sync
+from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
+from logikal_square_sync.logikal.scheduling import (
+    ProjectSyncPolicy,
+    due_projects,
+    load_project_states,
+    staleness,
+)
+from logikal_square_sync.logikal.store import utc_now
+from logikal_square_sync.policies import policies
+from logikal_square_sync.settings import default_sensor_status
+from logikal_square_sync.warehouse.resource import WarehouseResource
+
+SENSOR_NAME = "logikal_project_sync_sensor"
+_UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def in_flight_projects(instance: dg.DagsterInstance) -> set[str]:
+    """Projects with a run queued or running: from this job, the UI's materialize button or a command."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=_UNFINISHED))
+    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+
+
+def evaluate_project_sync(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, policy: ProjectSyncPolicy
+) -> dg.SensorResult:
+    now = utc_now()
+    with warehouse.engine.connect() as conn:
+        states = load_project_states(conn)
+    due = due_projects(states, now, policy, in_flight=in_flight_projects(context.instance))
+    existing = set(context.instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
+    missing = sorted({state.id for state in states} - existing)
+    if due:
+        context.log.info(
+            f"Queueing {len(due)} LogiKal project sync(s): {', '.join(sorted({d.reason for d in due}))}"
+        )
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                partition_key=project.id,
+                tags={"dagster/priority": str(project.priority), "logikal/sync_reason": project.reason},
+            )
+            for project in due
+        ],
+        dynamic_partitions_requests=[logikal_projects_partitions.build_add_request(missing)]
+        if missing
+        else None,
+        asset_events=[evaluation(staleness(states, now, policy))],
+    )
+
+
+def logikal_sensors() -> list[dg.SensorDefinition]:
+    """The project-sync sensor, unless phases, elevations and parts lists are all disabled.
+
+    Built on call, so its default status follows BACKGROUND_SYNC_ENABLED as it is then.
+    """
+    logikal = policies().logikal
+    if not (logikal.phases.enabled or logikal.elevations.enabled or logikal.parts_lists.enabled):
+        return []
+    policy = ProjectSyncPolicy.from_policies()
+
+    @dg.sensor(
+        name=SENSOR_NAME,
+        job=logikal_project_sync,
+        minimum_interval_seconds=policy.tick_seconds,
+        default_status=default_sensor_status(),
+    )
+    def logikal_project_sync_sensor(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    ) -> dg.SensorResult:
+        """Queues `logikal_project_sync` for the projects due now, most urgent first.
+
+        New and changed projects first, then active ones (changed within 14 days)
+        older than the 15-minute interval, then a daily sweep of the rest; at most
+        50 runs per 5-minute tick, never a project already queued or running.
+        Background runs carry a negative `dagster/priority`, so force syncs jump the
+        queue. Each tick also records the per-project freshness check.
+        """
+        return evaluate_project_sync(context, warehouse, policy)
+
+    return [logikal_project_sync_sensor]

@@ -1,0 +1,410 @@
+"""Warehouse reads and writes of the LogiKal sync (SQLAlchemy Core, bulk statements).
+
+Every function takes the caller's connection, so the caller decides what
+commits together: a project's listing (phases, elevations and the rows that
+vanished) in one transaction, each parts list in its own, as it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from logikal_square_sync.logikal.parts_list import FETCH_FAILED, SUMMARY_COLUMNS, ParsedPartsList
+from logikal_square_sync.logikal.records import DirectoryRecord, ElevationRecord, PhaseRecord, ProjectRecord
+from logikal_square_sync.warehouse.tables import (
+    logikal_directories,
+    logikal_elevation_glass,
+    logikal_elevations,
+    logikal_parts_list_files,
+    logikal_parts_lists,
+    logikal_phases,
+    logikal_projects,
+)
+from logikal_square_sync.warehouse.upsert import upsert
+
+_BATCH = 500
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Changes:
+    """Rows written by one step, by kind."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def __iadd__(self, other: Changes) -> Changes:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.deleted += other.deleted
+        return self
+
+
+def _upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Changes:
+    changes = Changes()
+    for start in range(0, len(rows), _BATCH):
+        result = upsert(conn, table, rows[start : start + _BATCH])
+        changes.inserted += result.inserted
+        changes.updated += result.updated
+    return changes
+
+
+def _key_clause(table: sa.Table, keys: Sequence[tuple[Any, ...]]) -> sa.ColumnElement[bool]:
+    columns = list(table.primary_key.columns)
+    if len(columns) == 1:
+        return columns[0].in_([key[0] for key in keys])
+    return sa.tuple_(*columns).in_(keys)
+
+
+def mark_vanished(
+    conn: sa.Connection,
+    table: sa.Table,
+    seen: Collection[tuple[Any, ...]],
+    now: datetime,
+    scope: sa.ColumnElement[bool] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Set `deleted_at` on live rows within `scope` whose key was not seen at the source."""
+    query = sa.select(*table.primary_key.columns).where(table.c.deleted_at.is_(None))
+    if scope is not None:
+        query = query.where(scope)
+    seen = set(seen)
+    gone = sorted(tuple(row) for row in conn.execute(query) if tuple(row) not in seen)
+    for start in range(0, len(gone), _BATCH):
+        batch = gone[start : start + _BATCH]
+        conn.execute(sa.update(table).where(_key_clause(table, batch)).values(deleted_at=now, synced_at=now))
+    return gone
+
+
+# -- directories ------------------------------------------------------------------
+
+
+def _directory_rows(
+    found: Iterable[tuple[DirectoryRecord, str | None]], now: datetime
+) -> list[dict[str, Any]]:
+    return [
+        {"path": d.path, "name": d.name, "parent_path": parent, "synced_at": now, "deleted_at": None}
+        for d, parent in found
+    ]
+
+
+def write_directories(
+    conn: sa.Connection, found: Sequence[tuple[DirectoryRecord, str | None]], now: datetime
+) -> Changes:
+    """Upsert the whole walked tree and mark directories that are gone."""
+    changes = _upsert(conn, logikal_directories, _directory_rows(found, now))
+    gone = mark_vanished(conn, logikal_directories, {(d.path,) for d, _ in found}, now)
+    changes.deleted = len(gone)
+    return changes
+
+
+def live_directories(conn: sa.Connection) -> list[str]:
+    query = (
+        sa.select(logikal_directories.c.path)
+        .where(logikal_directories.c.deleted_at.is_(None))
+        .order_by(logikal_directories.c.path)
+    )
+    return list(conn.execute(query).scalars())
+
+
+# -- projects ----------------------------------------------------------------------
+
+
+def _project_rows(found: Iterable[tuple[ProjectRecord, str]], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": p.id,
+            "directory_path": directory,
+            "name": p.name,
+            "job_number": p.job_number,
+            "offer_number": p.offer_number,
+            "person_in_charge": p.person_in_charge,
+            "created_at": p.created_at,
+            "changed_at": p.changed_at,
+            "is_deleted": p.is_deleted,
+            "synced_at": now,
+            "deleted_at": None,
+        }
+        for p, directory in found
+    ]
+
+
+def write_projects(conn: sa.Connection, found: Sequence[tuple[ProjectRecord, str]], now: datetime) -> Changes:
+    return _upsert(conn, logikal_projects, _project_rows(found, now))
+
+
+def mark_projects_vanished(conn: sa.Connection, seen_ids: Collection[str], now: datetime) -> list[str]:
+    """Projects no directory lists any more, with their phases and elevations."""
+    gone = [key[0] for key in mark_vanished(conn, logikal_projects, {(i,) for i in seen_ids}, now)]
+    for start in range(0, len(gone), _BATCH):
+        batch = gone[start : start + _BATCH]
+        for table in (logikal_phases, logikal_elevations):
+            conn.execute(
+                sa.update(table)
+                .where(table.c.project_id.in_(batch), table.c.deleted_at.is_(None))
+                .values(deleted_at=now, synced_at=now)
+            )
+    return gone
+
+
+def forget_contents_sync(conn: sa.Connection, project_ids: Collection[str]) -> None:
+    """Projects back from the dead: their phases and elevations were marked deleted with them, so
+    their contents count as never synced and the project-sync sensor picks them up as new."""
+    ids = sorted(project_ids)
+    for start in range(0, len(ids), _BATCH):
+        conn.execute(
+            sa.update(logikal_projects)
+            .where(logikal_projects.c.id.in_(ids[start : start + _BATCH]))
+            .values(contents_synced_at=None, contents_changed_at=None)
+        )
+
+
+def live_project_ids(conn: sa.Connection) -> set[str]:
+    query = sa.select(logikal_projects.c.id).where(logikal_projects.c.deleted_at.is_(None))
+    return set(conn.execute(query).scalars())
+
+
+@dataclass(frozen=True)
+class StoredProject:
+    id: str
+    name: str
+    directory_path: str
+    changed_at: datetime | None
+    contents_synced_at: datetime | None
+    deleted_at: datetime | None
+
+
+def load_project(conn: sa.Connection, project_id: str) -> StoredProject | None:
+    p = logikal_projects.c
+    row = conn.execute(
+        sa.select(p.id, p.name, p.directory_path, p.changed_at, p.contents_synced_at, p.deleted_at).where(
+            p.id == project_id
+        )
+    ).one_or_none()
+    return None if row is None else StoredProject(*row)
+
+
+def mark_contents_synced(
+    conn: sa.Connection, project_id: str, changed_at: datetime | None, now: datetime
+) -> None:
+    conn.execute(
+        sa.update(logikal_projects)
+        .where(logikal_projects.c.id == project_id)
+        .values(contents_synced_at=now, contents_changed_at=changed_at)
+    )
+
+
+# -- phases and elevations ------------------------------------------------------------
+
+
+@dataclass
+class ListingChanges:
+    phases: Changes
+    elevations: Changes
+
+
+def write_listing(
+    conn: sa.Connection,
+    project_id: str,
+    phases: Sequence[PhaseRecord],
+    elevations: Mapping[str, Sequence[ElevationRecord]],
+    now: datetime,
+    *,
+    include_phases: bool = True,
+    include_elevations: bool = True,
+) -> ListingChanges:
+    """Upsert one project's phases and elevations; mark those gone from the source deleted."""
+    result = ListingChanges(Changes(), Changes())
+    if include_phases:
+        rows = [
+            {
+                "project_id": project_id,
+                "id": phase.id,
+                "name": phase.name,
+                "description": phase.description,
+                "synced_at": now,
+                "deleted_at": None,
+            }
+            for phase in phases
+        ]
+        result.phases = _upsert(conn, logikal_phases, rows)
+        seen = {(project_id, phase.id) for phase in phases}
+        scope = logikal_phases.c.project_id == project_id
+        result.phases.deleted = len(mark_vanished(conn, logikal_phases, seen, now, scope))
+    if include_elevations:
+        rows = [
+            {
+                "id": e.id,
+                "project_id": project_id,
+                "phase_id": phase_id,
+                "name": e.name,
+                "version_id": e.version_id,
+                "amount": e.amount,
+                "width": e.width,
+                "height": e.height,
+                "system_description": e.system_description,
+                "user_description": e.user_description,
+                "created_at": e.created_at,
+                "changed_at": e.changed_at,
+                "is_in_recycle_bin": e.is_in_recycle_bin,
+                "synced_at": now,
+                "deleted_at": None,
+            }
+            for phase_id, listed in elevations.items()
+            for e in listed
+        ]
+        result.elevations = _upsert(conn, logikal_elevations, rows)
+        seen = {(row["id"],) for row in rows}
+        scope = logikal_elevations.c.project_id == project_id
+        result.elevations.deleted = len(mark_vanished(conn, logikal_elevations, seen, now, scope))
+    return result
+
+
+def mark_elevation_gone(conn: sa.Connection, elevation_id: str, now: datetime) -> None:
+    """The elevation answered 404 on select: it went away after it was listed."""
+    conn.execute(
+        sa.update(logikal_elevations)
+        .where(logikal_elevations.c.id == elevation_id, logikal_elevations.c.deleted_at.is_(None))
+        .values(deleted_at=now, synced_at=now)
+    )
+
+
+# -- parts lists --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredPartsList:
+    version_id: str | None
+    changed_at: datetime | None
+    parse_status: str
+    has_file: bool
+
+
+def stored_parts_lists(conn: sa.Connection, project_id: str) -> dict[str, StoredPartsList]:
+    """The parts lists stored for a project's elevations, with whether their file is still there."""
+    pl, files, elevations = logikal_parts_lists, logikal_parts_list_files, logikal_elevations
+    query = (
+        sa.select(
+            pl.c.elevation_id,
+            pl.c.elevation_version_id,
+            pl.c.elevation_changed_at,
+            pl.c.parse_status,
+            files.c.sha256.is_not(None),
+        )
+        .join(elevations, elevations.c.id == pl.c.elevation_id)
+        .outerjoin(files, files.c.sha256 == pl.c.sha256)
+        .where(elevations.c.project_id == project_id)
+    )
+    return {row[0]: StoredPartsList(row[1], row[2], row[3], bool(row[4])) for row in conn.execute(query)}
+
+
+def pending_parts_lists(conn: sa.Connection, project_id: str) -> int:
+    """Stored live elevations whose parts list is missing or older than the elevation (work known upfront)."""
+    e, pl, files = logikal_elevations, logikal_parts_lists, logikal_parts_list_files
+    query = (
+        sa.select(sa.func.count())
+        .select_from(e)
+        .outerjoin(pl, pl.c.elevation_id == e.c.id)
+        .outerjoin(files, files.c.sha256 == pl.c.sha256)
+        .where(
+            e.c.project_id == project_id,
+            e.c.deleted_at.is_(None),
+            e.c.is_in_recycle_bin.is_(False),
+            sa.or_(
+                files.c.sha256.is_(None),
+                pl.c.elevation_version_id.is_distinct_from(e.c.version_id),
+                pl.c.elevation_changed_at.is_distinct_from(e.c.changed_at),
+            ),
+        )
+    )
+    return conn.execute(query).scalar_one()
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(table).values(**row).on_conflict_do_nothing())
+
+
+def _drop_unreferenced_file(conn: sa.Connection, sha256: str | None) -> None:
+    if sha256 is None:
+        return
+    still_used = conn.execute(
+        sa.select(sa.literal(1)).where(logikal_parts_lists.c.sha256 == sha256).limit(1)
+    ).first()
+    if still_used is None:
+        conn.execute(sa.delete(logikal_parts_list_files).where(logikal_parts_list_files.c.sha256 == sha256))
+
+
+def write_parts_list(
+    conn: sa.Connection, elevation: ElevationRecord, content: bytes, parsed: ParsedPartsList, now: datetime
+) -> None:
+    """Store the file by hash, its row and its glass; a superseded file no row uses is dropped."""
+    previous = conn.execute(
+        sa.select(logikal_parts_lists.c.sha256).where(logikal_parts_lists.c.elevation_id == elevation.id)
+    ).scalar()
+    _insert_ignore(
+        conn,
+        logikal_parts_list_files,
+        {"sha256": parsed.sha256, "size_bytes": parsed.size_bytes, "content": content, "stored_at": now},
+    )
+    row = {
+        "elevation_id": elevation.id,
+        "sha256": parsed.sha256,
+        "size_bytes": parsed.size_bytes,
+        "elevation_version_id": elevation.version_id,
+        "elevation_changed_at": elevation.changed_at,
+        "fetched_at": now,
+        "parse_status": parsed.parse_status,
+        "parse_error": parsed.parse_error,
+        **{column: parsed.summary.get(column) for column in SUMMARY_COLUMNS.values()},
+    }
+    upsert(conn, logikal_parts_lists, [row])
+    conn.execute(
+        sa.delete(logikal_elevation_glass).where(logikal_elevation_glass.c.elevation_id == elevation.id)
+    )
+    if parsed.glass:
+        conn.execute(
+            sa.insert(logikal_elevation_glass),
+            [{"elevation_id": elevation.id, **glass} for glass in parsed.glass],
+        )
+    if previous != parsed.sha256:
+        _drop_unreferenced_file(conn, previous)
+
+
+def record_fetch_failure(conn: sa.Connection, elevation: ElevationRecord, error: str, now: datetime) -> None:
+    """A parts list that could not be fetched: a stored copy stays; without one, the failure is the row.
+
+    The row keeps no elevation version, so the next sync tries again.
+    """
+    exists = conn.execute(
+        sa.select(logikal_parts_lists.c.parse_status).where(
+            logikal_parts_lists.c.elevation_id == elevation.id
+        )
+    ).first()
+    row = {
+        "elevation_id": elevation.id,
+        "fetched_at": now,
+        "parse_status": FETCH_FAILED,
+        "parse_error": error,
+    }
+    if exists is None:
+        conn.execute(sa.insert(logikal_parts_lists).values(**row))
+    elif exists[0] == FETCH_FAILED:
+        conn.execute(
+            sa.update(logikal_parts_lists)
+            .where(logikal_parts_lists.c.elevation_id == elevation.id)
+            .values(fetched_at=now, parse_error=error)
+        )

@@ -1,0 +1,93 @@
+"""Sync of the project list: `GET /projects` in every known directory.
+
+Directories come from the warehouse (the `logikal/directories` asset keeps
+them), and a session in directory state can select any of them, so one login
+lists them all; more sessions join only for many directories. Each
+directory's projects are written as they arrive. Projects that no directory
+lists any more get `deleted_at` (with their phases and elevations) once
+every directory was listed; a failed run marks nothing deleted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from logikal_square_sync.logikal.client import LogikalSession
+from logikal_square_sync.logikal.errors import LogikalError, LogikalNotFoundError
+from logikal_square_sync.logikal.navigation import Target
+from logikal_square_sync.logikal.pool import SessionPool
+from logikal_square_sync.logikal.runner import Task, TaskQueue, run_tasks
+from logikal_square_sync.logikal.store import (
+    Changes,
+    forget_contents_sync,
+    live_directories,
+    live_project_ids,
+    mark_projects_vanished,
+    utc_now,
+    write_projects,
+)
+
+
+@dataclass
+class ProjectSyncResult:
+    projects: int
+    live_project_ids: set[str]
+    new_project_ids: set[str]
+    vanished_project_ids: list[str]
+    changes: Changes
+    duration_seconds: float
+    client: dict[str, Any] = field(default_factory=dict)
+
+
+def sync_projects(pool: SessionPool, engine: sa.Engine) -> ProjectSyncResult:
+    started, now = time.monotonic(), utc_now()
+    with engine.connect() as conn:
+        directories = live_directories(conn)
+        known = live_project_ids(conn)
+    if not directories:
+        # Listing nothing would mark every stored project deleted.
+        raise LogikalError(
+            "no LogiKal directories in the warehouse yet: materialize logikal/directories first"
+        )
+    seen: set[str] = set()
+    changes = Changes()
+    lock = threading.Lock()
+    cost = pool.costs.select_directory + pool.costs.listing
+
+    def lister(path: str):
+        def run(session: LogikalSession, queue: TaskQueue) -> None:
+            try:
+                session.goto(Target(path), sibling_elevations=pool.sibling_elevations)
+            except LogikalNotFoundError:
+                # Gone since the last directory sync; its projects count as unseen.
+                return
+            projects = session.list_projects()
+            nonlocal changes
+            with lock:
+                with engine.begin() as conn:
+                    changes += write_projects(conn, [(project, path) for project in projects], now)
+                seen.update(project.id for project in projects)
+
+        return run
+
+    run_tasks(
+        pool, [Task(Target(path), cost, lister(path), f"list projects in '{path}'") for path in directories]
+    )
+    with engine.begin() as conn:
+        vanished = mark_projects_vanished(conn, seen, now)
+        forget_contents_sync(conn, seen - known)
+    changes.deleted = len(vanished)
+    return ProjectSyncResult(
+        projects=len(seen),
+        live_project_ids=seen,
+        new_project_ids=seen - known,
+        vanished_project_ids=vanished,
+        changes=changes,
+        duration_seconds=time.monotonic() - started,
+        client=pool.stats.snapshot(),
+    )

@@ -1,0 +1,188 @@
+"""The LogiKal assets, check, job and sensor run through Dagster (in process) against the sandbox."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
+from logikal_square_sync.logikal.checks import CHECK_NAME, project_contents_fresh
+from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB, logikal_project_sync
+from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
+from logikal_square_sync.logikal.resource import LogikalResource
+from logikal_square_sync.logikal.sensors import logikal_sensors
+from logikal_square_sync.logikal.store import utc_now
+from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
+from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source
+
+KEYS = [
+    "logikal/directories",
+    "logikal/projects",
+    "logikal/phases",
+    "logikal/elevations",
+    "logikal/parts_lists",
+]
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def defs(logikal_url, sandbox, warehouse) -> dg.Definitions:
+    resource = LogikalResource(
+        base_url=logikal_url,
+        username=sandbox.config.username,
+        password=sandbox.config.password,
+        retry_base_delay_seconds=0.01,
+    )
+    return dg.Definitions(
+        assets=[logikal_directories, logikal_projects, logikal_project_contents],
+        asset_checks=[project_contents_fresh],
+        jobs=[logikal_project_sync],
+        sensors=logikal_sensors(),
+        resources={"logikal": resource, "warehouse": warehouse},
+    )
+
+
+def _discover(defs: dg.Definitions, instance) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        instance=instance, asset_selection=[logikal_directories.key, logikal_projects.key]
+    )
+
+
+def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
+    defs, instance, engine, sandbox
+) -> None:
+    discovery = _discover(defs, instance)
+    assert discovery.success
+    projects = {p["id"] for p in sandbox.projects()}
+    assert set(instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME)) == projects
+    (checked,) = discovery.get_asset_check_evaluations()
+    assert checked.check_name == CHECK_NAME and checked.passed  # just discovered: not stale yet
+    listing = discovery.asset_materializations_for_node("logikal__projects")[0].metadata
+    assert listing["partitions_added"].value == len(projects) and listing["logins"].value == 1
+
+    job = defs.resolve_job_def(PROJECT_SYNC_JOB)
+    for project in sorted(projects):
+        result = job.execute_in_process(partition_key=project, instance=instance)
+        assert result.success
+    assert_warehouse_equals_source(engine, sandbox)
+
+    materializations = result.get_asset_materialization_events()
+    metadata = {
+        event.asset_key.to_user_string(): event.materialization.metadata for event in materializations
+    }
+    assert set(metadata) == {"logikal/phases", "logikal/elevations", "logikal/parts_lists"}
+    for values in metadata.values():
+        for key in ("rows_changed", "logins", "api_calls", "duration_seconds"):
+            assert key in values, key
+    parts = metadata["logikal/parts_lists"]
+    assert parts["parts_lists_fetched"].value == 4 and parts["parts_lists_failed"].value == 0
+    assert parts["parts_lists_skipped"].value == 0 and parts["logins"].value >= 2
+
+    again = job.execute_in_process(partition_key=project, instance=instance)
+    parts = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in again.get_asset_materialization_events()
+    }
+    assert parts["logikal/parts_lists"]["parts_lists_fetched"].value == 0
+    assert parts["logikal/parts_lists"]["logins"].value == 1
+
+
+def test_a_subset_materializes_only_what_was_selected(defs, instance, sandbox) -> None:
+    _discover(defs, instance)
+    project = sorted(p["id"] for p in sandbox.projects())[0]
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance, partition_key=project, asset_selection=[dg.AssetKey(["logikal", "phases"])]
+    )
+    assert [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()] == [
+        "logikal/phases"
+    ]
+    assert sandbox.stats.parts_lists_served == 0
+
+
+def test_the_freshness_check_names_the_stale_projects(defs, instance, engine, warehouse, sandbox) -> None:
+    _discover(defs, instance)
+    stale = sorted(sandbox.projects(), key=lambda p: p["id"])[0]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(t.logikal_projects)
+            .where(t.logikal_projects.c.id == stale["id"])
+            .values(synced_at=utc_now() - timedelta(days=3))
+        )
+    result = project_contents_fresh(warehouse=warehouse)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert stale["name"] in result.description and result.metadata["projects_past_fail"].value == 1
+
+
+def test_the_sensor_queues_due_projects_once_and_records_staleness(
+    defs, instance, engine, warehouse, sandbox
+) -> None:
+    _discover(defs, instance)
+    projects = sorted(p["id"] for p in sandbox.projects())
+    # A partition lost from the instance comes back through the sensor.
+    instance.delete_dynamic_partition(PROJECTS_PARTITIONS_NAME, projects[0])
+    busy = projects[1]
+    instance.create_run_for_job(
+        defs.resolve_job_def(PROJECT_SYNC_JOB),
+        run_config={},
+        tags={"dagster/partition": busy},
+        status=dg.DagsterRunStatus.NOT_STARTED,
+    )
+
+    (sensor,) = defs.sensors
+    result = sensor(
+        dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}, definitions=defs)
+    )
+
+    requested = {request.partition_key: request.tags for request in result.run_requests}
+    assert set(requested) == set(projects) - {busy}  # never synced: all due, but not the queued one
+    assert all(
+        tags["logikal/sync_reason"] == "new" and tags["dagster/priority"] == "-1"
+        for tags in requested.values()
+    )
+    (added,) = result.dynamic_partitions_requests
+    assert list(added.partition_keys) == [projects[0]]
+    (evaluation,) = result.asset_events
+    assert evaluation.check_name == CHECK_NAME and evaluation.passed
+
+
+def test_definitions_follow_the_contract(monkeypatch) -> None:
+    monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "false")
+    monkeypatch.setenv("LOGIKAL_PASSWORD", "secret-value")
+    import logikal_square_sync.logikal.definitions as definitions
+
+    logikal = importlib.reload(definitions).defs
+    assert set(logikal.resources) == {"logikal"}  # the warehouse comes from the top-level definitions
+    defs = dg.Definitions.merge(
+        logikal, dg.Definitions(resources={"warehouse": warehouse_resource_from_env()})
+    )
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(KEYS)
+    for key in KEYS:
+        node = graph.get(dg.AssetKey.from_user_string(key))
+        assert node.group_name == "logikal" and node.owners and node.kinds and node.description, key
+        assert node.freshness_policy is not None, key
+    for key in KEYS[2:]:
+        assert graph.get(dg.AssetKey.from_user_string(key)).partitions_def.name == PROJECTS_PARTITIONS_NAME
+    job = defs.resolve_job_def(PROJECT_SYNC_JOB)
+    assert job.partitions_def.name == PROJECTS_PARTITIONS_NAME
+    crons = {s.name: s.cron_schedule for s in defs.schedules}
+    assert crons == {"logikal_directories_schedule": "0 * * * *", "logikal_projects_schedule": "5,35 * * * *"}
+    assert all(s.default_status.value == "STOPPED" for s in [*defs.schedules, *defs.sensors])
+    resource = defs.resources["logikal"]
+    assert resource.password == dg.EnvVar("LOGIKAL_PASSWORD") and resource.username == dg.EnvVar(
+        "LOGIKAL_USERNAME"
+    )
+    monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "true")
+    assert all(s.default_status.value == "RUNNING" for s in importlib.reload(definitions).defs.sensors)

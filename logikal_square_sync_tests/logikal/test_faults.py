@@ -1,0 +1,225 @@
+"""Every fault either recovers or fails clearly, and nothing synced is lost."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from logikal_square_sync.http import RetriesExhausted
+from logikal_square_sync.logikal.errors import LogikalAuthError, MalformedRecordError
+from logikal_square_sync.logikal.parts_list import FETCH_FAILED, PARSED
+from logikal_square_sync.logikal.sync_directories import sync_directories
+from logikal_square_sync.logikal.sync_project import ProjectGoneError, sync_project_contents
+from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync_tests.logikal.conftest import (
+    assert_warehouse_equals_source,
+    sync_everything,
+    table_rows,
+    warehouse_state,
+)
+
+PARTS_LIST = "/elevations/selected/parts-list"
+
+
+def _project_ids(sandbox) -> list[str]:
+    return sorted(p["id"] for p in sandbox.projects())
+
+
+def test_an_expired_token_logs_in_again_and_resumes_where_it_was(logikal, engine, sandbox) -> None:
+    expired = []
+
+    def expire_after_first_parts_list(request: httpx.Request, response: httpx.Response) -> None:
+        if request.url.path.endswith(PARTS_LIST) and not expired:
+            expired.append(request.headers["authorization"])
+            sandbox.expire_token()  # every live session, mid-walk
+
+    logikal.after_each_response(expire_after_first_parts_list)
+    result = sync_everything(logikal, engine)
+
+    assert_warehouse_equals_source(engine, sandbox)
+    reauthentications = sum(c.client["reauthentications"] for c in result.contents.values())
+    assert reauthentications >= 1
+    assert result.total("parts_lists_failed") == 0
+    assert sandbox.stats.active_sessions == 0
+
+
+def test_transient_server_errors_and_cut_bodies_are_retried(logikal, engine, sandbox) -> None:
+    sandbox.inject_server_errors("POST /auth", times=2, status=503)
+    sandbox.inject_server_errors("GET /phases", times=1)
+    sandbox.inject_server_errors(f"GET {PARTS_LIST}", times=2, status=502)
+    sandbox.inject_fault("GET /elevations", "truncate", times=2)
+    sandbox.inject_fault("GET /directories", "truncate")
+
+    result = sync_everything(logikal, engine)
+
+    assert_warehouse_equals_source(engine, sandbox)
+    retries = (
+        sum(c.client["retries"] for c in result.contents.values()) + result.directories.client["retries"]
+    )
+    retries += result.projects.client["retries"]
+    assert retries >= 8
+    assert sandbox.faults.pending() == 0
+
+
+def test_a_server_that_keeps_failing_fails_the_sync_clearly_and_loses_nothing(
+    logikal, engine, sandbox
+) -> None:
+    sync_everything(logikal, engine)
+    before = warehouse_state(engine, live_only=False)
+    project = _project_ids(sandbox)[0]
+    sandbox.change_elevation(sandbox.elevations(project, sandbox.phases(project)[0]["id"])[0]["id"])
+    sandbox.inject_server_errors("GET /phases", times=10)
+    logikal.max_attempts = 2
+
+    with logikal.pool() as pool, pytest.raises(RetriesExhausted, match=r"GET /phases still failing after 2"):
+        sync_project_contents(pool, engine, project)
+
+    assert warehouse_state(engine, live_only=False) == before
+    assert sandbox.stats.active_sessions == 0  # logged out, also on failure
+
+
+def test_a_locked_elevation_is_recorded_and_fetched_once_unlocked(logikal, engine, sandbox) -> None:
+    locked = sandbox.all_elevation_ids()[0]
+    sandbox.lock_elevation(locked)
+
+    result = sync_everything(logikal, engine)
+
+    assert result.total("parts_lists_failed") == 1
+    assert any(
+        locked in line and "in use by another user" in line
+        for c in result.contents.values()
+        for line in c.failures
+    )
+    row = next(r for r in table_rows(engine, t.logikal_parts_lists) if r["elevation_id"] == locked)
+    assert row["parse_status"] == FETCH_FAILED and row["sha256"] is None and "in use" in row["parse_error"]
+    assert result.total("parts_lists_fetched") == len(sandbox.all_elevation_ids()) - 1
+
+    sandbox.lock_elevation(locked, locked=False)
+    sandbox.reset_stats()
+    sync_everything(logikal, engine)
+    assert sandbox.stats.parts_lists_served == 1
+    assert_warehouse_equals_source(engine, sandbox)
+    row = next(r for r in table_rows(engine, t.logikal_parts_lists) if r["elevation_id"] == locked)
+    assert row["parse_status"] == PARSED
+
+
+def test_a_lock_on_a_changed_elevation_keeps_the_stored_copy(logikal, engine, sandbox) -> None:
+    sync_everything(logikal, engine)
+    elevation = sandbox.all_elevation_ids()[2]
+    stored = warehouse_state(engine)["parts_lists"][elevation]
+    sandbox.change_elevation(elevation)
+    sandbox.lock_elevation(elevation)
+
+    result = sync_everything(logikal, engine)
+
+    assert result.total("parts_lists_failed") == 1
+    assert warehouse_state(engine)["parts_lists"][elevation] == stored
+    sandbox.lock_elevation(elevation, locked=False)
+    sync_everything(logikal, engine)
+    assert_warehouse_equals_source(engine, sandbox)
+
+
+@pytest.mark.parametrize("sandbox", [{"allow_sibling_elevation_select": False}], indirect=True)
+def test_without_sibling_selects_every_parts_list_gets_its_own_login(logikal, engine, sandbox) -> None:
+    result = sync_everything(logikal, engine)
+
+    assert_warehouse_equals_source(engine, sandbox)
+    assert result.total("parts_lists_failed") == 0
+    # Each project's pool learns it from the refused selects of the sessions already under way
+    # (at most one per phase), then gives each parts list a session of its own.
+    refused = sandbox.stats.responses["POST /elevations/select 409"]
+    assert len(result.contents) <= refused <= len(result.contents) * sandbox.config.phases_per_project
+    for contents in result.contents.values():
+        assert contents.client["logins"] >= contents.parts_lists_fetched
+    assert sandbox.stats.active_sessions == 0
+
+
+@pytest.mark.parametrize("sandbox", [{"allow_sibling_elevation_select": False}], indirect=True)
+def test_a_lock_is_not_mistaken_for_refused_sibling_selects(logikal, engine, sandbox) -> None:
+    project = _project_ids(sandbox)[0]
+    phase = sandbox.phases(project)[0]["id"]
+    first, second = (e["id"] for e in sandbox.elevations(project, phase))
+    sandbox.lock_elevation(second)
+    result = sync_everything(logikal, engine)
+    assert result.contents[project].parts_lists_failed == 1
+    assert any(second in line for line in result.contents[project].failures)
+    assert first in warehouse_state(engine)["parts_lists"]
+
+
+def test_wrong_credentials_fail_clearly_without_leaking_the_password(logikal, engine, sandbox) -> None:
+    logikal.password = "not-the-secret"
+    with logikal.pool() as pool, pytest.raises(LogikalAuthError) as error:
+        sync_directories(pool, engine)
+    assert "refused the login of user 'sandbox'" in str(error.value)
+    assert "not-the-secret" not in str(error.value) and "not-the-secret" not in repr(logikal.settings())
+
+
+def test_a_login_slower_than_the_timeout_fails_clearly(logikal, engine, sandbox) -> None:
+    sandbox.set_login_delay(0.5)
+    logikal.timeout_seconds, logikal.max_attempts = 0.1, 2
+    with logikal.pool() as pool, pytest.raises(RetriesExhausted, match=r"POST /auth still failing.*Timeout"):
+        sync_directories(pool, engine)
+    sandbox.set_login_delay(0)
+    logikal.timeout_seconds = 10
+    sync_everything(logikal, engine)
+    assert_warehouse_equals_source(engine, sandbox)
+
+
+def test_a_malformed_record_stops_that_project_naming_the_record_and_field(logikal, engine, sandbox) -> None:
+    sync_everything(logikal, engine)
+    before = warehouse_state(engine, live_only=False)
+    project = _project_ids(sandbox)[0]
+
+    def garble(request: httpx.Request, response: httpx.Response) -> None:
+        if request.url.path.endswith("/elevations") and request.method == "GET":
+            body = json.loads(response.content)
+            body["data"][1]["changedDate"] = "yesterday"
+            response._content = json.dumps(body).encode()
+
+    logikal.after_each_response(garble)
+    with logikal.pool() as pool, pytest.raises(MalformedRecordError) as error:
+        sync_project_contents(pool, engine, project)
+    message = str(error.value)
+    assert "GET /elevations" in message and "record 1" in message and "changedDate" in message
+    assert "Unix seconds" in message
+    assert warehouse_state(engine, live_only=False) == before
+    assert sandbox.stats.active_sessions == 0
+
+
+def test_an_elevation_deleted_between_listing_and_select_is_marked_deleted(logikal, engine, sandbox) -> None:
+    sync_everything(logikal, engine)
+    project = _project_ids(sandbox)[0]
+    phase = sandbox.phases(project)[0]["id"]
+    victim, survivor = (e["id"] for e in sandbox.elevations(project, phase))
+    sandbox.change_elevation(victim)
+    sandbox.change_elevation(survivor)
+
+    def delete_after_listing(request: httpx.Request, response: httpx.Response) -> None:
+        if request.url.path.endswith("/elevations") and victim in response.text:
+            sandbox.delete_elevation(victim)
+
+    logikal.after_each_response(delete_after_listing)
+    with logikal.pool() as pool:
+        result = sync_project_contents(pool, engine, project)
+
+    assert result.elevations.deleted == 1 and result.parts_lists_fetched == 1
+    assert victim not in warehouse_state(engine)["elevations"]
+    assert_warehouse_equals_source(engine, sandbox)
+
+
+def test_a_project_gone_from_its_directory_is_a_clear_error(logikal, engine, sandbox) -> None:
+    with logikal.pool() as pool:
+        sync_directories(pool, engine)
+    with logikal.pool() as pool:
+        sync_projects(pool, engine)
+    before = warehouse_state(engine, live_only=False)
+    project = _project_ids(sandbox)[0]
+    sandbox.delete_project(project)
+    # Never synced: the pool logs in three sessions at once, and all of them are logged out.
+    with logikal.pool() as pool, pytest.raises(ProjectGoneError, match="deleted or moved at the source"):
+        sync_project_contents(pool, engine, project)
+    assert warehouse_state(engine, live_only=False) == before
+    assert sandbox.stats.logins == 2 + 3 and sandbox.stats.active_sessions == 0

@@ -1,0 +1,58 @@
+"""Listing records are validated as they arrive; a bad one is named precisely."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from logikal_square_sync.logikal.errors import LogikalResponseError, MalformedRecordError
+from logikal_square_sync.logikal.records import ElevationRecord, ProjectRecord, parse_records
+
+PROJECT = {
+    "id": "5DDB1393-56EB-4280-9F7E-3C3AEC51483C",
+    "name": "DOS22309",
+    "createdDate": 1711463060,
+    "changedDate": 1756302572,
+    "isDeleted": False,
+    "jobNumber": "0000003948",
+    "offerNumber": "OFF44465 NG",
+    "personInCharge": "Nick ",
+    "estimated": False,
+}
+
+
+def test_a_project_record_becomes_typed_utc_values() -> None:
+    (project,) = parse_records(ProjectRecord, [PROJECT], "GET /projects")
+    assert project.id == "5ddb1393-56eb-4280-9f7e-3c3aec51483c"  # GUIDs normalised to lowercase
+    assert project.changed_at == datetime(2025, 8, 27, 13, 49, 32, tzinfo=UTC)
+    assert project.person_in_charge == "Nick "
+
+
+def test_milliseconds_are_recognised() -> None:
+    (project,) = parse_records(ProjectRecord, [{**PROJECT, "changedDate": 1756302572000}], "GET /projects")
+    assert project.changed_at == datetime(2025, 8, 27, 13, 49, 32, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": None}, r"record 0 \(id None\) is malformed: id: .*GUID"),
+        ({"id": "not-a-guid"}, r"id: .*'not-a-guid' is not a GUID"),
+        ({"changedDate": "2025-01-01"}, r"changedDate: .*Unix seconds"),
+        ({"changedDate": True}, r"changedDate: .*Unix seconds"),
+        ({"name": None}, r"name: "),
+    ],
+)
+def test_a_malformed_record_is_named_with_its_field(change, message) -> None:
+    with pytest.raises(MalformedRecordError, match=message):
+        parse_records(ProjectRecord, [{**PROJECT, **change}], "GET /projects")
+
+
+def test_a_listing_that_is_not_a_list_or_repeats_an_id_is_refused() -> None:
+    with pytest.raises(LogikalResponseError, match="expected a list"):
+        parse_records(ProjectRecord, {"id": 1}, "GET /projects")
+    with pytest.raises(MalformedRecordError, match="records 0 and 1 both are"):
+        parse_records(ProjectRecord, [PROJECT, PROJECT], "GET /projects", key=lambda p: p.id)
+    with pytest.raises(MalformedRecordError, match="record 0 is a str"):
+        parse_records(ElevationRecord, ["x"], "GET /elevations")

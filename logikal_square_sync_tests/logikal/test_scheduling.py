@@ -1,0 +1,99 @@
+"""Which projects a tick syncs, and which count as stale."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from logikal_square_sync.logikal.scheduling import (
+    ACTIVE,
+    CHANGED,
+    NEW,
+    SWEEP,
+    ProjectState,
+    ProjectSyncPolicy,
+    due_projects,
+    load_project_states,
+    staleness,
+)
+from logikal_square_sync_tests.logikal.conftest import sync_everything
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+POLICY = ProjectSyncPolicy(
+    interval=timedelta(minutes=15), warn_after=timedelta(minutes=22), fail_after=timedelta(minutes=30)
+)
+
+
+def state(
+    name: str,
+    *,
+    changed: timedelta | None,
+    synced: timedelta | None,
+    seen_change: timedelta | None = None,
+    elevation_change: timedelta | None = None,
+) -> ProjectState:
+    return ProjectState(
+        id=name,
+        name=name,
+        changed_at=None if changed is None else NOW - changed,
+        latest_elevation_change=None if elevation_change is None else NOW - elevation_change,
+        is_deleted=False,
+        contents_synced_at=None if synced is None else NOW - synced,
+        contents_changed_at=(NOW - seen_change)
+        if seen_change is not None
+        else (None if changed is None else NOW - changed),
+        discovered_at=NOW - timedelta(minutes=5),
+    )
+
+
+DAYS, MIN = timedelta(days=1), timedelta(minutes=1)
+STATES = [
+    state("fresh-active", changed=1 * DAYS, synced=5 * MIN),
+    state("due-active", changed=2 * DAYS, synced=20 * MIN),
+    state("dormant", changed=400 * DAYS, synced=3 * 60 * MIN),
+    state("dormant-due", changed=400 * DAYS, synced=25 * 60 * MIN),
+    state("never", changed=1 * DAYS, synced=None),
+    state("changed", changed=1 * MIN, synced=10 * MIN, seen_change=30 * DAYS),
+    state("elevation-active", changed=400 * DAYS, synced=16 * MIN, elevation_change=3 * DAYS),
+]
+
+
+def test_new_and_changed_first_then_active_then_the_sweep() -> None:
+    due = due_projects(STATES, NOW, POLICY)
+    assert [(d.id, d.reason) for d in due] == [
+        ("never", NEW),
+        ("changed", CHANGED),
+        ("due-active", ACTIVE),  # least recently synced first
+        ("elevation-active", ACTIVE),  # active through an elevation edit
+        ("dormant-due", SWEEP),
+    ]
+    assert [d.priority for d in due] == [-1, -1, -2, -2, -3]
+
+
+def test_the_budget_and_runs_in_flight_limit_a_tick() -> None:
+    small = ProjectSyncPolicy(**{**POLICY.__dict__, "max_runs_per_tick": 2})
+    assert [d.id for d in due_projects(STATES, NOW, small)] == ["never", "changed"]
+    assert [d.id for d in due_projects(STATES, NOW, small, in_flight={"never"})] == ["changed", "due-active"]
+
+
+def test_active_projects_have_the_tight_windows_and_dormant_ones_the_sweeps() -> None:
+    assert staleness(STATES, NOW, POLICY).passed
+    late = [
+        state("warned", changed=1 * DAYS, synced=25 * MIN),
+        state("late", changed=1 * DAYS, synced=31 * MIN),
+        state("dormant-warned", changed=900 * DAYS, synced=31 * 60 * MIN),
+        state("old", changed=900 * DAYS, synced=49 * 60 * MIN),
+    ]
+    report = staleness(STATES + late, NOW, POLICY)
+    assert {s.id for s in report.warn} == {"warned", "dormant-warned"}
+    assert {s.id for s in report.fail} == {"late", "old"}
+    assert report.checked == len(STATES) + 4 and not report.passed
+    assert "old (49.0 h)" in report.describe() and "late (31 min)" in report.describe()
+
+
+def test_states_come_from_the_warehouse(logikal, engine, sandbox) -> None:
+    sync_everything(logikal, engine)
+    with engine.connect() as conn:
+        states = load_project_states(conn)
+    assert {s.id for s in states} == {p["id"] for p in sandbox.projects()}
+    assert all(s.contents_synced_at is not None and s.latest_elevation_change is not None for s in states)
+    assert due_projects(states, max(s.contents_synced_at for s in states), POLICY) == []
