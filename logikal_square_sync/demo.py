@@ -52,6 +52,7 @@ def _start_sandbox(env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen
         stderr=(log_dir / "sandbox.log").open("w"),
         text=True,
         env=env,
+        start_new_session=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
             stdout=(data / "dagster.log").open("w"),
             stderr=subprocess.STDOUT,
-            # Its own process group, so Ctrl-C reaches it once, through us.
+            # Its own process group, so Ctrl-C reaches it once, through us, and _stop can
+            # end its webserver, daemon and code servers together.
             start_new_session=True,
         )
         children.append(dagster)
@@ -173,14 +175,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop(children)
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    """SIGTERM each child's process group, then SIGKILL what is left after 30 s.
+
+    SIGTERM, not SIGINT: a shell's background job ignores SIGINT, and its
+    children inherit that. Each child leads its own process group, so the
+    webserver, daemon and code servers under `dagster dev` go with it.
+    """
+    for child in reversed(children):
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
 
 
 if __name__ == "__main__":
