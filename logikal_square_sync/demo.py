@@ -65,7 +65,7 @@ def _wait_for_webserver(url: str, process: subprocess.Popen, timeout: float = 18
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("dagster dev exited during start-up; see .data/dagster.log")
+            raise SystemExit("dagster dev exited during start-up; see dagster.log in the data folder")
         try:
             if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
                 return
@@ -123,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--exit-when-done", action="store_true", help="stop after the runs; exit 1 if any failed"
     )
+    parser.add_argument(
+        "--data-dir", default=str(ROOT / ".data"), help="warehouse, Dagster storage and logs (default .data)"
+    )
     args = parser.parse_args(argv)
 
-    data = ROOT / ".data"
+    data = Path(args.data_dir).resolve()
     dagster_home = data / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             start_new_session=True,
         )
         children.append(dagster)
-        print("Starting Dagster (webserver + daemon); log in .data/dagster.log ...", flush=True)
+        print(f"Starting Dagster (webserver + daemon); log in {data / 'dagster.log'} ...", flush=True)
         _wait_for_webserver(webserver_url, dagster)
         print(f"Dagster UI: {webserver_url}  (asset graph: {webserver_url}/asset-groups)", flush=True)
 

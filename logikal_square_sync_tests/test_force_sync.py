@@ -181,6 +181,7 @@ def logikal_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("dagster-webserver")
 def test_a_force_sync_goes_through_the_run_queue_and_completes(logikal_env, dagster) -> None:
     env, (url, home) = logikal_env, dagster
     engine = warehouse_engine(env["WAREHOUSE_URL"])
