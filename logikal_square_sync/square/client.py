@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from logikal_square_sync.http import RetryingClient, RetryPolicy
+from logikal_square_sync.http import CallStats, RetryingClient, RetryPolicy
 
 DEFAULT_SQUARE_VERSION = "2025-08-20"  # the release of ../shared/specs/square-connect-v2.openapi.json
 
@@ -83,7 +83,7 @@ class SquareClient:
         self.cursor_restarts = 0
 
     @property
-    def stats(self):
+    def stats(self) -> CallStats:
         return self._http.stats
 
     def close(self) -> None:

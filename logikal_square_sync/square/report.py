@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from logikal_square_sync.square.client import SquareClient
 
 
 @dataclass
@@ -24,7 +27,7 @@ class SyncReport:
     started: float = field(default_factory=time.monotonic)
     duration_seconds: float = 0.0
 
-    def finish(self, client) -> SyncReport:
+    def finish(self, client: SquareClient) -> SyncReport:
         self.api_calls = client.stats.calls
         self.retries = client.stats.retries
         self.cursor_restarts = client.cursor_restarts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
@@ -26,8 +28,6 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def warehouse_resource_from_env() -> WarehouseResource:
-    import os
-
     if os.environ.get("WAREHOUSE_URL"):
         # The URL may carry a password: it goes through EnvVar so it never shows in run config.
         return WarehouseResource(url=dg.EnvVar("WAREHOUSE_URL"))

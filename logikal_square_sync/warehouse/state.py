@@ -20,7 +20,9 @@ def get_watermark(conn: sa.Connection, stream: str) -> str | None:
 
 def get_watermarks(conn: sa.Connection, prefix: str) -> dict[str, str | None]:
     rows = conn.execute(
-        sa.select(sync_state.c.stream, sync_state.c.watermark).where(sync_state.c.stream.startswith(prefix))
+        sa.select(sync_state.c.stream, sync_state.c.watermark).where(
+            sync_state.c.stream.startswith(prefix, autoescape=True)
+        )
     )
     return {stream: watermark for stream, watermark in rows}
 
