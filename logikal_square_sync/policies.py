@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 POLICIES_FILE = Path(__file__).with_name("policies.yaml")
 
@@ -71,6 +71,23 @@ class SquarePolicies(BaseModel):
     inventory: InventoryPolicy
 
 
+class ProjectSyncSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tick_seconds: int = Field(default=300, gt=0)
+    max_runs_per_tick: int = Field(default=50, gt=0)
+    active_for_days: float = Field(default=14, gt=0)
+    sweep_every_hours: float = Field(default=24, gt=0)
+    dormant_warn_after_hours: float = Field(default=30, gt=0)
+    dormant_fail_after_hours: float = Field(default=48, gt=0)
+
+    @model_validator(mode="after")
+    def _dormant_windows_in_order(self) -> ProjectSyncSettings:
+        if self.dormant_warn_after_hours >= self.dormant_fail_after_hours:
+            raise ValueError("needs dormant_warn_after_hours < dormant_fail_after_hours")
+        return self
+
+
 class LogikalPolicies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     directories: SyncPolicy
@@ -78,6 +95,7 @@ class LogikalPolicies(BaseModel):
     phases: SyncPolicy
     elevations: SyncPolicy
     parts_lists: SyncPolicy
+    project_sync: ProjectSyncSettings = ProjectSyncSettings()
 
 
 class Policies(BaseModel):

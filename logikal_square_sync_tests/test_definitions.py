@@ -102,3 +102,17 @@ def test_dagster_validates_the_code_location() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_the_project_sync_knobs_come_from_the_policy_file(tmp_path: Path) -> None:
+    from logikal_square_sync.logikal.scheduling import ProjectSyncPolicy
+
+    policy = ProjectSyncPolicy.from_policies()
+    settings = policies().logikal.project_sync
+    assert policy.max_runs_per_tick == settings.max_runs_per_tick
+    assert policy.sweep_every.total_seconds() == settings.sweep_every_hours * 3600
+    text = (Path(__file__).parents[1] / "logikal_square_sync" / "policies.yaml").read_text()
+    bad = tmp_path / "policies.yaml"
+    bad.write_text(text.replace("dormant_warn_after_hours: 30", "dormant_warn_after_hours: 60"))
+    with pytest.raises(PolicyFileError, match=r"logikal\.project_sync.*dormant_warn_after_hours <"):
+        load_policies(bad)

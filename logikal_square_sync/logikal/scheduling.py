@@ -52,10 +52,17 @@ class ProjectSyncPolicy:
         # Phases, elevations and parts lists sync together, so the strictest of their policies rules.
         logikal = policies().logikal
         parts = [logikal.phases, logikal.elevations, logikal.parts_lists]
+        ticks = logikal.project_sync
         return cls(
             interval=timedelta(minutes=min(p.interval_minutes or 15 for p in parts)),
             warn_after=timedelta(minutes=min(p.warn_after_minutes for p in parts)),
             fail_after=timedelta(minutes=min(p.fail_after_minutes for p in parts)),
+            active_for=timedelta(days=ticks.active_for_days),
+            sweep_every=timedelta(hours=ticks.sweep_every_hours),
+            dormant_warn_after=timedelta(hours=ticks.dormant_warn_after_hours),
+            dormant_fail_after=timedelta(hours=ticks.dormant_fail_after_hours),
+            max_runs_per_tick=ticks.max_runs_per_tick,
+            tick_seconds=ticks.tick_seconds,
         )
 
 
