@@ -150,7 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         webserver_url = f"http://127.0.0.1:{args.port}"
         dagster = subprocess.Popen(
-            ["dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)],
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                str(ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(args.port),
+            ],
             cwd=ROOT,
             env=env,
             stdout=(data / "dagster.log").open("w"),
