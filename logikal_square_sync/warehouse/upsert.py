@@ -71,9 +71,7 @@ def _newer(excluded, table: sa.Table, newer_by: Sequence[str]) -> sa.ColumnEleme
     return condition
 
 
-def _staging_table(
-    conn: sa.Connection, table: sa.Table, columns: list[str], rows: Sequence[Mapping[str, Any]]
-) -> sa.Table:
+def _staging_table(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> sa.Table:
     """A session-private temp table shaped like `table`, holding just `rows`."""
     name = f"staging_{table.name}"
     conn.exec_driver_sql(
@@ -141,16 +139,27 @@ def upsert(
         fresh = [row for row, key in zip(rows, keys, strict=True) if key not in before]
         insert_rows(conn, table, fresh)
         stored = [row for row, key in zip(rows, keys, strict=True) if key in before]
-        updated = upsert(conn, table, stored, newer_by=newer_by).updated_keys
+        updated = _guarded_upsert(conn, table, stored, before, newer_by).updated_keys if stored else ()
         return UpsertResult(
             inserted_keys=tuple(key for key in keys if key not in before), updated_keys=updated
         )
+    return _guarded_upsert(conn, table, rows, before, newer_by)
 
+
+def _guarded_upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    before: set[tuple[Any, ...]],
+    newer_by: Sequence[str],
+) -> UpsertResult:
+    """INSERT … ON CONFLICT DO UPDATE WHERE <changed or newer>; `before` holds the keys already stored."""
+    key_names = [column.name for column in table.primary_key.columns]
     columns = list(rows[0].keys())
     stmt = _insert_for(conn, table)
     parameters: list[Mapping[str, Any]] | None = list(rows)
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        staging = _staging_table(conn, table, columns, rows)
+        staging = _staging_table(conn, table, rows)
         stmt = stmt.from_select(columns, sa.select(*(staging.c[name] for name in columns)))
         parameters = None
     updatable = [name for name in columns if name not in key_names]

@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.warehouse.tables import square_inventory_counts, square_locations, square_orders
-from logikal_square_sync.warehouse.upsert import upsert
+from logikal_square_sync.warehouse.upsert import COPY_THRESHOLD, upsert
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -138,3 +138,23 @@ def test_naive_timestamps_are_refused(engine: sa.Engine) -> None:
 def test_a_batch_with_a_repeated_key_is_refused(engine: sa.Engine) -> None:
     with pytest.raises(ValueError, match="repeats a primary key"), engine.begin() as conn:
         upsert(conn, square_locations, [_location("L1", "A"), _location("L1", "B")])
+
+
+def test_a_large_batch_mixing_new_and_stored_rows(engine: sa.Engine) -> None:
+    """Above COPY_THRESHOLD PostgreSQL copies the new rows and guards only the stored ones."""
+    with engine.begin() as conn:
+        upsert(
+            conn,
+            square_orders,
+            [_order(f"O{i}", T0, 1) for i in range(3)],
+            newer_by=("updated_at", "version"),
+        )
+    batch = [_order("O0", T0, 2, "COMPLETED"), _order("O1", T0, 0, "CANCELED"), _order("O2", T0, 1)]
+    batch += [_order(f"N{i}", T0, 1) for i in range(COPY_THRESHOLD)]
+    with engine.begin() as conn:
+        result = upsert(conn, square_orders, batch, newer_by=("updated_at", "version"))
+    assert result.updated_keys == (("O0",),)  # O1 is older, O2 unchanged
+    assert result.inserted == COPY_THRESHOLD
+    states = {row["id"]: row["state"] for row in _rows(engine, square_orders)}
+    assert len(states) == COPY_THRESHOLD + 3
+    assert (states["O0"], states["O1"], states["O2"]) == ("COMPLETED", "OPEN", "OPEN")
