@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
@@ -23,4 +24,17 @@ def default_sensor_status() -> dg.DefaultSensorStatus:
 
 
 def sync_timezone() -> str:
-    return os.environ.get("SYNC_TIMEZONE", "UTC")
+    """The IANA name in SYNC_TIMEZONE (default UTC); an unknown name fails naming the variable."""
+    name = os.environ.get("SYNC_TIMEZONE", "").strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"SYNC_TIMEZONE={name!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin)"
+        ) from None
+    return name
+
+
+def sync_zone() -> ZoneInfo:
+    """SYNC_TIMEZONE as a time zone: where schedules fire and where an order's day begins."""
+    return ZoneInfo(sync_timezone())

@@ -1,8 +1,10 @@
-"""Fixtures shared by every test: real warehouses on SQLite and PostgreSQL.
+"""Fixtures shared by every test: a pinned clock, real warehouses on SQLite and PostgreSQL.
 
-PostgreSQL tests run against the machine's PostgreSQL service. Under CI
-(`CI=true`) an unreachable server fails them; elsewhere they are skipped with
-the reason, so a laptop without PostgreSQL can still run the rest.
+Every test runs at `clock.ANCHOR` (the clock ticks on from there) whatever
+the machine's clock, date or time zone, so no test can pass at noon and fail
+at 02:16. PostgreSQL tests run against the machine's PostgreSQL service.
+Under CI (`CI=true`) an unreachable server fails them; elsewhere they are
+skipped with the reason, so a laptop without PostgreSQL can still run the rest.
 """
 
 from __future__ import annotations
@@ -13,18 +15,31 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import metadata
+from logikal_square_sync_tests.clock import ANCHOR
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "LSS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 )
 
 
-def _under_ci() -> bool:
+def under_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock() -> Iterator[time_machine.Traveller]:
+    """The whole process at `ANCHOR`, ticking; `pinned_clock.move_to(moment)` goes elsewhere.
+
+    time-machine moves `time.time()` and `datetime.now()` for every thread
+    (the sandbox servers' too), not the monotonic clock that timeouts use.
+    """
+    with time_machine.travel(ANCHOR, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +51,7 @@ def postgres_database() -> Iterator[str]:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as error:
         message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error.orig}"
-        if _under_ci():
+        if under_ci():
             pytest.fail(message)
         pytest.skip(message)
     name = f"lss_test_{uuid.uuid4().hex[:12]}"

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -32,6 +31,7 @@ from logikal_square_sync.sandbox.logikal import BASE_PATH, LogikalSandbox, creat
 from logikal_square_sync.sandbox.server import free_port, serve_in_thread
 from logikal_square_sync.warehouse.engine import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_elevations, logikal_parts_lists, logikal_projects
+from logikal_square_sync_tests.clock import ANCHOR
 from logikal_square_sync_tests.logikal.conftest import sandbox_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in (1, 2, 3))
 
 
 def _project(project_id: str, name: str, directory: str, *, deleted: bool = False) -> dict:
-    now = datetime.now(UTC)
+    now = ANCHOR
     return {
         "id": project_id,
         "directory_path": directory,

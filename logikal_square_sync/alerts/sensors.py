@@ -1,7 +1,7 @@
 """Alert sensors: every failed run, and assets going stale or checks starting to fail."""
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -24,6 +24,7 @@ from logikal_square_sync.alerts.messages import (
 )
 from logikal_square_sync.alerts.notifiers import Alert, AlertDeliveryError
 from logikal_square_sync.alerts.resource import AlertsResource
+from logikal_square_sync.clock import Clock, utc_now
 from logikal_square_sync.settings import default_sensor_status
 
 _State = TypeVar("_State", FreshnessState, CheckState)
@@ -91,10 +92,6 @@ def _planned_assets(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKe
     }
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class _Cursor:
     """Last seen states, so an asset that stays stale for a day gives one alert, not one per tick."""
@@ -137,7 +134,7 @@ def build_stale_assets_sensor(
     windows: Mapping[dg.AssetKey, FreshnessWindows],
     *,
     check_keys: Sequence[dg.AssetCheckKey] | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     name: str = STALE_ASSETS_SENSOR_NAME,
     minimum_interval_seconds: int = STALE_ASSETS_TICK_SECONDS,
     default_status: dg.DefaultSensorStatus | None = None,

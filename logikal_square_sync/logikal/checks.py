@@ -5,6 +5,7 @@ from datetime import datetime
 import dagster as dg
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_projects
 from logikal_square_sync.logikal.scheduling import (
     ProjectSyncPolicy,
@@ -12,7 +13,6 @@ from logikal_square_sync.logikal.scheduling import (
     load_project_states,
     staleness,
 )
-from logikal_square_sync.logikal.store import utc_now
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 CHECK_NAME = "project_contents_fresh"

@@ -1,7 +1,10 @@
 """The project-sync sensor: every few minutes, queue the projects that are due (see `scheduling`)."""
 
+from datetime import datetime
+
 import dagster as dg
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.checks import evaluation
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
@@ -11,7 +14,6 @@ from logikal_square_sync.logikal.scheduling import (
     load_project_states,
     staleness,
 )
-from logikal_square_sync.logikal.store import utc_now
 from logikal_square_sync.policies import policies
 from logikal_square_sync.settings import default_sensor_status
 from logikal_square_sync.warehouse.resource import WarehouseResource
@@ -32,9 +34,12 @@ def in_flight_projects(instance: dg.DagsterInstance) -> set[str]:
 
 
 def evaluate_project_sync(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, policy: ProjectSyncPolicy
+    context: dg.SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    policy: ProjectSyncPolicy,
+    now: datetime | None = None,
 ) -> dg.SensorResult:
-    now = utc_now()
+    now = now or utc_now()
     with warehouse.engine.connect() as conn:
         states = load_project_states(conn)
     due = due_projects(states, now, policy, in_flight=in_flight_projects(context.instance))

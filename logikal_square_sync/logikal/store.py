@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,10 +29,6 @@ from logikal_square_sync.warehouse.tables import (
 from logikal_square_sync.warehouse.upsert import upsert
 
 _BATCH = 500
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

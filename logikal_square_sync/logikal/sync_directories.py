@@ -15,13 +15,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.client import LogikalSession
 from logikal_square_sync.logikal.errors import LogikalNotFoundError
 from logikal_square_sync.logikal.navigation import ROOT, Target
 from logikal_square_sync.logikal.pool import SessionPool
 from logikal_square_sync.logikal.records import DirectoryRecord
 from logikal_square_sync.logikal.runner import Task, TaskQueue, run_tasks
-from logikal_square_sync.logikal.store import Changes, utc_now, write_directories
+from logikal_square_sync.logikal.store import Changes, write_directories
 
 
 @dataclass

@@ -31,6 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.client import LogikalSession
 from logikal_square_sync.logikal.errors import (
     LogikalApiError,
@@ -56,7 +57,6 @@ from logikal_square_sync.logikal.store import (
     pending_parts_lists,
     record_fetch_failure,
     stored_parts_lists,
-    utc_now,
     write_listing,
     write_parts_list,
 )

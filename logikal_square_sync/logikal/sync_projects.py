@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.client import LogikalSession
 from logikal_square_sync.logikal.errors import LogikalError, LogikalNotFoundError
 from logikal_square_sync.logikal.navigation import Target
@@ -28,7 +29,6 @@ from logikal_square_sync.logikal.store import (
     live_directories,
     live_project_ids,
     mark_projects_vanished,
-    utc_now,
     write_projects,
 )
 

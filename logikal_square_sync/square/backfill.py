@@ -1,17 +1,31 @@
-"""History recovery: re-fetch the Square orders updated in a date range."""
+"""History recovery: re-fetch the Square orders of a range of days."""
+
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
 from logikal_square_sync.policies import policies
-from logikal_square_sync.square.orders import DateRange, sync_orders
+from logikal_square_sync.settings import sync_zone
+from logikal_square_sync.square.order_days import OrderDays
+from logikal_square_sync.square.orders import HistoryRefetch, sync_orders
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 
 class OrdersBackfillConfig(dg.Config):
-    start: str = Field(description="First day to re-fetch, ISO date (YYYY-MM-DD), UTC.")
-    end: str = Field(description="Last day to re-fetch, inclusive, ISO date (YYYY-MM-DD), UTC.")
+    start: str = Field(description="First day to re-fetch, ISO date (YYYY-MM-DD), a day in SYNC_TIMEZONE.")
+    end: str = Field(description="Last day to re-fetch, inclusive, ISO date (YYYY-MM-DD).")
+    by: Literal["created_at", "updated_at"] = Field(
+        default="created_at",
+        description=(
+            "Which days: orders created on them (what orders_complete reports) or last updated on them."
+        ),
+    )
+    force: bool = Field(
+        default=False,
+        description="Rewrite every order read and its line items, even where the stored copy is as new.",
+    )
 
 
 @dg.op(pool="square_orders", tags={"kind": "square"})
@@ -21,18 +35,19 @@ def refetch_square_orders(
     square: SquareResource,
     warehouse: WarehouseResource,
 ) -> None:
-    """Re-fetches every order updated between `start` and `end` and upserts it (newer wins)."""
+    """Re-fetches the orders of the days `start`..`end` and upserts them (newer wins, or all with `force`)."""
     try:
-        history = DateRange.parse(config.start, config.end)
+        days = OrderDays.parse(config.start, config.end, sync_zone())
     except ValueError as error:
         raise dg.Failure(description=f"square_orders_backfill: {error}") from None
+    history = HistoryRefetch(days, by=config.by, force=config.force)
     policy = policies().square.orders
     with square.client(policy.max_attempts) as client:
         report = sync_orders(client, warehouse.engine, policy, history=history, log=context.log.info)
     context.log_event(
         dg.AssetMaterialization(
             asset_key=["square", "orders"],
-            description=f"orders updated {history.start} .. {history.end} re-fetched",
+            description=f"{history.describe()} re-fetched",
             metadata=report.metadata(),
         )
     )
@@ -41,8 +56,9 @@ def refetch_square_orders(
 @dg.job(
     name="square_orders_backfill",
     description=(
-        "Re-fetch the Square orders updated in a date range (run config: start, end as ISO dates), "
-        "e.g. to recover orders missing after an outage. Idempotent: re-running it changes nothing."
+        "Re-fetch the Square orders of a range of days (run config: start, end as ISO dates in "
+        "SYNC_TIMEZONE; by: created_at or updated_at; force), e.g. to recover the orders orders_complete "
+        "reports missing. Idempotent: re-running it changes nothing."
     ),
     tags={"team": "data-engineering"},
 )

@@ -8,11 +8,12 @@ been written, in the same transaction as its last page.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.pages import with_last_flag
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.records import category_row, item_row, variation_row
@@ -79,7 +80,7 @@ def sync_catalog(
 
     newest = datetime.fromisoformat(watermark) if watermark else None
     for page, is_last in with_last_flag(client.search_catalog(body)):
-        synced_at = datetime.now(UTC)
+        synced_at = utc_now()
         rows_by_table = _rows_of_page(page.get("objects") or [], synced_at)
         with engine.begin() as conn:
             for table, rows in rows_by_table.items():

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from logikal_square_sync.policies import policies
+from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.assets import square_orders
 from logikal_square_sync.square.completeness import compare_recent_orders
 from logikal_square_sync.square.resource import SquareResource
@@ -14,7 +15,9 @@ def orders_complete(square: SquareResource, warehouse: WarehouseResource) -> dg.
     """Every order Square has for the recent days is in the warehouse.
 
     Compares order ids day by day over `completeness_window_days` (policies.yaml)
-    up to the last completed sync, and fails naming the days and some missing ids.
+    up to the last completed sync, and fails naming the days and some missing ids,
+    with the `square_orders_backfill` run config that recovers them. An order's day
+    is the day of its `created_at` in SYNC_TIMEZONE.
     """
     policy = policies().square.orders
     with square.client(policy.max_attempts) as client:
@@ -22,6 +25,7 @@ def orders_complete(square: SquareResource, warehouse: WarehouseResource) -> dg.
             client,
             warehouse.engine,
             window_days=policy.completeness_window_days,
+            zone=sync_zone(),
             group_size=policy.location_group_size,
         )
     return dg.AssetCheckResult(

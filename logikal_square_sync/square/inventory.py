@@ -8,11 +8,12 @@ catalog the watermark moves only when the whole result is written.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.pages import with_last_flag
 from logikal_square_sync.policies import InventoryPolicy
 from logikal_square_sync.square.client import SquareClient
@@ -30,9 +31,14 @@ OVERLAP = timedelta(minutes=5)
 
 
 def sync_inventory(
-    client: SquareClient, engine: sa.Engine, policy: InventoryPolicy, *, full_refresh: bool = False
+    client: SquareClient,
+    engine: sa.Engine,
+    policy: InventoryPolicy,
+    *,
+    full_refresh: bool = False,
+    now: datetime | None = None,
 ) -> SyncReport:
-    run_started = datetime.now(UTC)
+    run_started = now or utc_now()
     with engine.connect() as conn:
         watermark = get_watermark(conn, WATERMARK)
         last_full = get_watermark(conn, LAST_FULL_REFRESH)
@@ -50,7 +56,7 @@ def sync_inventory(
 
     newest = datetime.fromisoformat(watermark) if watermark else None
     for page, is_last in with_last_flag(client.inventory_counts(body)):
-        synced_at = datetime.now(UTC)
+        synced_at = utc_now()
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         for count in page.get("counts") or []:
             row = inventory_row(count, synced_at)

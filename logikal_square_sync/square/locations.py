@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.records import location_row
 from logikal_square_sync.square.report import SyncReport
@@ -15,7 +14,7 @@ from logikal_square_sync.warehouse.upsert import upsert
 
 def sync_locations(client: SquareClient, engine: sa.Engine) -> SyncReport:
     report = SyncReport(mode="full refresh")
-    synced_at = datetime.now(UTC)
+    synced_at = utc_now()
     rows = [location_row(location, synced_at) for location in client.list_locations()]
     report.pages = 1
     with engine.begin() as conn:

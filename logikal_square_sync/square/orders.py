@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.policies import OrdersPolicy
 from logikal_square_sync.square.client import SquareClient
+from logikal_square_sync.square.order_days import OrderDays, OrderTime
 from logikal_square_sync.square.records import order_rows
 from logikal_square_sync.square.report import SyncReport
 from logikal_square_sync.square.timestamps import format_timestamp
@@ -32,31 +34,19 @@ SYNCED_UNTIL = "square/orders/synced_until"
 
 
 @dataclass(frozen=True)
-class DateRange:
-    """A history range of whole UTC days, both ends inclusive."""
+class HistoryRefetch:
+    """A backfill: re-read the orders of `days`, by their creation or last update.
 
-    start: date
-    end: date
+    `force` rewrites every order read and replaces its line items even where
+    the stored copy is as new, which repairs rows damaged in the warehouse.
+    """
 
-    @classmethod
-    def parse(cls, start: str, end: str) -> DateRange:
-        try:
-            first, last = date.fromisoformat(start), date.fromisoformat(end)
-        except ValueError as error:
-            raise ValueError(f"start and end must be ISO dates (YYYY-MM-DD): {error}") from None
-        if first > last:
-            raise ValueError(f"start {first} is after end {last}")
-        if first > datetime.now(UTC).date():
-            raise ValueError(f"start {first} is in the future")
-        return cls(first, last)
+    days: OrderDays
+    by: OrderTime = "created_at"
+    force: bool = False
 
-    @property
-    def start_at(self) -> datetime:
-        return datetime.combine(self.start, time.min, UTC)
-
-    @property
-    def end_at(self) -> datetime:
-        return datetime.combine(self.end, time.max, UTC)
+    def describe(self) -> str:
+        return f"orders by {self.by} {self.days.describe()}" + (", forced rewrite" if self.force else "")
 
 
 def known_location_ids(engine: sa.Engine) -> list[str]:
@@ -80,27 +70,45 @@ def location_groups(
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def _search_body(
-    location_ids: list[str], start_at: datetime, end_at: datetime, page_size: int
+def search_body(
+    location_ids: list[str],
+    start_at: datetime,
+    end_at: datetime,
+    page_size: int,
+    *,
+    by: OrderTime = "updated_at",
+    return_entries: bool = False,
 ) -> dict[str, Any]:
-    return {
+    """A SearchOrders body for the orders whose `by` time is in [start_at, end_at], oldest first."""
+    body: dict[str, Any] = {
         "location_ids": location_ids,
         "query": {
             "filter": {
                 "date_time_filter": {
-                    "updated_at": {"start_at": format_timestamp(start_at), "end_at": format_timestamp(end_at)}
+                    by: {"start_at": format_timestamp(start_at), "end_at": format_timestamp(end_at)}
                 }
             },
             # The sort field must equal the filter field, or Square rejects the request.
-            "sort": {"sort_field": "UPDATED_AT", "sort_order": "ASC"},
+            "sort": {"sort_field": by.upper(), "sort_order": "ASC"},
         },
         "limit": page_size,
     }
+    if return_entries:
+        body["return_entries"] = True
+    return body
+
+
+@dataclass
+class PageWrite:
+    inserted: int
+    updated: int
+    line_items: int
+    newest: dict[str, datetime]  # by order time field: the newest `created_at` / `updated_at` written
 
 
 def _write_page(
-    conn: sa.Connection, orders: list[dict[str, Any]], synced_at: datetime
-) -> tuple[int, int, int, datetime | None]:
+    conn: sa.Connection, orders: list[dict[str, Any]], synced_at: datetime, *, force: bool = False
+) -> PageWrite | None:
     newest_by_id: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     for order in orders:
         row, items = order_rows(order, synced_at)
@@ -111,10 +119,9 @@ def _write_page(
         ):
             newest_by_id[row["id"]] = (row, items)
     if not newest_by_id:
-        return 0, 0, 0, None
-    result = upsert(
-        conn, square_orders, [row for row, _ in newest_by_id.values()], newer_by=("updated_at", "version")
-    )
+        return None
+    rows = [row for row, _ in newest_by_id.values()]
+    result = upsert(conn, square_orders, rows, newer_by=("updated_at", "version"), overwrite=force)
     written = [key[0] for key in result.written_keys]
     line_items = [item for order_id in written for item in newest_by_id[order_id][1]]
     # A rewritten order's line items are replaced; a new order has none (they cascade with their order).
@@ -124,8 +131,8 @@ def _write_page(
         conn.execute(items.delete().where(key_filter(conn, items.c.order_id, replaced)))
     if line_items:
         insert_rows(conn, square_order_line_items, line_items)
-    newest = max(row["updated_at"] for row, _ in newest_by_id.values())
-    return result.inserted, result.updated, len(line_items), newest
+    newest = {field: max(row[field] for row in rows) for field in ("created_at", "updated_at")}
+    return PageWrite(result.inserted, result.updated, len(line_items), newest)
 
 
 def _sync_group(
@@ -135,31 +142,34 @@ def _sync_group(
     group: list[str],
     start_at: datetime,
     end_at: datetime,
-    watermarks: dict[str, str | None] | None,
     report: SyncReport,
+    *,
+    watermarks: dict[str, str | None] | None,
+    by: OrderTime = "updated_at",
+    force: bool = False,
 ) -> None:
     """Pages of one location group; `watermarks` None leaves them untouched (history re-fetch)."""
     # Where an expired cursor restarts: the last committed page, never further.
     checkpoint = start_at
 
     def body() -> dict[str, Any]:
-        return _search_body(group, checkpoint, end_at, policy.page_size)
+        return search_body(group, checkpoint, end_at, policy.page_size, by=by)
 
     for page in client.search_orders(body):
-        synced_at = datetime.now(UTC)
+        synced_at = utc_now()
         with engine.begin() as conn:
-            inserted, updated, items, newest = _write_page(conn, page.get("orders") or [], synced_at)
-            if newest is not None and watermarks is not None:
-                mark = format_timestamp(newest)
+            written = _write_page(conn, page.get("orders") or [], synced_at, force=force)
+            if written is not None and watermarks is not None:
+                mark = format_timestamp(written.newest["updated_at"])
                 moved = {loc: mark for loc in group if (watermarks[loc] or "") < mark}
                 watermarks.update(moved)
                 set_watermarks(conn, {LOCATION_WATERMARK + loc: value for loc, value in moved.items()})
-        report.inserted += inserted
-        report.updated += updated
-        report.child_rows_written += items
         report.pages += 1
-        if newest is not None:
-            checkpoint = max(checkpoint, newest)
+        if written is not None:
+            report.inserted += written.inserted
+            report.updated += written.updated
+            report.child_rows_written += written.line_items
+            checkpoint = max(checkpoint, written.newest[by])
 
 
 def sync_orders(
@@ -167,23 +177,23 @@ def sync_orders(
     engine: sa.Engine,
     policy: OrdersPolicy,
     *,
-    history: DateRange | None = None,
+    history: HistoryRefetch | None = None,
     now: datetime | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> SyncReport:
-    """Incremental sync, or with `history` a re-fetch of the orders updated in that range.
+    """Incremental sync up to `now`, or with `history` a re-fetch of the orders of those days.
 
     A history re-fetch leaves the watermarks alone: it repairs the past
     without changing where the next incremental run starts.
     """
-    end_at = history.end_at if history else (now or datetime.now(UTC))
+    end_at = history.days.end_at if history else (now or utc_now())
     location_ids = known_location_ids(engine)
     with engine.connect() as conn:
         stored = get_watermarks(conn, LOCATION_WATERMARK)
     watermarks = {loc: stored.get(LOCATION_WATERMARK + loc) for loc in location_ids}
     known = [w for w in watermarks.values() if w]
     report = SyncReport(
-        mode=f"history {history.start}..{history.end}" if history else "incremental",
+        mode=f"history: {history.describe()}" if history else "incremental",
         watermark_before=min(known) if known and len(known) == len(watermarks) else None,
     )
     groups = location_groups(location_ids, watermarks, policy.location_group_size)
@@ -193,16 +203,26 @@ def sync_orders(
     for group in groups:
         group_watermarks = [watermarks[loc] for loc in group]
         if history:
-            start_at = history.start_at
+            start_at = history.days.start_at
         elif all(group_watermarks):
             oldest = min(datetime.fromisoformat(w) for w in group_watermarks if w)
             start_at = max(history_start, oldest - timedelta(hours=policy.lookback_hours))
         else:
             start_at = history_start
+        by: OrderTime = history.by if history else "updated_at"
         window = f"{format_timestamp(start_at)} .. {format_timestamp(end_at)}"
-        log(f"orders of {len(group)} location(s) updated {window}")
+        log(f"orders of {len(group)} location(s) by {by} {window}")
         _sync_group(
-            client, engine, policy, group, start_at, end_at, watermarks if not history else None, report
+            client,
+            engine,
+            policy,
+            group,
+            start_at,
+            end_at,
+            report,
+            watermarks=None if history else watermarks,
+            by=by,
+            force=bool(history and history.force),
         )
 
     if not history:

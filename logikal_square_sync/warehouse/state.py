@@ -6,10 +6,9 @@ commits together with the rows it covers and never runs ahead of them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.warehouse.tables import sync_state
 from logikal_square_sync.warehouse.upsert import upsert
 
@@ -32,6 +31,6 @@ def set_watermark(conn: sa.Connection, stream: str, watermark: str | None) -> No
 
 
 def set_watermarks(conn: sa.Connection, watermarks: dict[str, str | None]) -> None:
-    now = datetime.now(UTC)
+    now = utc_now()
     rows = [{"stream": stream, "watermark": mark, "updated_at": now} for stream, mark in watermarks.items()]
     upsert(conn, sync_state, rows)

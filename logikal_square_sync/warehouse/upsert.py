@@ -116,12 +116,14 @@ def upsert(
     rows: Sequence[Mapping[str, Any]],
     *,
     newer_by: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> UpsertResult:
     """Insert `rows`, updating existing ones by primary key.
 
     An existing row is rewritten only when the incoming one differs from it
     (any non-bookkeeping column), or, with `newer_by`, only when the incoming
-    one is strictly newer by those columns. The result counts inserted and
+    one is strictly newer by those columns; `overwrite` rewrites every
+    existing row regardless (a repair). The result counts inserted and
     updated rows and names the keys written, so callers can act on exactly
     the rows that changed (e.g. replace their children).
     """
@@ -139,11 +141,13 @@ def upsert(
         fresh = [row for row, key in zip(rows, keys, strict=True) if key not in before]
         insert_rows(conn, table, fresh)
         stored = [row for row, key in zip(rows, keys, strict=True) if key in before]
-        updated = _guarded_upsert(conn, table, stored, before, newer_by).updated_keys if stored else ()
+        updated = (
+            _guarded_upsert(conn, table, stored, before, newer_by, overwrite).updated_keys if stored else ()
+        )
         return UpsertResult(
             inserted_keys=tuple(key for key in keys if key not in before), updated_keys=updated
         )
-    return _guarded_upsert(conn, table, rows, before, newer_by)
+    return _guarded_upsert(conn, table, rows, before, newer_by, overwrite)
 
 
 def _guarded_upsert(
@@ -152,6 +156,7 @@ def _guarded_upsert(
     rows: Sequence[Mapping[str, Any]],
     before: set[tuple[Any, ...]],
     newer_by: Sequence[str],
+    overwrite: bool = False,
 ) -> UpsertResult:
     """INSERT … ON CONFLICT DO UPDATE WHERE <changed or newer>; `before` holds the keys already stored."""
     key_names = [column.name for column in table.primary_key.columns]
@@ -163,7 +168,10 @@ def _guarded_upsert(
         stmt = stmt.from_select(columns, sa.select(*(staging.c[name] for name in columns)))
         parameters = None
     updatable = [name for name in columns if name not in key_names]
-    if newer_by:
+    guard: sa.ColumnElement[bool] | None
+    if overwrite:
+        guard = None
+    elif newer_by:
         guard = _newer(stmt.excluded, table, newer_by)
     else:
         compared = [name for name in updatable if name not in _BOOKKEEPING]

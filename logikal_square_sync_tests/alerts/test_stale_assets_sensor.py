@@ -9,6 +9,7 @@ from logikal_square_sync.alerts.freshness import FreshnessWindows
 from logikal_square_sync.alerts.notifiers import AlertDeliveryError
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.sensors import alert_on_stale_assets, build_stale_assets_sensor
+from logikal_square_sync_tests.clock import ANCHOR, awkward_moments
 
 WEBSERVER = "http://dagster.example:3000"
 ORDERS = dg.AssetKey(["square", "orders"])
@@ -25,7 +26,7 @@ class Clock:
     """The sensor's notion of now, moved by the test instead of sleeping."""
 
     def __init__(self) -> None:
-        self.now = datetime.now(UTC)
+        self.now = ANCHOR
 
     def __call__(self) -> datetime:
         return self.now
@@ -56,7 +57,10 @@ def _materialized_at(instance: dg.DagsterInstance, key: dg.AssetKey) -> datetime
     return datetime.fromtimestamp(event.timestamp, UTC)
 
 
-def test_one_alert_per_transition_and_a_recovery(instance, slack) -> None:
+@pytest.mark.parametrize("moment", awkward_moments())
+def test_one_alert_per_transition_and_a_recovery(instance, slack, pinned_clock, moment) -> None:
+    # At midnight, month and year ends and across daylight saving: windows are durations, never dates.
+    pinned_clock.move_to(moment)
     clock = Clock()
     sensor = build_stale_assets_sensor({ORDERS: WINDOWS}, check_keys=[], clock=clock)
     ticker = Ticker(

@@ -9,13 +9,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
 from logikal_square_sync.logikal.checks import CHECK_NAME, project_contents_fresh
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB, logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.logikal.sensors import logikal_sensors
-from logikal_square_sync.logikal.store import utc_now
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
 from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source

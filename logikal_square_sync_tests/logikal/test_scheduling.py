@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from logikal_square_sync.logikal.scheduling import (
     ACTIVE,
     CHANGED,
@@ -15,6 +17,8 @@ from logikal_square_sync.logikal.scheduling import (
     load_project_states,
     staleness,
 )
+from logikal_square_sync.logikal.sync_project import sync_project_contents
+from logikal_square_sync_tests.clock import awkward_moments
 from logikal_square_sync_tests.logikal.conftest import sync_everything
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -97,3 +101,37 @@ def test_states_come_from_the_warehouse(logikal, engine, sandbox) -> None:
     assert {s.id for s in states} == {p["id"] for p in sandbox.projects()}
     assert all(s.contents_synced_at is not None and s.latest_elevation_change is not None for s in states)
     assert due_projects(states, max(s.contents_synced_at for s in states), POLICY) == []
+
+
+@pytest.mark.parametrize("warehouse_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("moment", awkward_moments())
+def test_the_selection_at_any_moment(logikal, engine, sandbox, pinned_clock, moment) -> None:
+    """Synced at `moment`, edited at once: due and stale exactly by elapsed time, across any date line."""
+    pinned_clock.move_to(moment)
+    policy = ProjectSyncPolicy.from_policies()
+    sync_everything(logikal, engine)
+    with engine.connect() as conn:
+        states = load_project_states(conn)
+    synced = max(s.contents_synced_at for s in states)
+    assert moment <= synced < moment + timedelta(minutes=5)
+    # The generated projects are dormant (last changed in 2025): only the daily sweep is due.
+    assert due_projects(states, synced + policy.interval, policy) == []
+    swept = due_projects(states, synced + policy.sweep_every + MIN, policy)
+    assert {d.reason for d in swept} == {SWEEP} and len(swept) == len(states)
+
+    project = sandbox.projects()[0]["id"]
+    phase = sandbox.phases(project)[0]["id"]
+    sandbox.change_elevation(sandbox.elevations(project, phase)[0]["id"])  # stamped "now"
+    with logikal.pool() as pool:
+        sync_project_contents(pool, engine, project)
+    with engine.connect() as conn:
+        states = load_project_states(conn)
+    edited = next(s for s in states if s.id == project)
+    assert edited.is_active(edited.contents_synced_at, policy)
+    at = edited.contents_synced_at
+    assert [d.id for d in due_projects(states, at + policy.interval - MIN, policy)] == []
+    due = due_projects(states, at + policy.interval, policy)
+    assert [(d.id, d.reason) for d in due] == [(project, ACTIVE)]
+    assert project not in {s.id for s in staleness(states, at + policy.warn_after, policy).warn}
+    assert project in {s.id for s in staleness(states, at + policy.warn_after + MIN, policy).warn}
+    assert project in {s.id for s in staleness(states, at + policy.fail_after + MIN, policy).fail}

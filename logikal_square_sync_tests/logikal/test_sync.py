@@ -7,8 +7,8 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.parts_list import INVALID, PARSED
-from logikal_square_sync.logikal.store import utc_now
 from logikal_square_sync.logikal.sync_project import (
     ELEVATIONS,
     PHASES,

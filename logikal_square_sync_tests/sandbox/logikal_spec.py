@@ -17,25 +17,16 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-SPEC_FILE = "logikal-mbioe-v3.swagger.json"
+from logikal_square_sync_tests.sandbox.vendor_specs import LOGIKAL
+
 ERROR_SCHEMA = "Ofcas.Lk.MbioeService.Contracts.Documentation.Schema.ErrorResponseSchema"
 GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def find_spec_path() -> Path | None:
-    """The swagger file: $LOGIKAL_SWAGGER_PATH, <repo>/specs/ or the shared folder beside the repo."""
-    override = os.environ.get("LOGIKAL_SWAGGER_PATH")
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [Path(override)] if override else []
-    candidates += [repo / "specs" / SPEC_FILE, repo.parent / "shared" / "specs" / SPEC_FILE]
-    return next((path for path in candidates if path.is_file()), None)
 
 
 def _format_checker(*, lowercase_guids: bool) -> jsonschema.FormatChecker:
@@ -149,5 +140,6 @@ class LogikalSpec:
 
 @functools.cache
 def load_spec(strict: bool = True) -> LogikalSpec | None:
-    path = find_spec_path()
+    """The swagger, or None where it is not found (then `LOGIKAL.require()` in a test skips or fails)."""
+    path = LOGIKAL.path()
     return LogikalSpec(path, strict=strict) if path else None

@@ -16,14 +16,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-SPEC_NAME = "square-connect-v2.openapi.json"
+from logikal_square_sync_tests.sandbox.vendor_specs import SQUARE
+
 SERVER = "https://connect.squareup.com"
 _COMMON_PREFIX = "https://developer-production-s.squarecdn.com/schemas/v1/common.json#squareup.common."
 _COMMON_TYPES = {"String": "string", "Number": "number", "Boolean": "boolean", "PhoneNumber": "string"}
@@ -38,16 +38,7 @@ OPERATIONS = {
 
 
 def spec_path() -> Path | None:
-    root = Path(__file__).resolve().parents[2]
-    candidates = [
-        os.environ.get("SQUARE_OPENAPI_SPEC"),
-        root / "specs" / SPEC_NAME,
-        root.parent / "shared" / "specs" / SPEC_NAME,
-    ]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
+    return SQUARE.path()
 
 
 def _patch_refs(node: Any) -> None:
@@ -84,9 +75,7 @@ def patched_spec(raw: dict[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def openapi() -> OpenAPI:
-    path = spec_path()
-    if path is None:
-        raise FileNotFoundError(f"{SPEC_NAME} not found (set SQUARE_OPENAPI_SPEC)")
+    path = SQUARE.require()
     spec = patched_spec(json.loads(path.read_text()))
     config = Config(spec_validator_cls=None, additional_properties_default_policy="forbid")
     return OpenAPI.from_dict(spec, config=config)

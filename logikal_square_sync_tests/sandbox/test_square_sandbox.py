@@ -12,11 +12,14 @@ import httpx
 import numpy as np
 import pytest
 
+from logikal_square_sync.sandbox.clock import ManualClock
 from logikal_square_sync.sandbox.server import serve_in_thread
 from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 from logikal_square_sync.sandbox.square.timefmt import parse_rfc3339_us
+from logikal_square_sync_tests.clock import ANCHOR
 
 from . import square_spec
+from .vendor_specs import SQUARE
 
 TOKEN = "sandbox-square-token"
 ORDERS = "/v2/orders/search"
@@ -30,17 +33,16 @@ VALIDATE_MAX_BYTES = 120_000
 
 def test_spec_is_available() -> None:
     # The sandbox's responses are only worth something if they are checked against the vendor's spec.
-    assert square_spec.spec_path() is not None, "Square OpenAPI spec not found (set SQUARE_OPENAPI_SPEC)"
+    assert SQUARE.require().is_file()
 
 
 def ts(text: str) -> datetime:
     return datetime.fromtimestamp(parse_rfc3339_us(text) / 1e6, tz=UTC)
 
 
-def now_to_ms() -> datetime:
-    """The current time at the sandbox's (millisecond) precision."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+def now_to_ms(sandbox: SquareSandbox) -> datetime:
+    """The sandbox's current time, at its (millisecond) precision."""
+    return datetime.fromtimestamp(sandbox.now_ms() / 1000, tz=UTC)
 
 
 def iso(value: datetime) -> str:
@@ -63,7 +65,9 @@ class Api:
         validate: bool = True,
     ) -> httpx.Response:
         response = self.http.request(method, path, json=body, headers=headers)
-        if validate and len(response.content) <= VALIDATE_MAX_BYTES:
+        # Without the spec (a clone alone) the behaviour is still tested; test_spec_is_available says why
+        # conformance is not.
+        if validate and SQUARE.path() is not None and len(response.content) <= VALIDATE_MAX_BYTES:
             square_spec.validate_response(method, path, response.status_code, response.content)
             self.validated += 1
         return response
@@ -128,6 +132,7 @@ def updated_asc(sandbox: SquareSandbox, **time_range: str) -> dict[str, Any]:
 
 
 def test_spec_helper_rejects_unknown_fields_and_bad_enums() -> None:
+    SQUARE.require()
     with pytest.raises(Exception, match="orderz"):
         square_spec.validate_response("post", ORDERS, 200, b'{"orderz":[]}')
     with pytest.raises(Exception, match="INVALID"):
@@ -267,14 +272,14 @@ def test_time_range_ends_are_inclusive(api: Api, sandbox: SquareSandbox) -> None
 
 
 def test_filter_window_matches_the_truth(api: Api, sandbox: SquareSandbox) -> None:
-    end = now_to_ms() - timedelta(days=3)
+    end = now_to_ms(sandbox) - timedelta(days=3)
     start = end - timedelta(days=10)
     got = {o["id"] for o in api.all_orders(updated_asc(sandbox, start_at=iso(start), end_at=iso(end)))}
     assert got and got == sandbox.order_ids_updated_between(start, end)
 
 
 def test_created_at_filter_with_created_at_sort(api: Api, sandbox: SquareSandbox) -> None:
-    start = now_to_ms() - timedelta(days=5)
+    start = now_to_ms(sandbox) - timedelta(days=5)
     body = {
         "location_ids": location_ids(sandbox),
         "query": {
@@ -413,15 +418,18 @@ def test_cursor_is_bound_to_the_original_body(api: Api, sandbox: SquareSandbox) 
 
 
 def test_cursor_expires_after_ttl_of_non_use() -> None:
-    sandbox = SquareSandbox(SquareSandboxConfig(orders=300, cursor_ttl_seconds=0.6))
+    clock = ManualClock(ANCHOR)
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=300, cursor_ttl_seconds=600), clock=clock)
     with serve_in_thread(create_app(sandbox)) as served:
         api = Api(served.url)
         body = updated_asc(sandbox)
         cursor = api.ok("POST", ORDERS, body)["cursor"]
-        for _ in range(3):  # each use extends the life
-            time.sleep(0.3)
+        for _ in range(3):  # each use extends the life: 1,500 s in all, 500 s between uses
+            clock.advance(500)
             api.ok("POST", ORDERS, {**body, "cursor": cursor})
-        time.sleep(0.8)
+        clock.advance(599)
+        api.ok("POST", ORDERS, {**body, "cursor": cursor})
+        clock.advance(601)
         error = api.error("POST", ORDERS, {**body, "cursor": cursor}, 400, "INVALID_CURSOR")
         assert error == {
             "category": "INVALID_REQUEST_ERROR",
@@ -455,7 +463,7 @@ def test_missing_end_at_is_the_time_of_the_first_request(api: Api, sandbox: Squa
 
 def test_update_orders_bumps_version_and_updated_at(api: Api, sandbox: SquareSandbox) -> None:
     before = {o["id"]: o for o in sandbox.iter_orders()}
-    since = now_to_ms()
+    since = now_to_ms(sandbox)
     ids = sandbox.update_orders(count=10)
     assert len(ids) == 10
     changed = {o["id"]: o for o in api.all_orders(updated_asc(sandbox, start_at=iso(since)))}
@@ -481,7 +489,7 @@ def test_add_orders_at_a_location(api: Api, sandbox: SquareSandbox) -> None:
 
 
 def test_late_offline_orders_are_invisible_until_uploaded(api: Api, sandbox: SquareSandbox) -> None:
-    watermark = now_to_ms()
+    watermark = now_to_ms(sandbox)
     lookback = updated_asc(sandbox, start_at=iso(watermark - timedelta(hours=72)))
     lookback["limit"] = 10
     chain = api.pages(ORDERS, lookback)
@@ -578,7 +586,7 @@ def test_deleting_an_item_leaves_tombstones_for_it_and_its_variations(
     api: Api, sandbox: SquareSandbox
 ) -> None:
     item = next(o for o in sandbox.catalog_objects() if o["type"] == "ITEM")
-    before = now_to_ms()
+    before = now_to_ms(sandbox)
     deleted = sandbox.delete_catalog_object(item["id"])
     variation_ids = [v["id"] for v in item["item_data"]["variations"]]
     assert deleted == [item["id"], *variation_ids]
@@ -624,7 +632,7 @@ def test_begin_time_is_exclusive(api: Api, sandbox: SquareSandbox) -> None:
 
 def test_catalog_updates_bump_version(api: Api, sandbox: SquareSandbox) -> None:
     variation = next(o for o in sandbox.catalog_objects() if o["type"] == "ITEM_VARIATION")
-    before = datetime.now(UTC) - timedelta(milliseconds=1)
+    before = now_to_ms(sandbox) - timedelta(milliseconds=1)
     sandbox.update_catalog_object(variation["id"], name="Huge", price_amount=999)
     added = sandbox.add_catalog_item("Seasonal Cider", variations=2)
     changed = {
@@ -669,7 +677,7 @@ def test_inventory_counts_sorted_newest_first_and_filtered(api: Api, sandbox: Sq
         c for p in api.pages(INVENTORY, {"location_ids": [loc], "states": ["IN_STOCK"]}) for c in p["counts"]
     ]
     assert only and all(c["location_id"] == loc and c["state"] == "IN_STOCK" for c in only)
-    since = now_to_ms()
+    since = now_to_ms(sandbox)
     sandbox.set_inventory_count(variations[0], loc, "IN_STOCK", "12.5")
     fresh = api.ok("POST", INVENTORY, {"updated_after": iso(since - timedelta(milliseconds=1))})["counts"]
     assert [(c["catalog_object_id"], c["quantity"]) for c in fresh] == [(variations[0], "12.5")]
@@ -831,15 +839,11 @@ def test_served_pages_are_byte_identical_for_the_same_seed() -> None:
     assert bodies[:2] == bodies[2:]
 
 
-def test_a_large_sandbox_is_cheap_and_pages_fast() -> None:
-    started = time.perf_counter()
+def test_a_large_sandbox_is_cheap() -> None:
+    # Speed is the benchmarks' business (a timed assertion here would race the machine's load).
     sandbox = SquareSandbox(SquareSandboxConfig(orders=200_000, locations=12))
-    assert time.perf_counter() - started < 5
     assert sum(col.nbytes for col in sandbox.orders._cols.values()) < 200_000 * 60
     rows = np.arange(100_000, 101_000)
-    sandbox.orders.render_json(rows)
-    started = time.perf_counter()
     texts = sandbox.orders.render_json(rows)
-    assert time.perf_counter() - started < 0.2  # ~16 ms measured; loose for slow CI hosts
     assert json.loads("[" + ",".join(texts) + "]") == sandbox.orders.render(rows)
     assert sandbox.order_count() == 200_000

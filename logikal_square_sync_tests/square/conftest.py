@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from logikal_square_sync.square.catalog import sync_catalog
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.inventory import sync_inventory
 from logikal_square_sync.square.locations import sync_locations
+from logikal_square_sync.square.order_days import order_day
 from logikal_square_sync.square.orders import sync_orders
 from logikal_square_sync.warehouse import tables as t
 
@@ -27,8 +29,10 @@ PAGE_SIZE = 50
 
 
 @pytest.fixture
-def sandbox() -> SquareSandbox:
-    return SquareSandbox(SMALL)
+def sandbox() -> Iterator[SquareSandbox]:
+    sandbox = SquareSandbox(SMALL)
+    yield sandbox
+    sandbox.faults.clear()  # lets any held request answer, so the server stops at once
 
 
 @pytest.fixture
@@ -90,6 +94,11 @@ def source_orders(sandbox: SquareSandbox) -> dict[str, tuple]:
         )
         for o in sandbox.iter_orders()
     }
+
+
+def source_order_days(sandbox: SquareSandbox, zone: ZoneInfo, by: str = "created_at") -> dict[str, date]:
+    """Each order's day as the product defines it (`order_days.order_day`) of `created_at` or `updated_at`."""
+    return {o["id"]: order_day(ts(o[by]), zone) for o in sandbox.iter_orders()}
 
 
 def source_line_items(sandbox: SquareSandbox) -> set[tuple]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.assets import (
     square_catalog,
     square_inventory,
@@ -16,7 +19,7 @@ from logikal_square_sync.square.backfill import square_orders_backfill
 from logikal_square_sync.square.checks import orders_complete
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse import tables as t
-from logikal_square_sync_tests.square.conftest import assert_warehouse_equals_source, source_orders
+from logikal_square_sync_tests.square.conftest import assert_warehouse_equals_source, source_order_days
 
 ASSETS = [square_locations, square_catalog, square_orders, square_inventory]
 
@@ -59,22 +62,34 @@ def test_materializing_every_asset_fills_the_warehouse(resources, engine, sandbo
 
 def test_completeness_check_names_the_days_and_ids_of_lost_orders(resources, engine, sandbox) -> None:
     assert _materialize(resources).success
-    source = source_orders(sandbox)
-    newest_day = max(o[2] for o in source.values()).date()
-    lost = sorted(i for i, o in source.items() if o[2].date() == newest_day)[:3]
+    days = source_order_days(sandbox, sync_zone())  # the product's own "day of an order"
+    newest_day = max(days.values())
+    lost = sorted(i for i, day in days.items() if day == newest_day)[:3]
     with engine.begin() as conn:
         conn.execute(t.square_orders.delete().where(t.square_orders.c.id.in_(lost)))
 
-    result = dg.materialize(
-        [*ASSETS, orders_complete], resources=resources, selection=dg.AssetSelection.checks(orders_complete)
-    )
-    (evaluation,) = result.get_asset_check_evaluations()
+    def check() -> dg.AssetCheckEvaluation:
+        result = dg.materialize(
+            [*ASSETS, orders_complete],
+            resources=resources,
+            selection=dg.AssetSelection.checks(orders_complete),
+        )
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    evaluation = check()
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert str(newest_day) in evaluation.description
+    assert f"{newest_day}: {len(lost)} of" in evaluation.description
     for order_id in lost:
         assert order_id in evaluation.description
     assert evaluation.metadata["orders_missing"].value == len(lost)
+    # The message names the backfill that repairs it; running exactly that makes the check pass.
+    days_config = {"start": str(newest_day), "end": str(newest_day), "by": "created_at"}
+    config = {"ops": {"refetch_square_orders": {"config": days_config}}}
+    assert json.dumps(config) in evaluation.description
+    assert square_orders_backfill.execute_in_process(run_config=config, resources=resources).success
+    assert check().passed
 
 
 def test_the_backfill_job_recovers_a_date_range(resources, engine, sandbox) -> None:
@@ -82,7 +97,7 @@ def test_the_backfill_job_recovers_a_date_range(resources, engine, sandbox) -> N
     with engine.begin() as conn:
         conn.execute(t.square_order_line_items.delete())
         conn.execute(t.square_orders.delete())
-    days = sorted(o[2].date() for o in source_orders(sandbox).values())
+    days = sorted(source_order_days(sandbox, sync_zone()).values())
     config = {"ops": {"refetch_square_orders": {"config": {"start": str(days[0]), "end": str(days[-1])}}}}
 
     result = square_orders_backfill.execute_in_process(run_config=config, resources=resources)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -13,14 +14,17 @@ import sqlalchemy as sa
 from logikal_square_sync.square.catalog import sync_catalog
 from logikal_square_sync.square.client import SquareApiError
 from logikal_square_sync.square.locations import sync_locations
-from logikal_square_sync.square.orders import LOCATION_WATERMARK, DateRange, sync_orders
+from logikal_square_sync.square.order_days import OrderDays, order_day
+from logikal_square_sync.square.orders import LOCATION_WATERMARK, HistoryRefetch, sync_orders
 from logikal_square_sync.square.records import MalformedRecord
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.state import get_watermarks
+from logikal_square_sync_tests.clock import ANCHOR
 from logikal_square_sync_tests.square.conftest import (
     PAGE_SIZE,
     assert_warehouse_equals_source,
     orders_policy,
+    source_order_days,
     source_orders,
     sync_everything,
     warehouse_orders,
@@ -87,7 +91,7 @@ def test_converges_after_source_changes(make_client, engine, sandbox) -> None:
         ("server_error", {}),
         ("truncated", {}),
         ("drop_connection", {}),
-        ("slow", {"delay_seconds": 2.5}),  # beyond the client's 2 s timeout
+        ("hold", {}),  # held until the test ends: the client's 2 s read timeout fires, whatever the load
         ("expired_cursor", {}),
     ],
 )
@@ -95,7 +99,7 @@ def test_every_fault_recovers_with_nothing_lost_or_duplicated(
     make_client, engine, sandbox, kind, extra
 ) -> None:
     # Twice in a row mid-pagination (once where each fault costs a 2 s timeout).
-    times = 1 if kind == "slow" else 2
+    times = 1 if kind == "hold" else 2
     for endpoint in ("locations", "catalog_search", "orders_search", "inventory_counts"):
         after = 0 if endpoint == "locations" else 2
         sandbox.faults.inject(kind, endpoint=endpoint, times=times, after_calls=after, **extra)
@@ -155,17 +159,19 @@ def test_a_malformed_record_fails_naming_it_and_keeps_earlier_data(
     assert warehouse_orders(engine) == before  # nothing lost, nothing half-written
 
 
-def test_history_refetch_restores_lost_orders_idempotently(make_client, engine, sandbox) -> None:
+@pytest.mark.parametrize("by", ["created_at", "updated_at"])
+def test_history_refetch_restores_lost_orders_idempotently(make_client, engine, sandbox, by) -> None:
     sync_everything(make_client, engine)
     source = source_orders(sandbox)
-    day = sorted(o[2] for o in source.values())[len(source) // 2].date()
-    lost = {i for i, o in source.items() if o[2].date() == day}
+    days = source_order_days(sandbox, ZoneInfo("UTC"), by)
+    day = sorted(days.values())[len(days) // 2]
+    lost = {i for i, d in days.items() if d == day}
     with engine.begin() as conn:
         conn.execute(t.square_orders.delete().where(t.square_orders.c.id.in_(lost)))
     with engine.connect() as conn:
         marks_before = get_watermarks(conn, LOCATION_WATERMARK)
 
-    history = DateRange.parse(day.isoformat(), day.isoformat())
+    history = HistoryRefetch(OrderDays.parse(day.isoformat(), day.isoformat(), ZoneInfo("UTC")), by=by)
     with make_client() as client:
         report = sync_orders(client, engine, orders_policy(), history=history)
     assert report.inserted == len(lost) and report.updated == 0
@@ -182,12 +188,27 @@ def test_history_refetch_restores_lost_orders_idempotently(make_client, engine, 
     [
         ("2026-02-30", "2026-03-01", "ISO dates"),
         ("2026-03-05", "2026-03-01", "is after end"),
-        ((datetime.now(UTC) + timedelta(days=3)).date().isoformat(), "2999-01-01", "in the future"),
+        ("2026-06-18", "2999-01-01", r"start 2026-06-18 is in the future \(today is 2026-06-15 in UTC\)"),
     ],
 )
 def test_history_ranges_are_validated(start, end, message) -> None:
     with pytest.raises(ValueError, match=message):
-        DateRange.parse(start, end)
+        OrderDays.parse(start, end, ZoneInfo("UTC"), now=ANCHOR)
+
+
+def test_order_days_follow_the_sync_timezone_across_daylight_saving() -> None:
+    berlin, later = ZoneInfo("Europe/Berlin"), datetime(2027, 1, 2, tzinfo=UTC)
+    spring = OrderDays.parse("2026-03-29", "2026-03-29", berlin, now=later)
+    assert (spring.start_at, spring.end_at) == (
+        datetime(2026, 3, 28, 23, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 21, 59, 59, 999000, tzinfo=UTC),  # a 23-hour day
+    )
+    autumn = OrderDays.parse("2026-10-25", "2026-10-26", berlin, now=later)
+    assert autumn.end_at - autumn.start_at == timedelta(hours=49, milliseconds=-1)  # 25 h + 24 h
+    assert list(autumn.days()) == [date(2026, 10, 25), date(2026, 10, 26)]
+    # 23:30 UTC on 31 December is already New Year's Day in Berlin.
+    assert order_day(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), berlin) == date(2027, 1, 1)
+    assert order_day(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), ZoneInfo("UTC")) == date(2026, 12, 31)
 
 
 def test_catalog_watermark_moves_only_when_the_run_completes(make_client, engine, sandbox) -> None:
@@ -208,8 +229,8 @@ def test_a_killed_sync_process_then_a_rerun_converges(
     """A hard crash (SIGKILL mid-run, no exception handling at all) loses and duplicates nothing."""
     with make_client() as client:
         sync_locations(client, engine)
-    # The sixth page hangs, so the process is surely mid-run when it is killed.
-    sandbox.faults.inject("slow", endpoint="orders_search", times=1, after_calls=5, delay_seconds=8)
+    # The sixth page is held, so the process is surely mid-run when it is killed.
+    held = sandbox.faults.inject("hold", endpoint="orders_search", times=1, after_calls=5)
     script = (
         "from logikal_square_sync.square.client import SquareClient\n"
         "from logikal_square_sync.square.orders import sync_orders\n"
@@ -220,16 +241,18 @@ def test_a_killed_sync_process_then_a_rerun_converges(
     )
     process = subprocess.Popen([sys.executable, "-c", script])
     try:
-        deadline = time.monotonic() + 60
-        while sandbox.stats.calls["orders_search"] < 6 and time.monotonic() < deadline:
+        # Wait until the five pages before the held one are committed: nothing more can come.
+        deadline = time.monotonic() + 180
+        while _count(engine, t.square_orders) < 5 * PAGE_SIZE:
             assert process.poll() is None, "the sync ended before it could be killed"
+            assert time.monotonic() < deadline, "the sync did not commit five pages in 180 s"
             time.sleep(0.05)
-        time.sleep(0.5)  # let it commit what it has
     finally:
         process.kill()
         process.wait()
+        held.release()
     partial = warehouse_orders(engine)
-    assert 0 < len(partial) < sandbox.order_count()
+    assert len(partial) == 5 * PAGE_SIZE < sandbox.order_count()
 
     sandbox.faults.clear()
     with make_client() as client:

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..clock import SandboxClock, SystemClock
 from .faults import Fault, FaultKind, FaultQueue
 from .latency import DEFAULT_LATENCIES, LatencyModel
 from .parts_lists import PartsListCache, PartsListSource, build_parts_list, corrupt_parts_list
@@ -84,11 +85,12 @@ class _Counters:
 
 
 class LogikalSandbox:
-    def __init__(self, config: LogikalSandboxConfig | None = None) -> None:
+    def __init__(self, config: LogikalSandboxConfig | None = None, clock: SandboxClock | None = None) -> None:
         self.config = config or LogikalSandboxConfig()
         cfg = self.config
+        self.clock = clock or SystemClock()
         self.lock = threading.RLock()
-        self.tree = LogikalTree(cfg.seed)
+        self.tree = LogikalTree(cfg.seed, self.clock.time)
         self.tree.generate(
             root_directories=cfg.root_directories,
             directory_depth=cfg.directory_depth,
@@ -98,7 +100,7 @@ class LogikalSandbox:
             elevations_per_phase=cfg.elevations_per_phase,
         )
         self.latency = LatencyModel(time_scale=cfg.time_scale, seed=cfg.seed)
-        self.sessions = SessionStore(cfg.token_ttl_seconds)
+        self.sessions = SessionStore(cfg.token_ttl_seconds, self.clock.monotonic)
         self.navigator = Navigator(self.tree, cfg.allow_sibling_elevation_select)
         self.faults = FaultQueue(ENDPOINTS)
         self.parts_list_cache = PartsListCache(cfg.parts_list_cache_entries)

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import enum
 import threading
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,13 +115,14 @@ class Session:
 class SessionStore:
     """Live tokens. Expired and logged-out tokens are forgotten: they answer 401 like unknown ones."""
 
-    def __init__(self, ttl_seconds: float | None) -> None:
+    def __init__(self, ttl_seconds: float | None, monotonic: Callable[[], float]) -> None:
         self._ttl = ttl_seconds
+        self._monotonic = monotonic
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
     def create(self, username: str) -> Session:
-        now = time.monotonic()
+        now = self._monotonic()
         session = Session(
             token=str(uuid.uuid4()),
             username=username,
@@ -138,7 +139,7 @@ class SessionStore:
             session = self._sessions.get(token) if token else None
             if session is None:
                 raise ApiError(401, INVALID_SESSION)
-            if not session.is_live(time.monotonic()):
+            if not session.is_live(self._monotonic()):
                 del self._sessions[session.token]
                 raise ApiError(401, INVALID_SESSION)
             return session
@@ -159,12 +160,12 @@ class SessionStore:
             return count
 
     def active_count(self) -> int:
-        now = time.monotonic()
+        now = self._monotonic()
         with self._lock:
             return sum(1 for session in self._sessions.values() if session.is_live(now))
 
     def live_tokens(self) -> list[str]:
-        now = time.monotonic()
+        now = self._monotonic()
         with self._lock:
             return [token for token, session in self._sessions.items() if session.is_live(now)]
 

@@ -10,9 +10,8 @@ for the parts list) stays server-side.
 from __future__ import annotations
 
 import random
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,8 +172,10 @@ class Project:
 class LogikalTree:
     """The whole data set plus mutations; callers hold the sandbox lock."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, wall_time: Callable[[], float]) -> None:
         self._rng = random.Random(seed)
+        # Mutations are stamped with this clock (the sandbox's), never the machine's directly.
+        self._wall_time = wall_time
         # Mutations draw from their own stream so that adding a mutation in a
         # test never shifts the generated tree's ids.
         self._mutation_rng = random.Random(seed * 7919 + 1)
@@ -242,7 +243,7 @@ class LogikalTree:
             created = rng.randint(_EPOCH_START, _EPOCH_END - 90 * 86400)
             changed = rng.randint(created, _EPOCH_END)
         else:
-            created = changed = int(time.time())
+            created = changed = int(self._wall_time())
         project = Project(
             id=self._guid(rng),
             name=name or f"{rng.choice(_PROJECT_PREFIXES)}{22000 + self._project_counter * 37 % 9000:05d}",
@@ -282,7 +283,7 @@ class LogikalTree:
             created = rng.randint(project.created_date, project.changed_date)
             changed = rng.randint(created, project.changed_date)
         else:
-            created = changed = _now_after(project.created_date)
+            created = changed = self._now_after(project.created_date)
         elevation = Elevation(
             id=self._guid(rng),
             project_id=project.id,
@@ -352,7 +353,7 @@ class LogikalTree:
     def change_elevation(self, elevation_id: str) -> Elevation:
         elevation = self.elevation(elevation_id)
         elevation.version_id = self._guid(self._mutation_rng)
-        elevation.changed_date = _now_after(elevation.changed_date)
+        elevation.changed_date = self._now_after(elevation.changed_date)
         elevation.corrupt = False
         return elevation
 
@@ -395,13 +396,12 @@ class LogikalTree:
 
     def touch_project(self, project_id: str) -> None:
         project = self.project(project_id)
-        project.changed_date = _now_after(project.changed_date)
+        project.changed_date = self._now_after(project.changed_date)
 
-
-def _now_after(previous: int) -> int:
-    # Unix seconds, but strictly increasing, so two edits within one second
-    # still look like two changes to a client comparing changedDate.
-    return max(int(time.time()), previous + 1)
+    def _now_after(self, previous: int) -> int:
+        # Unix seconds, but strictly increasing, so two edits within one second
+        # still look like two changes to a client comparing changedDate.
+        return max(int(self._wall_time()), previous + 1)
 
 
 def _root_name(index: int) -> str:

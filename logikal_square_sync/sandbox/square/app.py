@@ -149,6 +149,9 @@ def create_app(sandbox: SquareSandbox) -> Starlette:
                 sandbox.stats.record_fault(fault.kind)
                 if fault.delay_seconds > 0:
                     await asyncio.sleep(fault.delay_seconds)
+                while fault.kind == "hold" and not fault.released.is_set():
+                    # Polled rather than awaited in a thread, so a stopping server can cancel it.
+                    await asyncio.sleep(0.01)
                 if fault.kind == "expired_cursor":
                     sandbox.cursors.invalidate(body.get("cursor"))
                     err = SquareApiError(400, "INVALID_CURSOR", "The cursor has expired.", "cursor")

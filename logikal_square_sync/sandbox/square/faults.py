@@ -15,6 +15,7 @@ FAULT_KINDS = (
     "rate_limit",  # 429 RATE_LIMITED, optionally with Retry-After
     "server_error",  # 500 INTERNAL_SERVER_ERROR (or status=502/503/504)
     "slow",  # answer normally after delay_seconds
+    "hold",  # answer normally once the test calls `release()` (or the plan is cleared): no timing race
     "truncated",  # full Content-Length, part of the body, then the connection is closed
     "drop_connection",  # connection closed without any response
     "expired_cursor",  # the next request carrying a cursor gets 400 INVALID_CURSOR
@@ -35,6 +36,11 @@ class Fault:
     code: str | None = None
     seen: int = 0
     fired: int = 0
+    released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def release(self) -> None:
+        """Let held requests answer."""
+        self.released.set()
 
     @property
     def exhausted(self) -> bool:
@@ -44,6 +50,7 @@ class Fault:
 class FaultPlan:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        self._held: list[Fault] = []  # exhausted "hold" faults may still hold a request
         self._lock = threading.Lock()
 
     def inject(
@@ -71,7 +78,11 @@ class FaultPlan:
         return fault
 
     def clear(self) -> None:
+        """Disarm every fault and let any held request answer."""
         with self._lock:
+            for fault in self._faults + self._held:
+                fault.release()
+            self._held.clear()
             self._faults.clear()
 
     @property
@@ -93,6 +104,7 @@ class FaultPlan:
                     continue
                 fault.fired += 1
                 chosen = fault
+            self._held += [f for f in self._faults if f.exhausted and f.kind == "hold"]
             self._faults = [f for f in self._faults if not f.exhausted]
         return chosen
 

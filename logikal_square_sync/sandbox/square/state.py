@@ -2,7 +2,8 @@
 
 All state is guarded by one re-entrant lock: the HTTP server reads it from
 its own thread while tests and the demo mutate it from theirs. Mutations are
-stamped with the real current time, as changes at Square would be.
+stamped with the sandbox clock's current time, as changes at Square would be:
+the real clock by default, a `ManualClock` that tests move by hand.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from ..clock import SandboxClock, SystemClock
 from .catalog import CatalogStore
 from .cursors import CursorStore
 from .faults import FaultPlan, SandboxStats
 from .inventory import InventoryStore
 from .locations import LocationRecord, generate_locations, make_location
 from .orders import OrderStore
-from .timefmt import datetime_to_us, now_ms, us_ceil_ms, us_floor_ms
+from .timefmt import datetime_to_us, us_ceil_ms, us_floor_ms
 
 DEFAULT_SQUARE_VERSION = "2025-08-20"
 INVENTORY_STATES = frozenset(
@@ -60,7 +62,7 @@ class SquareSandboxConfig:
     history_days: float = 30  # orders spread over [now - history_days, now]
     access_token: str = "sandbox-square-token"
     cursor_ttl_seconds: float = 300.0
-    # The generated history ends here; None means the real time at construction.
+    # The generated history ends here; None means the clock's time at construction.
     # Fix it to get byte-identical data from two sandboxes with the same seed.
     now: datetime | None = None
     square_version: str = DEFAULT_SQUARE_VERSION  # echoed when a request sends none
@@ -72,15 +74,16 @@ class SquareSandbox:
     Serve it with `create_app(sandbox)`; read the truth and mutate it through the methods below.
     """
 
-    def __init__(self, config: SquareSandboxConfig | None = None) -> None:
+    def __init__(self, config: SquareSandboxConfig | None = None, clock: SandboxClock | None = None) -> None:
         self.config = config = config or SquareSandboxConfig()
+        self.clock = clock or SystemClock()
         if config.locations < 1:
             raise ValueError("a seller has at least one location")
         self.lock = threading.RLock()
         self.faults = FaultPlan()
         self.stats = SandboxStats()
-        self.cursors = CursorStore(config.cursor_ttl_seconds)
-        anchor = now_ms() if config.now is None else us_floor_ms(datetime_to_us(config.now))
+        self.cursors = CursorStore(config.cursor_ttl_seconds, clock=self.clock.monotonic)
+        anchor = self.now_ms() if config.now is None else us_floor_ms(datetime_to_us(config.now))
         self.anchor_ms = anchor
         history_ms = int(config.history_days * 86_400_000)
         start = anchor - history_ms
@@ -104,7 +107,7 @@ class SquareSandbox:
     # ---- time ---------------------------------------------------------------------------------
 
     def now_ms(self) -> int:
-        return now_ms()
+        return int(self.clock.time() * 1000)
 
     # ---- truth, shaped exactly as the API returns it -----------------------------------------
 
@@ -122,7 +125,7 @@ class SquareSandbox:
 
     def iter_orders(self) -> Iterator[dict[str, Any]]:
         with self.lock:
-            rows = self.orders.visible_rows(now_ms())
+            rows = self.orders.visible_rows(self.now_ms())
         for i in range(0, len(rows), _ITER_CHUNK):
             with self.lock:
                 chunk = self.orders.render(rows[i : i + _ITER_CHUNK])
@@ -130,14 +133,14 @@ class SquareSandbox:
 
     def order_count(self) -> int:
         with self.lock:
-            return int(np.count_nonzero(self.orders.col("visible") <= now_ms()))
+            return int(np.count_nonzero(self.orders.col("visible") <= self.now_ms()))
 
     def order_ids_updated_between(self, start: datetime, end: datetime) -> set[str]:
         """Ids of visible orders whose updated_at is in [start, end], both inclusive."""
         lo, hi = us_ceil_ms(datetime_to_us(start)), us_floor_ms(datetime_to_us(end))
         with self.lock:
             updated = self.orders.col("updated")
-            mask = (self.orders.col("visible") <= now_ms()) & (updated >= lo) & (updated <= hi)
+            mask = (self.orders.col("visible") <= self.now_ms()) & (updated >= lo) & (updated <= hi)
             return set(self.orders.ids(np.flatnonzero(mask)))
 
     def order(self, order_id: str) -> dict[str, Any]:
@@ -158,16 +161,16 @@ class SquareSandbox:
             if ids is not None:
                 rows = np.array([self.orders.row_of(i) for i in ids], dtype=np.int64)
             else:
-                visible = self.orders.visible_rows(now_ms())
+                visible = self.orders.visible_rows(self.now_ms())
                 rows = self._mut_rng.choice(visible, size=min(count or 0, len(visible)), replace=False)
-            self.orders.update(rows, now_ms(), self._mut_rng)
+            self.orders.update(rows, self.now_ms(), self._mut_rng)
             return self.orders.ids(np.unique(rows))
 
     def add_orders(self, count: int, location_id: str | None = None) -> list[str]:
         """New orders created now, at one location or spread over the ACTIVE ones."""
         with self.lock:
             loc_rows = self._location_rows(count, location_id)
-            stamp = now_ms()
+            stamp = self.now_ms()
             times = np.full(count, stamp, dtype=np.int64)
             rows = self.orders.add(count, loc_rows, times, times, stamp, self._mut_rng)
             return self.orders.ids(rows)
@@ -178,7 +181,7 @@ class SquareSandbox:
         """Offline POS orders uploaded now: created/updated `hours_late` ago, visible only from now on."""
         with self.lock:
             loc_rows = self._location_rows(count, location_id)
-            stamp = now_ms()
+            stamp = self.now_ms()
             created = stamp - int(hours_late * 3_600_000) - self._mut_rng.integers(0, 60_000, count)
             updated = created + self._mut_rng.integers(0, 120_000, count)
             state = np.full(count, 1, dtype=np.int8)  # an offline sale is uploaded once it is paid
@@ -198,7 +201,7 @@ class SquareSandbox:
         with self.lock:
             merchant = self._locations[0].merchant_id
             loc = make_location(
-                self._mut_py, len(self._locations), merchant, now_ms(), name=name, status=status
+                self._mut_py, len(self._locations), merchant, self.now_ms(), name=name, status=status
             )
             self._locations.append(loc)
             return loc.id
@@ -217,16 +220,16 @@ class SquareSandbox:
         """Change an object now. Keys: name, sku, price_amount, price_currency (variations);
         category_id, is_archived (items); parent_category_id (categories)."""
         with self.lock:
-            self.catalog.update(object_id, now_ms(), changes)
+            self.catalog.update(object_id, self.now_ms(), changes)
 
     def delete_catalog_object(self, object_id: str) -> list[str]:
         with self.lock:
-            return self.catalog.delete(object_id, now_ms())
+            return self.catalog.delete(object_id, self.now_ms())
 
     def add_catalog_item(self, name: str, category_id: str | None = None, variations: int = 1) -> list[str]:
         """Returns the item id followed by its variation ids."""
         with self.lock:
-            return self.catalog.add_item(name, category_id, variations, now_ms())
+            return self.catalog.add_item(name, category_id, variations, self.now_ms())
 
     def set_inventory_count(
         self, catalog_object_id: str, location_id: str, state: str, quantity: str
@@ -237,7 +240,7 @@ class SquareSandbox:
             self.catalog.get(catalog_object_id)
             if not any(loc.id == location_id for loc in self._locations):
                 raise KeyError(f"no location {location_id!r}")
-            self.inventory.set((catalog_object_id, location_id, state), str(quantity), now_ms())
+            self.inventory.set((catalog_object_id, location_id, state), str(quantity), self.now_ms())
 
     def corrupt_order(self, order_id: str, field: str, value: object) -> None:
         """Make one order malformed as served: value None removes the field; dotted paths reach line items.

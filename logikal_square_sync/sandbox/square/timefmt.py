@@ -8,17 +8,12 @@ must parse both; the generator makes sure both occur.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def format_ms(ms: int) -> str:
