@@ -5,7 +5,7 @@ elevation. From root or directory state any directory can be selected by its
 full path; a project only from the directory that holds it; sibling phases
 one after another; an elevation from its phase, and from a sibling elevation
 only if the server allows it. Nothing goes back up: the only way out of a
-project is a new login (notes §2). `route` encodes exactly these rules, so the
+project is a new login (docs/logikal-api.md §5). `route` encodes exactly these rules, so the
 pool and the planner never send a call the server would refuse.
 """
 

@@ -1,7 +1,7 @@
 """Parts-list files: content hash and parsing (pandas over sqlite3).
 
 LogiKal's parts list is a whole SQLite database per elevation (~71 tables,
-0.7–1.7 MB, notes §6). We keep the file by its sha256 and lift two things into
+0.7–1.7 MB, docs/logikal-api.md §9). We keep the file by its sha256 and lift two things into
 warehouse tables: the elevation's summary (`Elevations`) and its glass
 (`Glass`). Files from other LogiKal versions may lack tables or columns; what
 is missing becomes NULL and is named in `parse_error` with status `partial`.

@@ -1,6 +1,6 @@
 """Cost model and work planning for LogiKal sessions.
 
-A login costs 4.5–9 s, a select 0.06–0.7 s, a parts list 1–3 s (notes §1),
+A login costs 4.5–9 s, a select 0.06–0.7 s, a parts list 1–3 s (docs/logikal-api.md §4),
 so the plan is about logins: one session walks a whole project's listing,
 sibling phases in turn; parts lists need elevation state, which cannot leave
 its phase, so each phase with work needs a session of its own; a large phase
@@ -22,7 +22,7 @@ from logikal_square_sync.logikal.navigation import Step
 
 @dataclass(frozen=True)
 class CostModel:
-    """Mean seconds per call, from the middleware's measured latencies (notes §1)."""
+    """Mean seconds per call, from the middleware's measured latencies (docs/logikal-api.md §4)."""
 
     login: float = 6.75
     logout: float = 0.075

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from logikal_square_sync.logikal.errors import LogikalResponseError, MalformedRecordError
 
 # Unix seconds before this are plausible dates; beyond it a value is milliseconds
-# (the old Odoo addon met both, notes §5). 1e11 s is the year 5138.
+# (the old Odoo addon met both, docs/logikal-api.md §7). 1e11 s is the year 5138.
 _MILLISECONDS_ABOVE = 100_000_000_000
 
 

@@ -3,7 +3,7 @@
 A project sync costs at least one login (4.5–9 s) plus the listing, and
 LogiKal has no "changed since" filter: a project's elevations can only be
 compared by listing them, and whether an elevation edit bumps the project's
-`changedDate` is unknown (notes §5). So every tick, within a budget of runs:
+`changedDate` is unknown (docs/logikal-api.md §8). So every tick, within a budget of runs:
 
 1. **new / changed**: never synced, or the project's `changed_at` moved past
    the one its last sync saw (the `logikal/projects` listing tells);

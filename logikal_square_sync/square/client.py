@@ -11,7 +11,7 @@ import httpx
 
 from logikal_square_sync.http import CallStats, RetryingClient, RetryPolicy
 
-DEFAULT_SQUARE_VERSION = "2025-08-20"  # the release of ../shared/specs/square-connect-v2.openapi.json
+DEFAULT_SQUARE_VERSION = "2025-08-20"  # the release of the OpenAPI spec we follow (docs/square-api.md §1)
 
 # Restarts of one query after expired cursors; more means the cursor life is
 # shorter than a page takes to write, and looping would not help.

@@ -1,9 +1,10 @@
 """The warehouse schema as SQLAlchemy Core tables.
 
-These are the contract tables of design.md (others query them), plus
-`sync_state`, which holds the watermarks. Every change here needs an Alembic
-migration in `migrations/versions/`; `test_migrations` fails when the two
-drift apart.
+These are the contract tables listed in README.md (*Warehouse*): others
+query them by these names, keys and columns. Besides them, `sync_state` holds
+the watermarks and `logikal_parts_list_files` the parts-list files. Every
+change here needs an Alembic migration in `migrations/versions/`;
+`test_migrations` fails when the two drift apart.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
     python -m logikal_square_sync_tests.benchmarks.logikal_force_sync [--pool-size 3] [--repeat 3]
 
-The sandbox LogiKal server runs in this process with the notes' latency model
-at time scale 1.0 (login 4.5-9 s, project select ~0.7 s, parts list 1-3 s,
-~1 MB files). The project gets 6 + 6 + 5 elevations; directories and projects
-are discovered first at time scale 0, so only the project sync is timed
-(`sync_project_contents`, what a `logikal_project_sync` run executes).
+The sandbox LogiKal server runs in this process with the latency model of
+docs/logikal-api.md §4 at time scale 1.0 (login 4.5-9 s, project select
+~0.7 s, parts list 1-3 s, ~1 MB files). The project gets 6 + 6 + 5
+elevations; directories and projects are discovered first at time scale 0,
+so only the project sync is timed (`sync_project_contents`, what a
+`logikal_project_sync` run executes).
 
 Printed per repetition, and summarised:
 - first sync: wall time, logins, API calls, max concurrent sessions;

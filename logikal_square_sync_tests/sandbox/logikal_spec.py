@@ -109,7 +109,8 @@ class LogikalSpec:
 
     def response_schema(self, method: str, path: str, status: int) -> dict[str, Any] | None:
         """Schema of one documented response; error statuses the swagger omits fall back to the
-        error envelope (the real server answers e.g. 409 to POST /directories/select, notes §2)."""
+        error envelope (the real server answers e.g. 409 to POST /directories/select,
+        docs/logikal-api.md §2)."""
         responses = self.operation(method, path)["responses"]
         documented = responses.get(str(status))
         if documented is not None:

@@ -589,7 +589,7 @@ def test_login_delay(api: Api) -> None:
 def test_unknown_routes(api: Api) -> None:
     token = api.login()
     headers = {"Authorization": f"Bearer {token}"}
-    # A path the old middleware called though it does not exist (notes §3).
+    # A path the old middleware called though it does not exist (docs/logikal-api.md §6).
     assert api.client.get(f"/projects/{ZERO_GUID}", headers=headers).status_code == 404
     assert api.client.post("/version").status_code == 501  # real path, method not implemented
 

@@ -1,4 +1,4 @@
-"""The Square sandbox over real HTTP: behaviours from notes/square-api.md, spec conformance, faults."""
+"""The Square sandbox over real HTTP: behaviours from docs/square-api.md, spec conformance, faults."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 `create_app(LogikalSandbox(config))` is an ASGI app serving the API at
 `<server>/MbioeService.svc/api/v3`, with the session-cursor rules, latency
-model, seeded data, mutation hooks and fault injection described in
-`../shared/notes/logikal-api.md`. Serve it with
+model, seeded data, mutation hooks and fault injection that the facts in
+`docs/logikal-api.md` call for. Serve it with
 `logikal_square_sync.sandbox.server.serve_in_thread`.
 """
 

@@ -300,7 +300,7 @@ class _Api:
             elevation = self.sb.navigator.selected_elevation(call.live_session)
             area = elevation.width * elevation.height / 1e6
             price = area * elevation.system.kg_per_m2 * 9.5 * elevation.amount
-        # LogiKal formats the price as a display string (notes §3).
+        # LogiKal formats the price as a display string (docs/logikal-api.md §6).
         return _ok({"quotationPrice": f"€ {price:,.2f}"})
 
 

@@ -1,6 +1,6 @@
 """Latency model of the LogiKal MBIOE API, as data.
 
-Measured figures come from the old middleware's logs (notes §1): login 4.5–9 s,
+Measured figures come from the old middleware's logs (docs/logikal-api.md §4): login 4.5–9 s,
 directory select 0.06–0.2 s, project select ~0.7 s, phase and elevation select
 ~0.3 s, thumbnail ~0.05 s, parts list 1–3 s. Listing calls were never timed
 separately; they are modelled at 0.1–0.2 s, which is what the logs' gaps

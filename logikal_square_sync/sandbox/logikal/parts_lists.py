@@ -1,4 +1,4 @@
-"""Parts-list files: real SQLite databases shaped like LogiKal's (notes §6).
+"""Parts-list files: real SQLite databases shaped like LogiKal's (docs/logikal-api.md §9).
 
 LogiKal answers `GET /elevations/selected/parts-list` with a base64 SQLite
 file of 0.7–1.7 MB and ~71 tables. The sandbox builds a smaller schema (the
@@ -224,7 +224,7 @@ def _fill_fixed_tables(con: sqlite3.Connection, rng: random.Random, source: Part
     short = source.automatic_description.split(",")[0]
     rows = []
     # Some LogiKal elevations are coupled elements whose file carries one row
-    # per part, not always with the elevation itself first (notes §6): a
+    # per part, not always with the elevation itself first (docs/logikal-api.md §9): a
     # parser must match the row by Name.
     if rng.random() < 0.35:
         part_w = round(source.width / 2, 1)

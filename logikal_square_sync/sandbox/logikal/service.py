@@ -46,7 +46,7 @@ class LogikalSandboxConfig:
     parts_list_target_bytes: int = 900_000
     parts_list_cache_entries: int = 32
     # Unknown whether LogiKal bumps a project's changedDate when one of its
-    # elevations changes (notes §5); off by default so a client cannot rely on it.
+    # elevations changes (docs/logikal-api.md §8); off by default so a client cannot rely on it.
     bump_project_changed_date: bool = False
 
 

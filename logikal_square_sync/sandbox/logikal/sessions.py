@@ -1,4 +1,4 @@
-"""The per-token session cursor and its rules (notes §2).
+"""The per-token session cursor and its rules (docs/logikal-api.md §5).
 
 A LogiKal session is a server-side cursor: root (project center) → directory
 → project → phase → elevation. Lists act on the current selection and there
@@ -73,7 +73,7 @@ def wrong_state(expected: str) -> ApiError:
 
 
 def invalid_mapping(identifier: str) -> ApiError:
-    # Wording copied from a real 409 (notes §1).
+    # Wording copied from a real 409 (docs/logikal-api.md §2).
     return ApiError(
         409,
         f"The requested resource '{identifier}' cannot be set, "
@@ -245,7 +245,7 @@ class Navigator:
         if session.state is State.ELEVATION:
             raise invalid_mapping(phase_id)
         # Sibling phases are selectable one after another (the old Odoo addon
-        # relied on it, notes §2); phase ids repeat across projects, so the
+        # relied on it, docs/logikal-api.md §5); phase ids repeat across projects, so the
         # lookup is always within the selected project.
         if self._project(session).phase(phase_id) is None:
             raise not_found(phase_id)

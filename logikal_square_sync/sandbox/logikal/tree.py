@@ -54,7 +54,7 @@ SYSTEMS = [
     ProfileSystem("CW50", "CW 50", "Reynaers CW 50 curtain wall", 42.0),
 ]
 
-# Type/state values are not documented anywhere we could read (notes §4); these
+# Type/state values are not documented anywhere we could read (docs/logikal-api.md §7); these
 # are plausible placeholders, kept stable so tests can rely on them.
 _TYPES = [
     ("Window", "Window, {parts} vents, turn/tilt"),
@@ -257,7 +257,7 @@ class LogikalTree:
         )
         for number in range(1, phases + 1):
             # Every project's first phase is LogiKal's default phase, whose id is
-            # the all-zero GUID in every project (notes §5).
+            # the all-zero GUID in every project (docs/logikal-api.md §7).
             phase_id = ZERO_GUID if number == 1 else self._guid(rng)
             phase = Phase(
                 id=phase_id,
