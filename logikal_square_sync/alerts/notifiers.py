@@ -117,9 +117,10 @@ def _slack_escape(text: str) -> str:
 class EmailNotifier:
     """Sends a plain-text e-mail through an SMTP relay.
 
-    Logs in only when a username is given, and then only over TLS: port 465
-    speaks TLS from the start, any other port must offer STARTTLS, or the
-    credentials are not sent at all.
+    Port 465 speaks TLS from the start; on any other port the message goes
+    over STARTTLS whenever the relay offers it, with or without a login (alert
+    texts name projects and errors). Logs in only when a username is given, and
+    then only over TLS: a relay that does not offer STARTTLS gets no credentials.
     """
 
     host: str
@@ -154,15 +155,17 @@ class EmailNotifier:
         )
         with server:
             server.ehlo()
+            encrypted = implicit_tls
+            if not implicit_tls and server.has_extn("starttls"):
+                server.starttls(context=context)
+                server.ehlo()
+                encrypted = True
             if self.username:
-                if not implicit_tls:
-                    if not server.has_extn("starttls"):
-                        raise NotifierError(
-                            f"SMTP {self.host}:{self.port} does not offer STARTTLS; "
-                            "not sending the credentials in clear text"
-                        )
-                    server.starttls(context=context)
-                    server.ehlo()
+                if not encrypted:
+                    raise NotifierError(
+                        f"SMTP {self.host}:{self.port} does not offer STARTTLS; "
+                        "not sending the credentials in clear text"
+                    )
                 server.login(self.username, self.password or "")
             server.send_message(message)
 

@@ -79,6 +79,7 @@ class Mailbox:
     port: int
     envelopes: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    encrypted: list[bool] = field(default_factory=list)  # per envelope: did it arrive over TLS
 
     @property
     def messages(self) -> list[EmailMessage]:
@@ -89,6 +90,7 @@ class Mailbox:
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd hook name)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        self.encrypted.append(session.ssl is not None)
         return "250 OK"
 
 
@@ -157,6 +159,20 @@ def smtp_starttls(certificate: Certificate) -> Iterator[Mailbox]:
         auth_required=True,
         auth_require_tls=True,
     )
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_tls_optional(certificate: Certificate) -> Iterator[Mailbox]:
+    """An internal relay without AUTH that offers, but does not require, STARTTLS."""
+    mailbox = Mailbox("127.0.0.1", free_port())
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(certificate.cert, certificate.key)
+    controller = Controller(mailbox, hostname=mailbox.host, port=mailbox.port, tls_context=server_context)
     controller.start()
     try:
         yield mailbox

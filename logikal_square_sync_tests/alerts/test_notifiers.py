@@ -113,6 +113,18 @@ def test_email_wrong_password_is_reported_without_the_password(smtp_starttls, ce
     assert smtp_starttls.envelopes == []
 
 
+def test_email_without_login_still_uses_starttls_when_offered(smtp_tls_optional, certificate, smtp) -> None:
+    for relay, encrypted in ((smtp_tls_optional, True), (smtp, False)):
+        EmailNotifier(
+            host=relay.host,
+            port=relay.port,
+            sender="dagster@example.com",
+            recipients=("ops@example.com",),
+            ssl_context=certificate.client_context(),
+        ).send(ALERT)
+        assert relay.encrypted == [encrypted] and relay.logins == []
+
+
 def test_email_never_sends_credentials_without_tls(smtp) -> None:
     notifier = EmailNotifier(
         host=smtp.host,
