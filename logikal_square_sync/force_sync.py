@@ -1,7 +1,8 @@
 """Force sync of one LogiKal project through Dagster's run queue.
 
-    python -m logikal_square_sync.force_sync --project "DOS22309" [--wait]
-    python -m logikal_square_sync.force_sync --project 5ddb1393-56eb-4280-9f7e-3c3aec51483c --wait
+    lss-force-sync --project "DOS22309" [--wait]
+    lss-force-sync --project 5ddb1393-56eb-4280-9f7e-3c3aec51483c --wait
+    python -m logikal_square_sync.force_sync ...   (the same command)
 
 The project is named by GUID or by name; names are looked up in the
 warehouse's `logikal_projects` (an unknown or ambiguous name is an error that
@@ -11,9 +12,12 @@ the same queue the UI's materialize button uses, so it never overlaps another
 sync of the project — and with `--wait` follows the run and prints its outcome.
 
 Environment: `DAGSTER_WEBSERVER_URL` (default http://localhost:3000) and
-`WAREHOUSE_URL` (default: the local SQLite warehouse). Exit codes: 0 submitted
-(or, with --wait, succeeded); 1 the run failed, was canceled or timed out;
-2 the project could not be resolved; 3 Dagster could not be reached or refused.
+`WAREHOUSE_URL` (default: the local SQLite warehouse). The warehouse URL may
+carry a password, so it is read from the environment only (never from the
+command line, where `ps` shows it) and never printed. Exit codes: 0 submitted
+(or, with --wait, succeeded); 1 the run failed or was canceled; 2 the project
+could not be resolved; 3 Dagster could not be reached or refused; 4 --wait
+gave up while the run goes on.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
@@ -37,6 +42,7 @@ from logikal_square_sync.warehouse.tables import logikal_projects
 
 DEFAULT_DAGSTER_URL = "http://localhost:3000"
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+STILL_RUNNING = 4
 
 
 class ForceSyncError(RuntimeError):
@@ -62,6 +68,15 @@ class ProjectRef:
         return f"{self.name} ({self.id}, in '{self.directory_path}'{job})"
 
 
+def describe_warehouse(url: sa.URL | str) -> str:
+    """Where a warehouse is, for messages: never its password, user or query (they may hold secrets)."""
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
+        return f"the SQLite warehouse {url.database}"
+    where = f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else "")
+    return f"the {url.get_backend_name()} warehouse database {url.database!r} on {where}"
+
+
 def resolve_project(engine: sa.Engine, text: str) -> ProjectRef:
     """A live project by GUID, exact name, or case-insensitive name; else a clear error."""
     p = logikal_projects.c
@@ -78,8 +93,8 @@ def resolve_project(engine: sa.Engine, text: str) -> ProjectRef:
             row = conn.execute(sa.select(*columns, p.deleted_at).where(p.id == guid)).one_or_none()
             if row is None:
                 raise ProjectLookupError(
-                    f"no LogiKal project {guid} in the warehouse; if it is new, materialize "
-                    "logikal/projects first (it runs every 30 minutes)"
+                    f"no LogiKal project {guid} in {describe_warehouse(engine.url)}; if it is new, "
+                    "materialize logikal/projects first (it runs every 30 minutes)"
                 )
             if row.deleted_at is not None:
                 raise ProjectLookupError(f"LogiKal project {row.name} ({guid}) was deleted at the source")
@@ -99,8 +114,9 @@ def resolve_project(engine: sa.Engine, text: str) -> ProjectRef:
     close = difflib.get_close_matches(text, names, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ProjectLookupError(
-        f"no LogiKal project named {text!r} in the warehouse.{hint} A project created in LogiKal in the "
-        "last half hour appears after the next logikal/projects run."
+        f"no LogiKal project named {text!r} in {describe_warehouse(engine.url)}.{hint} A project created "
+        "in LogiKal in the last half hour appears after the next logikal/projects run; a wrong warehouse "
+        "means WAREHOUSE_URL is not the one the code location uses."
     )
 
 
@@ -282,18 +298,22 @@ def submit(api: DagsterApi, project: ProjectRef, *, refetch_parts_lists: bool = 
     return api.launch(repository, PROJECT_SYNC_JOB, tags, run_config)
 
 
-def wait(api: DagsterApi, run_id: str, timeout: float, poll: float = 1.0) -> str:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+def wait(
+    api: DagsterApi, run_id: str, timeout: float, poll: float = 1.0, heartbeat: float = 30.0
+) -> str | None:
+    """The run's final status, printing each change (and a line every `heartbeat` s); None on timeout."""
+    started = time.monotonic()
+    last, last_line = None, started
+    while time.monotonic() - started < timeout:
         status = api.status(run_id)
-        if status != last:
-            print(f"  {status}", flush=True)
-            last = status
+        now = time.monotonic()
+        if status != last or now - last_line >= heartbeat:
+            print(f"  {status} after {now - started:.0f} s", flush=True)
+            last, last_line = status, now
         if status in FINISHED:
             return status
         time.sleep(poll)
-    return "TIMED OUT"
+    return None
 
 
 _SHOWN = (
@@ -309,30 +329,58 @@ _SHOWN = (
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m logikal_square_sync.force_sync",
+        prog="lss-force-sync",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--project", required=True, help="project name or GUID")
-    parser.add_argument("--wait", action="store_true", help="follow the run and report its outcome")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds --wait waits (default 900)")
-    parser.add_argument("--refetch-parts-lists", action="store_true", help="fetch every parts list again")
-    parser.add_argument("--dagster-url", default=os.environ.get("DAGSTER_WEBSERVER_URL", DEFAULT_DAGSTER_URL))
-    parser.add_argument("--warehouse-url", default=os.environ.get("WAREHOUSE_URL") or None)
+    parser.add_argument(
+        "--project",
+        required=True,
+        metavar="NAME_OR_GUID",
+        help="the LogiKal project: its GUID, or its name as the warehouse knows it (case-insensitive)",
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="follow the run, print its progress and outcome, exit with it"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        metavar="SECONDS",
+        help="how long --wait follows the run (default 900); the run itself goes on after that",
+    )
+    parser.add_argument(
+        "--refetch-parts-lists",
+        action="store_true",
+        help="fetch every parts list again, changed or not (normally only new or changed ones)",
+    )
+    parser.add_argument(
+        "--dagster-url",
+        default=os.environ.get("DAGSTER_WEBSERVER_URL", DEFAULT_DAGSTER_URL),
+        metavar="URL",
+        help=f"the Dagster webserver (default: $DAGSTER_WEBSERVER_URL or {DEFAULT_DAGSTER_URL})",
+    )
     args = parser.parse_args(argv)
 
     api = DagsterApi(args.dagster_url)
     try:
-        project = resolve_project(
-            warehouse_engine(args.warehouse_url or default_warehouse_url()), args.project
-        )
+        url = os.environ.get("WAREHOUSE_URL") or default_warehouse_url()
+        project = resolve_project(warehouse_engine(url), args.project)
         run_id = submit(api, project, refetch_parts_lists=args.refetch_parts_lists)
+        link = f"{api.url}/runs/{run_id}"
         print(f"Submitted force sync of LogiKal project {project.describe()}: run {run_id}", flush=True)
-        print(f"  {api.url}/runs/{run_id}", flush=True)
+        print(f"  {link}", flush=True)
         if not args.wait:
             return 0
         started = time.monotonic()
         status = wait(api, run_id, args.timeout)
+        if status is None:
+            print(
+                f"Run {run_id} is still going after {args.timeout:.0f} s; it goes on in Dagster. "
+                f"Follow it at {link} (or in the UI under Runs).",
+                flush=True,
+            )
+            return STILL_RUNNING
         metadata, errors = api.outcome(run_id)
         print(f"Run {run_id}: {status} after {time.monotonic() - started:.1f} s", flush=True)
         for asset, values in sorted(metadata.items()):

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.force_sync import ProjectLookupError, main, resolve_project
+from logikal_square_sync.force_sync import ProjectLookupError, describe_warehouse, main, resolve_project
 from logikal_square_sync.logikal.client import ConnectionSettings
 from logikal_square_sync.logikal.pool import SessionPool
 from logikal_square_sync.logikal.sync_directories import sync_directories
@@ -77,7 +77,7 @@ def test_projects_resolve_by_guid_name_or_case_insensitive_name(named_projects) 
     ("text", "message"),
     [
         ("Kitchen", r"2 LogiKal projects are named 'Kitchen': .*'Demo/Sub 1'.*'Archive'.*Pass the GUID"),
-        ("DOS2230", r"no LogiKal project named 'DOS2230' in the warehouse\. Did you mean: DOS22309\?"),
+        ("DOS2230", r"no LogiKal project named 'DOS2230' in the \w+ warehouse .*\. Did you mean: DOS22309\?"),
         ("Gone", r"no LogiKal project named 'Gone'"),
         ("40000000-0000-4000-8000-000000000000", r"Gone .* was deleted at the source"),
         ("50000000-0000-4000-8000-000000000000", r"no LogiKal project 5.* materialize logikal/projects"),
@@ -89,12 +89,32 @@ def test_unknown_or_ambiguous_projects_are_clear_errors(named_projects, text, me
 
 
 def test_the_command_exits_2_on_a_bad_name_before_contacting_dagster(
-    named_projects, warehouse_url, capsys
+    named_projects, warehouse_url, capsys, monkeypatch
 ) -> None:
-    code = main(
-        ["--project", "Kitchen", "--warehouse-url", warehouse_url, "--dagster-url", "http://127.0.0.1:9"]
-    )
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse_url)
+    code = main(["--project", "Kitchen", "--dagster-url", "http://127.0.0.1:9"])
     assert code == 2 and "Pass the GUID" in capsys.readouterr().err
+
+
+def test_no_match_names_the_warehouse_searched_but_never_its_secrets(
+    named_projects, warehouse_url, capsys, monkeypatch
+) -> None:
+    url = "postgresql+psycopg2://lss:S3cret-pw@db.internal:5433/warehouse?sslpassword=Other-secret"
+    assert describe_warehouse(url) == "the postgresql warehouse database 'warehouse' on db.internal:5433"
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse_url)
+    assert main(["--project", "Nope", "--dagster-url", "http://127.0.0.1:9"]) == 2
+    error = capsys.readouterr().err
+    assert f"no LogiKal project named 'Nope' in {describe_warehouse(warehouse_url)}." in error
+    assert warehouse_url not in error
+
+
+def test_every_option_has_help_and_the_url_is_not_an_option(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--project", "--wait", "--timeout", "--refetch-parts-lists", "--dagster-url"):
+        assert option in text
+    assert "--warehouse-url" not in text and "never printed" in text
 
 
 # --- end to end -----------------------------------------------------------------------
