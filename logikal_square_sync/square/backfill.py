@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.policies import policies
+from logikal_square_sync.policies import max_runtime_tags, policies
 from logikal_square_sync.square.orders import DateRange, sync_orders
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse.resource import WarehouseResource
@@ -44,7 +44,7 @@ def refetch_square_orders(
         "Re-fetch the Square orders updated in a date range (run config: start, end as ISO dates), "
         "e.g. to recover orders missing after an outage. Idempotent: re-running it changes nothing."
     ),
-    tags={"team": "data-engineering"},
+    tags={"team": "data-engineering", **max_runtime_tags(policies().square.orders)},
 )
 def square_orders_backfill() -> None:
     refetch_square_orders()
