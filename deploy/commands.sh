@@ -8,6 +8,7 @@
 #   deploy/commands.sh webserver     the UI and GraphQL API, loading the code server's definitions
 #   deploy/commands.sh daemon        schedules, sensors, the run queue and run monitoring
 #   deploy/commands.sh healthcheck [ROLE]   exit 0 if ROLE (default: this container's) is healthy
+#   deploy/commands.sh COMMAND ...   any other command, as given (Kubernetes run pods, one-off CLI calls)
 #
 # Configuration comes from the environment only (.env.example lists every variable). Every
 # process reads $DAGSTER_HOME/dagster.yaml (the repository's dagster.yaml, PostgreSQL storage).
@@ -62,8 +63,17 @@ urllib.request.urlopen(sys.argv[1], timeout=5)' \
         echo "healthcheck: unknown role '$check'" >&2; exit 1 ;;
     esac
     ;;
+  "")
+    echo "usage: $0 init|code-server|webserver|daemon|healthcheck [ROLE] | COMMAND [ARG...]" >&2
+    exit 64
+    ;;
   *)
-    echo "usage: $0 init|code-server|webserver|daemon|healthcheck [ROLE]" >&2
+    # Any other command runs as given, e.g. the run pods the Helm chart's K8sRunLauncher starts
+    # (`dagster api execute_run ...`) or `docker compose exec webserver dagster job launch ...`.
+    if command -v "$role" >/dev/null 2>&1; then
+      exec "$role" "$@"
+    fi
+    echo "unknown role or command '$role'; roles: init code-server webserver daemon healthcheck" >&2
     exit 64
     ;;
 esac
