@@ -2,8 +2,10 @@
 
     python -m logikal_square_sync.demo
 
-Starts the sandbox Square and LogiKal servers, then Dagster (webserver and
-daemon, SQLite storage in .data/dagster_home, SQLite warehouse in .data), and
+Starts the sandbox Square and LogiKal servers, then Dagster (`dagster dev`:
+webserver, daemon and a code server for the location `logikal_square_sync`
+named in pyproject.toml; SQLite storage in .data/dagster_home, SQLite
+warehouse in .data), and
 submits runs through the run queue that materialize every asset — every
 LogiKal project partition included — so the UI shows the asset graph filled
 in. Ctrl-C stops everything. `--exit-when-done` stops after the runs instead
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 UNPARTITIONED_ASSETS = [
@@ -36,6 +38,22 @@ UNPARTITIONED_ASSETS = [
 ]
 PROJECT_JOB = "logikal_project_sync"
 PROJECT_PARTITIONS = "logikal_projects"
+
+
+def write_local_instance_yaml(dagster_home: Path) -> Path:
+    """$DAGSTER_HOME/dagster.yaml for one machine: the project's dagster.yaml without its `storage`.
+
+    The repository's dagster.yaml is the production instance (PostgreSQL storage from
+    DAGSTER_PG_*); without a `storage` section Dagster keeps runs, events and schedules in
+    SQLite files in DAGSTER_HOME. Run queue, pools and run monitoring stay exactly as there.
+    """
+    settings = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    settings.pop("storage", None)
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    target = dagster_home / "dagster.yaml"
+    header = "# Written by logikal_square_sync.demo from the project's dagster.yaml, minus `storage`.\n"
+    target.write_text(header + yaml.safe_dump(settings, sort_keys=False))
+    return target
 
 
 def _port_free(port: int) -> bool:
@@ -130,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.data_dir).resolve()
     dagster_home = data / "dagster_home"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    write_local_instance_yaml(dagster_home)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "LSS_DATA_DIR": str(data)}
     os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], LSS_DATA_DIR=env["LSS_DATA_DIR"])
 
@@ -154,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                 sys.executable,
                 "-m",
                 "dagster",
+                # No -w: pyproject.toml's [tool.dagster] names the module and the location
+                # (workspace.yaml is the production one, pointing at a separate code server).
                 "dev",
-                "-w",
-                str(ROOT / "workspace.yaml"),
                 "-h",
                 "127.0.0.1",
                 "-p",

@@ -1,16 +1,29 @@
-"""Loads `policies.yaml` and turns each policy into Dagster's freshness terms."""
+"""Loads `policies.yaml` and turns each policy into Dagster's freshness terms.
+
+The packaged `policies.yaml` holds the defaults. `LSS_POLICIES_FILE` may name an
+operator's YAML file layered over them (deep merge: a file with only
+`square: {orders: {cron: "0 3 * * *"}}` changes just that value), validated the
+same way; a bad value fails at load naming the file and the field. The code
+server reads the files when it loads, so a changed file takes effect with a
+reload of the code location (UI: *Deployment → Reload*), not a redeploy.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 POLICIES_FILE = Path(__file__).with_name("policies.yaml")
+OVERRIDE_ENV = "LSS_POLICIES_FILE"
+MAX_RUNTIME_TAG = "dagster/max_runtime"
 
 
 class SyncPolicy(BaseModel):
@@ -23,6 +36,8 @@ class SyncPolicy(BaseModel):
     fail_after_minutes: int
     page_size: int = 1000
     max_attempts: int = 6
+    # Run monitoring fails a run that syncs this object for longer (tag dagster/max_runtime).
+    max_runtime_minutes: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")
     def _windows_in_order(self) -> SyncPolicy:
@@ -108,19 +123,93 @@ class PolicyFileError(ValueError):
     pass
 
 
-def load_policies(path: Path = POLICIES_FILE) -> Policies:
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
-        return Policies.model_validate(raw)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
-        )
-        raise PolicyFileError(f"{path}: invalid sync policy: {problems}") from None
+    except OSError as error:
+        raise PolicyFileError(f"{path}: cannot read the policy file: {error.strerror}") from None
     except yaml.YAMLError as error:
         raise PolicyFileError(f"{path}: not valid YAML: {error}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PolicyFileError(f"{path}: a policy file must be a mapping, not {type(raw).__name__}")
+    return raw
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `override` laid over it: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _sets(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Whether the raw mapping `data` has a value at the start of the error location `loc`."""
+    for part in loc:
+        if not isinstance(data, Mapping) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def load_policies(path: Path = POLICIES_FILE, override: Path | None = None) -> Policies:
+    """The policies of `path`, with the file `override` (if any) deep-merged over them, validated.
+
+    An error names the file that set the bad value (the override when it set any part of the
+    failing field's path, else `path`) and the field.
+    """
+    base = _read_yaml(path)
+    layer = _read_yaml(override) if override is not None else {}
+    try:
+        return Policies.model_validate(deep_merge(base, layer))
+    except ValidationError as error:
+        by_file: dict[Path, list[str]] = {}
+        for issue in error.errors():
+            source = override if override is not None and _sets(layer, issue["loc"]) else path
+            field = ".".join(str(part) for part in issue["loc"])
+            by_file.setdefault(source, []).append(f"{field}: {issue['msg']}")
+        raise PolicyFileError(
+            " | ".join(
+                f"{source}: invalid sync policy: {'; '.join(found)}" for source, found in by_file.items()
+            )
+        ) from None
+
+
+def override_file() -> Path | None:
+    """The operator's policy file named by LSS_POLICIES_FILE, if set."""
+    value = os.environ.get(OVERRIDE_ENV, "").strip()
+    return Path(value) if value else None
 
 
 @functools.cache
 def policies() -> Policies:
-    return load_policies()
+    return load_policies(POLICIES_FILE, override_file())
+
+
+def policy_metadata(policy: SyncPolicy) -> dict[str, Any]:
+    """Definition metadata showing the policy in force (packaged defaults + LSS_POLICIES_FILE)."""
+    override = override_file()
+    source = f"{POLICIES_FILE.name} + {override}" if override else POLICIES_FILE.name
+    return {
+        "sync_policy": dg.MetadataValue.json(policy.model_dump(mode="json")),
+        "sync_policy_source": dg.MetadataValue.text(source),
+    }
+
+
+def max_runtime_tags(*policies_in_sequence: SyncPolicy) -> dict[str, str]:
+    """The `dagster/max_runtime` run tag for a run syncing these objects one after another.
+
+    The sum of their `max_runtime_minutes`, in seconds: a bound for the run, never tighter
+    than any one sync's own. Run monitoring fails a run still going after that long.
+    """
+    return {MAX_RUNTIME_TAG: str(round(sum(p.max_runtime_minutes for p in policies_in_sequence) * 60))}
+
+
+def longest(policies_: Iterable[SyncPolicy]) -> SyncPolicy:
+    """The policy with the largest max runtime: for objects synced together by one walk."""
+    return max(policies_, key=lambda p: p.max_runtime_minutes)

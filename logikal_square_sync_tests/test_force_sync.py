@@ -1,15 +1,14 @@
 """Force sync: project names resolved through the warehouse, and a run through a live Dagster.
 
 The end-to-end test starts a real `dagster-webserver` and `dagster-daemon`
-(temp DAGSTER_HOME with the project's dagster.yaml: queued runs, one run per
-project at a time), serves the LogiKal sandbox from this process, and runs
+(temp DAGSTER_HOME with the project's dagster.yaml on SQLite storage, as the demo
+writes it: queued runs, one run per project at a time), serves the LogiKal sandbox from this process, and runs
 `python -m logikal_square_sync.force_sync --wait` against them.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from logikal_square_sync.demo import write_local_instance_yaml
 from logikal_square_sync.force_sync import ProjectLookupError, describe_warehouse, main, resolve_project
 from logikal_square_sync.logikal.client import ConnectionSettings
 from logikal_square_sync.logikal.pool import SessionPool
@@ -135,7 +135,7 @@ def dagster(tmp_path: Path, logikal_env: dict[str, str]) -> Iterator[tuple[str, 
     """A webserver and a daemon on a temp instance; yields the webserver URL and DAGSTER_HOME."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    write_local_instance_yaml(home)
     # Create the instance's storage once: the webserver, the daemon and the code server would
     # otherwise race to initialise the same fresh SQLite files.
     with dg.DagsterInstance.from_config(str(home)):

@@ -18,7 +18,7 @@ from logikal_square_sync.logikal.sync_project import (
     sync_project_contents,
 )
 from logikal_square_sync.logikal.sync_projects import sync_projects
-from logikal_square_sync.policies import SyncPolicy, policies
+from logikal_square_sync.policies import SyncPolicy, policies, policy_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 LOGIKAL = policies().logikal
@@ -57,6 +57,7 @@ def _client(client: dict[str, Any], duration: float) -> dict[str, Any]:
     kinds=KINDS,
     owners=OWNERS,
     freshness_policy=LOGIKAL.directories.freshness_policy,
+    metadata=policy_metadata(LOGIKAL.directories),
     pool="logikal_directories",
 )
 def logikal_directories(
@@ -86,6 +87,7 @@ def logikal_directories(
     kinds=KINDS,
     owners=OWNERS,
     freshness_policy=LOGIKAL.projects.freshness_policy,
+    metadata=policy_metadata(LOGIKAL.projects),
     pool="logikal_projects",
 )
 def logikal_projects(
@@ -135,6 +137,7 @@ def _per_project(
         description=f"{description} Partitioned by project GUID.",
         partitions_def=logikal_projects_partitions,
         freshness_policy=policy.freshness_policy,
+        metadata=policy_metadata(policy),
         group_name=GROUP,
         kinds=KINDS,
         owners=OWNERS,

@@ -5,7 +5,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.policies import policies
+from logikal_square_sync.policies import policies, policy_metadata
 from logikal_square_sync.square.catalog import sync_catalog
 from logikal_square_sync.square.inventory import sync_inventory
 from logikal_square_sync.square.locations import sync_locations
@@ -24,6 +24,7 @@ KINDS = {"square", "python", "sql"}
     kinds=KINDS,
     owners=OWNERS,
     freshness_policy=SQUARE.locations.freshness_policy,
+    metadata=policy_metadata(SQUARE.locations),
     pool="square_locations",
 )
 def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -43,6 +44,7 @@ def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg
     kinds=KINDS,
     owners=OWNERS,
     freshness_policy=SQUARE.catalog.freshness_policy,
+    metadata=policy_metadata(SQUARE.catalog),
     pool="square_catalog",
 )
 def square_catalog(square: SquareResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -69,6 +71,7 @@ def square_catalog(square: SquareResource, warehouse: WarehouseResource) -> dg.M
     owners=OWNERS,
     deps=[square_locations, square_catalog],
     freshness_policy=SQUARE.orders.freshness_policy,
+    metadata=policy_metadata(SQUARE.orders),
     pool="square_orders",
 )
 def square_orders(
@@ -99,6 +102,7 @@ class InventorySyncConfig(dg.Config):
     owners=OWNERS,
     deps=[square_locations, square_catalog],
     freshness_policy=SQUARE.inventory.freshness_policy,
+    metadata=policy_metadata(SQUARE.inventory),
     pool="square_inventory",
 )
 def square_inventory(

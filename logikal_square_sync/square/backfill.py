@@ -5,7 +5,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.policies import policies
+from logikal_square_sync.policies import max_runtime_tags, policies
 from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.order_days import OrderDays
 from logikal_square_sync.square.orders import HistoryRefetch, sync_orders
@@ -60,7 +60,7 @@ def refetch_square_orders(
         "SYNC_TIMEZONE; by: created_at or updated_at; force), e.g. to recover the orders orders_complete "
         "reports missing. Idempotent: re-running it changes nothing."
     ),
-    tags={"team": "data-engineering"},
+    tags={"team": "data-engineering", **max_runtime_tags(policies().square.orders)},
 )
 def square_orders_backfill() -> None:
     refetch_square_orders()

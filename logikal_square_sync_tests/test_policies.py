@@ -1,0 +1,143 @@
+"""Policies without a redeploy: an operator's file (LSS_POLICIES_FILE) layered over the packaged defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from logikal_square_sync.policies import (
+    MAX_RUNTIME_TAG,
+    POLICIES_FILE,
+    PolicyFileError,
+    deep_merge,
+    load_policies,
+    max_runtime_tags,
+)
+
+ROOT = Path(__file__).parents[1]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "operator-policies.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_override_changes_only_what_it_names(tmp_path: Path) -> None:
+    defaults = load_policies()
+    override = _write(tmp_path, 'square:\n  orders:\n    cron: "30 3 * * *"\n')
+    layered = load_policies(POLICIES_FILE, override)
+    assert layered.square.orders.cron == "30 3 * * *"
+    expected = defaults.model_dump()
+    expected["square"]["orders"]["cron"] = "30 3 * * *"
+    assert layered.model_dump() == expected
+
+
+def test_deep_merge_merges_mappings_and_replaces_the_rest() -> None:
+    base = {"a": {"b": 1, "c": {"d": 2, "e": 3}}, "f": [1, 2]}
+    merged = deep_merge(base, {"a": {"c": {"e": 4}}, "f": [3]})
+    assert merged == {"a": {"b": 1, "c": {"d": 2, "e": 4}}, "f": [3]}
+    assert base == {"a": {"b": 1, "c": {"d": 2, "e": 3}}, "f": [1, 2]}  # untouched
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("square: {orders: {lookback_hours: 12}}", r"square\.orders: .*lookback_hours must be >= 72"),
+        ("logikal: {projects: {warn_after_minutes: 600}}", r"logikal\.projects: .*warn_after_minutes <"),
+        ("square: {orders: {max_runtime_minutes: 0}}", r"orders\.max_runtime_minutes: .*greater than 0"),
+        ("square: {orders: {crom: '* * * * *'}}", r"square\.orders\.crom: Extra inputs are not permitted"),
+        ("logikal: {project_sync: {tick_seconds: soon}}", r"logikal\.project_sync\.tick_seconds: "),
+    ],
+)
+def test_a_bad_override_fails_naming_the_file_and_the_field(tmp_path: Path, text: str, message: str) -> None:
+    override = _write(tmp_path, text)
+    with pytest.raises(PolicyFileError, match=message) as raised:
+        load_policies(POLICIES_FILE, override)
+    assert str(raised.value).startswith(f"{override}: invalid sync policy: ")
+    assert str(POLICIES_FILE) not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("square: [1, 2\n", "not valid YAML"), ("- orders\n", "a policy file must be a mapping, not list")],
+)
+def test_an_unreadable_override_names_the_file(tmp_path: Path, text: str, message: str) -> None:
+    override = _write(tmp_path, text)
+    with pytest.raises(PolicyFileError, match=re.escape(f"{override}: {message}")):
+        load_policies(POLICIES_FILE, override)
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(PolicyFileError, match=re.escape(f"{missing}: cannot read the policy file")):
+        load_policies(POLICIES_FILE, missing)
+
+
+def test_max_runtime_tags_add_up_the_objects_of_a_run() -> None:
+    square = load_policies().square
+    total = square.locations.max_runtime_minutes + square.orders.max_runtime_minutes
+    assert max_runtime_tags(square.locations, square.orders) == {MAX_RUNTIME_TAG: str(round(total * 60))}
+
+
+_PROBE = """
+import json, dagster as dg
+from logikal_square_sync.definitions import defs
+graph = defs.resolve_asset_graph()
+orders = graph.get(dg.AssetKey(["square", "orders"]))
+print(json.dumps({
+    "schedules": {s.name: [s.cron_schedule, dict(s.tags)] for s in defs.schedules},
+    "job_tags": dict(defs.resolve_job_def("logikal_project_sync").tags),
+    "policy": orders.metadata["sync_policy"].data,
+    "source": orders.metadata["sync_policy_source"].text,
+}))
+"""
+
+
+def _probe(env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_code_location_runs_on_the_values_in_force_and_shows_them(tmp_path: Path) -> None:
+    """Schedules, run tags and the asset metadata the UI shows all follow LSS_POLICIES_FILE."""
+    override = _write(
+        tmp_path,
+        "square:\n  orders:\n    cron: '30 3 * * *'\n    max_runtime_minutes: 45\n"
+        "logikal:\n  parts_lists:\n    max_runtime_minutes: 90\n",
+    )
+    seen = _probe({"LSS_POLICIES_FILE": str(override)})
+    assert seen["policy"]["cron"] == "30 3 * * *" and seen["policy"]["max_runtime_minutes"] == 45
+    assert seen["source"] == f"policies.yaml + {override}"
+    # The orders now have a schedule of their own; the other Square objects keep 02:00.
+    by_cron = {cron: tags for cron, tags in seen["schedules"].values()}
+    assert by_cron["30 3 * * *"] == {MAX_RUNTIME_TAG: str(45 * 60)}
+    assert "0 2 * * *" in by_cron
+    assert seen["job_tags"][MAX_RUNTIME_TAG] == str(90 * 60)
+
+
+def test_a_bad_override_stops_the_code_location_from_loading(tmp_path: Path) -> None:
+    override = _write(tmp_path, "square:\n  orders:\n    lookback_hours: 1\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "import logikal_square_sync.definitions"],
+        cwd=ROOT,
+        env={**os.environ, "LSS_POLICIES_FILE": str(override)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"{override}: invalid sync policy: square.orders: " in done.stderr
