@@ -18,7 +18,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("dagster-webserver")
+@pytest.mark.xdist_group("demo")
 def test_the_demo_materializes_every_asset(tmp_path: Path) -> None:
     result = subprocess.run(
         [

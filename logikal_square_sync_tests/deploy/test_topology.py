@@ -30,7 +30,7 @@ from logikal_square_sync_tests.square.conftest import (
     warehouse_orders,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("dagster-webserver")]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("topology")]
 
 SCHEDULE = "square_daily_sync"
 ALERT_SENSOR = "alert_on_run_failure"
