@@ -26,33 +26,90 @@ OVERRIDE_ENV = "LSS_POLICIES_FILE"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 
 
+def shift_cron(cron: str, minutes: int) -> str:
+    """`cron` moved `minutes` later, for crons that fire at given hours ('M H * * *', 'M H1,H2 * * 1-5')."""
+    fields = cron.split()
+    if len(fields) != 5 or not fields[0].isdigit():
+        raise ValueError(f"cron {cron!r}: a deadline can only follow a cron firing at a fixed minute")
+    minute, hours_field, *days = fields
+    if hours_field.startswith("*/") and hours_field[2:].isdigit():
+        hours = list(range(0, 24, int(hours_field[2:])))
+    elif all(part.isdigit() for part in hours_field.split(",")):
+        hours = [int(part) for part in hours_field.split(",")]
+    else:
+        raise ValueError(f"cron {cron!r}: a deadline can only follow a cron firing at listed hours")
+    shifted = [hour * 60 + int(minute) + minutes for hour in hours]
+    if any(total >= 1440 for total in shifted) and days != ["*", "*", "*"]:
+        raise ValueError(f"cron {cron!r}: its deadline would fall on another day; keep it within the day")
+    new_minutes = {total % 60 for total in shifted}
+    if len(new_minutes) != 1:
+        raise ValueError(f"cron {cron!r}: cannot shift it by {minutes} min")
+    new_hours = sorted({total // 60 % 24 for total in shifted})
+    return " ".join([str(new_minutes.pop()), ",".join(map(str, new_hours)), *days])
+
+
 class SyncPolicy(BaseModel):
+    """How one object type syncs: on an interval with freshness windows, or on a cron with a deadline."""
+
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     interval_minutes: int | None = None
     cron: str | None = None
-    warn_after_minutes: int
-    fail_after_minutes: int
+    warn_after_minutes: int | None = None
+    fail_after_minutes: int | None = None
+    # Cron-scheduled objects: their data must be in this long after each scheduled time.
+    deadline_after_minutes: int | None = Field(default=None, gt=0)
     page_size: int = 1000
     max_attempts: int = 6
     # Run monitoring fails a run that syncs this object for longer (tag dagster/max_runtime).
     max_runtime_minutes: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")
-    def _windows_in_order(self) -> SyncPolicy:
-        if not 0 < self.warn_after_minutes < self.fail_after_minutes:
-            raise ValueError("needs 0 < warn_after_minutes < fail_after_minutes")
+    def _freshness_defined_once(self) -> SyncPolicy:
         if self.interval_minutes is None and self.cron is None:
             raise ValueError("needs interval_minutes or cron")
+        if self.cron is not None:
+            if self.warn_after_minutes is not None or self.fail_after_minutes is not None:
+                raise ValueError(
+                    "a cron policy is fresh by its deadline: set deadline_after_minutes, "
+                    "not warn_after_minutes / fail_after_minutes"
+                )
+            if self.deadline_after_minutes is None:
+                raise ValueError("a cron policy needs deadline_after_minutes")
+            shift_cron(self.cron, self.deadline_after_minutes)
+            return self
+        if self.warn_after_minutes is None or self.fail_after_minutes is None:
+            raise ValueError("an interval policy needs warn_after_minutes and fail_after_minutes")
+        if not 0 < self.warn_after_minutes < self.fail_after_minutes:
+            raise ValueError("needs 0 < warn_after_minutes < fail_after_minutes")
         return self
 
     @property
+    def warn_after(self) -> timedelta:
+        if self.warn_after_minutes is None:
+            raise ValueError("a cron policy has no warn window")
+        return timedelta(minutes=self.warn_after_minutes)
+
+    @property
+    def fail_after(self) -> timedelta:
+        if self.fail_after_minutes is None:
+            raise ValueError("a cron policy has no fail window")
+        return timedelta(minutes=self.fail_after_minutes)
+
+    @property
     def freshness_policy(self) -> dg.FreshnessPolicy:
-        return dg.FreshnessPolicy.time_window(
-            fail_window=timedelta(minutes=self.fail_after_minutes),
-            warn_window=timedelta(minutes=self.warn_after_minutes),
-        )
+        """A cron deadline (in SYNC_TIMEZONE, like the schedule) or warn/fail time windows."""
+        if self.cron is not None and self.deadline_after_minutes is not None:
+            # Imported here: settings reads the environment, policies only the files.
+            from logikal_square_sync.settings import sync_timezone
+
+            return dg.FreshnessPolicy.cron(
+                deadline_cron=shift_cron(self.cron, self.deadline_after_minutes),
+                lower_bound_delta=timedelta(minutes=self.deadline_after_minutes),
+                timezone=sync_timezone(),
+            )
+        return dg.FreshnessPolicy.time_window(fail_window=self.fail_after, warn_window=self.warn_after)
 
 
 class CatalogPolicy(SyncPolicy):

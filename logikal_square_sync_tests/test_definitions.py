@@ -17,7 +17,8 @@ from logikal_square_sync.policies import PolicyFileError, load_policies, policie
 RELOADED = [
     "logikal_square_sync.square.definitions",
     "logikal_square_sync.logikal.definitions",
-    "logikal_square_sync.alerts.sensors",
+    "logikal_square_sync.alerts.run_sensor",
+    "logikal_square_sync.alerts.stale_sensor",
     "logikal_square_sync.alerts.definitions",
     "logikal_square_sync.definitions",
 ]
@@ -68,8 +69,10 @@ def test_master_switch_sets_default_status(monkeypatch, switch, expected) -> Non
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Europe/Berlin"
     assert schedule.default_status.value == expected
-    for sensor in defs.sensors or []:
-        assert sensor.default_status.value == expected, sensor.name
+    sensors = {sensor.name: sensor.default_status.value for sensor in defs.sensors or []}
+    # The switch stops background syncing, never the alerts: a failure in maintenance still pages.
+    assert sensors.pop("alert_on_run_failure") == sensors.pop("alert_on_stale_assets") == "RUNNING"
+    assert sensors and set(sensors.values()) == {expected}, sensors
 
 
 def test_secrets_are_env_vars_not_values(monkeypatch) -> None:

@@ -3,7 +3,8 @@
 import dagster as dg
 
 from logikal_square_sync.alerts.resource import alerts_resource_from_env
-from logikal_square_sync.alerts.sensors import alert_on_run_failure, alert_on_stale_assets
+from logikal_square_sync.alerts.run_sensor import alert_on_run_failure
+from logikal_square_sync.alerts.stale_sensor import alert_on_stale_assets
 
 defs = dg.Definitions(
     sensors=[alert_on_run_failure, alert_on_stale_assets],

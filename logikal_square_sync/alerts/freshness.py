@@ -1,87 +1,108 @@
-"""Freshness states of the unpartitioned assets and which state changes deserve an alert.
+"""Freshness as Dagster computes it, turned into alert states, and which changes deserve an alert.
 
-Pure functions: the staleness sensor feeds them times from the Dagster
-instance and keeps the previous states in its cursor.
+Dagster's freshness daemon evaluates every asset's `FreshnessPolicy` and keeps
+the result (PASS, WARN, FAIL, UNKNOWN) in the instance; the UI's badges show
+exactly that. The staleness sensor reads the same records instead of
+recomputing them, so an alert and the badge never disagree, not even at the
+boundary of a window. The one thing Dagster leaves open is an asset that was
+never materialized (UNKNOWN): it is not news before its first deadline has
+passed, only after.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import dagster as dg
 
-from logikal_square_sync.policies import SyncPolicy, policies
+# Not exported by `dagster`: the state records and the policy types behind FreshnessPolicy's constructors.
+from dagster._core.definitions.freshness import (
+    CronFreshnessPolicy,
+    FreshnessState,
+    FreshnessStateRecord,
+    TimeWindowFreshnessPolicy,
+)
+
+# Not exported either: the cron iterator the daemon fires schedules and deadlines with.
+from dagster._utils.schedules import cron_string_iterator
 
 
-class FreshnessState(StrEnum):
+class AlertState(StrEnum):
     FRESH = "FRESH"
     WARN = "WARN"
     FAIL = "FAIL"
-    NEVER_MATERIALIZED = "NEVER_MATERIALIZED"
+    NEVER_MATERIALIZED = "NEVER_MATERIALIZED"  # and its first deadline has passed
+    PENDING = "PENDING"  # never materialized, but not due yet (or not evaluated yet): nothing to say
 
 
-STALE = {FreshnessState.WARN, FreshnessState.FAIL, FreshnessState.NEVER_MATERIALIZED}
+STALE = {AlertState.WARN, AlertState.FAIL, AlertState.NEVER_MATERIALIZED}
+_QUIET = {AlertState.FRESH, AlertState.PENDING}
 
 
-@dataclass(frozen=True)
-class FreshnessWindows:
-    """Data older than `warn` is WARN, older than `fail` is FAIL (the FreshnessPolicy time windows)."""
-
-    warn: timedelta
-    fail: timedelta
-
-    @classmethod
-    def of(cls, policy: SyncPolicy) -> "FreshnessWindows":
-        return cls(
-            warn=timedelta(minutes=policy.warn_after_minutes),
-            fail=timedelta(minutes=policy.fail_after_minutes),
-        )
+def first_deadline(policy: dg.FreshnessPolicy, first_seen: datetime) -> datetime:
+    """When an asset first seen (deployed) at `first_seen` is overdue if it never materialized."""
+    if isinstance(policy, CronFreshnessPolicy):
+        ticks = cron_string_iterator(first_seen.timestamp(), policy.deadline_cron, policy.timezone)
+        return next(ticks).astimezone(UTC)
+    if isinstance(policy, TimeWindowFreshnessPolicy):
+        return first_seen + policy.fail_window.to_timedelta()
+    raise TypeError(f"unknown freshness policy {type(policy).__name__}")
 
 
-def freshness_state(
-    last_materialized_at: datetime | None, warn: timedelta, fail: timedelta, now: datetime
-) -> FreshnessState:
-    """FRESH, WARN or FAIL by the age of the last materialization; NEVER_MATERIALIZED without one."""
-    if last_materialized_at is None:
-        return FreshnessState.NEVER_MATERIALIZED
-    age = now - last_materialized_at
-    if age > fail:
-        return FreshnessState.FAIL
-    if age > warn:
-        return FreshnessState.WARN
-    return FreshnessState.FRESH
+def alert_state(
+    record: FreshnessStateRecord | None,
+    policy: dg.FreshnessPolicy,
+    *,
+    materialized: bool,
+    first_seen: datetime,
+    now: datetime,
+) -> AlertState:
+    """Dagster's state of one asset, with a never-materialized asset quiet until its first deadline."""
+    state = record.freshness_state if record is not None else FreshnessState.UNKNOWN
+    if state == FreshnessState.PASS:
+        return AlertState.FRESH
+    if state == FreshnessState.WARN:
+        return AlertState.WARN
+    if state == FreshnessState.FAIL:
+        return AlertState.FAIL
+    if not materialized and now >= first_deadline(policy, first_seen):
+        return AlertState.NEVER_MATERIALIZED
+    return AlertState.PENDING
 
 
-def needs_alert(previous: FreshnessState | None, current: FreshnessState) -> bool:
+def needs_alert(previous: AlertState | None, current: AlertState) -> bool:
     """Alert on a change into a stale state and on recovery to FRESH; `previous` None is a first look.
 
     FAIL -> WARN is an improvement that is still stale: no message, the FAIL
-    alert stands until the recovery message.
+    alert stands until the recovery message. PENDING is as quiet as FRESH.
     """
-    previous = previous or FreshnessState.FRESH
-    if previous == current:
+    before = AlertState.FRESH if previous in (None, AlertState.PENDING) else previous
+    now = AlertState.FRESH if current == AlertState.PENDING else current
+    if before == now:
         return False
-    if current == FreshnessState.FRESH:
-        return previous in STALE
-    return not (previous == FreshnessState.FAIL and current == FreshnessState.WARN)
+    if now == AlertState.FRESH:
+        return before in STALE
+    return not (before == AlertState.FAIL and now == AlertState.WARN)
 
 
-def policy_windows() -> dict[dg.AssetKey, FreshnessWindows]:
-    """The windows of policies.yaml for every enabled unpartitioned asset.
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes / 60
+    return f"{hours:.0f} h" if hours == int(hours) else f"{hours:.1f} h"
 
-    The partitioned LogiKal assets (phases, elevations, parts lists) are judged
-    per project by the `project_contents_fresh` check, whose failures the same
-    sensor reports. A disabled policy has no background sync, so its asset
-    going stale is expected, not news.
-    """
-    square, logikal = policies().square, policies().logikal
-    by_key: Mapping[tuple[str, str], SyncPolicy] = {
-        ("square", "locations"): square.locations,
-        ("square", "catalog"): square.catalog,
-        ("square", "orders"): square.orders,
-        ("square", "inventory"): square.inventory,
-        ("logikal", "directories"): logikal.directories,
-        ("logikal", "projects"): logikal.projects,
-    }
-    return {dg.AssetKey(list(path)): FreshnessWindows.of(p) for path, p in by_key.items() if p.enabled}
+
+def describe_policy(policy: dg.FreshnessPolicy) -> str:
+    """The policy in words, for alert texts (read from the asset definition, never repeated)."""
+    if isinstance(policy, TimeWindowFreshnessPolicy):
+        fail = _duration(policy.fail_window.to_timedelta())
+        if policy.warn_window is None:
+            return f"fails after {fail}"
+        return f"warn after {_duration(policy.warn_window.to_timedelta())}, fail after {fail}"
+    if isinstance(policy, CronFreshnessPolicy):
+        window = _duration(policy.lower_bound_delta)
+        deadline = f"'{policy.deadline_cron}' ({policy.timezone})"
+        return f"due by each {deadline}, materialized within {window} before it"
+    return type(policy).__name__

@@ -27,6 +27,7 @@ ENV_VARS = {
     "smtp_username": "SMTP_USERNAME",
     "smtp_password": "SMTP_PASSWORD",
     "webserver_url": "DAGSTER_WEBSERVER_URL",
+    "runbook_url": "LSS_RUNBOOK_URL",
 }
 
 ALERTS_OFF = (
@@ -59,6 +60,13 @@ class AlertsResource(dg.ConfigurableResource):
     smtp_password: str | None = Field(default=None, description="SMTP_PASSWORD (a secret)")
     webserver_url: str | None = Field(
         default=None, description="DAGSTER_WEBSERVER_URL: base URL of the Dagster UI, for links in alerts"
+    )
+    runbook_url: str | None = Field(
+        default=None,
+        description=(
+            "LSS_RUNBOOK_URL: where docs/runbook.md is published (e.g. its page in your Git host); "
+            "alerts link its sections. Unset: alerts name the file's path in the repository."
+        ),
     )
     slack_timeout_seconds: float = 10.0
     smtp_timeout_seconds: float = 30.0

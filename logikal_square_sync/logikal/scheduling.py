@@ -55,8 +55,8 @@ class ProjectSyncPolicy:
         ticks = logikal.project_sync
         return cls(
             interval=timedelta(minutes=min(p.interval_minutes or 15 for p in parts)),
-            warn_after=timedelta(minutes=min(p.warn_after_minutes for p in parts)),
-            fail_after=timedelta(minutes=min(p.fail_after_minutes for p in parts)),
+            warn_after=min(p.warn_after for p in parts),
+            fail_after=min(p.fail_after for p in parts),
             active_for=timedelta(days=ticks.active_for_days),
             sweep_every=timedelta(hours=ticks.sweep_every_hours),
             dormant_warn_after=timedelta(hours=ticks.dormant_warn_after_hours),

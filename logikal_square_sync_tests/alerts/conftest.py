@@ -3,6 +3,7 @@
 Both run in threads of the test process and record what they receive.
 """
 
+import contextlib
 import email
 import email.policy
 import shutil
@@ -17,6 +18,13 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+# Not exported by `dagster`: the pieces its own tests use to run a daemon over a code location.
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.test_utils import create_test_daemon_workspace_context
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._daemon.freshness import FreshnessDaemon as _FreshnessDaemon
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -191,3 +199,33 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield test_instance
     finally:
         test_instance.dispose()
+
+
+@dataclass
+class FreshnessDaemon:
+    """Dagster's own freshness daemon over a code location: what the UI's freshness badges show."""
+
+    instance: dg.DagsterInstance
+    workspace: object
+
+    def evaluate(self) -> None:
+        list(_FreshnessDaemon().run_iteration(self.workspace))  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def freshness_daemon(instance: dg.DagsterInstance, module: str) -> Iterator[FreshnessDaemon]:
+    """Loads `module`'s `defs` in-process, as the daemon would, and evaluates freshness on demand."""
+    origin = InProcessCodeLocationOrigin(
+        loadable_target_origin=LoadableTargetOrigin(module_name=module, attribute="defs"),
+        location_name="test_location",
+    )
+    with create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as workspace:
+        yield FreshnessDaemon(instance, workspace)
+
+
+@pytest.fixture(scope="module")
+def stored_instance() -> Iterator[dg.DagsterInstance]:
+    """An instance the daemon machinery accepts (it must be shareable across processes); per module,
+    wiped before each test by the tests' own fixture, because creating one costs seconds."""
+    with dg.instance_for_test() as test_instance:
+        yield test_instance

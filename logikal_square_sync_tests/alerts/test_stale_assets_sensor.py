@@ -1,225 +1,209 @@
-"""`alert_on_stale_assets` across ticks, on real materializations and check results in a real instance."""
+"""`alert_on_stale_assets` across ticks, reading the freshness Dagster's own daemon computes.
 
+Each tick first runs one iteration of Dagster's freshness daemon over the test
+code location (what the UI's badges show), then the sensor; the pinned clock
+moves instead of anyone sleeping.
+"""
+
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
-from logikal_square_sync.alerts.freshness import FreshnessWindows
 from logikal_square_sync.alerts.notifiers import AlertDeliveryError
 from logikal_square_sync.alerts.resource import AlertsResource
-from logikal_square_sync.alerts.sensors import alert_on_stale_assets, build_stale_assets_sensor
-from logikal_square_sync_tests.clock import ANCHOR, awkward_moments
+from logikal_square_sync.alerts.stale_sensor import alert_on_stale_assets
+from logikal_square_sync_tests.alerts import freshness_location as location
+from logikal_square_sync_tests.alerts.conftest import FreshnessDaemon, freshness_daemon
+from logikal_square_sync_tests.clock import awkward_moments
 
 WEBSERVER = "http://dagster.example:3000"
-ORDERS = dg.AssetKey(["square", "orders"])
-LOCATIONS = dg.AssetKey(["square", "locations"])
-WINDOWS = FreshnessWindows(warn=timedelta(minutes=10), fail=timedelta(minutes=20))
-
-
-@dg.asset(key=ORDERS)
-def orders() -> None:
-    pass
-
-
-class Clock:
-    """The sensor's notion of now, moved by the test instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = ANCHOR
-
-    def __call__(self) -> datetime:
-        return self.now
+MODULE = "logikal_square_sync_tests.alerts.freshness_location"
 
 
 class Ticker:
-    """Evaluates a sensor tick after tick the way the daemon does, carrying the cursor."""
+    """A daemon iteration, then a sensor tick carrying its cursor, the way the daemon process does."""
 
-    def __init__(self, sensor: dg.SensorDefinition, instance: dg.DagsterInstance, alerts: AlertsResource):
-        self.sensor, self.instance, self.alerts = sensor, instance, alerts
+    def __init__(self, daemon: FreshnessDaemon, alerts: AlertsResource, definitions: dg.Definitions) -> None:
+        self.daemon, self.alerts, self.definitions = daemon, alerts, definitions
         self.cursor: str | None = None
 
-    def tick(self, definitions: dg.Definitions | None = None) -> str:
+    def tick(self) -> str:
+        self.daemon.evaluate()
         context = dg.build_sensor_context(
-            instance=self.instance,
+            instance=self.daemon.instance,
             cursor=self.cursor,
             resources={"alerts": self.alerts},
-            definitions=definitions,
+            definitions=self.definitions,
         )
-        data = self.sensor.evaluate_tick(context)
+        data = alert_on_stale_assets.evaluate_tick(context)
         self.cursor = data.cursor
         return data.skip_message or ""
 
 
-def _materialized_at(instance: dg.DagsterInstance, key: dg.AssetKey) -> datetime:
-    event = instance.get_latest_materialization_event(key)
+@pytest.fixture(scope="module")
+def loaded_daemon(stored_instance: dg.DagsterInstance) -> Iterator[FreshnessDaemon]:
+    with freshness_daemon(stored_instance, MODULE) as running:
+        yield running
+
+
+@pytest.fixture
+def daemon(loaded_daemon: FreshnessDaemon) -> FreshnessDaemon:
+    """The module's daemon over an instance emptied of the previous test's runs and events."""
+    loaded_daemon.instance.wipe()
+    return loaded_daemon
+
+
+def _ticker(daemon: FreshnessDaemon, alerts: AlertsResource) -> Ticker:
+    return Ticker(
+        daemon, alerts, dg.Definitions.merge(location.defs, dg.Definitions(sensors=[alert_on_stale_assets]))
+    )
+
+
+def _materialize(daemon: FreshnessDaemon, *assets: dg.AssetsDefinition) -> datetime:
+    dg.materialize(list(assets), instance=daemon.instance, resources={"outcome": location.CheckOutcome()})
+    event = daemon.instance.get_latest_materialization_event(assets[0].key)
     assert event is not None
     return datetime.fromtimestamp(event.timestamp, UTC)
 
 
+def _state(daemon: FreshnessDaemon, key: dg.AssetKey) -> str:
+    return daemon.instance.get_freshness_state_records([key])[key].freshness_state.value
+
+
 @pytest.mark.parametrize("moment", awkward_moments())
-def test_one_alert_per_transition_and_a_recovery(instance, slack, pinned_clock, moment) -> None:
+def test_alert_and_dagster_agree_at_the_window_edges_at_any_moment(
+    daemon, slack, pinned_clock, moment
+) -> None:
     # At midnight, month and year ends and across daylight saving: windows are durations, never dates.
-    pinned_clock.move_to(moment)
-    clock = Clock()
-    sensor = build_stale_assets_sensor({ORDERS: WINDOWS}, check_keys=[], clock=clock)
-    ticker = Ticker(
-        sensor, instance, AlertsResource(slack_webhook_url=slack.webhook_url, webserver_url=WEBSERVER)
-    )
-    dg.materialize([orders], instance=instance)
-    t0 = _materialized_at(instance, ORDERS)
+    # The clock stands still, so both assets materialize at exactly `moment` and no evaluation, however
+    # slow, crosses an edge.
+    pinned_clock.move_to(moment, tick=False)
+    ticker = _ticker(daemon, AlertsResource(slack_webhook_url=slack.webhook_url))
+    t0 = _materialize(daemon, location.orders, location.locations)
+    assert t0 == moment
+    for offset, dagster_says, alerts in [
+        (timedelta(minutes=10) - timedelta(seconds=1), "PASS", 0),
+        (timedelta(minutes=10), "WARN", 1),  # the edge: Dagster's evaluation says WARN, and so do we
+        (timedelta(minutes=20) - timedelta(seconds=1), "WARN", 1),
+        (timedelta(minutes=20), "FAIL", 2),
+    ]:
+        pinned_clock.move_to(t0 + offset, tick=False)
+        ticker.tick()
+        assert (_state(daemon, location.ORDERS), len(slack.texts)) == (dagster_says, alerts), offset
 
-    clock.now = t0 + timedelta(minutes=1)
+
+def test_one_alert_per_transition_and_a_recovery(daemon, slack, pinned_clock) -> None:
+    ticker = _ticker(daemon, AlertsResource(slack_webhook_url=slack.webhook_url, webserver_url=WEBSERVER))
+    t0 = _materialize(daemon, location.orders, location.locations)
+
+    pinned_clock.move_to(t0 + timedelta(minutes=1))
     assert "No change, nothing sent" in ticker.tick()
-    assert slack.texts == []
-
-    clock.now = t0 + timedelta(minutes=11)
+    pinned_clock.move_to(t0 + timedelta(minutes=11))
     ticker.tick()
-    assert len(slack.texts) == 1
-    assert "Getting stale (WARN): square/orders" in slack.texts[0]
-    assert "11 min ago; warn after 10 min, fail after 20 min" in slack.texts[0]
-    assert f"<{WEBSERVER}/assets/square/orders|Open in Dagster>" in slack.texts[0]
+    [text] = slack.texts
+    assert "Freshness changed for 2 assets" in text and "square/orders: WARN" in text
+    assert "11 min ago; warn after 10 min, fail after 20 min" in text
+    assert "Runbook: docs/runbook.md#stale-data" in text
+    assert f"<{WEBSERVER}/assets|Open in Dagster>" in text
 
-    clock.now = t0 + timedelta(minutes=15)
-    message = ticker.tick()
-    assert len(slack.texts) == 1, "still WARN: no second alert"
-    assert "stale: square/orders" in message
-
-    clock.now = t0 + timedelta(minutes=21)
+    _materialize(daemon, location.locations)
+    pinned_clock.shift(timedelta(minutes=1))
     ticker.tick()
-    assert len(slack.texts) == 2
-    assert "Stale (FAIL): square/orders" in slack.texts[1] and "(was WARN)" in slack.texts[1]
+    assert len(slack.texts) == 2 and "Fresh again: square/locations" in slack.texts[1]
 
-    clock.now = t0 + timedelta(minutes=90)
-    ticker.tick()
-    assert len(slack.texts) == 2, "still FAIL: no repeat"
-
-    dg.materialize([orders], instance=instance)
-    clock.now = _materialized_at(instance, ORDERS) + timedelta(minutes=1)
+    pinned_clock.move_to(t0 + timedelta(minutes=21))
     ticker.tick()
     assert len(slack.texts) == 3
-    assert "Fresh again: square/orders" in slack.texts[2] and "(was FAIL)" in slack.texts[2]
-    assert slack.texts[2].startswith(":white_check_mark:")
+    assert "Stale (FAIL): square/orders" in slack.texts[2] and "(was WARN)" in slack.texts[2]
 
+    pinned_clock.shift(timedelta(minutes=90))
     ticker.tick()
-    assert len(slack.texts) == 3
+    assert len(slack.texts) == 4, "locations went stale in the meantime; orders still FAIL: no repeat"
+    assert "square/locations" in slack.texts[3] and "square/orders" not in slack.texts[3]
 
-
-def test_never_materialized_alerts_once(instance, slack) -> None:
-    sensor = build_stale_assets_sensor({LOCATIONS: WINDOWS}, check_keys=[], clock=Clock())
-    ticker = Ticker(sensor, instance, AlertsResource(slack_webhook_url=slack.webhook_url))
-
+    _materialize(daemon, location.orders, location.locations)
+    pinned_clock.shift(timedelta(minutes=1))
     ticker.tick()
+    assert "square/orders: FRESH (was FAIL)" in slack.texts[4]
+    assert slack.texts[4].startswith(":white_check_mark:")
     ticker.tick()
-
-    assert len(slack.texts) == 1
-    assert "Never materialized: square/locations" in slack.texts[0]
-    assert "expected within 20 min" in slack.texts[0]
+    assert len(slack.texts) == 5
 
 
-def test_several_changes_on_one_tick_make_one_message(instance, slack, smtp) -> None:
+def test_a_fresh_deployment_is_quiet_until_the_first_deadline_passes(
+    daemon, slack, pinned_clock, smtp
+) -> None:
     alerts = AlertsResource(
         slack_webhook_url=slack.webhook_url,
         email_to="ops@example.com",
         smtp_host=smtp.host,
         smtp_port=smtp.port,
     )
-    sensor = build_stale_assets_sensor({ORDERS: WINDOWS, LOCATIONS: WINDOWS}, check_keys=[], clock=Clock())
+    ticker = _ticker(daemon, alerts)
+    assert "No change, nothing sent" in ticker.tick()  # never materialized, not due yet: as the UI says
+    pinned_clock.shift(timedelta(minutes=19))
+    ticker.tick()
+    assert slack.texts == []
 
-    Ticker(sensor, instance, alerts).tick()
-
-    assert len(slack.texts) == 1 and "Freshness changed for 2 assets" in slack.texts[0]
+    pinned_clock.shift(timedelta(minutes=1))  # the fail window since deployment has passed
+    ticker.tick()
+    ticker.tick()
+    [text] = slack.texts
     [message] = smtp.messages
-    assert message["Subject"] == "[ERROR] Freshness changed for 2 assets: square/orders, square/locations"
+    assert message["Subject"] == "[ERROR] Freshness changed for 2 assets: square/locations, square/orders"
     body = message.get_content()
-    assert "square/orders: never materialized" in body and "square/locations: never materialized" in body
+    assert "square/orders: never materialized since it was deployed" in body and "it was due by" in body
 
 
-class CheckOutcome(dg.ConfigurableResource):
-    missing: list[str] = []
-
-
-@dg.asset_check(asset=orders, name="orders_complete", blocking=False)
-def orders_complete(outcome: CheckOutcome) -> dg.AssetCheckResult:
-    """Like the real check: fails with ERROR severity and names the missing orders."""
-    return dg.AssetCheckResult(
-        passed=not outcome.missing,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{len(outcome.missing)} orders missing: {', '.join(outcome.missing)}"
-        if outcome.missing
-        else "all orders present",
-    )
-
-
-def test_failed_error_check_alerts_once_and_recovers(instance, slack) -> None:
-    sensor = build_stale_assets_sensor({}, clock=Clock())  # every check of the code location
-    definitions = dg.Definitions(
-        assets=[orders],
-        asset_checks=[orders_complete],
-        sensors=[sensor],
-        resources={"outcome": CheckOutcome()},
-    )
-    ticker = Ticker(
-        sensor, instance, AlertsResource(slack_webhook_url=slack.webhook_url, webserver_url=WEBSERVER)
-    )
+def test_failed_error_check_alerts_once_and_recovers(daemon, slack) -> None:
+    ticker = _ticker(daemon, AlertsResource(slack_webhook_url=slack.webhook_url, webserver_url=WEBSERVER))
 
     def run_check(*missing: str) -> None:
         dg.materialize(
-            [orders, orders_complete],
-            instance=instance,
-            resources={"outcome": CheckOutcome(missing=list(missing))},
+            [location.orders, location.orders_complete],
+            instance=daemon.instance,
+            resources={"outcome": location.CheckOutcome(missing=list(missing))},
         )
 
     run_check()
-    ticker.tick(definitions)
+    ticker.tick()
     assert slack.texts == []
 
     run_check("ord_1", "ord_2")
-    ticker.tick(definitions)
-    ticker.tick(definitions)
+    ticker.tick()
+    ticker.tick()
     assert len(slack.texts) == 1
     assert "Check failed: square/orders:orders_complete" in slack.texts[0]
     assert "2 orders missing: ord_1, ord_2" in slack.texts[0]
     assert f"{WEBSERVER}/assets/square/orders?view=checks" in slack.texts[0]
 
     run_check("ord_1", "ord_2", "ord_3")
-    assert "failing checks: square/orders:orders_complete" in ticker.tick(definitions)
+    assert "failing checks: square/orders:orders_complete" in ticker.tick()
     assert len(slack.texts) == 1, "still failing: no repeat"
 
     run_check()
-    ticker.tick(definitions)
+    ticker.tick()
     assert len(slack.texts) == 2
     assert "Check passing again: square/orders:orders_complete" in slack.texts[1]
 
 
-def test_alerts_off_skips_and_keeps_no_state(instance, slack) -> None:
-    ticker = Ticker(
-        build_stale_assets_sensor({LOCATIONS: WINDOWS}, check_keys=[]), instance, AlertsResource()
-    )
-
+def test_alerts_off_skips_and_keeps_no_state(daemon, slack) -> None:
+    ticker = _ticker(daemon, AlertsResource())
     assert ticker.tick().startswith("Alerts are off: set SLACK_WEBHOOK_URL")
     assert ticker.cursor is None
     assert slack.posts == []
 
 
-def test_undelivered_alert_fails_the_tick_and_is_sent_on_the_next(instance, slack) -> None:
-    sensor = build_stale_assets_sensor({LOCATIONS: WINDOWS}, check_keys=[], clock=Clock())
-    broken = Ticker(sensor, instance, AlertsResource(slack_webhook_url=slack.broken_webhook_url))
-    with pytest.raises(
-        AlertDeliveryError, match="No alert delivered: 'Never materialized: square/locations'"
-    ):
+def test_undelivered_alert_fails_the_tick_and_is_sent_on_the_next(daemon, slack, pinned_clock) -> None:
+    broken = _ticker(daemon, AlertsResource(slack_webhook_url=slack.broken_webhook_url))
+    _materialize(daemon, location.orders, location.locations)
+    broken.tick()
+    pinned_clock.shift(timedelta(minutes=11))
+    with pytest.raises(AlertDeliveryError, match="No alert delivered: 'Freshness changed for 2 assets"):
         broken.tick()
-    assert broken.cursor is None
-
-    fixed = Ticker(sensor, instance, AlertsResource(slack_webhook_url=slack.webhook_url))
+    fixed = _ticker(daemon, AlertsResource(slack_webhook_url=slack.webhook_url))
+    fixed.cursor = broken.cursor  # the failed tick saved nothing: the next one sends it
     fixed.tick()
-    assert len(slack.texts) == 1 and "Never materialized" in slack.texts[0]
-
-
-def test_the_shipped_sensor_watches_the_policy_assets(instance, slack) -> None:
-    ticker = Ticker(alert_on_stale_assets, instance, AlertsResource(slack_webhook_url=slack.webhook_url))
-    ticker.tick(dg.Definitions(sensors=[alert_on_stale_assets]))
-    [text] = slack.texts
-    assert "Freshness changed for 6 assets" in text
-    for key in ("square/orders", "square/inventory", "logikal/directories", "logikal/projects"):
-        assert f"{key}: never materialized" in text
+    assert len(slack.texts) == 1 and "WARN" in slack.texts[0]

@@ -38,7 +38,7 @@ from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfi
 from logikal_square_sync.sandbox.square import create_app as square_app
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
 from logikal_square_sync_tests.alerts.conftest import SlackStandIn, _slack_app
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, _under_ci
+from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, under_ci
 from logikal_square_sync_tests.logikal.conftest import sandbox_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def throwaway_databases(*purposes: str) -> Iterator[list[sa.URL]]:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as error:
         message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error.orig}"
-        if _under_ci():
+        if under_ci():
             pytest.fail(message)
         pytest.skip(message)
     names = [f"lss_{purpose}_{uuid.uuid4().hex[:10]}" for purpose in purposes]

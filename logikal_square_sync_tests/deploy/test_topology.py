@@ -170,6 +170,7 @@ def test_a_killed_run_worker_gives_back_its_pool_slot_and_alerts_once(topology: 
         return [post["text"] for post in topology.slack.posts[alerts_before:]]
 
     wait_for("the run-failure alert", lambda: any(run_id in text for text in alerts()), timeout=120)
+    wait_for("the recovery message", lambda: any("Recovered" in text for text in alerts()), timeout=120)
     # One more completed tick of the sensor after the alert: it had its chance to send it twice.
     seen = {tick["id"] for tick in topology.sensor_ticks(ALERT_SENSOR)}
 
@@ -179,6 +180,9 @@ def test_a_killed_run_worker_gives_back_its_pool_slot_and_alerts_once(topology: 
         )
 
     wait_for(f"another tick of {ALERT_SENSOR}", another_tick, timeout=120)
-    (alert,) = alerts()
-    assert run_id in alert and "Run failed" in alert
+    # One failure episode: one alert for the killed run, one "Recovered" for the run after it.
+    (alert, recovery) = alerts()
+    assert run_id in alert and "Run failed" in alert and "Runbook: docs/runbook.md#" in alert
+    assert "Recovered: square/locations, square/orders" in recovery or "Recovered: square/orders" in recovery
+    assert following in recovery
     assert topology.env["SLACK_WEBHOOK_URL"] not in alert

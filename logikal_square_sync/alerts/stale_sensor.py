@@ -1,7 +1,8 @@
-"""Alert sensors: every failed run, and assets going stale or checks starting to fail."""
+"""`alert_on_stale_assets`: assets going stale as Dagster judges them, and checks starting to fail."""
+
+from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -9,87 +10,29 @@ from typing import TypeVar
 import dagster as dg
 
 from logikal_square_sync.alerts.check_states import CheckState, latest_check_outcomes, needs_check_alert
-from logikal_square_sync.alerts.freshness import (
-    FreshnessState,
-    FreshnessWindows,
-    freshness_state,
-    needs_alert,
-    policy_windows,
-)
-from logikal_square_sync.alerts.messages import (
-    FreshnessChange,
-    check_alert,
-    freshness_alert,
-    run_failure_alert,
-)
+from logikal_square_sync.alerts.freshness import AlertState, alert_state, needs_alert
+from logikal_square_sync.alerts.messages import FreshnessChange, check_alert, freshness_alert
 from logikal_square_sync.alerts.notifiers import Alert, AlertDeliveryError
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.clock import Clock, utc_now
-from logikal_square_sync.settings import default_sensor_status
 
-_State = TypeVar("_State", FreshnessState, CheckState)
+_State = TypeVar("_State", AlertState, CheckState)
 
 STALE_ASSETS_SENSOR_NAME = "alert_on_stale_assets"
-STALE_ASSETS_TICK_SECONDS = 180
+STALE_ASSETS_TICK_SECONDS = 60
 
-# The sensor decorators do not read docstrings; these texts are what the UI shows.
-RUN_FAILURE_DESCRIPTION = """Sends a Slack message and/or e-mail for every failed run of this code location.
-
-Names the job (or the assets), the run id, the LogiKal project GUID of a
-partitioned run, the failed steps with the first lines of their errors, and
-links to the run in the Dagster UI. Skips when no alert channel is set up
-(SLACK_WEBHOOK_URL, or ALERT_EMAIL_TO and SMTP_HOST)."""
-
+# The sensor decorators do not read docstrings; this text is what the UI shows.
 STALE_ASSETS_DESCRIPTION = """Alerts when a synced asset goes stale or a check fails with ERROR severity.
 
-Every few minutes it compares each unpartitioned asset's last materialization
-with the warn/fail windows of policies.yaml (FRESH, WARN, FAIL,
-NEVER_MATERIALIZED) and reads the latest result of every asset check (e.g.
+Every minute it reads the freshness state Dagster's own freshness daemon
+computed for each asset from its freshness policy (the state the UI's badges
+show: PASS, WARN, FAIL) and the latest result of every asset check (e.g.
 `orders_complete`, which names missing orders; `project_contents_fresh`, which
 names stale LogiKal projects). It alerts on changes only, into WARN or FAIL and
-back to FRESH, so a stale asset gives one message, not one per tick.
-Built-in freshness alerts are a paid Dagster+ feature; this sensor is their
-open-source stand-in."""
-
-
-@dg.run_failure_sensor(
-    name="alert_on_run_failure",
-    description=RUN_FAILURE_DESCRIPTION,
-    minimum_interval_seconds=30,
-    default_status=default_sensor_status(),
-)
-def alert_on_run_failure(context: dg.RunFailureSensorContext, alerts: AlertsResource) -> dg.SkipReason | None:
-    """Alerts on one failed run (see RUN_FAILURE_DESCRIPTION)."""
-    off = alerts.off_reason()
-    if off:
-        return dg.SkipReason(off)
-    run = context.dagster_run
-    alert = run_failure_alert(
-        run,
-        context.failure_event,
-        context.get_step_failure_events(),
-        alerts.link,
-        assets=sorted(run.asset_selection or _planned_assets(context.instance, run.run_id), key=str),
-    )
-    delivery = alerts.send_all(alert, context.log)
-    if not delivery.delivered:
-        # Raising marks the tick failed in the UI and on the run: nobody was told, so it must show.
-        raise AlertDeliveryError(
-            f"Alert for failed run {context.dagster_run.run_id} not delivered: {delivery.describe()}"
-        )
-    return None
-
-
-def _planned_assets(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKey]:
-    """The assets a run set out to materialize; a run of a whole asset job has no `asset_selection`."""
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=100
-    ).records
-    return {
-        record.event_log_entry.dagster_event.asset_key
-        for record in records
-        if record.event_log_entry.dagster_event and record.event_log_entry.dagster_event.asset_key
-    }
+back to fresh, so a stale asset gives one message, not one per tick. An asset
+never materialized is quiet until its first deadline after deployment has
+passed. Runs even when BACKGROUND_SYNC_ENABLED is false. Built-in freshness
+alerts are a paid Dagster+ feature; this sensor is their open-source stand-in."""
 
 
 @dataclass
@@ -98,20 +41,27 @@ class _Cursor:
 
     assets: dict[str, str] = field(default_factory=dict)
     checks: dict[str, str] = field(default_factory=dict)
+    first_seen: dict[str, float] = field(default_factory=dict)  # when this sensor first saw each asset
 
     @classmethod
-    def parse(cls, raw: str | None) -> "_Cursor":
+    def parse(cls, raw: str | None) -> _Cursor:
         if not raw:
             return cls()
         try:
             data = json.loads(raw)
-            return cls(assets=dict(data.get("assets", {})), checks=dict(data.get("checks", {})))
+            return cls(
+                assets=dict(data.get("assets", {})),
+                checks=dict(data.get("checks", {})),
+                first_seen={k: float(v) for k, v in data.get("first_seen", {}).items()},
+            )
         except (ValueError, AttributeError, TypeError):
             # An unreadable cursor costs at most one repeated alert per stale asset; never a crash loop.
             return cls()
 
     def dump(self) -> str:
-        return json.dumps({"assets": self.assets, "checks": self.checks}, sort_keys=True)
+        return json.dumps(
+            {"assets": self.assets, "checks": self.checks, "first_seen": self.first_seen}, sort_keys=True
+        )
 
 
 @dataclass
@@ -121,8 +71,20 @@ class _Pending:
     check_keys: list[str] = field(default_factory=list)
 
 
+def _policies(context: dg.SensorEvaluationContext) -> dict[dg.AssetKey, dg.FreshnessPolicy]:
+    repository = context.repository_def
+    if repository is None:
+        return {}
+    graph = repository.asset_graph
+    return {
+        key: policy
+        for key in sorted(graph.get_all_asset_keys(), key=str)
+        if (policy := graph.get(key).freshness_policy) is not None
+    }
+
+
 def _last_materialized(
-    instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey]
+    instance: dg.DagsterInstance, keys: list[dg.AssetKey]
 ) -> dict[dg.AssetKey, datetime | None]:
     events = instance.get_latest_materialization_events(keys)
     return {
@@ -131,25 +93,19 @@ def _last_materialized(
 
 
 def build_stale_assets_sensor(
-    windows: Mapping[dg.AssetKey, FreshnessWindows],
     *,
-    check_keys: Sequence[dg.AssetCheckKey] | None = None,
     clock: Clock = utc_now,
     name: str = STALE_ASSETS_SENSOR_NAME,
     minimum_interval_seconds: int = STALE_ASSETS_TICK_SECONDS,
-    default_status: dg.DefaultSensorStatus | None = None,
 ) -> dg.SensorDefinition:
-    """The staleness sensor for `windows` (asset key -> warn/fail windows).
-
-    `check_keys` None watches every asset check of the code location; tests
-    pass their own keys, tiny windows and a fake `clock`.
-    """
+    """The staleness sensor over every asset with a freshness policy and every check of the location."""
 
     @dg.sensor(
         name=name,
         description=STALE_ASSETS_DESCRIPTION,
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status or default_sensor_status(),
+        # Alerts never follow the master switch: staleness during maintenance is exactly what to hear of.
+        default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _stale_assets_sensor(
         context: dg.SensorEvaluationContext, alerts: AlertsResource
@@ -160,28 +116,35 @@ def build_stale_assets_sensor(
             return dg.SkipReason(off)
         now = clock()
         previous = _Cursor.parse(context.cursor)
-        current = _Cursor()
+        current = _Cursor(first_seen=dict(previous.first_seen))
         pending: list[_Pending] = []
 
-        last = _last_materialized(context.instance, list(windows))
+        policies = _policies(context)
+        keys = list(policies)
+        records = context.instance.get_freshness_state_records(keys) if keys else {}
+        last = _last_materialized(context.instance, keys) if keys else {}
         changes = []
-        for key, window in windows.items():
+        for key, policy in policies.items():
             label = key.to_user_string()
-            state = freshness_state(last[key], window.warn, window.fail, now)
+            first_seen = datetime.fromtimestamp(current.first_seen.setdefault(label, now.timestamp()), UTC)
+            state = alert_state(
+                records.get(key), policy, materialized=last[key] is not None, first_seen=first_seen, now=now
+            )
             current.assets[label] = state.value
-            before_state = _as_state(FreshnessState, previous.assets.get(label))
-            if needs_alert(before_state, state):
-                changes.append(FreshnessChange(key, before_state, state, last[key], window))
+            before = _as_state(AlertState, previous.assets.get(label))
+            if needs_alert(before, state):
+                changes.append(FreshnessChange(key, before, state, last[key], policy, first_seen))
         if changes:
             pending.append(
                 _Pending(
-                    freshness_alert(changes, now, alerts.link),
+                    freshness_alert(changes, now, alerts.link, alerts.runbook_url),
                     asset_keys=[c.key.to_user_string() for c in changes],
                 )
             )
 
-        keys = check_keys if check_keys is not None else _all_check_keys(context)
-        for key, outcome in latest_check_outcomes(context.instance, keys).items():
+        repository = context.repository_def
+        check_keys = sorted(repository.asset_graph.asset_check_keys, key=str) if repository else []
+        for key, outcome in latest_check_outcomes(context.instance, check_keys).items():
             label = key.to_user_string()
             current.checks[label] = outcome.state.value
             if needs_check_alert(_as_state(CheckState, previous.checks.get(label)), outcome.state):
@@ -202,10 +165,9 @@ def build_stale_assets_sensor(
         if undelivered and not sent:
             # Nothing went out: fail the tick (visible in the UI); its cursor is not saved, so it retries.
             raise AlertDeliveryError(f"No alert delivered: {'; '.join(undelivered)}")
-        summary = _summary(current, sent, undelivered)
         if undelivered:
             context.log.error(f"Alerts not delivered, retrying next tick: {'; '.join(undelivered)}")
-        return dg.SensorResult(skip_reason=summary, cursor=current.dump())
+        return dg.SensorResult(skip_reason=_summary(current, sent, undelivered), cursor=current.dump())
 
     return _stale_assets_sensor
 
@@ -225,13 +187,8 @@ def _restore(current: dict[str, str], previous: dict[str, str], keys: list[str])
             current.pop(key, None)
 
 
-def _all_check_keys(context: dg.SensorEvaluationContext) -> list[dg.AssetCheckKey]:
-    repository = context.repository_def
-    return sorted(repository.asset_graph.asset_check_keys, key=str) if repository else []
-
-
 def _summary(current: _Cursor, sent: list[str], undelivered: list[str]) -> str:
-    stale = sorted(k for k, v in current.assets.items() if v != FreshnessState.FRESH)
+    stale = sorted(k for k, v in current.assets.items() if v not in (AlertState.FRESH, AlertState.PENDING))
     failing = sorted(k for k, v in current.checks.items() if v == CheckState.FAILED)
     parts = [f"Sent {'; '.join(sent)}" if sent else "No change, nothing sent"]
     if undelivered:
@@ -241,4 +198,4 @@ def _summary(current: _Cursor, sent: list[str], undelivered: list[str]) -> str:
     return ". ".join(parts) + "."
 
 
-alert_on_stale_assets = build_stale_assets_sensor(policy_windows())
+alert_on_stale_assets = build_stale_assets_sensor()

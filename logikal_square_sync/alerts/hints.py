@@ -1,0 +1,134 @@
+"""What to check, by the kind of an error: the line an alert adds so a person can act on it.
+
+Classified from the error's text (the exception class names and messages of
+our clients are specific on purpose), each kind points at a section of
+`docs/runbook.md`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+RUNBOOK = "docs/runbook.md"
+
+
+@dataclass(frozen=True)
+class Hint:
+    kind: str
+    advice: str
+    section: str  # anchor in the runbook
+
+    def runbook(self, base_url: str | None = None) -> str:
+        """The runbook section: a link under `base_url` (LSS_RUNBOOK_URL), else its path in the repository."""
+        if base_url:
+            return f"{base_url.rstrip('/')}#{self.section}"
+        return f"{RUNBOOK}#{self.section}"
+
+
+def _credentials(source: str | None) -> str:
+    if source == "square":
+        return (
+            "Square refused the token: check SQUARE_ACCESS_TOKEN (expired, revoked, or missing the "
+            "MERCHANT_PROFILE_READ, ITEMS_READ, ORDERS_READ, INVENTORY_READ scopes)."
+        )
+    if source == "logikal":
+        return "LogiKal refused the login: check LOGIKAL_USERNAME and LOGIKAL_PASSWORD."
+    return "A credential was refused: check SQUARE_ACCESS_TOKEN or LOGIKAL_USERNAME / LOGIKAL_PASSWORD."
+
+
+def _network(source: str | None) -> str:
+    variable = {"square": "SQUARE_BASE_URL", "logikal": "LOGIKAL_BASE_URL"}.get(source or "", "the base URLs")
+    return (
+        f"The API did not answer (timeouts, refused connections or repeated 5xx/429): check {variable}, "
+        "the network and the vendor's status; the next run resumes where this one stopped."
+    )
+
+
+# First match wins: the specific kinds before the generic network one.
+_RULES: list[tuple[str, str, re.Pattern[str]]] = [
+    (
+        "deletion limit",
+        "deletion-limit",
+        re.compile(r"mass deletion|deletion limit|allow_mass_deletion|refus\w* to mark .* deleted", re.I),
+    ),
+    (
+        "credentials",
+        "credentials",
+        re.compile(
+            r"HTTP 40[13]\b|\b40[13]\b.*(UNAUTHORIZED|FORBIDDEN|INSUFFICIENT_SCOPES)|UNAUTHORIZED|"
+            r"ACCESS_TOKEN_(EXPIRED|REVOKED)|INSUFFICIENT_SCOPES|refused the login|LogikalAuthError|"
+            r"Invalid session authentication",
+            re.I,
+        ),
+    ),
+    (
+        "locked in LogiKal",
+        "locked-in-logikal",
+        re.compile(r"in use by another user|\blocked\b|\(409\)", re.I),
+    ),
+    (
+        "bad record",
+        "bad-record",
+        re.compile(r"malformed|MalformedRecord|not an RFC 3339|should be an? |LogikalResponseError", re.I),
+    ),
+    (
+        "warehouse",
+        "warehouse",
+        re.compile(r"sqlalchemy|psycopg2|OperationalError|database is locked|WAREHOUSE_URL", re.I),
+    ),
+    (
+        "run worker died or hung",
+        "run-worker-died-or-hung",
+        re.compile(
+            r"run worker|worker.*(died|exited|lost|crash)|exited unexpectedly|max.?runtime|"
+            r"exceeded.*runtime|did not (start|finish)|SIGKILL|signal 9|OOM",
+            re.I,
+        ),
+    ),
+    (
+        "network",
+        "network",
+        re.compile(
+            r"RetriesExhausted|still failing after|ConnectError|ConnectTimeout|ReadTimeout|Timeout|"
+            r"RemoteProtocolError|Connection (refused|reset)|unreachable|Name or service not known|"
+            r"HTTP 5\d\d|HTTP 429|RATE_LIMITED",
+            re.I,
+        ),
+    ),
+]
+
+_ADVICE = {
+    "deletion limit": (
+        "The sync refused to mark many rows deleted at once (a safety limit): check whether they were "
+        "really deleted in LogiKal; if so, run again with the config the error names."
+    ),
+    "locked in LogiKal": (
+        "A LogiKal project or elevation is open in LogiKal desktop (in use by another user): its old copy "
+        "stays in the warehouse and the next sync tries again once it is closed."
+    ),
+    "bad record": (
+        "The API sent a record that failed validation (the error names it and the field); nothing of its "
+        "page was written and earlier data stays. Check that record at the source."
+    ),
+    "warehouse": (
+        "The warehouse could not be reached or written: check WAREHOUSE_URL and the database server."
+    ),
+    "run worker died or hung": (
+        "The run's process died (out of memory, a redeploy) or ran past its dagster/max_runtime: "
+        "its pool slot is freed and the next run resumes from the last committed page."
+    ),
+    "other": "See the run's logs for the full error.",
+}
+
+
+def hint_for(error_text: str, source: str | None = None) -> Hint:
+    """The kind of an error and what to check; `source` is 'square' or 'logikal' when known."""
+    for kind, section, pattern in _RULES:
+        if pattern.search(error_text):
+            if kind == "credentials":
+                return Hint(kind, _credentials(source), section)
+            if kind == "network":
+                return Hint(kind, _network(source), section)
+            return Hint(kind, _ADVICE[kind], section)
+    return Hint("other", _ADVICE["other"], "other-errors")

@@ -1,0 +1,160 @@
+"""`alert_on_run_failure`: one alert when an asset or project starts failing, one when it recovers.
+
+A plain sensor rather than Dagster's `run_failure_sensor`, because an episode
+needs the successes too and state across runs (`run_episodes`), which that
+sensor's own cursor cannot hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime
+
+import dagster as dg
+import sqlalchemy as sa
+
+from logikal_square_sync.alerts.messages import RunContext, run_failure_alert, run_recovery_alert
+from logikal_square_sync.alerts.notifiers import Alert, AlertDeliveryError
+from logikal_square_sync.alerts.resource import AlertsResource
+from logikal_square_sync.alerts.run_episodes import RunCursor, episode_keys
+from logikal_square_sync.clock import Clock, utc_now
+from logikal_square_sync.warehouse.resource import WarehouseResource
+from logikal_square_sync.warehouse.tables import logikal_projects
+
+RUN_FAILURE_SENSOR_NAME = "alert_on_run_failure"
+_BATCH = 200
+
+RUN_FAILURE_DESCRIPTION = """Alerts when an asset or a LogiKal project starts failing, and when it recovers.
+
+One alert per failure episode of each asset (and project partition): the first
+failed run alerts, the ones after it only count, and the next successful run
+sends one "Recovered" message. Each alert names the assets, the LogiKal project
+by name, what started the run (schedule, sensor, force sync, a person), the
+failed steps with the first lines of their errors, what to check for that kind
+of error, the runbook section and a link to the run. Runs even when
+BACKGROUND_SYNC_ENABLED is false; skips when no alert channel is set up
+(SLACK_WEBHOOK_URL, or ALERT_EMAIL_TO and SMTP_HOST)."""
+
+
+def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[dg.AssetKey]:
+    """The assets a run set out to materialize; a run of a whole asset job has no `asset_selection`."""
+    if run.asset_selection:
+        return sorted(run.asset_selection, key=str)
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=100
+    ).records
+    keys = {
+        record.event_log_entry.dagster_event.asset_key
+        for record in records
+        if record.event_log_entry.dagster_event and record.event_log_entry.dagster_event.asset_key
+    }
+    return sorted(keys, key=str)
+
+
+def _events(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType) -> list[dg.DagsterEvent]:
+    records = instance.get_records_for_run(run_id, of_type=kind, limit=50).records
+    return [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event]
+
+
+def project_names(warehouse: WarehouseResource, partitions: Collection[str]) -> dict[str, str]:
+    """LogiKal project names by GUID; {} when the warehouse cannot say (it may be why the run failed)."""
+    if not partitions:
+        return {}
+    try:
+        with warehouse.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(logikal_projects.c.id, logikal_projects.c.name).where(
+                    logikal_projects.c.id.in_(sorted(partitions))
+                )
+            )
+            return {row.id: row.name for row in rows}
+    except sa.exc.SQLAlchemyError:
+        return {}
+
+
+def _alert_for(
+    instance: dg.DagsterInstance,
+    record: dg.RunRecord,
+    cursor: RunCursor,
+    alerts: AlertsResource,
+    context: RunContext,
+) -> Alert | None:
+    """Applies one finished run to `cursor`; the alert it calls for, if any."""
+    run = record.dagster_run
+    assets = planned_assets(instance, run)
+    keys = episode_keys(run, assets)
+    finished = record.end_time or record.update_timestamp.timestamp()
+    if run.status == dg.DagsterRunStatus.FAILURE:
+        if not cursor.failed(keys, run.run_id, finished):
+            return None
+        failure = _events(instance, run.run_id, dg.DagsterEventType.RUN_FAILURE)
+        steps = _events(instance, run.run_id, dg.DagsterEventType.STEP_FAILURE)
+        return run_failure_alert(run, failure[0] if failure else None, steps, alerts.link, assets, context)
+    ended = cursor.succeeded(keys)
+    if not ended:
+        return None
+    since = datetime.fromtimestamp(min(episode.since for episode in ended.values()), UTC)
+    failures = max(episode.failures for episode in ended.values())
+    return run_recovery_alert(run, assets, since, failures, alerts.link, context)
+
+
+def build_run_failure_sensor(
+    *, clock: Clock = utc_now, name: str = RUN_FAILURE_SENSOR_NAME
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=name,
+        description=RUN_FAILURE_DESCRIPTION,
+        minimum_interval_seconds=30,
+        # Alerts never follow the master switch: a failure during maintenance must still reach someone.
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def _run_failure_sensor(
+        context: dg.SensorEvaluationContext, alerts: AlertsResource, warehouse: WarehouseResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        off = alerts.off_reason()
+        if off:
+            return dg.SkipReason(off)
+        cursor = RunCursor.parse(context.cursor)
+        if cursor.after is None:
+            # First tick: alert on what happens from now on, not on history.
+            cursor.after = clock().timestamp()
+            return dg.SensorResult(skip_reason="Watching runs from now on.", cursor=cursor.dump())
+        records = context.instance.get_run_records(
+            filters=dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+                updated_after=datetime.fromtimestamp(cursor.after, UTC),
+            ),
+            order_by="update_timestamp",
+            ascending=True,
+            limit=_BATCH,
+        )
+        # The filter is strict ('after'), but runs updated in the same instant may come again: skip them.
+        new = [r for r in records if r.dagster_run.run_id not in set(cursor.handled)]
+        partitions = {p for r in new if (p := r.dagster_run.tags.get("dagster/partition"))}
+        run_context = RunContext(project_names(warehouse, partitions), alerts.runbook_url)
+        sent: list[str] = []
+        undelivered: str | None = None
+        for record in new:
+            trial = cursor.copy()
+            alert = _alert_for(context.instance, record, trial, alerts, run_context)
+            if alert is not None:
+                delivery = alerts.send_all(alert, context.log)
+                if not delivery.delivered:
+                    # Stop here: the cursor stays before this run, so the next tick tries it again.
+                    undelivered = f"'{alert.title}' ({delivery.describe()})"
+                    break
+                sent.append(f"'{alert.title}' ({delivery.describe()})")
+            trial.mark_handled(record.dagster_run.run_id, record.update_timestamp.timestamp())
+            cursor = trial
+        if undelivered and not sent:
+            raise AlertDeliveryError(f"No alert delivered, retrying next tick: {undelivered}")
+        if undelivered:
+            context.log.error(f"Alert not delivered, retrying next tick: {undelivered}")
+        failing = ", ".join(sorted(cursor.failing)) or "none"
+        summary = f"Sent {'; '.join(sent)}." if sent else "No new failure or recovery."
+        return dg.SensorResult(skip_reason=f"{summary} Failing now: {failing}.", cursor=cursor.dump())
+
+    return _run_failure_sensor
+
+
+alert_on_run_failure = build_run_failure_sensor()
