@@ -19,6 +19,9 @@ from typing import Any
 
 import dagster as dg
 import yaml
+
+# Not exported by `dagster`: the interval check its cron freshness policy applies.
+from dagster._utils.schedules import get_smallest_cron_interval
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 POLICIES_FILE = Path(__file__).with_name("policies.yaml")
@@ -26,25 +29,45 @@ OVERRIDE_ENV = "LSS_POLICIES_FILE"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 
 
+def _values(field: str, size: int = 60) -> list[int] | None:
+    """What a cron minute (size 60) or hour (24) field fires at ('5', '5,35', '*/15', '*'); else None."""
+    if field == "*":
+        return list(range(size))
+    if field.startswith("*/") and field[2:].isdigit() and int(field[2:]) > 0:
+        return list(range(0, size, int(field[2:])))
+    if all(part.isdigit() for part in field.split(",")):
+        return [int(part) for part in field.split(",")]
+    return None
+
+
 def shift_cron(cron: str, minutes: int) -> str:
-    """`cron` moved `minutes` later, for crons that fire at given hours ('M H * * *', 'M H1,H2 * * 1-5')."""
+    """`cron` moved `minutes` later: a deadline that follows each tick of a schedule.
+
+    Handles crons firing at listed minutes of every hour ('*/15 * * * *') and at a
+    fixed minute of listed hours ('0 2 * * *', '30 6,18 * * 1-5'), which is what
+    schedules use; anything else is refused with the reason.
+    """
     fields = cron.split()
-    if len(fields) != 5 or not fields[0].isdigit():
-        raise ValueError(f"cron {cron!r}: a deadline can only follow a cron firing at a fixed minute")
-    minute, hours_field, *days = fields
-    if hours_field.startswith("*/") and hours_field[2:].isdigit():
-        hours = list(range(0, 24, int(hours_field[2:])))
-    elif all(part.isdigit() for part in hours_field.split(",")):
-        hours = [int(part) for part in hours_field.split(",")]
-    else:
-        raise ValueError(f"cron {cron!r}: a deadline can only follow a cron firing at listed hours")
-    shifted = [hour * 60 + int(minute) + minutes for hour in hours]
-    if any(total >= 1440 for total in shifted) and days != ["*", "*", "*"]:
+    if len(fields) != 5:
+        raise ValueError(f"cron {cron!r}: expected five fields")
+    minute_field, hours_field, *days = fields
+    at_minutes = _values(minute_field)
+    if at_minutes is None:
+        raise ValueError(f"cron {cron!r}: a deadline can only follow listed minutes ('0', '5,35', '*/15')")
+    if hours_field == "*":
+        # Every hour: only the minutes move (a deadline 2 h after each quarter hour is a quarter hour).
+        shifted = sorted({(minute + minutes) % 60 for minute in at_minutes})
+        return " ".join([",".join(map(str, shifted)) if len(shifted) < 60 else "*", "*", *days])
+    if len(at_minutes) != 1:
+        raise ValueError(f"cron {cron!r}: a deadline can only follow one minute of listed hours")
+    hour_values = _values(hours_field, 24)
+    if hour_values is None or any(hour > 23 for hour in hour_values):
+        raise ValueError(f"cron {cron!r}: a deadline can only follow listed hours ('2', '6,18', '*/6')")
+    totals = [hour * 60 + at_minutes[0] + minutes for hour in hour_values]
+    if any(total >= 1440 for total in totals) and days != ["*", "*", "*"]:
         raise ValueError(f"cron {cron!r}: its deadline would fall on another day; keep it within the day")
-    new_minutes = {total % 60 for total in shifted}
-    if len(new_minutes) != 1:
-        raise ValueError(f"cron {cron!r}: cannot shift it by {minutes} min")
-    new_hours = sorted({total // 60 % 24 for total in shifted})
+    new_minutes = {total % 60 for total in totals}
+    new_hours = sorted({total // 60 % 24 for total in totals})
     return " ".join([str(new_minutes.pop()), ",".join(map(str, new_hours)), *days])
 
 
@@ -104,9 +127,12 @@ class SyncPolicy(BaseModel):
             # Imported here: settings reads the environment, policies only the files.
             from logikal_square_sync.settings import sync_timezone
 
+            deadline = shift_cron(self.cron, self.deadline_after_minutes)
+            # Dagster takes at most the cron's own interval as the window before each deadline.
+            interval = timedelta(seconds=get_smallest_cron_interval(deadline).total_seconds())
             return dg.FreshnessPolicy.cron(
-                deadline_cron=shift_cron(self.cron, self.deadline_after_minutes),
-                lower_bound_delta=timedelta(minutes=self.deadline_after_minutes),
+                deadline_cron=deadline,
+                lower_bound_delta=min(timedelta(minutes=self.deadline_after_minutes), interval),
                 timezone=sync_timezone(),
             )
         return dg.FreshnessPolicy.time_window(fail_window=self.fail_after, warn_window=self.warn_after)

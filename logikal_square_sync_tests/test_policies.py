@@ -18,6 +18,7 @@ from logikal_square_sync.policies import (
     deep_merge,
     load_policies,
     max_runtime_tags,
+    shift_cron,
 )
 
 ROOT = Path(__file__).parents[1]
@@ -141,3 +142,40 @@ def test_a_bad_override_stops_the_code_location_from_loading(tmp_path: Path) -> 
     )
     assert done.returncode != 0
     assert f"{override}: invalid sync policy: square.orders: " in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("cron", "minutes", "deadline"),
+    [
+        ("0 2 * * *", 120, "0 4 * * *"),
+        ("30 23 * * *", 60, "30 0 * * *"),  # past midnight: the next day's 00:30, every day
+        ("0 */6 * * *", 90, "30 1,7,13,19 * * *"),
+        ("*/15 * * * *", 5, "5,20,35,50 * * * *"),
+        ("* * * * *", 120, "* * * * *"),
+    ],
+)
+def test_a_cron_deadline_follows_each_tick(cron: str, minutes: int, deadline: str) -> None:
+    assert shift_cron(cron, minutes) == deadline
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("30 23 * * 1-5", "would fall on another day"),
+        ("0 2-4 * * *", "listed hours"),
+        ("0 2 * *", "five fields"),
+    ],
+)
+def test_a_cron_without_a_clear_deadline_is_refused(cron: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        shift_cron(cron, 60)
+
+
+def test_a_cron_policy_has_a_deadline_not_windows(tmp_path) -> None:
+    override = tmp_path / "override.yaml"
+    override.write_text('square: {orders: {warn_after_minutes: 60, fail_after_minutes: 90}}\n')
+    with pytest.raises(PolicyFileError, match=r"square\.orders.*set deadline_after_minutes, not warn"):
+        load_policies(override=override)
+    override.write_text('logikal: {projects: {interval_minutes: 30, fail_after_minutes: null}}\n')
+    with pytest.raises(PolicyFileError, match=r"logikal\.projects.*needs warn_after_minutes and fail_after"):
+        load_policies(override=override)
