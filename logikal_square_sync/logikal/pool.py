@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from logikal_square_sync.logikal.client import ClientStats, ConnectionSettings, LogikalSession
+from logikal_square_sync.logikal.errors import LogikalApiError
 from logikal_square_sync.logikal.navigation import Target, route
 from logikal_square_sync.logikal.planner import DEFAULT_COSTS, CostModel
 
@@ -112,7 +113,10 @@ class SessionPool:
             session.goto(target, sibling_elevations=self.sibling_elevations)
         except Exception as error:  # noqa: BLE001 - the task that needs a session reports it
             self.log.warning(f"LogiKal: a background login failed: {error}")
-            if not session.logged_in:
+            # An error answer (a 404: the target is gone) leaves the cursor where it was, so the
+            # session can still serve; after anything else its cursor is unknown: never lend it.
+            if not isinstance(error, LogikalApiError) or not session.logged_in:
+                session.logout()
                 with self._cond:
                     self._live -= 1
                     self._cond.notify_all()

@@ -223,3 +223,43 @@ def test_a_project_gone_from_its_directory_is_a_clear_error(logikal, engine, san
         sync_project_contents(pool, engine, project)
     assert warehouse_state(engine, live_only=False) == before
     assert sandbox.stats.logins == 2 + 3 and sandbox.stats.active_sessions == 0
+
+
+def _select_refusals(sandbox) -> dict[str, int]:
+    return {
+        key: count
+        for key, count in sandbox.stats.responses.items()
+        if "/select" in key and key.rsplit(" ", 1)[1] in ("405", "409")
+    }
+
+
+def test_a_select_whose_answer_was_lost_is_replayed_in_a_new_session(logikal, engine, sandbox) -> None:
+    # The project select of the listing session and of the sessions logging in beside it (a
+    # first sync prewarms the whole pool) is applied by the server and its answer lost.
+    sandbox.inject_fault("POST /projects/select", "lost_response", times=3)
+    sandbox.inject_fault("POST /directories/select", "lost_response", times=2)
+    sandbox.inject_fault("POST /elevations/select", "lost_response", times=2)
+
+    result = sync_everything(logikal, engine)
+
+    assert_warehouse_equals_source(engine, sandbox)
+    assert sandbox.faults.pending() == 0
+    assert sandbox.stats.responses["POST /projects/select lost"] == 3
+    # Never a blind retry from the state the lost select left behind.
+    assert _select_refusals(sandbox) == {}
+    lost = sum(c.client["lost_answers"] for c in result.contents.values())
+    lost += result.directories.client["lost_answers"] + result.projects.client["lost_answers"]
+    assert lost == 7
+    # Each replay ended the session it gave up, so no server session is left behind.
+    assert sandbox.stats.active_sessions == 0 and sandbox.stats.logins == sandbox.stats.logouts
+
+
+def test_a_server_that_loses_every_select_answer_fails_clearly(logikal, engine, sandbox) -> None:
+    with logikal.pool() as pool:
+        sync_directories(pool, engine)
+    before = warehouse_state(engine, live_only=False)
+    sandbox.inject_fault("POST /directories/select", "lost_response", times=50)
+    with logikal.pool() as pool, pytest.raises(RetriesExhausted, match="answer was lost 4 times"):
+        sync_projects(pool, engine)
+    assert warehouse_state(engine, live_only=False) == before
+    assert sandbox.stats.active_sessions == 0 and sandbox.stats.logins == sandbox.stats.logouts
