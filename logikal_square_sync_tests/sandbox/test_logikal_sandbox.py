@@ -522,6 +522,15 @@ def test_add_and_delete_projects_and_directories(api: Api) -> None:
     api.expect_error(api.select("projects", session, doomed), 404)
     with pytest.raises(ValueError):
         sandbox.add_directory("Demo Odoo", "New Customer")
+    removed_projects = {p["id"] for p in sandbox.projects("Demo Odoo/Sub 1")}
+    assert sandbox.delete_directory("Demo Odoo/Sub 1") == ["Demo Odoo/Sub 1"]
+    api.expect_error(api.select("directories", api.login(), "Demo Odoo/Sub 1"), 404)
+    assert removed_projects and removed_projects.isdisjoint(p["id"] for p in sandbox.projects())
+    removed = sandbox.delete_directory("Demo Odoo")
+    assert removed[-1] == "Demo Odoo" and path in removed
+    assert all(not d["path"].startswith("Demo Odoo") for d in sandbox.directories())
+    session = api.login()
+    assert "Demo Odoo" not in {d["path"] for d in api.ok("GET", "/directories", session)}
 
 
 def test_objects_deleted_under_a_session(api: Api) -> None:

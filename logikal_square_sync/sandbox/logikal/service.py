@@ -229,6 +229,11 @@ class LogikalSandbox:
         with self.lock:
             return self.tree.add_directory(parent_path, name)
 
+    def delete_directory(self, path: str) -> list[str]:
+        """Delete a directory with everything below it; returns the directory paths removed."""
+        with self.lock:
+            return self.tree.delete_directory(path)
+
     def _touch(self, project_id: str) -> None:
         if self.config.bump_project_changed_date:
             self.tree.touch_project(project_id)
