@@ -190,7 +190,8 @@ def list_project(
         phase_target = _project_target(project, phase.id)
         try:
             session.goto(phase_target, sibling_elevations=sibling)
-        except LogikalNotFoundError:
+        except (LogikalNotFoundError, LogikalConflictError):
+            # 409: the project or phase no longer exists under this session (deleted meanwhile).
             if not reach_after_404(
                 session,
                 listed=lambda s, phase_id=phase.id: phase_listed(
@@ -309,13 +310,15 @@ class _PartsListFetcher:
         """Select the elevation (moving the session to its phase first if need be)."""
         try:
             session.goto(target, sibling_elevations=self.pool.sibling_elevations)
-        except LogikalNotFoundError:
-            return self._after_404(session, target, elevation)
+        except (LogikalNotFoundError, LogikalConflictError):
+            # The phase or project is not there (404), or no longer exists under this session (409):
+            # whether the elevation is still listed decides between gone and a transient refusal.
+            return self._confirm(session, target, elevation)
         from_sibling = session.cursor.state is State.ELEVATION
         try:
             session.select_elevation(elevation.id)
         except LogikalNotFoundError:
-            return self._after_404(session, target, elevation)
+            return self._confirm(session, target, elevation)
         except (LogikalConflictError, LogikalWrongStateError) as error:
             if from_sibling:
                 return _Selected.SIBLING_REFUSED, error
@@ -324,7 +327,7 @@ class _PartsListFetcher:
             return _Selected.LOCKED, error
         return (_Selected.FROM_SIBLING if from_sibling else _Selected.FROM_PHASE), None
 
-    def _after_404(
+    def _confirm(
         self, session: LogikalSession, target: Target, elevation: ElevationRecord
     ) -> tuple[_Selected, LogikalApiError | None]:
         project = self.project

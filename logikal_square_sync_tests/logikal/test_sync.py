@@ -36,6 +36,17 @@ def test_a_full_sync_equals_the_source(logikal, engine, sandbox) -> None:
     assert_warehouse_equals_source(engine, sandbox)
     assert marked_deleted(engine) == NOTHING_DELETED
     assert sandbox.stats.active_sessions == 0
+    # Each mode really met what it stands for.
+    config, responses = sandbox.config, sandbox.stats.responses
+    clients = [result.directories.client, result.projects.client]
+    clients += [contents.client for contents in result.contents.values()]
+    if not config.allow_sibling_elevation_select:
+        assert responses[f"POST /elevations/select {config.sibling_refusal_status}"] >= 1
+    if config.first_select_answer_lost:
+        lost = sum(count for key, count in responses.items() if key.endswith(" lost"))
+        assert lost == sum(client["lost_answers"] for client in clients) >= 20
+    if config.first_select_not_found:
+        assert sum(client["confirmations"] for client in clients) >= 20
     elevations = sandbox.all_elevation_ids()
     assert result.total("parts_lists_fetched") == len(elevations) == sandbox.stats.parts_lists_served
     assert result.total("parts_lists_failed") == 0
