@@ -200,6 +200,8 @@ def list_project(
                 reach=lambda s, t=phase_target: s.goto(t, sibling_elevations=sibling),
                 what=f"phase {phase.name!r} ({phase.id}) of LogiKal project {project.name!r} ({project.id})",
             ):
+                if session.cursor.project_id != project.id:
+                    return None  # the walk did not even find the project: it went, not just the phase
                 continue  # deleted since GET /phases: not part of the project any more
         elevations[phase.id] = session.list_elevations()
         listed.append(phase)

@@ -344,3 +344,26 @@ def test_marking_a_project_deleted_waits_for_its_contents_writer(
     assert _live_children(engine, project) == {"phases": [], "elevations": []}
     assert contents["result"].deleted_at is not None  # later writes saw the deletion and stopped
     assert_warehouse_equals_source(engine, sandbox)
+
+
+def test_a_project_deleted_during_its_listing_is_reported_gone_and_nothing_written(
+    logikal, engine, sandbox
+) -> None:
+    sync_everything(logikal, engine)
+    project = _project_ids(sandbox)[0]
+    before = warehouse_state(engine, live_only=False)
+
+    def delete_after_the_first_phase(request: httpx.Request, response: httpx.Response) -> None:
+        listing = request.method == "GET" and request.url.path.endswith("/elevations")
+        if listing and project in {p["id"] for p in sandbox.projects()}:
+            sandbox.delete_project(project)
+
+    logikal.after_each_response(delete_after_the_first_phase)
+    with logikal.pool() as pool:
+        result = sync_project_contents(pool, engine, project)
+
+    # The next phase's select is refused (the project no longer exists under the session); the
+    # walk from the root does not find the project, so the listing is not written half-way.
+    assert result.gone_at_source and result.client["confirmations"] == 1
+    assert warehouse_state(engine, live_only=False) == before
+    assert sandbox.stats.active_sessions == 0
