@@ -25,8 +25,9 @@ from typing import Any
 
 import httpx
 
-from logikal_square_sync.http import RetriesExhausted, RetryingClient, RetryPolicy
+from logikal_square_sync.http import RetryingClient, RetryPolicy
 from logikal_square_sync.logikal.errors import (
+    LogikalAnswerLostError,
     LogikalApiError,
     LogikalAuthError,
     LogikalConflictError,
@@ -286,8 +287,9 @@ class LogikalSession:
             except _LOST_ANSWER as error:
                 if attempt >= self.settings.max_attempts:
                     self.logout()
-                    raise RetriesExhausted(
-                        f"POST {path} ({kind} {identifier!r}): the answer was lost {attempt} times"
+                    raise LogikalAnswerLostError(
+                        f"POST {path} ({kind} {identifier!r}): the answer was lost {attempt} times, "
+                        "each time replayed in a new session"
                     ) from error
                 self._log.warning(
                     f"LogiKal session {self.number}: POST {path} lost its answer ({type(error).__name__}); "

@@ -342,7 +342,8 @@ def test_marking_a_project_deleted_waits_for_its_contents_writer(
     assert projects["result"].vanished_project_ids == [project]
     assert warehouse_state(engine, live_only=False)["elevations"][added][0] == project
     assert _live_children(engine, project) == {"phases": [], "elevations": []}
-    assert contents["result"].deleted_at is not None  # later writes saw the deletion and stopped
+    # Whether the contents sync's later writes (the elevation gone at the source, its bookkeeping)
+    # came before or after the marking depends on who gets the row next; either way nothing is live.
     assert_warehouse_equals_source(engine, sandbox)
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from logikal_square_sync.http import RetriesExhausted
-from logikal_square_sync.logikal.errors import LogikalAuthError, MalformedRecordError
+from logikal_square_sync.logikal.errors import LogikalAnswerLostError, LogikalAuthError, MalformedRecordError
 from logikal_square_sync.logikal.parts_list import FETCH_FAILED, PARSED
 from logikal_square_sync.logikal.sync_directories import sync_directories
 from logikal_square_sync.logikal.sync_project import sync_project_contents
@@ -297,7 +297,7 @@ def test_a_server_that_loses_every_select_answer_fails_clearly(logikal, engine, 
         sync_directories(pool, engine)
     before = warehouse_state(engine, live_only=False)
     sandbox.inject_fault("POST /directories/select", "lost_response", times=50)
-    with logikal.pool() as pool, pytest.raises(RetriesExhausted, match="answer was lost 4 times"):
+    with logikal.pool() as pool, pytest.raises(LogikalAnswerLostError, match="answer was lost 4 times"):
         sync_projects(pool, engine)
     assert warehouse_state(engine, live_only=False) == before
     assert sandbox.stats.active_sessions == 0 and sandbox.stats.logins == sandbox.stats.logouts
