@@ -81,8 +81,9 @@ def logikal_directories(
     One session walks the whole tree (any directory is selectable by path from
     directory state). Directories gone from the tree keep their row with
     `deleted_at`; a renamed directory is a new path. A 404 counts as gone only
-    once the parent's listing confirms it, and a run that would mark more than
-    20 % of the directories deleted fails instead (`allow_mass_deletion` accepts it).
+    once the parent's listing confirms it, and a run that would mark more of them
+    deleted than the deletion limit allows (20 % by default) fails instead
+    (`allow_mass_deletion` accepts it).
     """
     with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log) as pool:
         result = sync_directories(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
@@ -117,8 +118,8 @@ def logikal_projects(
     partitions. A project no directory lists any more gets `deleted_at`, and
     so do its phases and elevations, and its partition is removed (its rows and
     run history stay); `is_deleted` is LogiKal's own soft delete. A run that
-    would mark more than 20 % of the projects deleted fails instead
-    (`allow_mass_deletion` accepts it).
+    would mark more of them deleted than the deletion limit allows (20 % by
+    default) fails instead (`allow_mass_deletion` accepts it).
     """
     with logikal.session_pool(LOGIKAL.projects.max_attempts, context.log) as pool:
         result = sync_projects(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)

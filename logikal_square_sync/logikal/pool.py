@@ -121,9 +121,8 @@ class SessionPool:
         with self._cond:
             state, status = self._siblings, self._refusal_status
             probe = self._probe
-        if self._configured is not None:
-            word = "allowed" if self._configured else "refused"
-            return f"{word} (resource setting sibling_elevation_select)"
+        if self._configured is False:
+            return "refused (resource setting sibling_elevation_select: false): one session per parts list"
         if state is Siblings.REFUSED and self.refusal_learned is not None:
             return f"refused ({status}), learned in this run: one session per parts list"
         if state is Siblings.REFUSED and self._refusal_since is not None:
