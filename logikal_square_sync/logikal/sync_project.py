@@ -20,7 +20,7 @@ session has been logged out.
 Whether the server lets a session select an elevation from a sibling's
 elevation state is unknown, and so is how it refuses (405 or 409, docs/logikal-api.md §5).
 Either answer to a sibling select makes the pool suspect a refusal; the next
-select of that elevation, from phase state in a fresh session, settles it
+select of that elevation, from phase state in another session, settles it
 (a 409 from a sibling that phase state repeats is a lock, not a refusal). A
 refusal is kept in the warehouse (`sync_state`) for a week, so the next runs
 plan one session per parts list from the start.
