@@ -301,3 +301,15 @@ def test_a_server_that_loses_every_select_answer_fails_clearly(logikal, engine, 
         sync_projects(pool, engine)
     assert warehouse_state(engine, live_only=False) == before
     assert sandbox.stats.active_sessions == 0 and sandbox.stats.logins == sandbox.stats.logouts
+
+
+def test_a_lost_login_answer_is_retried_and_leaves_only_the_session_nobody_learned_of(
+    logikal, engine, sandbox
+) -> None:
+    sandbox.inject_fault("POST /auth", "lost_response")
+    with logikal.pool() as pool:
+        result = sync_directories(pool, engine)
+    assert result.client["retries"] == 1 and result.client["logins"] == 1
+    assert set(warehouse_state(engine)["directories"]) == {d["path"] for d in sandbox.directories()}
+    # The server opened a session for the lost answer; without its token nothing can end it.
+    assert sandbox.stats.logins == 2 and sandbox.stats.logouts == 1 and sandbox.stats.active_sessions == 1
