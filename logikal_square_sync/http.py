@@ -108,9 +108,15 @@ class RetryingClient:
         url: str,
         *,
         decode: Callable[[httpx.Response], Any] = lambda response: response.json(),
+        retry_transport_errors: bool = True,
         **kwargs: Any,
     ) -> tuple[httpx.Response, Any]:
-        """Returns `(response, decoded body)`; the body is decoded only for 2xx responses."""
+        """Returns `(response, decoded body)`; the body is decoded only for 2xx responses.
+
+        `retry_transport_errors=False` raises a connection error, timeout or cut body at
+        once, for calls that change server-side state the caller must then re-establish
+        (a LogiKal select the server may have applied before the answer was lost).
+        """
         attempt = 0
         while True:
             self.stats.calls += 1
@@ -122,6 +128,8 @@ class RetryingClient:
                 else:
                     return response, (decode(response) if response.is_success else None)
             except _TRANSIENT_ERRORS as error:
+                if not retry_transport_errors:
+                    raise
                 reason, wait, response = type(error).__name__, None, None
             attempt += 1
             if attempt >= self.retry.max_attempts:

@@ -186,6 +186,17 @@ class ProjectSyncSettings(BaseModel):
         return self
 
 
+class DeletionLimit(BaseModel):
+    """How much of the LogiKal tree one run of logikal/directories or logikal/projects may mark deleted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A share of the live directories (or projects) before the run, 0 < share <= 1.
+    max_share: float = Field(default=0.2, gt=0, le=1)
+    # This many may go whatever the share: one project of three deleted is no mass deletion.
+    always_allowed: int = Field(default=1, ge=0)
+
+
 class LogikalPolicies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     directories: SyncPolicy
@@ -194,6 +205,7 @@ class LogikalPolicies(BaseModel):
     elevations: SyncPolicy
     parts_lists: SyncPolicy
     project_sync: ProjectSyncSettings = ProjectSyncSettings()
+    deletion_limit: DeletionLimit = DeletionLimit()
 
 
 class Policies(BaseModel):

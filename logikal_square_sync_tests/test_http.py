@@ -1,7 +1,9 @@
 """The retrying HTTP client against a real local server that misbehaves on cue."""
 
+import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -96,3 +98,17 @@ def test_an_unreasonable_retry_after_fails_instead_of_hanging(server_url: str, s
     with client(server_url, sleeps) as http, pytest.raises(RetriesExhausted, match="asks to wait 86400s"):
         http.request("GET", "/thing")
     assert sleeps == []
+
+
+@pytest.mark.parametrize("fault", ["short-json", "cut"])
+def test_transport_retries_can_be_switched_off_per_request(
+    server_url: str, sleeps: list[float], fault: str
+) -> None:
+    script.extend([fault, "status:503"])
+    with client(server_url, sleeps) as http:
+        with pytest.raises((httpx.TransportError, json.JSONDecodeError)):
+            http.request("GET", "/thing", retry_transport_errors=False)
+        assert http.stats.calls == 1 and http.stats.retries == 0 and sleeps == []
+        # Answers with a status are still retried: only the lost or cut answers are the caller's.
+        _, body = http.request("GET", "/thing", retry_transport_errors=False)
+    assert body == {"ok": True} and http.stats.retries == 1

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.logikal.resource import LogikalResource
-from logikal_square_sync.logikal.store import Changes
+from logikal_square_sync.logikal.store import Changes, deleted_project_ids
 from logikal_square_sync.logikal.sync_directories import sync_directories
 from logikal_square_sync.logikal.sync_project import (
     ELEVATIONS,
@@ -51,6 +51,17 @@ def _client(client: dict[str, Any], duration: float) -> dict[str, Any]:
     }
 
 
+class TreeSyncConfig(dg.Config):
+    allow_mass_deletion: bool = Field(
+        default=False,
+        description=(
+            "Mark deleted what the source no longer lists even when that is more than the deletion limit "
+            "(logikal.deletion_limit in policies.yaml, 20 % of the live rows): for a real mass deletion at "
+            "the source, after a run refused it."
+        ),
+    )
+
+
 @dg.asset(
     key=DIRECTORIES_KEY,
     group_name=GROUP,
@@ -61,16 +72,22 @@ def _client(client: dict[str, Any], duration: float) -> dict[str, Any]:
     pool="logikal_directories",
 )
 def logikal_directories(
-    context: dg.AssetExecutionContext, logikal: LogikalResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: TreeSyncConfig,
+    logikal: LogikalResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """LogiKal's directory tree in `logikal_directories`, keyed by full path (`Demo/Sub 1`).
 
     One session walks the whole tree (any directory is selectable by path from
     directory state). Directories gone from the tree keep their row with
-    `deleted_at`; a renamed directory is a new path.
+    `deleted_at`; a renamed directory is a new path. A 404 counts as gone only
+    once the parent's listing confirms it, and a run that would mark more of them
+    deleted than the deletion limit allows (20 % by default) fails instead
+    (`allow_mass_deletion` accepts it).
     """
     with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log) as pool:
-        result = sync_directories(pool, warehouse.engine)
+        result = sync_directories(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     return dg.MaterializeResult(
         metadata={
             "directories": result.directories,
@@ -91,26 +108,42 @@ def logikal_directories(
     pool="logikal_projects",
 )
 def logikal_projects(
-    context: dg.AssetExecutionContext, logikal: LogikalResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: TreeSyncConfig,
+    logikal: LogikalResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """LogiKal projects of every known directory in `logikal_projects`, keyed by GUID.
 
     Dates are LogiKal's Unix seconds as UTC timestamps. Every live project
     becomes a partition of `logikal_projects`, the per-project assets'
     partitions. A project no directory lists any more gets `deleted_at`, and
-    so do its phases and elevations; `is_deleted` is LogiKal's own soft delete.
+    so do its phases and elevations, and its partition is removed (its rows and
+    run history stay); `is_deleted` is LogiKal's own soft delete. A run that
+    would mark more of them deleted than the deletion limit allows (20 % by
+    default) fails instead (`allow_mass_deletion` accepts it).
     """
     with logikal.session_pool(LOGIKAL.projects.max_attempts, context.log) as pool:
-        result = sync_projects(pool, warehouse.engine)
-    existing = set(context.instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
+        result = sync_projects(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
+    instance = context.instance
+    existing = set(instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
     added = sorted(result.live_project_ids - existing)
     if added:
-        context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, added)
+        instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, added)
         context.log.info(f"Added {len(added)} LogiKal project partition(s)")
+    # Every deleted project, not only this run's: a partition left from before heals too. One
+    # that comes back at the source is live again and gets its partition back above.
+    with warehouse.engine.connect() as conn:
+        removed = sorted(existing & (deleted_project_ids(conn) - result.live_project_ids))
+    for key in removed:
+        instance.delete_dynamic_partition(PROJECTS_PARTITIONS_NAME, key)
+    if removed:
+        context.log.info(f"Removed the partitions of {len(removed)} LogiKal project(s) deleted at the source")
     return dg.MaterializeResult(
         metadata={
             "projects": result.projects,
             "partitions_added": len(added),
+            "partitions_removed": len(removed),
             "projects_vanished": len(result.vanished_project_ids),
             **_changes(result.changes),
             **_client(result.client, result.duration_seconds),
@@ -196,9 +229,38 @@ def logikal_project_contents(
             refetch_parts_lists=config.refetch_parts_lists,
             logger=context.log,
         )
-    for key in (PHASES_KEY, ELEVATIONS_KEY, PARTS_LISTS_KEY):
-        if key in context.selected_asset_keys:
-            yield dg.MaterializeResult(asset_key=key, metadata=_project_metadata(key, result))
+    selected = context.selected_asset_keys
+    keys = [key for key in (PHASES_KEY, ELEVATIONS_KEY, PARTS_LISTS_KEY) if key in selected]
+    reason = result.not_synced_because
+    if reason is None and not context.instance.has_dynamic_partition(
+        PROJECTS_PARTITIONS_NAME, context.partition_key
+    ):
+        # Removed meanwhile by logikal/projects: Dagster refuses materializations of a partition
+        # that no longer exists, and the project is gone at the source anyway.
+        reason = f"the partition of LogiKal project {result.project_name!r} was removed while it synced"
+    if reason is not None:
+        # A run of a deleted project (queued before its deletion, or launched by hand) succeeds:
+        # an observation records why nothing was materialized. The outputs are skippable.
+        for key in keys:
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=key,
+                    partition=context.partition_key,
+                    metadata=_not_synced_metadata(result, reason),
+                )
+            )
+        return
+    for key in keys:
+        yield dg.MaterializeResult(asset_key=key, metadata=_project_metadata(key, result))
+
+
+def _not_synced_metadata(result: ProjectContentsResult, reason: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"project": result.project_name, "not_synced": reason}
+    if result.deleted_at is not None:
+        metadata["deleted_at"] = dg.MetadataValue.timestamp(result.deleted_at)
+    metadata["gone_at_source"] = result.gone_at_source
+    metadata.update(_client(result.client, result.duration_seconds))
+    return metadata
 
 
 def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[str, Any]:
@@ -215,6 +277,7 @@ def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[s
                 "parts_lists_skipped": result.parts_lists_skipped,
                 "parts_lists_failed": result.parts_lists_failed,
                 **{f"parse_{status}": count for status, count in sorted(result.parse_status.items())},
+                "sibling_elevation_select": result.sibling_elevation_select,
             }
         )
         if result.failures:

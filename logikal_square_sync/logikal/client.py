@@ -5,7 +5,11 @@ it moves (see `navigation`). It unwraps the `{data, hints, warnings}`
 envelope, maps error answers to the errors in `errors`, and on a 401 logs in
 again and replays its selection before it repeats the call, so an expired
 token costs one login and never a restart. Transient failures (5xx, 429,
-timeouts, cut bodies) are retried by the shared `RetryingClient`.
+timeouts, cut bodies) are retried by the shared `RetryingClient` — except the
+transport failures of a select: the server may have applied a select whose
+answer was lost, and a blind retry would then be sent from a state the client
+cannot see (and answered 405 or 409). So the session ends that server session,
+logs in again and replays its route before it repeats the select.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import httpx
 
 from logikal_square_sync.http import RetryingClient, RetryPolicy
 from logikal_square_sync.logikal.errors import (
+    LogikalAnswerLostError,
     LogikalApiError,
     LogikalAuthError,
     LogikalConflictError,
@@ -41,6 +46,10 @@ from logikal_square_sync.logikal.records import (
 )
 
 log = logging.getLogger(__name__)
+
+# What a select raises when its answer never arrived whole: the connection died,
+# timed out, or the body was cut (ValueError: the JSON decode of a cut body).
+_LOST_ANSWER = (httpx.TransportError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class ClientStats:
         self.logins = 0
         self.logouts = 0
         self.reauthentications = 0
+        self.lost_answers = 0
+        self.confirmations = 0
         self.retries = 0
         self.calls: Counter[str] = Counter()
 
@@ -82,6 +93,10 @@ class ClientStats:
                 "logins": self.logins,
                 "logouts": self.logouts,
                 "reauthentications": self.reauthentications,
+                # Selects whose answer was lost and that were replayed in a new server session.
+                "lost_answers": self.lost_answers,
+                # 404s on selects checked against a listing in a fresh session.
+                "confirmations": self.confirmations,
                 "retries": self.retries,
                 "api_calls": sum(self.calls.values()) + self.retries,
                 "calls_by_endpoint": dict(sorted(self.calls.items())),
@@ -164,8 +179,19 @@ class LogikalSession:
 
     def logout(self) -> None:
         """DELETE /auth. Never raises: a failed logout is logged, the token forgotten either way."""
-        if self._token is None:
+        try:
+            self._end_server_session()
+        finally:
+            self._collect_retries()
             self._http.close()
+
+    def restart(self) -> None:
+        """A fresh server session in place of this one: log out, log in again (at the root)."""
+        self._end_server_session()
+        self.login()
+
+    def _end_server_session(self) -> None:
+        if self._token is None:
             return
         try:
             response, _ = self._send("DELETE", "/auth")
@@ -179,8 +205,6 @@ class LogikalSession:
         finally:
             self._token = None
             self.cursor = Cursor()
-            self._collect_retries()
-            self._http.close()
 
     # -- listings ------------------------------------------------------------
 
@@ -251,18 +275,56 @@ class LogikalSession:
             "phase": "/phases/select",
             "elevation": "/elevations/select",
         }[kind]
-        self._call("POST", path, json={"identifier": identifier}, selects=Step(kind, identifier))
+        step = Step(kind, identifier)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._call("POST", path, json={"identifier": identifier}, selects=step)
+                break
+            except LogikalApiError:
+                raise  # the server answered an error: the cursor is where it was
+            except _LOST_ANSWER as error:
+                if attempt >= self.settings.max_attempts:
+                    self.logout()
+                    raise LogikalAnswerLostError(
+                        f"POST {path} ({kind} {identifier!r}): the answer was lost {attempt} times, "
+                        "each time replayed in a new session"
+                    ) from error
+                self._log.warning(
+                    f"LogiKal session {self.number}: POST {path} lost its answer ({type(error).__name__}); "
+                    "the server may have applied it, so a new session replays the route"
+                )
+                self.stats.add(lost_answers=1)
+                self._start_over(self.cursor)
+            except BaseException:
+                # E.g. 5xx until the retries ran out: applied or not, nobody knows; never reuse it.
+                self.logout()
+                raise
         self.cursor = _moved(self.cursor, kind, identifier)
 
     # -- plumbing --------------------------------------------------------------
 
     def _send(
-        self, method: str, path: str, *, json: Any = None, authenticated: bool = True
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        authenticated: bool = True,
+        retry_transport_errors: bool = True,
     ) -> tuple[httpx.Response, Any]:
         headers = {"Authorization": f"Bearer {self._token}"} if authenticated and self._token else {}
         self.stats.count_call(f"{method} {path}")
         try:
-            return self._http.request(method, path, json=json, headers=headers, decode=_json_body)
+            return self._http.request(
+                method,
+                path,
+                json=json,
+                headers=headers,
+                decode=_json_body,
+                retry_transport_errors=retry_transport_errors,
+            )
         finally:
             self._collect_retries()
 
@@ -276,10 +338,12 @@ class LogikalSession:
         label = f"{method} {path}"
         if self._token is None:
             raise LogikalError(f"LogiKal session {self.number}: {label} before login")
-        response, decoded = self._send(method, path, json=json)
+        # A select is not retried on a lost answer here: `_select` replays the route instead.
+        retry = selects is None
+        response, decoded = self._send(method, path, json=json, retry_transport_errors=retry)
         if response.status_code == 401 and not self._reauthenticating:
             self._reauthenticate(label)
-            response, decoded = self._send(method, path, json=json)
+            response, decoded = self._send(method, path, json=json, retry_transport_errors=retry)
         if response.status_code == 401:
             raise LogikalAuthError(f"{label}: LogiKal refused a token it had just issued")
         if not response.is_success:
@@ -293,12 +357,17 @@ class LogikalSession:
         self._reauthenticating = True
         try:
             self._replay(where)
+            self.stats.add(reauthentications=1)
         finally:
             self._reauthenticating = False
 
+    def _start_over(self, where: Cursor) -> None:
+        """End this server session (its cursor is unknown) and stand at `where` in a new one."""
+        self._end_server_session()
+        self._replay(where)
+
     def _replay(self, where: Cursor) -> None:
         self.login()
-        self.stats.add(reauthentications=1)
         replay = [
             Step(kind, identifier)
             for kind, identifier in (

@@ -62,6 +62,10 @@ class LogikalNotFoundError(LogikalApiError):
         return f"{self.target} no longer exists at the source ({self.call} answered 404 in {self.state})"
 
 
+class LogikalAnswerLostError(LogikalError):
+    """A select's answer was lost again and again (connection closed, timeout, cut body)."""
+
+
 class LogikalResponseError(LogikalError):
     """A response that does not follow the API's contract (envelope, fields, encoding)."""
 

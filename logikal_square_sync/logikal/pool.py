@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from logikal_square_sync.logikal.client import ClientStats, ConnectionSettings, LogikalSession
+from logikal_square_sync.logikal.errors import LogikalApiError
 from logikal_square_sync.logikal.navigation import Target, route
 from logikal_square_sync.logikal.planner import DEFAULT_COSTS, CostModel
 
@@ -28,7 +30,7 @@ class Siblings(Enum):
     """Whether POST /elevations/select works from elevation state (a server setting we learn)."""
 
     ALLOWED = "allowed"
-    SUSPECT = "suspect"  # one 409 seen; a select from phase state decides
+    SUSPECT = "suspect"  # one refusal (405 or 409) seen; a select from phase state decides
     REFUSED = "refused"
 
 
@@ -49,8 +51,14 @@ class SessionPool:
         self.costs = costs
         self.stats = ClientStats()
         self.log = logger
+        self._configured = sibling_elevations
         self._siblings = Siblings.REFUSED if sibling_elevations is False else Siblings.ALLOWED
-        self._probe: str | None = None
+        self._probe: tuple[str, int] | None = None  # the suspect elevation and the status it got
+        self._refusal_status: int | None = None
+        self._refusal_since: datetime | None = None  # known from an earlier run
+        # The status of a refusal this pool learned (to be kept for the next runs), if any.
+        self.refusal_learned: int | None = None
+        self._sibling_select_worked = False
         self._cond = threading.Condition()
         self._idle: list[LogikalSession] = []
         self._live = 0  # idle + lent + logging in
@@ -63,24 +71,68 @@ class SessionPool:
     def sibling_elevations(self) -> bool:
         return self._siblings is Siblings.ALLOWED
 
-    def suspect_sibling_refusal(self, elevation_id: str) -> None:
-        """A select from a sibling's elevation state answered 409: refused, or that elevation is locked."""
+    def assume_siblings_refused(self, status: int, since: datetime) -> None:
+        """An earlier run learned that the server refuses sibling selects: plan for it from the start.
+
+        A resource setting (`sibling_elevation_select`) overrides what was learned.
+        """
+        with self._cond:
+            if self._configured is None and self._siblings is Siblings.ALLOWED:
+                self._siblings, self._refusal_status, self._refusal_since = Siblings.REFUSED, status, since
+
+    def suspect_sibling_refusal(self, elevation_id: str, status: int) -> None:
+        """A select from a sibling's elevation state answered 405 or 409.
+
+        Either means "siblings refused", but a 409 may also mean that elevation
+        is locked; the same elevation selected from phase state tells.
+        """
         with self._cond:
             if self._siblings is Siblings.ALLOWED:
-                self._siblings, self._probe = Siblings.SUSPECT, elevation_id
+                self._siblings, self._probe = Siblings.SUSPECT, (elevation_id, status)
 
     def settle_siblings(self, elevation_id: str, *, selectable_from_phase: bool) -> None:
-        """The suspect elevation was then selected from phase state: if that worked, siblings are refused."""
+        """The suspect elevation was then selected from phase state: if that worked, siblings are refused.
+
+        If phase state was refused too (409: locked), a 409 from the sibling is
+        explained by the lock; a 405 is not (a lock answers 409), so it stays a refusal.
+        """
         with self._cond:
-            if self._siblings is not Siblings.SUSPECT or elevation_id != self._probe:
+            probe = self._probe
+            if self._siblings is not Siblings.SUSPECT or probe is None or elevation_id != probe[0]:
                 return
-            self._siblings = Siblings.REFUSED if selectable_from_phase else Siblings.ALLOWED
+            status = probe[1]
+            refused = selectable_from_phase or status == 405
+            self._siblings = Siblings.REFUSED if refused else Siblings.ALLOWED
             self._probe = None
-        if selectable_from_phase:
+            if refused:
+                self._refusal_status = self.refusal_learned = status
+        if refused:
             self.log.warning(
-                "LogiKal refuses selecting an elevation from a sibling's elevation state: "
-                "falling back to one login per parts list"
+                f"LogiKal refuses selecting an elevation from a sibling's elevation state (it answers "
+                f"{status}): falling back to one login per parts list"
             )
+
+    def note_sibling_select(self) -> None:
+        """A select from a sibling's elevation state worked."""
+        self._sibling_select_worked = True
+
+    def describe_siblings(self) -> str:
+        """What the pool knows about sibling elevation selects, for the materialization metadata."""
+        with self._cond:
+            state, status = self._siblings, self._refusal_status
+            probe = self._probe
+        if self._configured is False:
+            return "refused (resource setting sibling_elevation_select: false): one session per parts list"
+        if state is Siblings.REFUSED and self.refusal_learned is not None:
+            return f"refused ({status}), learned in this run: one session per parts list"
+        if state is Siblings.REFUSED and self._refusal_since is not None:
+            return (
+                f"refused ({status}), known since {self._refusal_since:%Y-%m-%d %H:%M} UTC: "
+                "one session per parts list"
+            )
+        if state is Siblings.SUSPECT and probe is not None:
+            return f"refused ({probe[1]}) or the elevation locked: not settled, one session per parts list"
+        return "allowed" if self._sibling_select_worked else "not tried"
 
     @property
     def siblings_refused(self) -> bool:
@@ -112,7 +164,10 @@ class SessionPool:
             session.goto(target, sibling_elevations=self.sibling_elevations)
         except Exception as error:  # noqa: BLE001 - the task that needs a session reports it
             self.log.warning(f"LogiKal: a background login failed: {error}")
-            if not session.logged_in:
+            # An error answer (a 404: the target is gone) leaves the cursor where it was, so the
+            # session can still serve; after anything else its cursor is unknown: never lend it.
+            if not isinstance(error, LogikalApiError) or not session.logged_in:
+                session.logout()
                 with self._cond:
                     self._live -= 1
                     self._cond.notify_all()

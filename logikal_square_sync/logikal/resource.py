@@ -31,7 +31,8 @@ class LogikalResource(dg.ConfigurableResource):
         default=None,
         description=(
             "Whether the server lets a session select an elevation from a sibling's elevation state; "
-            "unset: assume yes and fall back to one login per parts list on the first refusal"
+            "unset: detect it - a refusal (405 or 409), once confirmed, means one login per parts list "
+            "and is kept in the warehouse for a week"
         ),
     )
 

@@ -3,11 +3,19 @@
 Every function takes the caller's connection, so the caller decides what
 commits together: a project's listing (phases, elevations and the rows that
 vanished) in one transaction, each parts list in its own, as it arrives.
+
+The projects sync and a project's contents sync run in different runs and may
+overlap. Both write a project's rows inside `write_transaction`, and both
+start by locking the project's row (`lock_project`, or the UPDATE that marks it
+deleted), so their transactions touching one project run one after the other:
+the contents writer sees a deletion committed before it and then writes
+nothing live, and a deletion committed after it also marks what it wrote.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,10 +33,30 @@ from logikal_square_sync.warehouse.tables import (
     logikal_parts_lists,
     logikal_phases,
     logikal_projects,
+    sync_state,
 )
 from logikal_square_sync.warehouse.upsert import upsert
 
 _BATCH = 500
+
+# The sync_state stream holding what the server answered to sibling elevation selects.
+SIBLINGS_STREAM = "logikal/sibling_elevation_select"
+
+
+@contextlib.contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that reads and then writes, safely beside other writers.
+
+    On SQLite it takes the write lock at BEGIN (IMMEDIATE): a deferred
+    transaction reads an older snapshot and cannot upgrade to a writer once
+    another one committed (SQLITE_BUSY, which the busy timeout does not wait
+    out). Writers then queue on the lock, so what such a transaction read stays
+    true until it commits. PostgreSQL locks rows (`lock_project`) instead.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 @dataclass
@@ -142,18 +170,52 @@ def write_projects(conn: sa.Connection, found: Sequence[tuple[ProjectRecord, str
     return _upsert(conn, logikal_projects, _project_rows(found, now))
 
 
-def mark_projects_vanished(conn: sa.Connection, seen_ids: Collection[str], now: datetime) -> list[str]:
-    """Projects no directory lists any more, with their phases and elevations."""
-    gone = [key[0] for key in mark_vanished(conn, logikal_projects, {(i,) for i in seen_ids}, now)]
-    for start in range(0, len(gone), _BATCH):
-        batch = gone[start : start + _BATCH]
+@dataclass(frozen=True)
+class ProjectRef:
+    id: str
+    name: str
+    directory_path: str
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.id}) in '{self.directory_path}'"
+
+
+def unseen_projects(conn: sa.Connection, seen_ids: Collection[str]) -> list[ProjectRef]:
+    """Live projects that no directory listed."""
+    p = logikal_projects.c
+    seen = set(seen_ids)
+    rows = conn.execute(
+        sa.select(p.id, p.name, p.directory_path).where(p.deleted_at.is_(None)).order_by(p.id)
+    )
+    return [ProjectRef(*row) for row in rows if row[0] not in seen]
+
+
+def mark_projects_deleted(conn: sa.Connection, project_ids: Sequence[str], now: datetime) -> None:
+    """Projects gone from the source, with their phases and elevations.
+
+    The project rows are updated first: that locks them (PostgreSQL) before any
+    child row, in the order a contents writer takes its locks, so the two never
+    deadlock and the children written by a contents sync that got there first
+    are marked too.
+    """
+    for start in range(0, len(project_ids), _BATCH):
+        batch = list(project_ids[start : start + _BATCH])
+        conn.execute(
+            sa.update(logikal_projects)
+            .where(logikal_projects.c.id.in_(batch), logikal_projects.c.deleted_at.is_(None))
+            .values(deleted_at=now, synced_at=now)
+        )
         for table in (logikal_phases, logikal_elevations):
             conn.execute(
                 sa.update(table)
                 .where(table.c.project_id.in_(batch), table.c.deleted_at.is_(None))
                 .values(deleted_at=now, synced_at=now)
             )
-    return gone
+
+
+def deleted_project_ids(conn: sa.Connection) -> set[str]:
+    query = sa.select(logikal_projects.c.id).where(logikal_projects.c.deleted_at.is_not(None))
+    return set(conn.execute(query).scalars())
 
 
 def forget_contents_sync(conn: sa.Connection, project_ids: Collection[str]) -> None:
@@ -189,6 +251,20 @@ def load_project(conn: sa.Connection, project_id: str) -> StoredProject | None:
         sa.select(p.id, p.name, p.directory_path, p.changed_at, p.contents_synced_at, p.deleted_at).where(
             p.id == project_id
         )
+    ).one_or_none()
+    return None if row is None else StoredProject(*row)
+
+
+def lock_project(conn: sa.Connection, project_id: str) -> StoredProject | None:
+    """The project's row, locked until the transaction ends (FOR UPDATE on PostgreSQL).
+
+    On SQLite `write_transaction` already holds the database's write lock.
+    """
+    p = logikal_projects.c
+    row = conn.execute(
+        sa.select(p.id, p.name, p.directory_path, p.changed_at, p.contents_synced_at, p.deleted_at)
+        .where(p.id == project_id)
+        .with_for_update()
     ).one_or_none()
     return None if row is None else StoredProject(*row)
 
@@ -404,3 +480,31 @@ def record_fetch_failure(conn: sa.Connection, elevation: ElevationRecord, error:
             .where(logikal_parts_lists.c.elevation_id == elevation.id)
             .values(fetched_at=now, parse_error=error)
         )
+
+
+# -- what the server answers to sibling elevation selects ----------------------------
+
+
+@dataclass(frozen=True)
+class SiblingRefusal:
+    status: int
+    since: datetime
+
+
+def load_sibling_refusal(conn: sa.Connection) -> SiblingRefusal | None:
+    """The refusal an earlier run learned (`refused 405` / `refused 409` in sync_state), if any."""
+    state = sync_state.c
+    row = conn.execute(
+        sa.select(state.watermark, state.updated_at).where(state.stream == SIBLINGS_STREAM)
+    ).one_or_none()
+    if row is None or not row[0] or not row[0].startswith("refused "):
+        return None
+    try:
+        return SiblingRefusal(int(row[0].removeprefix("refused ")), row[1])
+    except ValueError:
+        return None
+
+
+def save_sibling_refusal(conn: sa.Connection, status: int, now: datetime) -> None:
+    row = {"stream": SIBLINGS_STREAM, "watermark": f"refused {status}", "updated_at": now}
+    upsert(conn, sync_state, [row])

@@ -4,6 +4,10 @@ From directory state any directory can be selected by its full path, so a
 single login lists the whole tree (select, list children, next). The walk is
 written in one transaction at the end, which is also when directories that
 are gone get `deleted_at`: a walk that fails half-way marks nothing deleted.
+A directory whose select answers 404 counts as gone only once a fresh
+session's listing of its parent confirms it (`confirm`), and a run that would
+mark more of the tree deleted than the deletion limit allows fails instead
+(`deletion`).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.client import LogikalSession
+from logikal_square_sync.logikal.confirm import directory_listed, reach_after_404
+from logikal_square_sync.logikal.deletion import check_deletion_limit, default_limit
 from logikal_square_sync.logikal.errors import LogikalNotFoundError
 from logikal_square_sync.logikal.navigation import ROOT, Target
 from logikal_square_sync.logikal.pool import SessionPool
 from logikal_square_sync.logikal.records import DirectoryRecord
 from logikal_square_sync.logikal.runner import Task, TaskQueue, run_tasks
-from logikal_square_sync.logikal.store import Changes, write_directories
+from logikal_square_sync.logikal.store import Changes, live_directories, write_directories, write_transaction
+from logikal_square_sync.policies import DeletionLimit
 
 
 @dataclass
@@ -42,14 +49,23 @@ def walk_directories(pool: SessionPool) -> list[tuple[DirectoryRecord, str | Non
 
     def lister(path: str | None):
         def run(session: LogikalSession, queue: TaskQueue) -> None:
+            target = Target(path or ROOT)
             try:
-                session.goto(Target(path or ROOT), sibling_elevations=pool.sibling_elevations)
-                children = session.list_directories()
+                session.goto(target, sibling_elevations=pool.sibling_elevations)
             except LogikalNotFoundError:
-                # Removed since its parent was listed: it is simply not part of the tree.
-                with lock:
-                    gone.add(path or ROOT)
-                return
+                # The root listing never answers 404, so `path` is a directory listed earlier.
+                assert path is not None
+                if not reach_after_404(
+                    session,
+                    listed=lambda s: directory_listed(s, path),
+                    reach=lambda s: s.goto(target, sibling_elevations=pool.sibling_elevations),
+                    what=f"LogiKal directory '{path}'",
+                ):
+                    # Removed since its parent was listed: it is simply not part of the tree.
+                    with lock:
+                        gone.add(path)
+                    return
+            children = session.list_directories()
             with lock:
                 found.extend((child, path) for child in children)
             for child in children:
@@ -63,10 +79,26 @@ def walk_directories(pool: SessionPool) -> list[tuple[DirectoryRecord, str | Non
     return [(record, parent) for record, parent in found if record.path not in gone]
 
 
-def sync_directories(pool: SessionPool, engine: sa.Engine) -> DirectorySyncResult:
+def sync_directories(
+    pool: SessionPool,
+    engine: sa.Engine,
+    *,
+    allow_mass_deletion: bool = False,
+    deletion_limit: DeletionLimit | None = None,
+) -> DirectorySyncResult:
     started, now = time.monotonic(), utc_now()
     found = walk_directories(pool)
-    with engine.begin() as conn:
+    seen = {directory.path for directory, _ in found}
+    with write_transaction(engine) as conn:
+        live = live_directories(conn)
+        check_deletion_limit(
+            asset="logikal/directories",
+            noun="directories",
+            gone=[f"'{path}'" for path in live if path not in seen],
+            live_before=len(live),
+            limit=deletion_limit or default_limit(),
+            allow_mass_deletion=allow_mass_deletion,
+        )
         changes = write_directories(conn, found, now)
     return DirectorySyncResult(
         directories=len(found),

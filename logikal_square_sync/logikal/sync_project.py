@@ -16,6 +16,21 @@
 A locked elevation (409) or a file the server sends garbled is recorded and
 does not stop the others; anything unexpected fails the run after every
 session has been logged out.
+
+Whether the server lets a session select an elevation from a sibling's
+elevation state is unknown, and so is how it refuses (405 or 409, docs/logikal-api.md §5).
+Either answer to a sibling select makes the pool suspect a refusal; the next
+select of that elevation, from phase state in another session, settles it
+(a 409 from a sibling that phase state repeats is a lock, not a refusal). A
+refusal is kept in the warehouse (`sync_state`) for a week, so the next runs
+plan one session per parts list from the start.
+
+A 404 on a select (the project, a phase, an elevation) counts as gone only
+once fresh listings confirm it (`confirm`). A project already marked deleted,
+or confirmed gone from its directory, is not synced: the result says so and
+nothing is written. Every write locks the project's row first and writes
+nothing live once the project is marked deleted (`store`), so a projects sync
+that marks it deleted meanwhile never leaves live phases or elevations behind.
 """
 
 from __future__ import annotations
@@ -24,15 +39,22 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.client import LogikalSession
+from logikal_square_sync.logikal.confirm import (
+    elevation_listed,
+    phase_listed,
+    project_listed,
+    reach_after_404,
+)
 from logikal_square_sync.logikal.errors import (
     LogikalApiError,
     LogikalConflictError,
@@ -52,13 +74,17 @@ from logikal_square_sync.logikal.store import (
     StoredPartsList,
     StoredProject,
     load_project,
+    load_sibling_refusal,
+    lock_project,
     mark_contents_synced,
     mark_elevation_gone,
     pending_parts_lists,
     record_fetch_failure,
+    save_sibling_refusal,
     stored_parts_lists,
     write_listing,
     write_parts_list,
+    write_transaction,
 )
 
 log = logging.getLogger(__name__)
@@ -66,13 +92,14 @@ log = logging.getLogger(__name__)
 PHASES, ELEVATIONS, PARTS_LISTS = "phases", "elevations", "parts_lists"
 EVERYTHING = frozenset({PHASES, ELEVATIONS, PARTS_LISTS})
 
+# How long a refusal of sibling elevation selects, once learned, is trusted before a
+# run tries siblings again (a server's configuration may change; a retry costs one
+# refused select).
+SIBLING_REFUSAL_TRUSTED_FOR = timedelta(days=7)
+
 
 class UnknownProjectError(LogikalError):
-    """The project is not (or no longer) in the warehouse's project list."""
-
-
-class ProjectGoneError(LogikalError):
-    """The project's directory no longer holds it at the source."""
+    """The project is not in the warehouse's project list."""
 
 
 @dataclass
@@ -92,8 +119,30 @@ class ProjectContentsResult:
     parts_lists_failed: int = 0
     parse_status: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    # Set when the project is (or, during this run, was) marked deleted in the warehouse.
+    deleted_at: datetime | None = None
+    # The project's directory no longer lists it (confirmed): deleted or moved at the source.
+    gone_at_source: bool = False
+    sibling_elevation_select: str = ""
     duration_seconds: float = 0.0
     client: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def not_synced_because(self) -> str | None:
+        """Why the project's contents were not (all) synced, or None when they were."""
+        if self.deleted_at is not None:
+            return (
+                f"LogiKal project {self.project_name!r} ({self.project_id}) was deleted at the source "
+                f"(noticed {self.deleted_at:%Y-%m-%d %H:%M} UTC): nothing synced, its rows stay in the "
+                "warehouse with deleted_at"
+            )
+        if self.gone_at_source:
+            return (
+                f"LogiKal project {self.project_name!r} ({self.project_id}) is no longer in its directory: "
+                "deleted or moved at the source; nothing synced, and the next logikal/projects run records "
+                "which"
+            )
+        return None
 
 
 def needs_parts_list(
@@ -115,29 +164,71 @@ def _project_target(
 
 def list_project(
     session: LogikalSession, pool: SessionPool, project: StoredProject, *, with_elevations: bool
-) -> ProjectListing:
-    """Select the project, list its phases and (optionally) each phase's elevations, in one session."""
+) -> ProjectListing | None:
+    """Select the project, list its phases and (optionally) each phase's elevations, in one session.
+
+    None when fresh listings confirm that the project's directory no longer holds it.
+    """
+    sibling = pool.sibling_elevations
+    target = _project_target(project)
     try:
-        session.goto(_project_target(project), sibling_elevations=pool.sibling_elevations)
-    except LogikalNotFoundError as error:
-        raise ProjectGoneError(
-            f"LogiKal project {project.name!r} ({project.id}) is no longer in directory "
-            f"'{project.directory_path}': deleted or moved at the source; the next logikal/projects "
-            "run records which"
-        ) from error
+        session.goto(target, sibling_elevations=sibling)
+    except LogikalNotFoundError:
+        if not reach_after_404(
+            session,
+            listed=lambda s: project_listed(s, project.directory_path, project.id),
+            reach=lambda s: s.goto(target, sibling_elevations=sibling),
+            what=f"LogiKal project {project.name!r} ({project.id}) in '{project.directory_path}'",
+        ):
+            return None
     phases = session.list_phases()
     if not with_elevations:
         return ProjectListing(phases, {})
     listed: list[PhaseRecord] = []
     elevations: dict[str, list[ElevationRecord]] = {}
     for phase in phases:
+        phase_target = _project_target(project, phase.id)
         try:
-            session.goto(_project_target(project, phase.id), sibling_elevations=pool.sibling_elevations)
-        except LogikalNotFoundError:
-            continue  # deleted since GET /phases: not part of the project any more
+            session.goto(phase_target, sibling_elevations=sibling)
+        except (LogikalNotFoundError, LogikalConflictError):
+            # 409: the project or phase no longer exists under this session (deleted meanwhile).
+            if not reach_after_404(
+                session,
+                listed=lambda s, phase_id=phase.id: phase_listed(
+                    s, project.directory_path, project.id, phase_id
+                ),
+                reach=lambda s, t=phase_target: s.goto(t, sibling_elevations=sibling),
+                what=f"phase {phase.name!r} ({phase.id}) of LogiKal project {project.name!r} ({project.id})",
+            ):
+                if session.cursor.project_id != project.id:
+                    return None  # the walk did not even find the project: it went, not just the phase
+                continue  # deleted since GET /phases: not part of the project any more
         elevations[phase.id] = session.list_elevations()
         listed.append(phase)
     return ProjectListing(listed, elevations)
+
+
+def write_if_live(
+    engine: sa.Engine, project_id: str, write: Callable[[sa.Connection], Any]
+) -> tuple[bool, datetime | None]:
+    """Run `write` in a transaction that holds the project's row, unless the project is marked deleted.
+
+    Returns (written, the project's deleted_at).
+    """
+    with write_transaction(engine) as conn:
+        project = lock_project(conn, project_id)
+        if project is None or project.deleted_at is not None:
+            return False, project.deleted_at if project is not None else None
+        write(conn)
+        return True, None
+
+
+class _Selected(Enum):
+    FROM_PHASE = "from phase state"
+    FROM_SIBLING = "from a sibling's elevation state"
+    GONE = "gone"
+    SIBLING_REFUSED = "sibling select refused"
+    LOCKED = "locked"
 
 
 class _PartsListFetcher:
@@ -172,33 +263,40 @@ class _PartsListFetcher:
         for piece in pieces:
             queue.put(self.task(PartsListChunk(chunk.phase_id, tuple(piece))))
 
+    @property
+    def project_deleted(self) -> bool:
+        return self.result.deleted_at is not None
+
     def run_chunk(self, chunk: PartsListChunk, session: LogikalSession, queue: TaskQueue) -> None:
         target = _project_target(self.project, chunk.phase_id, for_elevations=True)
         for index, elevation_id in enumerate(chunk.elevation_ids):
+            if self.project_deleted:
+                return  # marked deleted by a projects sync meanwhile: nothing more is written
             elevation = self.elevations[elevation_id]
             if route(session.cursor, target, sibling_elevations=self.pool.sibling_elevations) is None:
                 # Stuck in another elevation: the rest needs other sessions.
                 self._requeue(chunk, index, queue)
                 return
-            session.goto(target, sibling_elevations=self.pool.sibling_elevations)
-            from_sibling = session.cursor.state is State.ELEVATION
-            try:
-                session.select_elevation(elevation_id)
-            except LogikalNotFoundError:
+            selected, error = self._select(session, target, elevation)
+            if selected is _Selected.GONE:
                 self._gone(elevation)
                 continue
-            except LogikalConflictError as error:
-                if from_sibling:
-                    # Either the server refuses sibling selects or this elevation is locked;
-                    # a select from phase state (in a fresh session) tells which.
-                    self.pool.suspect_sibling_refusal(elevation_id)
-                    self._requeue(chunk, index, queue)
-                    return
+            if selected is _Selected.SIBLING_REFUSED:
+                # Refused siblings, or (a 409) this elevation is locked: a select from phase
+                # state, in the session that takes the requeued rest, tells which.
+                assert error is not None
+                self.pool.suspect_sibling_refusal(elevation_id, error.status)
+                self._requeue(chunk, index, queue)
+                return
+            if selected is _Selected.LOCKED:
+                assert error is not None
                 self.pool.settle_siblings(elevation_id, selectable_from_phase=False)
                 self._failed(elevation, f"select refused (locked or in use): {error.server_message}")
                 continue
-            if not from_sibling:
+            if selected is _Selected.FROM_PHASE:
                 self.pool.settle_siblings(elevation_id, selectable_from_phase=True)
+            else:
+                self.pool.note_sibling_select()
             try:
                 content = session.parts_list()
             except LogikalWrongStateError:
@@ -208,10 +306,61 @@ class _PartsListFetcher:
                 continue
             self._store(elevation, content)
 
+    def _select(
+        self, session: LogikalSession, target: Target, elevation: ElevationRecord
+    ) -> tuple[_Selected, LogikalApiError | None]:
+        """Select the elevation (moving the session to its phase first if need be)."""
+        try:
+            session.goto(target, sibling_elevations=self.pool.sibling_elevations)
+        except (LogikalNotFoundError, LogikalConflictError):
+            # The phase or project is not there (404), or no longer exists under this session (409):
+            # whether the elevation is still listed decides between gone and a transient refusal.
+            return self._confirm(session, target, elevation)
+        from_sibling = session.cursor.state is State.ELEVATION
+        try:
+            session.select_elevation(elevation.id)
+        except LogikalNotFoundError:
+            return self._confirm(session, target, elevation)
+        except (LogikalConflictError, LogikalWrongStateError) as error:
+            if from_sibling:
+                return _Selected.SIBLING_REFUSED, error
+            if isinstance(error, LogikalWrongStateError):
+                raise  # 405 from phase state: a planner bug, never a data problem
+            return _Selected.LOCKED, error
+        return (_Selected.FROM_SIBLING if from_sibling else _Selected.FROM_PHASE), None
+
+    def _confirm(
+        self, session: LogikalSession, target: Target, elevation: ElevationRecord
+    ) -> tuple[_Selected, LogikalApiError | None]:
+        project = self.project
+        try:
+            found = reach_after_404(
+                session,
+                listed=lambda s: elevation_listed(
+                    s, project.directory_path, project.id, target.phase_id or "", elevation.id
+                ),
+                reach=lambda s: s.select_elevation(elevation.id),
+                what=f"elevation {elevation.name!r} ({elevation.id}) of LogiKal project {project.name!r}",
+            )
+        except LogikalConflictError as error:
+            return _Selected.LOCKED, error  # selected from phase state in the fresh session: locked
+        return (_Selected.FROM_PHASE if found else _Selected.GONE), None
+
+    def _write(self, write: Callable[[sa.Connection], Any]) -> bool:
+        written, deleted_at = write_if_live(self.engine, self.project.id, write)
+        if not written and self.result.deleted_at is None:
+            self.result.deleted_at = deleted_at or self.now
+            self.log.warning(
+                f"LogiKal project {self.project.name!r} ({self.project.id}) was marked deleted while its "
+                "contents synced: nothing more is written for it"
+            )
+        return written
+
     def _store(self, elevation: ElevationRecord, content: bytes) -> None:
         parsed = parse_parts_list(content, elevation.name)
-        with self._lock, self.engine.begin() as conn:
-            write_parts_list(conn, elevation, content, parsed, self.now)
+        with self._lock:
+            if not self._write(lambda conn: write_parts_list(conn, elevation, content, parsed, self.now)):
+                return
             self.result.parts_lists_fetched += 1
             self.result.parse_status[parsed.parse_status] += 1
         if parsed.parse_error:
@@ -222,16 +371,17 @@ class _PartsListFetcher:
 
     def _failed(self, elevation: ElevationRecord, reason: str) -> None:
         message = f"elevation {elevation.name!r} ({elevation.id}): {reason}"
-        with self._lock, self.engine.begin() as conn:
-            record_fetch_failure(conn, elevation, reason, self.now)
+        with self._lock:
+            if not self._write(lambda conn: record_fetch_failure(conn, elevation, reason, self.now)):
+                return
             self.result.parts_lists_failed += 1
             self.result.failures.append(message)
         self.log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
 
     def _gone(self, elevation: ElevationRecord) -> None:
-        with self._lock, self.engine.begin() as conn:
-            mark_elevation_gone(conn, elevation.id, self.now)
-            self.result.elevations.deleted += 1
+        with self._lock:
+            if self._write(lambda conn: mark_elevation_gone(conn, elevation.id, self.now)):
+                self.result.elevations.deleted += 1
 
 
 def _sessions_to_prewarm(pool: SessionPool, project: StoredProject, pending: int, refetch: bool) -> int:
@@ -251,7 +401,11 @@ def sync_project_contents(
     refetch_parts_lists: bool = False,
     logger: Any = log,
 ) -> ProjectContentsResult:
-    """Sync one project's phases, elevations and parts lists (those in `include`)."""
+    """Sync one project's phases, elevations and parts lists (those in `include`).
+
+    A project marked deleted, or that its directory no longer lists, is not an
+    error: the result says why nothing was synced (`not_synced_because`).
+    """
     started, now = time.monotonic(), utc_now()
     include = frozenset(include)
     if unknown := include - EVERYTHING:
@@ -260,29 +414,61 @@ def sync_project_contents(
         project = load_project(conn, project_id)
         stored = stored_parts_lists(conn, project_id) if PARTS_LISTS in include else {}
         pending = pending_parts_lists(conn, project_id) if PARTS_LISTS in include else 0
+        refusal = load_sibling_refusal(conn)
     if project is None:
         raise UnknownProjectError(
             f"LogiKal project {project_id!r} is not in the warehouse: check the id, or materialize "
             "logikal/projects to discover new projects"
         )
-    if project.deleted_at is not None:
-        raise UnknownProjectError(
-            f"LogiKal project {project.name!r} ({project_id}) was deleted at the source "
-            f"(noticed {project.deleted_at:%Y-%m-%d %H:%M} UTC); its synced data stays in the warehouse"
-        )
     result = ProjectContentsResult(project_id=project.id, project_name=project.name)
+    if project.deleted_at is not None:
+        result.deleted_at = project.deleted_at
+        logger.info(result.not_synced_because)
+        return _finish(result, pool, started)
+    if refusal is not None and now - refusal.since < SIBLING_REFUSAL_TRUSTED_FOR:
+        pool.assume_siblings_refused(refusal.status, refusal.since)
+    try:
+        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now, logger)
+    finally:
+        if pool.refusal_learned is not None:
+            with write_transaction(engine) as conn:
+                save_sibling_refusal(conn, pool.refusal_learned, utc_now())
+    if result.not_synced_because:
+        logger.info(result.not_synced_because)
+    return _finish(result, pool, started)
 
+
+def _finish(result: ProjectContentsResult, pool: SessionPool, started: float) -> ProjectContentsResult:
+    result.sibling_elevation_select = pool.describe_siblings()
+    result.duration_seconds = time.monotonic() - started
+    result.client = pool.stats.snapshot()
+    return result
+
+
+def _sync(
+    pool: SessionPool,
+    engine: sa.Engine,
+    project: StoredProject,
+    include: frozenset[str],
+    stored: Mapping[str, StoredPartsList],
+    pending: int,
+    refetch: bool,
+    result: ProjectContentsResult,
+    now: datetime,
+    logger: Any,
+) -> None:
     if PARTS_LISTS in include:
-        pool.prewarm(
-            _sessions_to_prewarm(pool, project, pending, refetch_parts_lists), _project_target(project)
-        )
+        pool.prewarm(_sessions_to_prewarm(pool, project, pending, refetch), _project_target(project))
     session = pool.acquire(_project_target(project))
     try:
         listing = list_project(session, pool, project, with_elevations=bool(include - {PHASES}))
     finally:
         pool.release(session)
+    if listing is None:
+        result.gone_at_source = True
+        return
 
-    with engine.begin() as conn:
+    def write(conn: sa.Connection) -> None:
         changes = write_listing(
             conn,
             project.id,
@@ -292,16 +478,21 @@ def sync_project_contents(
             include_phases=PHASES in include,
             include_elevations=ELEVATIONS in include,
         )
-    result.phases, result.elevations = changes.phases, changes.elevations
+        result.phases, result.elevations = changes.phases, changes.elevations
+
+    written, deleted_at = write_if_live(engine, project.id, write)
+    if not written:
+        result.deleted_at = deleted_at or now
+        return
 
     if PARTS_LISTS in include:
-        _fetch_parts_lists(pool, engine, project, listing, stored, refetch_parts_lists, result, now, logger)
-    if include == EVERYTHING:
-        with engine.begin() as conn:
-            mark_contents_synced(conn, project.id, project.changed_at, now)
-    result.duration_seconds = time.monotonic() - started
-    result.client = pool.stats.snapshot()
-    return result
+        _fetch_parts_lists(pool, engine, project, listing, stored, refetch, result, now, logger)
+    if include == EVERYTHING and result.deleted_at is None:
+        written, deleted_at = write_if_live(
+            engine, project.id, lambda conn: mark_contents_synced(conn, project.id, project.changed_at, now)
+        )
+        if not written:
+            result.deleted_at = deleted_at or now
 
 
 def _fetch_parts_lists(

@@ -5,7 +5,10 @@ them), and a session in directory state can select any of them, so one login
 lists them all; more sessions join only for many directories. Each
 directory's projects are written as they arrive. Projects that no directory
 lists any more get `deleted_at` (with their phases and elevations) once
-every directory was listed; a failed run marks nothing deleted.
+every directory was listed; a failed run marks nothing deleted. A directory
+whose select answers 404 lists no projects only once a fresh session's listing
+of its parent confirms it is gone, and a run that would mark more projects
+deleted than the deletion limit allows fails instead (`deletion`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.client import LogikalSession
+from logikal_square_sync.logikal.confirm import directory_listed, reach_after_404
+from logikal_square_sync.logikal.deletion import check_deletion_limit, default_limit
 from logikal_square_sync.logikal.errors import LogikalError, LogikalNotFoundError
 from logikal_square_sync.logikal.navigation import Target
 from logikal_square_sync.logikal.pool import SessionPool
@@ -28,9 +33,12 @@ from logikal_square_sync.logikal.store import (
     forget_contents_sync,
     live_directories,
     live_project_ids,
-    mark_projects_vanished,
+    mark_projects_deleted,
+    unseen_projects,
     write_projects,
+    write_transaction,
 )
+from logikal_square_sync.policies import DeletionLimit
 
 
 @dataclass
@@ -44,7 +52,13 @@ class ProjectSyncResult:
     client: dict[str, Any] = field(default_factory=dict)
 
 
-def sync_projects(pool: SessionPool, engine: sa.Engine) -> ProjectSyncResult:
+def sync_projects(
+    pool: SessionPool,
+    engine: sa.Engine,
+    *,
+    allow_mass_deletion: bool = False,
+    deletion_limit: DeletionLimit | None = None,
+) -> ProjectSyncResult:
     started, now = time.monotonic(), utc_now()
     with engine.connect() as conn:
         directories = live_directories(conn)
@@ -61,15 +75,21 @@ def sync_projects(pool: SessionPool, engine: sa.Engine) -> ProjectSyncResult:
 
     def lister(path: str):
         def run(session: LogikalSession, queue: TaskQueue) -> None:
+            target = Target(path)
             try:
-                session.goto(Target(path), sibling_elevations=pool.sibling_elevations)
+                session.goto(target, sibling_elevations=pool.sibling_elevations)
             except LogikalNotFoundError:
-                # Gone since the last directory sync; its projects count as unseen.
-                return
+                if not reach_after_404(
+                    session,
+                    listed=lambda s: directory_listed(s, path),
+                    reach=lambda s: s.goto(target, sibling_elevations=pool.sibling_elevations),
+                    what=f"LogiKal directory '{path}'",
+                ):
+                    return  # gone since the last directory sync: its projects count as unseen
             projects = session.list_projects()
             nonlocal changes
             with lock:
-                with engine.begin() as conn:
+                with write_transaction(engine) as conn:
                     changes += write_projects(conn, [(project, path) for project in projects], now)
                 seen.update(project.id for project in projects)
 
@@ -78,8 +98,18 @@ def sync_projects(pool: SessionPool, engine: sa.Engine) -> ProjectSyncResult:
     run_tasks(
         pool, [Task(Target(path), cost, lister(path), f"list projects in '{path}'") for path in directories]
     )
-    with engine.begin() as conn:
-        vanished = mark_projects_vanished(conn, seen, now)
+    with write_transaction(engine) as conn:
+        unseen = unseen_projects(conn, seen)
+        check_deletion_limit(
+            asset="logikal/projects",
+            noun="projects",
+            gone=[project.describe() for project in unseen],
+            live_before=len(known),
+            limit=deletion_limit or default_limit(),
+            allow_mass_deletion=allow_mass_deletion,
+        )
+        vanished = [project.id for project in unseen]
+        mark_projects_deleted(conn, vanished, now)
         forget_contents_sync(conn, seen - known)
     changes.deleted = len(vanished)
     return ProjectSyncResult(

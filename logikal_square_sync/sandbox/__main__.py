@@ -2,6 +2,11 @@
 
     python -m logikal_square_sync.sandbox --square-port 8701 --logikal-port 8702
 
+Where LogiKal's real behaviour is unknown, options make the LogiKal sandbox
+answer the other way, for acceptance runs in each mode:
+`--refuse-sibling-elevation-select 405|409`, `--first-select-answer-lost`,
+`--first-select-not-found`.
+
 Prints one `READY <json>` line with both base URLs and the credentials once
 both servers accept connections; the demo and the benchmarks wait for it.
 """
@@ -42,7 +47,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="multiplier of LogiKal's real latencies (1.0 = a 4.5-9 s login)",
     )
     parser.add_argument("--parts-list-bytes", type=int, default=300_000)
+    parser.add_argument(
+        "--refuse-sibling-elevation-select",
+        type=int,
+        choices=[405, 409],
+        default=None,
+        metavar="STATUS",
+        help="LogiKal refuses POST /elevations/select from a sibling's elevation state with STATUS "
+        "(405 or 409); by default it allows it",
+    )
+    parser.add_argument(
+        "--first-select-answer-lost",
+        action="store_true",
+        help="LogiKal applies the first select of each target, then closes the connection unanswered",
+    )
+    parser.add_argument(
+        "--first-select-not-found",
+        action="store_true",
+        help="LogiKal answers 404 once to the first select of each target that exists",
+    )
     return parser.parse_args(argv)
+
+
+def logikal_config(args: argparse.Namespace) -> LogikalSandboxConfig:
+    refusal = args.refuse_sibling_elevation_select
+    return LogikalSandboxConfig(
+        seed=args.seed,
+        projects_per_directory=args.projects_per_directory,
+        elevations_per_phase=args.elevations_per_phase,
+        time_scale=args.logikal_time_scale,
+        parts_list_target_bytes=args.parts_list_bytes,
+        allow_sibling_elevation_select=refusal is None,
+        sibling_refusal_status=refusal or 409,
+        first_select_answer_lost=args.first_select_answer_lost,
+        first_select_not_found=args.first_select_not_found,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,15 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         servers.append(served)
         ready.update(square_base_url=served.url, square_access_token=square.config.access_token)
     if args.logikal_port >= 0:
-        logikal = LogikalSandbox(
-            LogikalSandboxConfig(
-                seed=args.seed,
-                projects_per_directory=args.projects_per_directory,
-                elevations_per_phase=args.elevations_per_phase,
-                time_scale=args.logikal_time_scale,
-                parts_list_target_bytes=args.parts_list_bytes,
-            )
-        )
+        logikal = LogikalSandbox(logikal_config(args))
         served = start_in_thread(create_logikal_app(logikal), args.host, args.logikal_port or None)
         servers.append(served)
         ready.update(

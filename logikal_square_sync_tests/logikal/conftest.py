@@ -36,6 +36,21 @@ SMALL = LogikalSandboxConfig(
 )
 
 
+# Where LogiKal's real behaviour is unknown the sandbox answers each way (docs/logikal-api.md §11);
+# the sync tests that matter run in every mode: `@pytest.mark.parametrize("sandbox", MODES, indirect=True)`.
+MODES = [
+    pytest.param({}, id="siblings-allowed"),
+    pytest.param(
+        {"allow_sibling_elevation_select": False, "sibling_refusal_status": 409}, id="siblings-refused-409"
+    ),
+    pytest.param(
+        {"allow_sibling_elevation_select": False, "sibling_refusal_status": 405}, id="siblings-refused-405"
+    ),
+    pytest.param({"first_select_answer_lost": True}, id="first-select-answer-lost"),
+    pytest.param({"first_select_not_found": True}, id="first-select-not-found"),
+]
+
+
 def sandbox_config(**changes: Any) -> LogikalSandboxConfig:
     return LogikalSandboxConfig(**{**SMALL.__dict__, **changes})
 
@@ -240,6 +255,16 @@ def assert_warehouse_equals_source(engine: sa.Engine, sandbox: LogikalSandbox) -
     truth, stored = source_truth(sandbox), warehouse_state(engine)
     for kind in truth:
         assert stored[kind] == truth[kind], kind
+
+
+_TREE = ("directories", "projects", "phases", "elevations")
+NOTHING_DELETED: dict[str, set[Any]] = {kind: set() for kind in _TREE}
+
+
+def marked_deleted(engine: sa.Engine) -> dict[str, set[Any]]:
+    """The keys of the rows with `deleted_at`, by kind."""
+    everything, live = warehouse_state(engine, live_only=False), warehouse_state(engine)
+    return {kind: set(everything[kind]) - set(live[kind]) for kind in _TREE}
 
 
 def table_rows(engine: sa.Engine, table: sa.Table) -> list[dict[str, Any]]:

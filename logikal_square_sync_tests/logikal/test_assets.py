@@ -16,9 +16,10 @@ from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB, logikal_project_s
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.logikal.sensors import logikal_sensors
+from logikal_square_sync.logikal.sync_projects import sync_projects
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
-from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source
+from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, marked_deleted
 
 KEYS = [
     "logikal/directories",
@@ -52,11 +53,23 @@ def defs(logikal_url, sandbox, warehouse) -> dg.Definitions:
     )
 
 
-def _discover(defs: dg.Definitions, instance) -> dg.ExecuteInProcessResult:
+def _discover(
+    defs: dg.Definitions, instance, run_config: dict | None = None, *, raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
-        instance=instance, asset_selection=[logikal_directories.key, logikal_projects.key]
+        instance=instance,
+        asset_selection=[logikal_directories.key, logikal_projects.key],
+        run_config=run_config,
+        raise_on_error=raise_on_error,
     )
+
+
+def _observations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    return {
+        event.asset_key.to_user_string(): event.asset_observation_data.asset_observation.metadata
+        for event in result.get_asset_observation_events()
+    }
 
 
 def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
@@ -186,3 +199,93 @@ def test_definitions_follow_the_contract(monkeypatch) -> None:
     )
     monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "true")
     assert all(s.default_status.value == "RUNNING" for s in importlib.reload(definitions).defs.sensors)
+
+
+def test_a_deleted_project_loses_its_partition_and_its_runs_succeed(
+    defs, instance, engine, sandbox, warehouse, logikal
+) -> None:
+    _discover(defs, instance)
+    job = defs.resolve_job_def(PROJECT_SYNC_JOB)
+    projects = sorted(p["id"] for p in sandbox.projects())
+    for project in projects:
+        assert job.execute_in_process(partition_key=project, instance=instance).success
+    gone = projects[0]
+    sandbox.delete_project(gone)
+    with logikal.pool() as pool:  # marked deleted, its partition not yet removed
+        sync_projects(pool, warehouse.engine)
+
+    # Launched by hand from the partition still shown: it succeeds, saying why nothing was synced.
+    by_hand = job.execute_in_process(partition_key=gone, instance=instance)
+    assert by_hand.success and by_hand.get_asset_materialization_events() == []
+    observed = _observations(by_hand)
+    assert set(observed) == {"logikal/phases", "logikal/elevations", "logikal/parts_lists"}
+    assert all("deleted at the source" in metadata["not_synced"].value for metadata in observed.values())
+
+    listing = _discover(defs, instance).asset_materializations_for_node("logikal__projects")[0].metadata
+    assert listing["partitions_removed"].value == 1
+    assert set(instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME)) == set(projects[1:])
+
+    # A run queued before the partition went (it carries the partition as a tag) succeeds too.
+    queued = job.execute_in_process(instance=instance, tags={"dagster/partition": gone})
+    assert queued.success and set(_observations(queued)) == set(observed)
+
+    # The sensor neither queues it nor brings its partition back.
+    (sensor,) = defs.sensors
+    ticked = sensor(
+        dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}, definitions=defs)
+    )
+    assert gone not in {request.partition_key for request in ticked.run_requests}
+    assert not ticked.dynamic_partitions_requests
+    assert marked_deleted(engine)["projects"] == {gone}
+    assert_warehouse_equals_source(engine, sandbox)
+
+
+def test_a_mass_deletion_fails_the_run_until_the_config_accepts_it(defs, instance, engine, sandbox) -> None:
+    _discover(defs, instance)
+    doomed = sorted(p["id"] for p in sandbox.projects())[:2]
+    for project in doomed:
+        sandbox.delete_project(project)
+
+    refused = _discover(defs, instance, raise_on_error=False)
+    assert not refused.success
+    (failure,) = [event for event in refused.all_events if event.is_step_failure]
+    error = failure.step_failure_data.error
+    message = (error.cause or error).message  # the user code's error, under Dagster's wrapper
+    assert "would mark 2 of 3 live LogiKal projects deleted" in message
+    assert "allow_mass_deletion: true" in message
+    assert marked_deleted(engine)["projects"] == set()
+
+    accept = {"ops": {"logikal__projects": {"config": {"allow_mass_deletion": True}}}}
+    accepted = _discover(defs, instance, accept)
+    metadata = accepted.asset_materializations_for_node("logikal__projects")[0].metadata
+    assert metadata["projects_vanished"].value == 2 and metadata["partitions_removed"].value == 2
+    assert marked_deleted(engine)["projects"] == set(doomed)
+
+
+@pytest.mark.parametrize(
+    "sandbox",
+    [
+        pytest.param({"allow_sibling_elevation_select": False, "sibling_refusal_status": 405}, id="405"),
+        pytest.param({"allow_sibling_elevation_select": False, "sibling_refusal_status": 409}, id="409"),
+    ],
+    indirect=True,
+)
+def test_every_project_syncs_when_sibling_selects_are_refused(defs, instance, engine, sandbox) -> None:
+    status = sandbox.config.sibling_refusal_status
+    _discover(defs, instance)
+    job = defs.resolve_job_def(PROJECT_SYNC_JOB)
+    findings = []
+    for project in sorted(p["id"] for p in sandbox.projects()):
+        result = job.execute_in_process(partition_key=project, instance=instance)
+        assert result.success
+        (parts,) = [
+            event.materialization.metadata
+            for event in result.get_asset_materialization_events()
+            if event.asset_key.to_user_string() == "logikal/parts_lists"
+        ]
+        assert parts["parts_lists_failed"].value == 0
+        findings.append(parts["sibling_elevation_select"].value)
+    assert_warehouse_equals_source(engine, sandbox)
+    # Learned once, by the first run; the next runs start from it (kept in the warehouse).
+    assert findings[0].startswith(f"refused ({status}), learned in this run")
+    assert all(finding.startswith(f"refused ({status}), known since") for finding in findings[1:])

@@ -19,17 +19,34 @@ from logikal_square_sync.logikal.sync_projects import sync_projects
 from logikal_square_sync.sandbox.logikal import ZERO_GUID
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_tests.logikal.conftest import (
+    MODES,
+    NOTHING_DELETED,
     assert_warehouse_equals_source,
+    marked_deleted,
     sync_everything,
     table_rows,
     warehouse_state,
 )
 
 
+@pytest.mark.parametrize("sandbox", MODES, indirect=True)
 def test_a_full_sync_equals_the_source(logikal, engine, sandbox) -> None:
     result = sync_everything(logikal, engine)
 
     assert_warehouse_equals_source(engine, sandbox)
+    assert marked_deleted(engine) == NOTHING_DELETED
+    assert sandbox.stats.active_sessions == 0
+    # Each mode really met what it stands for.
+    config, responses = sandbox.config, sandbox.stats.responses
+    clients = [result.directories.client, result.projects.client]
+    clients += [contents.client for contents in result.contents.values()]
+    if not config.allow_sibling_elevation_select:
+        assert responses[f"POST /elevations/select {config.sibling_refusal_status}"] >= 1
+    if config.first_select_answer_lost:
+        lost = sum(count for key, count in responses.items() if key.endswith(" lost"))
+        assert lost == sum(client["lost_answers"] for client in clients) >= 20
+    if config.first_select_not_found:
+        assert sum(client["confirmations"] for client in clients) >= 20
     elevations = sandbox.all_elevation_ids()
     assert result.total("parts_lists_fetched") == len(elevations) == sandbox.stats.parts_lists_served
     assert result.total("parts_lists_failed") == 0
@@ -54,6 +71,7 @@ def test_a_full_sync_equals_the_source(logikal, engine, sandbox) -> None:
     assert {row["elevation_id"] for row in glass} == set(elevations)
 
 
+@pytest.mark.parametrize("sandbox", MODES, indirect=True)
 def test_a_resync_without_changes_fetches_no_parts_list_and_writes_nothing(logikal, engine, sandbox) -> None:
     sync_everything(logikal, engine)
     before = warehouse_state(engine)
@@ -74,6 +92,7 @@ def test_a_resync_without_changes_fetches_no_parts_list_and_writes_nothing(logik
     assert sandbox.stats.active_sessions == 0
 
 
+@pytest.mark.parametrize("sandbox", MODES, indirect=True)
 def test_the_warehouse_converges_after_changes_at_the_source(logikal, engine, sandbox) -> None:
     sync_everything(logikal, engine)
     projects = sorted(p["id"] for p in sandbox.projects())
@@ -111,6 +130,14 @@ def test_the_warehouse_converges_after_changes_at_the_source(logikal, engine, sa
         ).scalar()
     second_elevations = {key for key, value in everything["elevations"].items() if value[0] == second}
     assert gone == {deleted} | second_elevations and project_gone is not None
+    second_phases = {key for key in everything["phases"] if key[0] == second}
+    # Exactly what went at the source is marked deleted, nothing else.
+    assert marked_deleted(engine) == {
+        "directories": set(),
+        "projects": {second},
+        "phases": second_phases,
+        "elevations": {deleted} | second_elevations,
+    }
     # The recycled elevation is still listed, flagged, and keeps its parts list.
     assert everything["elevations"][recycled][-1] is True
     assert recycled in {row["elevation_id"] for row in table_rows(engine, t.logikal_parts_lists)}

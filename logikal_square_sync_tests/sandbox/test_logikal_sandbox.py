@@ -343,21 +343,38 @@ def test_elevation_state_rules(api: Api) -> None:
     assert re.fullmatch(r"€ [\d,]+\.\d\d", price)
 
 
-@pytest.mark.parametrize("allowed", [True, False])
-def test_sibling_elevation_select(serve: Callable[..., Api], allowed: bool) -> None:
-    api = serve(allow_sibling_elevation_select=allowed, parts_list_target_bytes=80_000)
+@pytest.mark.parametrize("refusal", [None, 409, 405])
+def test_sibling_elevation_select(serve: Callable[..., Api], refusal: int | None) -> None:
+    api = serve(
+        allow_sibling_elevation_select=refusal is None,
+        sibling_refusal_status=refusal or 409,
+        parts_list_target_bytes=80_000,
+    )
     directory, project_id, phase_id, elevations = first_elevation(api)
     token = api.login()
     api.navigate(token, directory, project_id, phase_id, elevations[0]["id"])
     response = api.select("elevations", token, elevations[1]["id"])
-    if allowed:
+    if refusal is None:
         assert response.status_code == 200
         other_phase = api.sandbox.phases(project_id)[1]["id"]
         foreign = api.sandbox.elevations(project_id, other_phase)[0]["id"]
         api.expect_error(api.select("elevations", token, foreign), 404)
-    else:
+    elif refusal == 409:
         body = api.expect_error(response, 409)
         assert body["errors"] == [MAPPING_409.format(elevations[1]["id"])]
+    else:
+        api.expect_error(response, 405, "This operation expects the session to be in a phase.")
+    if refusal is not None:
+        # Refused, not moved: the first elevation is still the selected one, and a new
+        # session selects the second from its phase.
+        assert api.ok("GET", "/elevations/selected/parts-list", token)
+        fresh = api.login()
+        api.navigate(fresh, directory, project_id, phase_id, elevations[1]["id"])
+
+
+def test_sibling_refusal_status_is_405_or_409() -> None:
+    with pytest.raises(ValueError, match="sibling_refusal_status must be 405 or 409, got 403"):
+        LogikalSandboxConfig(sibling_refusal_status=403)
 
 
 def test_elevation_select_not_found(api: Api) -> None:
@@ -505,6 +522,15 @@ def test_add_and_delete_projects_and_directories(api: Api) -> None:
     api.expect_error(api.select("projects", session, doomed), 404)
     with pytest.raises(ValueError):
         sandbox.add_directory("Demo Odoo", "New Customer")
+    removed_projects = {p["id"] for p in sandbox.projects("Demo Odoo/Sub 1")}
+    assert sandbox.delete_directory("Demo Odoo/Sub 1") == ["Demo Odoo/Sub 1"]
+    api.expect_error(api.select("directories", api.login(), "Demo Odoo/Sub 1"), 404)
+    assert removed_projects and removed_projects.isdisjoint(p["id"] for p in sandbox.projects())
+    removed = sandbox.delete_directory("Demo Odoo")
+    assert removed[-1] == "Demo Odoo" and path in removed
+    assert all(not d["path"].startswith("Demo Odoo") for d in sandbox.directories())
+    session = api.login()
+    assert "Demo Odoo" not in {d["path"] for d in api.ok("GET", "/directories", session)}
 
 
 def test_objects_deleted_under_a_session(api: Api) -> None:
@@ -577,6 +603,102 @@ def test_injected_server_errors_and_other_faults(api: Api) -> None:
     assert api.ok("GET", "/directories", token)
     assert time.perf_counter() - started >= 0.2
     assert api.sandbox.stats.responses["GET /directories 500"] == 2
+
+
+def test_a_lost_answer_is_applied_and_the_connection_closed_unanswered(api: Api) -> None:
+    directory, project_id, _, _ = first_elevation(api)
+    token = api.login()
+    api.sandbox.inject_fault("POST /directories/select", "lost_response")
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+        api.select("directories", token, directory)
+    # The select happened: the session is in that directory, and a blind retry of the
+    # project select's lost answer would meet project state.
+    assert api.ok("GET", "/projects", token) == api.sandbox.projects(directory)
+    api.sandbox.inject_fault("POST /projects/select", "lost_response")
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.select("projects", token, project_id)
+    api.expect_error(api.select("projects", token, project_id), 409, "isn't valid in the current mapping")
+    assert api.ok("GET", "/projects/selected", token)["id"] == project_id
+    # Any endpoint can lose its answer; a lost login leaves a session no client knows of.
+    api.sandbox.inject_fault("POST /auth", "lost_response")
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.call("POST", "/auth", json=CREDENTIALS)
+    stats = api.sandbox.stats
+    assert stats.responses["POST /directories/select lost"] == 1
+    assert stats.responses["POST /projects/select lost"] == 1 and stats.responses["POST /auth lost"] == 1
+    assert stats.logins == 2 and stats.active_sessions == 2
+
+
+def test_a_false_404_on_a_select_applies_nothing(api: Api) -> None:
+    directory, project_id, _, _ = first_elevation(api)
+    token = api.login()
+    api.sandbox.inject_fault("POST /directories/select", "not_found", times=2)
+    for _ in range(2):
+        body = api.expect_error(api.select("directories", token, directory), 404, "not found")
+        assert directory in body["message"]
+    api.expect_error(api.call("GET", "/projects", token), 405)  # still at the root
+    api.navigate(token, directory, project_id)
+    with pytest.raises(ValueError, match="select endpoints"):
+        api.sandbox.inject_fault("GET /directories", "not_found")
+    assert api.sandbox.stats.responses["POST /directories/select 404"] == 2
+
+
+def test_first_select_answer_lost_mode(serve: Callable[..., Api]) -> None:
+    api = serve(first_select_answer_lost=True, parts_list_target_bytes=80_000)
+    directory, project_id, phase_id, elevations = first_elevation(api)
+    token = api.login()
+    for kind, identifier in (
+        ("directories", directory),
+        ("projects", project_id),
+        ("phases", phase_id),
+        ("elevations", elevations[0]["id"]),
+    ):
+        with pytest.raises(httpx.RemoteProtocolError):
+            api.select(kind, token, identifier)  # applied, answer lost
+    assert api.ok("GET", "/elevations/selected/parts-list", token)  # the lost selects moved the cursor
+    fresh = api.login()
+    api.navigate(fresh, directory, project_id, phase_id, elevations[0]["id"])  # answered the second time
+    # Phase ids repeat across projects: the default phase of another project is a target of its own.
+    other = next(p["id"] for p in api.sandbox.projects() if p["id"] != project_id)
+    session = api.login()
+    api.navigate(session, api.sandbox.project_directory(other))
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.select("projects", session, other)
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.select("phases", session, ZERO_GUID)
+    assert api.sandbox.stats.responses["POST /phases/select lost"] == 2
+
+
+def test_first_select_not_found_mode(serve: Callable[..., Api]) -> None:
+    api = serve(first_select_not_found=True, parts_list_target_bytes=80_000)
+    directory, project_id, phase_id, elevations = first_elevation(api)
+    token = api.login()
+    api.expect_error(api.select("directories", token, "Nope/Nothing"), 404)  # truly missing
+    for kind, identifier in (
+        ("directories", directory),
+        ("projects", project_id),
+        ("phases", phase_id),
+        ("elevations", elevations[0]["id"]),
+    ):
+        api.expect_error(api.select(kind, token, identifier), 404, "not found")
+        assert api.select(kind, token, identifier).status_code == 200
+    assert api.ok("GET", "/elevations/selected/parts-list", token)
+    assert api.sandbox.stats.responses["POST /elevations/select 404"] == 1
+
+
+def test_the_cli_starts_the_sandbox_in_each_mode() -> None:
+    from logikal_square_sync.sandbox.__main__ import logikal_config, parse_args
+
+    default = logikal_config(parse_args([]))
+    assert default.allow_sibling_elevation_select and default.sibling_refusal_status == 409
+    assert not default.first_select_answer_lost and not default.first_select_not_found
+    for status in (405, 409):
+        config = logikal_config(parse_args(["--refuse-sibling-elevation-select", str(status)]))
+        assert not config.allow_sibling_elevation_select and config.sibling_refusal_status == status
+    config = logikal_config(parse_args(["--first-select-answer-lost", "--first-select-not-found"]))
+    assert config.first_select_answer_lost and config.first_select_not_found
+    with pytest.raises(SystemExit):
+        parse_args(["--refuse-sibling-elevation-select", "403"])
 
 
 def test_login_delay(api: Api) -> None:

@@ -4,9 +4,14 @@ Each request: count it, take a queued fault, authenticate (401 is immediate,
 like a server that rejects a token before doing any work), validate the body
 (400, also immediate), wait the modelled latency with `asyncio.sleep` so that
 parallel sessions really overlap, then apply the session rules under the
-sandbox lock. Paths the swagger has but the sandbox does not implement answer
-404 (unknown path) or 501 (known path, other method) so they can never be
-mistaken for the API's own 405 "wrong session state".
+sandbox lock. A lost answer (fault `lost_response`, or the first select of a
+target under `first_select_answer_lost`) is applied and then its connection
+closed without a byte: the app returns a value instead of None, on which
+uvicorn closes the transport without sending a response.
+
+Paths the swagger has but the sandbox does not implement answer 404 (unknown
+path) or 501 (known path, other method) so they can never be mistaken for the
+API's own 405 "wrong session state".
 """
 
 from __future__ import annotations
@@ -27,16 +32,19 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from .service import LogikalSandbox
-from .sessions import INVALID_BODY, ApiError, Session
+from .sessions import INVALID_BODY, AnswerLost, ApiError, Session, not_found
 from .thumbnails import MAX_SIDE, render_png
 
 BASE_PATH = "/MbioeService.svc/api/v3"
 SERVICE_VERSION = "12.2.6.59"
 
 _TRUNCATION_LOG = "ASGI callable returned without completing response"
+_LOST_ANSWER_LOG = "ASGI callable should return None"
+# Set in the request's scope by a response that must never be sent.
+_LOST = "logikal_sandbox.answer_lost"
 
 
-def create_app(sandbox: LogikalSandbox) -> Starlette:
+def create_app(sandbox: LogikalSandbox) -> _ClosesLostAnswers:
     api = _Api(sandbox)
     e = api.endpoint
     routes = [
@@ -75,10 +83,43 @@ def create_app(sandbox: LogikalSandbox) -> Starlette:
         ),
     ]
     _quiet_truncation_logs()
-    return Starlette(
-        routes=[Mount(BASE_PATH, routes=routes)],
-        exception_handlers={404: _not_found, 405: _not_implemented},
+    return _ClosesLostAnswers(
+        Starlette(
+            routes=[Mount(BASE_PATH, routes=routes)],
+            exception_handlers={404: _not_found, 405: _not_implemented},
+        )
     )
+
+
+class _ClosesLostAnswers:
+    """The outermost ASGI app: turns a lost answer into a connection closed without a response.
+
+    ASGI has no message for "close without answering"; uvicorn closes the
+    transport without writing anything when the app returns something other
+    than None, and Starlette's own app always returns None, hence this wrapper.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
+        await self.app(scope, receive, send)
+        if scope.get(_LOST):
+            return _LOST
+        return None
+
+
+class _LostAnswer(Response):
+    """Sends nothing and marks the scope, so that `_ClosesLostAnswers` drops the connection."""
+
+    def __init__(self) -> None:
+        self.status_code = 0
+        self.background = None
+        self.body = b""
+        self.raw_headers = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[_LOST] = True
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -131,10 +172,10 @@ class _Api:
     ) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             self.sb.record_request_start(label)
-            status = 500
+            status: int | str = 500
             try:
                 response = await self._handle(request, label, handler, auth)
-                status = response.status_code
+                status = "lost" if isinstance(response, _LostAnswer) else response.status_code
                 return response
             finally:
                 self.sb.record_request_end(label, status)
@@ -154,11 +195,22 @@ class _Api:
             session = self.sb.sessions.authenticate(request.headers.get("authorization")) if auth else None
             if fault is not None and fault.kind == "delay":
                 wait += fault.seconds
+            if fault is not None and fault.kind == "not_found":
+                # A select that fails to find a target that is there: nothing is applied.
+                identifier = (await _json_object(request)).get("identifier")
+                await _Call(request, session, wait).pause()
+                raise not_found(str(identifier))
             response = await handler(_Call(request, session, wait))
+        except AnswerLost:
+            return _LostAnswer()
         except ApiError as error:
+            if fault is not None and fault.kind == "lost_response":
+                return _LostAnswer()
             return JSONResponse(error.body(), status_code=error.status)
         if fault is not None and fault.kind == "truncate":
             return _TruncatedResponse(response)
+        if fault is not None and fault.kind == "lost_response":
+            return _LostAnswer()
         return response
 
     # -- general ----------------------------------------------------------------
@@ -385,8 +437,11 @@ class _TruncatedResponse(Response):
 
 
 class _DropTruncationNoise(logging.Filter):
+    """uvicorn logs an error for every truncated body and lost answer; here they are on purpose."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return _TRUNCATION_LOG not in record.getMessage()
+        message = record.getMessage()
+        return _TRUNCATION_LOG not in message and _LOST_ANSWER_LOG not in message
 
 
 def _quiet_truncation_logs() -> None:

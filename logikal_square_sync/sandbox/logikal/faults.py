@@ -1,8 +1,17 @@
-"""Request-level faults queued per endpoint: errors, stalls and truncated bodies.
+"""Request-level faults queued per endpoint: errors, stalls, truncated bodies, lost answers, false 404s.
 
 State-level faults (locked elevations, corrupt parts lists, expired tokens)
 belong to the data and the sessions; these here hit the next N calls of one
 endpoint, whatever the session, and are consumed in order.
+
+- `error`: answer `status` (500 unless told) before doing anything.
+- `delay`: answer `seconds` (unscaled) later than the latency model says.
+- `truncate`: announce the whole body, send half, drop the connection.
+- `lost_response`: do the work (a select moves the session), then close the
+  connection without sending a byte, as when a connection dies after the
+  server applied a call; the client cannot tell whether the call happened.
+- `not_found`: a select answers 404 for its target, which exists (a one-off
+  404 the real server may send; only for `POST …/select` endpoints).
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["error", "delay", "truncate"]
+FaultKind = Literal["error", "delay", "truncate", "lost_response", "not_found"]
 
 
 @dataclass(frozen=True)

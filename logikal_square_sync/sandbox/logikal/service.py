@@ -17,7 +17,7 @@ from ..clock import SandboxClock, SystemClock
 from .faults import Fault, FaultKind, FaultQueue
 from .latency import DEFAULT_LATENCIES, LatencyModel
 from .parts_lists import PartsListCache, PartsListSource, build_parts_list, corrupt_parts_list
-from .sessions import Navigator, SessionStore
+from .sessions import FirstSelectFaults, Navigator, SessionStore
 from .tree import Elevation, LogikalTree
 
 ENDPOINTS: frozenset[str] = frozenset(DEFAULT_LATENCIES)
@@ -41,6 +41,18 @@ class LogikalSandboxConfig:
     # Whether POST /elevations/select works from elevation state (for a sibling
     # in the same phase); when False only a new login reaches the next one.
     allow_sibling_elevation_select: bool = True
+    # How a refused sibling select answers: 409 "isn't valid in the current mapping"
+    # (as sideways directory selects do) or 405 "expects the session to be in a phase"
+    # (the spec's text for that call's 405). Which one LogiKal sends is unknown
+    # (docs/logikal-api.md §5).
+    sibling_refusal_status: int = 409
+    # The first select of each target (directory path, project, phase of a project,
+    # elevation) is applied, then the connection closes without an answer: does a
+    # client replay its route, or retry blindly from a state it cannot see?
+    first_select_answer_lost: bool = False
+    # The first select of each existing target answers 404 once: does a client
+    # confirm a disappearance before it marks a whole subtree deleted?
+    first_select_not_found: bool = False
     # Absolute token lifetime from login; None = tokens never expire on their own.
     token_ttl_seconds: float | None = None
     parts_list_target_bytes: int = 900_000
@@ -49,10 +61,17 @@ class LogikalSandboxConfig:
     # elevations changes (docs/logikal-api.md §8); off by default so a client cannot rely on it.
     bump_project_changed_date: bool = False
 
+    def __post_init__(self) -> None:
+        if self.sibling_refusal_status not in (405, 409):
+            raise ValueError(
+                f"sibling_refusal_status must be 405 or 409, got {self.sibling_refusal_status!r}"
+            )
+
 
 @dataclass(frozen=True)
 class LogikalSandboxStats:
-    """A snapshot of the counters; `calls` and `responses` are keyed by endpoint label."""
+    """A snapshot of the counters; `calls` are keyed by endpoint label, `responses` by label and
+    status ("POST /projects/select 200"), "lost" for an answer the server never sent."""
 
     logins: int
     failed_logins: int
@@ -101,7 +120,12 @@ class LogikalSandbox:
         )
         self.latency = LatencyModel(time_scale=cfg.time_scale, seed=cfg.seed)
         self.sessions = SessionStore(cfg.token_ttl_seconds, self.clock.monotonic)
-        self.navigator = Navigator(self.tree, cfg.allow_sibling_elevation_select)
+        self.navigator = Navigator(
+            self.tree,
+            cfg.allow_sibling_elevation_select,
+            cfg.sibling_refusal_status,
+            FirstSelectFaults(not_found=cfg.first_select_not_found, answer_lost=cfg.first_select_answer_lost),
+        )
         self.faults = FaultQueue(ENDPOINTS)
         self.parts_list_cache = PartsListCache(cfg.parts_list_cache_entries)
         self.login_delay_seconds = 0.0
@@ -205,6 +229,11 @@ class LogikalSandbox:
         with self.lock:
             return self.tree.add_directory(parent_path, name)
 
+    def delete_directory(self, path: str) -> list[str]:
+        """Delete a directory with everything below it; returns the directory paths removed."""
+        with self.lock:
+            return self.tree.delete_directory(path)
+
     def _touch(self, project_id: str) -> None:
         if self.config.bump_project_changed_date:
             self.tree.touch_project(project_id)
@@ -232,7 +261,14 @@ class LogikalSandbox:
     def inject_fault(
         self, endpoint: str, kind: FaultKind, times: int = 1, *, status: int = 500, seconds: float = 0.0
     ) -> None:
-        """General form: "error" (status), "delay" (extra unscaled seconds), "truncate" (half a body)."""
+        """The next `times` calls of `endpoint` fail as `kind` says (see `faults`):
+
+        "error" (answer `status`), "delay" (extra unscaled seconds), "truncate" (half a body),
+        "lost_response" (do the work, then close the connection without answering), "not_found"
+        (a select answers 404 for a target that exists; select endpoints only).
+        """
+        if kind == "not_found" and not endpoint.endswith("/select"):
+            raise ValueError(f"a not_found fault is for select endpoints, not {endpoint!r}")
         self.faults.add(endpoint, Fault(kind, status=status, seconds=seconds), times)
 
     def set_login_delay(self, seconds: float) -> None:
@@ -272,7 +308,8 @@ class LogikalSandbox:
             c.in_flight_requests += 1
             c.max_in_flight_requests = max(c.max_in_flight_requests, c.in_flight_requests)
 
-    def record_request_end(self, endpoint: str, status: int) -> None:
+    def record_request_end(self, endpoint: str, status: int | str) -> None:
+        """`status` is the answer's status, or "lost" for a connection closed without one."""
         with self.lock:
             c = self._counters
             c.in_flight_requests -= 1

@@ -15,10 +15,22 @@ is no way back up except a new login. The rules the sandbox enforces:
 | POST /phases/select | project, phase | root/directory 405; elevation 409; 404 |
 | GET /elevations | phase | 405 (phase) |
 | GET /elevations/{id}/thumbnail | phase, elevation (id in that phase) | 405 (phase); 400 not in phase |
-| POST /elevations/select | phase; elevation if siblings allowed | root..project 405; else 409; 404 |
+| POST /elevations/select | phase; elevation if siblings allowed | root..project 405; else 405/409 (*); 404 |
 | GET /elevations/selected/* | elevation | 405 (elevation) |
 
 A locked elevation answers 409 "in use by another user" to POST /elevations/select.
+(*) Whether the real server refuses a sibling elevation select, and with which
+status, is unknown (docs/logikal-api.md §5): the sandbox allows it by default
+and refuses it with 409 "isn't valid in the current mapping" or 405 "expects
+the session to be in a phase", as configured.
+
+`FirstSelectFaults` stand for two more unknowns, per select target (a
+directory path, a project, a phase of a project, an elevation): the first
+select of each existing target answers 404 once (`first_select_not_found`),
+or is applied and then loses its answer (`first_select_answer_lost`: the
+server closes the connection without a reply). Either way the next select of
+the same target behaves normally, so a client that confirms and replays
+converges, and one that trusts a single answer does not.
 
 Lists in the wrong state answer 405 and selects that would move sideways or
 up answer 409 "isn't valid in the current mapping", as the real server does
@@ -85,6 +97,32 @@ def not_found(identifier: str) -> ApiError:
     return ApiError(
         404, f"The requested resource '{identifier}' could not be selected because it was not found."
     )
+
+
+class AnswerLost(Exception):
+    """The call was applied; the connection is to be closed without an answer."""
+
+
+class FirstSelectFaults:
+    """Once per select target: a false 404 before applying, or a lost answer after it."""
+
+    def __init__(self, *, not_found: bool = False, answer_lost: bool = False) -> None:
+        self.not_found = not_found
+        self.answer_lost = answer_lost
+        self._refused: set[tuple[str, ...]] = set()
+        self._lost: set[tuple[str, ...]] = set()
+
+    def before(self, key: tuple[str, ...], identifier: str) -> None:
+        """Called once the select is known to succeed; raises the false 404 on a target's first select."""
+        if self.not_found and key not in self._refused:
+            self._refused.add(key)
+            raise not_found(identifier)
+
+    def after(self, key: tuple[str, ...]) -> None:
+        """Called once the select is applied; the first answer per target is lost."""
+        if self.answer_lost and key not in self._lost:
+            self._lost.add(key)
+            raise AnswerLost()
 
 
 def vanished(kind: str) -> ApiError:
@@ -187,9 +225,17 @@ def _token_from_header(authorization: str | None) -> str | None:
 class Navigator:
     """Applies the state rules to a session against the tree. Callers hold the sandbox lock."""
 
-    def __init__(self, tree: LogikalTree, allow_sibling_elevation_select: bool) -> None:
+    def __init__(
+        self,
+        tree: LogikalTree,
+        allow_sibling_elevation_select: bool,
+        sibling_refusal_status: int = 409,
+        first_select: FirstSelectFaults | None = None,
+    ) -> None:
         self.tree = tree
         self.allow_sibling_elevation_select = allow_sibling_elevation_select
+        self.sibling_refusal_status = sibling_refusal_status
+        self.first_select = first_select or FirstSelectFaults()
 
     # -- directories --------------------------------------------------------
 
@@ -203,8 +249,10 @@ class Navigator:
             raise invalid_mapping(path)
         if path not in self.tree.directories:
             raise not_found(path)
+        self.first_select.before(("directory", path), path)
         session.state = State.DIRECTORY
         session.directory_path = path
+        self.first_select.after(("directory", path))
 
     # -- projects -----------------------------------------------------------
 
@@ -224,8 +272,10 @@ class Navigator:
         project = self.tree.projects.get(project_id)
         if project is None or project.directory_path != session.directory_path:
             raise not_found(project_id)
+        self.first_select.before(("project", project_id), project_id)
         session.state = State.PROJECT
         session.project_id = project_id
+        self.first_select.after(("project", project_id))
 
     def selected_project(self, session: Session) -> dict[str, Any]:
         if session.state not in (State.PROJECT, State.PHASE, State.ELEVATION):
@@ -247,10 +297,13 @@ class Navigator:
         # Sibling phases are selectable one after another (the old Odoo addon
         # relied on it, docs/logikal-api.md §5); phase ids repeat across projects, so the
         # lookup is always within the selected project.
-        if self._project(session).phase(phase_id) is None:
+        project = self._project(session)
+        if project.phase(phase_id) is None:
             raise not_found(phase_id)
+        self.first_select.before(("phase", project.id, phase_id), phase_id)
         session.state = State.PHASE
         session.phase_id = phase_id
+        self.first_select.after(("phase", project.id, phase_id))
 
     # -- elevations ---------------------------------------------------------
 
@@ -273,6 +326,8 @@ class Navigator:
         if session.state in (State.ROOT, State.DIRECTORY, State.PROJECT):
             raise wrong_state("phase")
         if session.state is State.ELEVATION and not self.allow_sibling_elevation_select:
+            if self.sibling_refusal_status == 405:
+                raise wrong_state("phase")
             raise invalid_mapping(elevation_id)
         phase = self._phase(session)
         if elevation_id not in phase.elevation_ids:
@@ -283,8 +338,10 @@ class Navigator:
                 409,
                 f"The elevation '{elevation.name}' cannot be selected, because it is in use by another user.",
             )
+        self.first_select.before(("elevation", elevation_id), elevation_id)
         session.state = State.ELEVATION
         session.elevation_id = elevation_id
+        self.first_select.after(("elevation", elevation_id))
 
     def selected_elevation(self, session: Session) -> Elevation:
         if session.state is not State.ELEVATION:

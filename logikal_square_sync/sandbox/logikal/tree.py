@@ -394,6 +394,25 @@ class LogikalTree:
     def add_directory(self, parent_path: str | None, name: str) -> str:
         return self._insert_directory(parent_path, name)
 
+    def delete_directory(self, path: str) -> list[str]:
+        """Remove a directory with its sub-directories and their projects; returns the paths removed."""
+        directory = self.directories.get(path)
+        if directory is None:
+            raise KeyError(f"unknown directory {path!r}")
+        removed: list[str] = []
+
+        def remove(current: str) -> None:
+            for child in list(self.children.get(current, [])):
+                remove(child)
+            for project_id in list(self.projects_by_directory.get(current, [])):
+                self.delete_project(project_id)
+            del self.directories[current], self.children[current], self.projects_by_directory[current]
+            removed.append(current)
+
+        remove(path)
+        self.children[directory.parent_path].remove(path)
+        return removed
+
     def touch_project(self, project_id: str) -> None:
         project = self.project(project_id)
         project.changed_date = self._now_after(project.changed_date)
