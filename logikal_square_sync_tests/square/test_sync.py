@@ -23,6 +23,7 @@ from logikal_square_sync_tests.clock import ANCHOR
 from logikal_square_sync_tests.square.conftest import (
     PAGE_SIZE,
     assert_warehouse_equals_source,
+    catalog_policy,
     orders_policy,
     source_order_days,
     source_orders,
@@ -214,12 +215,12 @@ def test_order_days_follow_the_sync_timezone_across_daylight_saving() -> None:
 def test_catalog_watermark_moves_only_when_the_run_completes(make_client, engine, sandbox) -> None:
     sandbox.faults.inject("unauthorized", endpoint="catalog_search", times=100, after_calls=1)
     with make_client() as client, pytest.raises(SquareApiError):
-        sync_catalog(client, engine, page_size=5)
+        sync_catalog(client, engine, catalog_policy(page_size=5))
     with engine.connect() as conn:
         assert get_watermarks(conn, "square/catalog") == {}
     sandbox.faults.clear()
     with make_client() as client:
-        report = sync_catalog(client, engine, page_size=5)
+        report = sync_catalog(client, engine, catalog_policy(page_size=5))
     assert report.watermark_after is not None
 
 
