@@ -146,6 +146,7 @@ def create_app(sandbox: SquareSandbox) -> Starlette:
 
             fault = sandbox.faults.take(name, has_cursor)
             if fault is not None:
+                fault.requests.append(body)
                 sandbox.stats.record_fault(fault.kind)
                 if fault.delay_seconds > 0:
                     await asyncio.sleep(fault.delay_seconds)

@@ -38,6 +38,8 @@ class Fault:
     seen: int = 0
     fired: int = 0
     released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    # The request bodies it fired on, in order: what a test needs to know where a sync stood.
+    requests: list[object] = field(default_factory=list, repr=False, compare=False)
 
     def release(self) -> None:
         """Let held requests answer."""
