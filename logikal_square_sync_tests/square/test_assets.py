@@ -21,7 +21,11 @@ from logikal_square_sync.square.backfill import square_orders_backfill
 from logikal_square_sync.square.checks import orders_complete
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse import tables as t
-from logikal_square_sync_tests.square.conftest import assert_warehouse_equals_source, source_order_days
+from logikal_square_sync_tests.square.conftest import (
+    assert_warehouse_equals_source,
+    every_mode,
+    source_order_days,
+)
 
 ASSETS = [square_locations, square_catalog, square_orders, square_inventory]
 
@@ -38,6 +42,7 @@ def _materialize(resources: dict, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize([*ASSETS, orders_complete], resources=resources, **kwargs)
 
 
+@every_mode
 def test_materializing_every_asset_fills_the_warehouse(resources, engine, sandbox) -> None:
     result = _materialize(resources)
     assert result.success

@@ -1,4 +1,8 @@
-"""Square syncs against the sandbox over HTTP, on SQLite and PostgreSQL: the warehouse equals the source."""
+"""Square syncs against the sandbox over HTTP, on SQLite and PostgreSQL: the warehouse equals the source.
+
+`every_mode` runs a test against both sets of answers the sandbox gives where Square's are
+undocumented (tombstones, result sets fixed or re-evaluated between pages, catalog order).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from logikal_square_sync_tests.square.conftest import (
     PAGE_SIZE,
     assert_warehouse_equals_source,
     catalog_policy,
+    every_mode,
     orders_policy,
     source_order_days,
     source_orders,
@@ -37,6 +42,7 @@ def _count(engine: sa.Engine, table: sa.Table) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
 
+@every_mode
 def test_full_sync_equals_the_source(make_client, engine, sandbox) -> None:
     reports = sync_everything(make_client, engine)
     assert_warehouse_equals_source(engine, sandbox)
@@ -46,6 +52,7 @@ def test_full_sync_equals_the_source(make_client, engine, sandbox) -> None:
     assert reports["orders"].watermark_after is not None
 
 
+@every_mode
 def test_a_rerun_without_source_changes_writes_no_rows(make_client, engine, sandbox) -> None:
     sync_everything(make_client, engine)
     again = sync_everything(make_client, engine)
@@ -54,6 +61,7 @@ def test_a_rerun_without_source_changes_writes_no_rows(make_client, engine, sand
     assert_warehouse_equals_source(engine, sandbox)
 
 
+@every_mode
 def test_converges_after_source_changes(make_client, engine, sandbox) -> None:
     sync_everything(make_client, engine)
 
@@ -84,6 +92,7 @@ def test_converges_after_source_changes(make_client, engine, sandbox) -> None:
     assert deleted is True  # kept as a tombstone, not removed
 
 
+@every_mode
 @pytest.mark.parametrize(
     ("kind", "extra"),
     [
@@ -112,6 +121,7 @@ def test_every_fault_recovers_with_nothing_lost_or_duplicated(
     assert _count(engine, t.square_orders) == sandbox.order_count()
 
 
+@every_mode
 def test_a_crash_after_some_pages_then_a_rerun_converges(make_client, engine, sandbox) -> None:
     with make_client() as client:
         sync_locations(client, engine)
@@ -161,6 +171,7 @@ def test_a_malformed_record_fails_naming_it_and_keeps_earlier_data(
     assert warehouse_orders(engine) == before  # nothing lost, nothing half-written
 
 
+@every_mode
 @pytest.mark.parametrize("by", ["created_at", "updated_at"])
 def test_history_refetch_restores_lost_orders_idempotently(make_client, engine, sandbox, by) -> None:
     sync_everything(make_client, engine)
@@ -213,6 +224,7 @@ def test_order_days_follow_the_sync_timezone_across_daylight_saving() -> None:
     assert order_day(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), ZoneInfo("UTC")) == date(2026, 12, 31)
 
 
+@every_mode
 def test_catalog_watermark_moves_only_when_the_run_completes(make_client, engine, sandbox) -> None:
     sandbox.faults.inject("unauthorized", endpoint="catalog_search", times=100, after_calls=1)
     with make_client() as client, pytest.raises(SquareApiError):
