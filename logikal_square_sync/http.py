@@ -54,7 +54,20 @@ class CallStats:
 
 
 class RetriesExhausted(RuntimeError):
-    pass
+    """The last attempt failed too; `response` is its answer (None after a transport error)."""
+
+    def __init__(self, message: str, response: httpx.Response | None = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+    @property
+    def status(self) -> int | None:
+        return None if self.response is None else self.response.status_code
+
+    @property
+    def body(self) -> bytes:
+        # Retried responses are read in full (no streaming), so the body is there to show.
+        return b"" if self.response is None else self.response.content
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
@@ -134,12 +147,14 @@ class RetryingClient:
             attempt += 1
             if attempt >= self.retry.max_attempts:
                 raise RetriesExhausted(
-                    f"{method} {url} still failing after {attempt} attempts (last: {reason})"
+                    f"{method} {url} still failing after {attempt} attempts (last: {reason})", response
                 )
             if wait is None:
                 wait = self.retry.backoff(attempt)
             elif wait > self.retry.max_retry_after:
-                raise RetriesExhausted(f"{method} {url}: server asks to wait {wait:.0f}s ({reason})")
+                raise RetriesExhausted(
+                    f"{method} {url}: server asks to wait {wait:.0f}s ({reason})", response
+                )
             self.stats.count_retry(reason)
             log.warning("%s %s: %s, retry %d in %.2fs", method, url, reason, attempt, wait)
             self._sleep(wait)

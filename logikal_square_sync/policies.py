@@ -139,7 +139,8 @@ class SyncPolicy(BaseModel):
 
 
 class CatalogPolicy(SyncPolicy):
-    overlap_minutes: int = 5
+    overlap_minutes: int = Field(default=5, ge=0)
+    full_refresh_days: int = Field(default=7, ge=1)
 
 
 class OrdersPolicy(SyncPolicy):
@@ -158,7 +159,7 @@ class OrdersPolicy(SyncPolicy):
 
 
 class InventoryPolicy(SyncPolicy):
-    full_refresh_days: int = 7
+    full_refresh_days: int = Field(default=7, ge=1)
 
 
 class SquarePolicies(BaseModel):

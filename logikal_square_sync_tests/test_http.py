@@ -93,6 +93,18 @@ def test_gives_up_with_a_message_naming_the_call(server_url: str, sleeps: list[f
         http.request("GET", "/thing")
 
 
+def test_giving_up_keeps_the_last_answer(server_url: str, sleeps: list[float]) -> None:
+    script.extend(["status:503"] * 3)
+    with client(server_url, sleeps, attempts=3) as http, pytest.raises(RetriesExhausted) as raised:
+        http.request("GET", "/thing")
+    assert raised.value.status == 503
+    assert raised.value.body == b'{"errors":[{"code":"X"}]}'  # the vendor's error code, for its message
+    script.extend(["cut"] * 3)
+    with client(server_url, sleeps, attempts=3) as http, pytest.raises(RetriesExhausted) as raised:
+        http.request("GET", "/thing")
+    assert (raised.value.response, raised.value.status, raised.value.body) == (None, None, b"")
+
+
 def test_an_unreasonable_retry_after_fails_instead_of_hanging(server_url: str, sleeps: list[float]) -> None:
     script.append("status:429:86400")
     with client(server_url, sleeps) as http, pytest.raises(RetriesExhausted, match="asks to wait 86400s"):

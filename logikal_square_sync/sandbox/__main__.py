@@ -9,6 +9,14 @@ answer the other way, for acceptance runs in each mode:
 
 Prints one `READY <json>` line with both base URLs and the credentials once
 both servers accept connections; the demo and the benchmarks wait for it.
+
+Where Square's behaviour is undocumented the Square sandbox answers either
+way: `--tombstones full` serves deleted catalog objects with their last data
+(default: minimal, as Square's example), `--result-sets live` re-evaluates a
+search on every page (default: pinned at the first page), `--catalog-order
+updated_at` sorts catalog results oldest first (default: shuffled), and
+`--edit-every-pages N` edits a random variation price, inventory count or
+order after every N-th page of each search, i.e. while a client pages.
 """
 
 from __future__ import annotations
@@ -17,14 +25,25 @@ import argparse
 import json
 import signal
 import threading
+from typing import get_args
 
 from logikal_square_sync.sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
 from logikal_square_sync.sandbox.logikal import create_app as create_logikal_app
 from logikal_square_sync.sandbox.server import start_in_thread
 from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig
 from logikal_square_sync.sandbox.square import create_app as create_square_app
+from logikal_square_sync.sandbox.square.state import CatalogOrder, ResultSets, Tombstones
+
+PAGED_ENDPOINTS = ("catalog_search", "inventory_counts", "orders_search")
 
 LOGIKAL_BASE_PATH = "/MbioeService.svc/api/v3"
+
+
+def _pages(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (never) or a number of pages, got {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +57,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--line-items-per-order", type=int, default=3)
     parser.add_argument("--items", type=int, default=40, help="Square catalog items")
     parser.add_argument("--history-days", type=int, default=30)
+    parser.add_argument(
+        "--tombstones",
+        choices=get_args(Tombstones),
+        default="minimal",
+        help="what a deleted Square catalog object carries: minimal (as Square's example) or its last data",
+    )
+    parser.add_argument(
+        "--result-sets",
+        choices=get_args(ResultSets),
+        default="pinned",
+        help="Square searches fixed at their first page (pinned) or re-evaluated on every page (live)",
+    )
+    parser.add_argument(
+        "--catalog-order",
+        choices=get_args(CatalogOrder),
+        default="shuffled",
+        help="SearchCatalogObjects result order: shuffled, or by updated_at (an edit moves an object last)",
+    )
+    parser.add_argument(
+        "--edit-every-pages",
+        type=_pages,
+        default=0,
+        metavar="N",
+        help="edit one random Square object after every N-th page of each search (0: never)",
+    )
     parser.add_argument("--projects-per-directory", type=int, default=2)
     parser.add_argument("--elevations-per-phase", type=int, default=3)
     parser.add_argument(
@@ -84,21 +128,35 @@ def logikal_config(args: argparse.Namespace) -> LogikalSandboxConfig:
     )
 
 
+def square_sandbox(args: argparse.Namespace) -> SquareSandbox:
+    """The Square sandbox the options describe, mid-run edits armed."""
+    square = SquareSandbox(
+        SquareSandboxConfig(
+            seed=args.seed,
+            locations=args.locations,
+            orders=args.orders,
+            line_items_per_order=args.line_items_per_order,
+            items=args.items,
+            history_days=args.history_days,
+            tombstones=args.tombstones,
+            result_sets=args.result_sets,
+            catalog_order=args.catalog_order,
+        )
+    )
+    if args.edit_every_pages > 0:
+        for endpoint in PAGED_ENDPOINTS:
+            square.after_page(
+                endpoint, args.edit_every_pages, lambda e=endpoint: square.random_edit(e), repeat=True
+            )
+    return square
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     ready: dict[str, str] = {}
     servers = []
     if args.square_port >= 0:
-        square = SquareSandbox(
-            SquareSandboxConfig(
-                seed=args.seed,
-                locations=args.locations,
-                orders=args.orders,
-                line_items_per_order=args.line_items_per_order,
-                items=args.items,
-                history_days=args.history_days,
-            )
-        )
+        square = square_sandbox(args)
         served = start_in_thread(create_square_app(square), args.host, args.square_port or None)
         servers.append(served)
         ready.update(square_base_url=served.url, square_access_token=square.config.access_token)

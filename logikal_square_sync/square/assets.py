@@ -1,7 +1,5 @@
 """The Square assets: locations, catalog, orders, inventory."""
 
-from datetime import timedelta
-
 import dagster as dg
 from pydantic import Field
 
@@ -38,6 +36,12 @@ def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg
     return dg.MaterializeResult(metadata=report.metadata())
 
 
+class CatalogSyncConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False, description="Read the whole catalog instead of the objects changed since the last run."
+    )
+
+
 @dg.asset(
     key=["square", "catalog"],
     group_name="square",
@@ -47,20 +51,19 @@ def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg
     metadata=policy_metadata(SQUARE.catalog),
     pool="square_catalog",
 )
-def square_catalog(square: SquareResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def square_catalog(
+    config: CatalogSyncConfig, square: SquareResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Catalog categories, items and item variations in `square_catalog_*`.
 
     Incremental through SearchCatalogObjects from the last complete run
     (minus a small overlap), deletions included: a deleted object stays as a
-    row with `is_deleted = true`. A newer `version` always wins.
+    row with `is_deleted = true` and its last known name, SKU and price. A
+    newer `version` always wins. A full refresh at least weekly (see
+    policies.yaml) or when launched with `full_refresh: true`.
     """
     with square.client(SQUARE.catalog.max_attempts) as client:
-        report = sync_catalog(
-            client,
-            warehouse.engine,
-            page_size=SQUARE.catalog.page_size,
-            overlap=timedelta(minutes=SQUARE.catalog.overlap_minutes),
-        )
+        report = sync_catalog(client, warehouse.engine, SQUARE.catalog, full_refresh=config.full_refresh)
     return dg.MaterializeResult(metadata=report.metadata())
 
 

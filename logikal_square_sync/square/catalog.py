@@ -1,9 +1,24 @@
 """Square catalog (categories, items, variations) through SearchCatalogObjects.
 
-Deleted objects are included and kept as tombstones (`is_deleted`). The search
-results are unsorted, so a page's newest `updated_at` says nothing about the
-pages still to come: the watermark advances only when the whole result has
-been written, in the same transaction as its last page.
+Deleted objects are included and kept as tombstones (`is_deleted`). Square's
+tombstones may carry little more than id, version and `updated_at`
+(docs/square-api.md §7), so a tombstone updates `is_deleted`, `version`,
+`updated_at` and `synced_at` and leaves every attribute it lacks (name, SKU,
+price, parent) at the last value the warehouse knew.
+
+The watermark is a time up to which every change is known to be in the
+warehouse; the next run asks for changes after it minus `overlap_minutes`.
+The results are unsorted, so a page's newest `updated_at` says nothing about
+the pages still to come: the watermark moves only when the whole result has
+been written, in the transaction of its last page. It never passes the run's
+start minus the overlap, because edits made while the run reads may have
+landed on pages already read. And if anything changed during the read (one
+probe after the last page asks for changes since the run's start), it does
+not move at all: whether a result set stays fixed while it is paged is
+undocumented, and if it is re-evaluated, an edit can shift objects that did
+not change onto pages already read. The next run reads that span again.
+Every `full_refresh_days` (or with `full_refresh`) a run reads the whole
+catalog, which repairs what an incremental run could not see.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.pages import with_last_flag
+from logikal_square_sync.policies import CatalogPolicy
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.records import category_row, item_row, variation_row
 from logikal_square_sync.square.report import SyncReport
@@ -25,10 +41,13 @@ from logikal_square_sync.warehouse.tables import (
     square_catalog_items,
     square_catalog_variations,
 )
-from logikal_square_sync.warehouse.upsert import upsert
+from logikal_square_sync.warehouse.upsert import key_filter, upsert
 
 WATERMARK = "square/catalog"
+LAST_FULL_REFRESH = "square/catalog/full_refresh_at"
 OBJECT_TYPES = ["ITEM", "ITEM_VARIATION", "CATEGORY"]  # variations must be asked for explicitly
+# What a tombstone always says; every other column keeps its last known value where the tombstone is silent.
+_TOMBSTONE_FIELDS = frozenset({"id", "version", "updated_at", "is_deleted", "synced_at"})
 
 
 def _rows_of_page(objects: list[dict[str, Any]], synced_at: datetime) -> dict[sa.Table, list[dict[str, Any]]]:
@@ -57,34 +76,84 @@ def _rows_of_page(objects: list[dict[str, Any]], synced_at: datetime) -> dict[sa
     return {table: list(rows.values()) for table, rows in by_table.items()}
 
 
+def _with_last_known_attributes(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Tombstones with what the warehouse last knew wherever they carry nothing.
+
+    A tombstone of an object never seen before keeps what it has. The upsert
+    that follows still writes only tombstones newer than the stored row.
+    """
+    deleted = [row["id"] for row in rows if row["is_deleted"]]
+    if not deleted:
+        return rows
+    attributes = [column for column in table.columns if column.name not in _TOMBSTONE_FIELDS]
+    query = sa.select(table.c.id, *attributes).where(key_filter(conn, table.c.id, deleted))
+    known = {stored.id: stored._mapping for stored in conn.execute(query)}
+    merged = []
+    for row in rows:
+        stored = known.get(row["id"]) if row["is_deleted"] else None
+        if stored is not None:
+            row = {**row, **{c.name: stored[c.name] for c in attributes if row.get(c.name) is None}}
+        merged.append(row)
+    return merged
+
+
+def _changed_since(client: SquareClient, moment: datetime) -> bool:
+    """Whether any catalog object (deleted ones included) was modified after `moment`."""
+    page = client.search_catalog_page(
+        {
+            "object_types": OBJECT_TYPES,
+            "include_deleted_objects": True,
+            "begin_time": format_timestamp(moment),
+            "limit": 1,
+        }
+    )
+    return bool(page.get("objects"))
+
+
 def sync_catalog(
     client: SquareClient,
     engine: sa.Engine,
+    policy: CatalogPolicy,
     *,
-    page_size: int = 1000,
-    overlap: timedelta = timedelta(minutes=5),
+    full_refresh: bool = False,
+    now: datetime | None = None,
 ) -> SyncReport:
+    run_started = now or utc_now()
+    overlap = timedelta(minutes=policy.overlap_minutes)
     with engine.connect() as conn:
         watermark = get_watermark(conn, WATERMARK)
-    report = SyncReport(watermark_before=watermark, mode="incremental" if watermark else "full")
+        last_full = get_watermark(conn, LAST_FULL_REFRESH)
+    due = last_full is None or (
+        run_started - datetime.fromisoformat(last_full) >= timedelta(days=policy.full_refresh_days)
+    )
+    full = full_refresh or watermark is None or due
+    report = SyncReport(watermark_before=watermark, mode="full refresh" if full else "incremental")
 
     def body() -> dict[str, Any]:
         request: dict[str, Any] = {
             "object_types": OBJECT_TYPES,
             "include_deleted_objects": True,
-            "limit": page_size,
+            "limit": policy.page_size,
         }
-        if watermark:
+        if not full and watermark:
             request["begin_time"] = format_timestamp(datetime.fromisoformat(watermark) - overlap)
         return request
 
-    newest = datetime.fromisoformat(watermark) if watermark else None
+    newest: datetime | None = None
     for page, is_last in with_last_flag(client.search_catalog(body)):
         synced_at = utc_now()
-        rows_by_table = _rows_of_page(page.get("objects") or [], synced_at)
+        objects = page.get("objects") or []
+        report.read += len(objects)
+        rows_by_table = _rows_of_page(objects, synced_at)
+        # After the last page is in: edits made since the run started show whether the read was still.
+        moved_meanwhile = is_last and _changed_since(client, run_started - overlap)
         with engine.begin() as conn:
             for table, rows in rows_by_table.items():
-                result = upsert(conn, table, rows, newer_by=("version",))
+                result = upsert(
+                    conn, table, _with_last_known_attributes(conn, table, rows), newer_by=("version",)
+                )
                 report.inserted += result.inserted
                 report.updated += result.updated
                 written = set(result.written_keys)
@@ -92,10 +161,15 @@ def sync_catalog(
                 for row in rows:
                     if newest is None or row["updated_at"] > newest:
                         newest = row["updated_at"]
-            if is_last and newest is not None:
-                # The last page: the whole result is in, so the watermark may move, atomically with it.
-                report.watermark_after = format_timestamp(newest)
-                set_watermark(conn, WATERMARK, report.watermark_after)
+            if is_last:
+                # The whole result is in: the watermark may move, atomically with its last page.
+                report.extra["changed_during_run"] = moved_meanwhile
+                covered = None if moved_meanwhile or newest is None else min(newest, run_started - overlap)
+                if covered is not None and (watermark is None or covered > datetime.fromisoformat(watermark)):
+                    report.watermark_after = format_timestamp(covered)
+                    set_watermark(conn, WATERMARK, report.watermark_after)
+                if full:
+                    set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
         report.pages += 1
     report.watermark_after = report.watermark_after or watermark
     return report.finish(client)

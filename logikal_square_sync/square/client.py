@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from logikal_square_sync.http import CallStats, RetryingClient, RetryPolicy
+from logikal_square_sync.http import CallStats, RetriesExhausted, RetryingClient, RetryPolicy
 
 DEFAULT_SQUARE_VERSION = "2025-08-20"  # the release of the OpenAPI spec we follow (docs/square-api.md §1)
 
@@ -17,27 +17,55 @@ DEFAULT_SQUARE_VERSION = "2025-08-20"  # the release of the OpenAPI spec we foll
 # shorter than a page takes to write, and looping would not help.
 MAX_CURSOR_RESTARTS = 5
 
+Body = dict[str, Any]
+# Given the request a page answered and the page, the next request, or None after the last page.
+NextRequest = Callable[[Body, Body], Body | None]
+
+
+def follow_cursor(request: Body, page: Body) -> Body | None:
+    """The next page of the same query: the same body plus the page's cursor (docs/square-api.md §3)."""
+    cursor = page.get("cursor")
+    if not cursor:
+        return None
+    return {**{key: value for key, value in request.items() if key != "cursor"}, "cursor": cursor}
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{e.get('code')}"
+        + (f" ({e['field']})" if e.get("field") else "")
+        + (f": {e['detail']}" if e.get("detail") else "")
+        for e in errors
+    )
+
 
 class SquareApiError(RuntimeError):
     """Square refused a request; retrying will not help (bad request, auth, scopes)."""
 
-    def __init__(self, endpoint: str, status: int, errors: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, endpoint: str, status: int, errors: list[dict[str, Any]], *, message: str | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.status = status
         self.errors = errors
         first = errors[0] if errors else {}
         self.code = first.get("code", "UNKNOWN")
-        detail = "; ".join(
-            f"{e.get('code')}"
-            + (f" ({e['field']})" if e.get("field") else "")
-            + (f": {e['detail']}" if e.get("detail") else "")
-            for e in errors
-        )
-        super().__init__(f"Square {endpoint} failed with HTTP {status}: {detail or 'no error body'}")
+        detail = _describe(errors) or "no error body"
+        super().__init__(message or f"Square {endpoint} failed with HTTP {status}: {detail}")
 
 
 class CursorExpired(SquareApiError):
     pass
+
+
+class SquareRetriesExhausted(SquareApiError):
+    """Square kept answering 429/5xx (or not at all) until the attempts ran out; names its last answer."""
+
+    def __init__(self, endpoint: str, error: RetriesExhausted) -> None:
+        errors = _errors_of(error.response) if error.response is not None else []
+        status = error.status or 0
+        last = f"HTTP {status}: {_describe(errors) or 'no error body'}" if status else "no response"
+        super().__init__(endpoint, status, errors, message=f"Square {endpoint} failed with {last} ({error})")
 
 
 def _errors_of(response: httpx.Response) -> list[dict[str, Any]]:
@@ -102,71 +130,91 @@ class SquareClient:
                 raise CursorExpired(endpoint, response.status_code, errors)
             raise SquareApiError(endpoint, response.status_code, errors)
 
-    def _call(self, method: str, path: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
-        response, body = self._http.request(method, path, decode=_decode_object, **kwargs)
+    def _request(self, method: str, path: str, endpoint: str, **kwargs: Any) -> tuple[httpx.Response, Any]:
+        try:
+            response, body = self._http.request(method, path, **kwargs)
+        except RetriesExhausted as error:
+            raise SquareRetriesExhausted(endpoint, error) from error
         self._check(response, endpoint)
-        return body
+        return response, body
+
+    def _call(self, method: str, path: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+        return self._request(method, path, endpoint, decode=_decode_object, **kwargs)[1]
 
     def _post_raw(self, path: str, endpoint: str, body: dict[str, Any]) -> bytes:
-        response, content = self._http.request("POST", path, decode=lambda r: r.content, json=body)
-        self._check(response, endpoint)
-        return content
+        return self._request("POST", path, endpoint, decode=lambda r: r.content, json=body)[1]
 
     def list_locations(self) -> list[dict[str, Any]]:
         """ListLocations: every location, inactive included; the endpoint has no pagination."""
         return self._call("GET", "/v2/locations", "ListLocations").get("locations", [])
 
     def pages(
-        self, path: str, endpoint: str, body_factory: Callable[[], dict[str, Any]]
-    ) -> Iterator[dict[str, Any]]:
-        """Follow a POST endpoint's cursor, resending the same body with each cursor.
+        self,
+        path: str,
+        endpoint: str,
+        body_factory: Callable[[], Body],
+        next_request: NextRequest = follow_cursor,
+    ) -> Iterator[Body]:
+        """The pages of a POST search: by default the same body with each page's cursor.
 
-        The next page is requested in a background thread as soon as this
-        page's cursor is known, so it travels while the caller writes this
-        one. Only the network wait runs there: the JSON is decoded here, in
-        the caller's thread, because a decode holds the GIL for tens of
-        milliseconds and would stall every database round trip of the caller.
+        `next_request` may ask for each next page some other way (a new query
+        from where the last page ended, say) and may trim the page it is given
+        of records that the next request reads again.
+
+        The next page is requested in a background thread as soon as it is
+        known, so it travels while the caller writes this one. Only the
+        network wait runs there: the JSON is decoded here, in the caller's
+        thread, because a decode holds the GIL for tens of milliseconds and
+        would stall every database round trip of the caller.
 
         An expired cursor (400 INVALID_CURSOR) restarts the query with a fresh
         body from `body_factory`, which callers build from their last
-        committed checkpoint, so nothing is skipped and little is re-read.
+        committed checkpoint, so nothing is skipped and little is re-read;
+        also when it answers the re-fetch of a page whose body came cut short.
         """
         restarts = 0
-        body = body_factory()
-        cursor: str | None = None
+        request = body_factory()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="square-page") as fetcher:
-            pending = fetcher.submit(self._post_raw, path, endpoint, body)
+            pending = fetcher.submit(self._post_raw, path, endpoint, request)
             while True:
                 try:
-                    raw = pending.result()
+                    page = self._decode_page(pending.result(), path, endpoint, request)
                 except CursorExpired:
-                    if cursor is None or restarts >= MAX_CURSOR_RESTARTS:
+                    if not request.get("cursor") or restarts >= MAX_CURSOR_RESTARTS:
                         raise
                     restarts += 1
                     self.cursor_restarts += 1
-                    body, cursor = body_factory(), None
-                    pending = fetcher.submit(self._post_raw, path, endpoint, body)
+                    request = body_factory()
+                    pending = fetcher.submit(self._post_raw, path, endpoint, request)
                     continue
-                request = {**body, "cursor": cursor} if cursor else body
-                try:
-                    page = json.loads(raw)
-                except ValueError:
-                    # A body cut short behind a matching Content-Length: fetch it again, decoding
-                    # inside the retry loop this time.
-                    self._http.stats.count_retry("JSONDecodeError")
-                    page = self._call("POST", path, endpoint, json=request)
-                cursor = page.get("cursor")
-                if cursor:
-                    pending = fetcher.submit(self._post_raw, path, endpoint, {**body, "cursor": cursor})
+                following = next_request(request, page)
+                if following is not None:
+                    pending = fetcher.submit(self._post_raw, path, endpoint, following)
                 yield page
-                if not cursor:
+                if following is None:
                     return
+                request = following
+
+    def _decode_page(self, raw: bytes, path: str, endpoint: str, request: Body) -> Body:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            # A body cut short behind a matching Content-Length: fetch it again, decoding
+            # inside the retry loop this time.
+            self._http.stats.count_retry("JSONDecodeError")
+            return self._call("POST", path, endpoint, json=request)
+
+    def search_catalog_page(self, body: Body) -> Body:
+        """One page of SearchCatalogObjects (a probe: its cursor is not followed)."""
+        return self._call("POST", "/v2/catalog/search", "SearchCatalogObjects", json=body)
 
     def search_catalog(self, body_factory: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
         return self.pages("/v2/catalog/search", "SearchCatalogObjects", body_factory)
 
-    def search_orders(self, body_factory: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        return self.pages("/v2/orders/search", "SearchOrders", body_factory)
+    def search_orders(
+        self, body_factory: Callable[[], Body], next_request: NextRequest = follow_cursor
+    ) -> Iterator[Body]:
+        return self.pages("/v2/orders/search", "SearchOrders", body_factory, next_request)
 
     def inventory_counts(self, body_factory: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
         return self.pages("/v2/inventory/counts/batch-retrieve", "BatchRetrieveInventoryCounts", body_factory)

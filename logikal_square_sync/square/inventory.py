@@ -1,9 +1,19 @@
 """Square inventory counts through BatchRetrieveInventoryCounts.
 
-Incremental runs ask for counts calculated after the watermark; every
-`full_refresh_days` a run reads every count, which repairs anything an
-incremental run could not see. Results come newest first, so as with the
-catalog the watermark moves only when the whole result is written.
+Incremental runs ask for counts calculated after the watermark (minus a
+small overlap); every `full_refresh_days` a run reads every count, which
+repairs anything an incremental run could not see.
+
+The watermark is the newest `calculated_at` on the run's first page. Results
+come newest first, so that is the newest count that existed when the run
+started, on Square's own clock: every count calculated up to it is in the
+result, and every count that changes later gets a later `calculated_at`.
+Whether or not Square fixes the result set at the first page (undocumented),
+a later page can show a count that changed after the run started, stamped
+later than changes the run already paged past; the newest time seen over the
+whole run would skip those. A count that changes mid-run jumps to the front
+of a re-evaluated result, which is already read, so it is read next run.
+The watermark moves when the whole result is written, with its last page.
 """
 
 from __future__ import annotations
@@ -54,26 +64,29 @@ def sync_inventory(
             request["updated_after"] = format_timestamp(datetime.fromisoformat(watermark) - OVERLAP)
         return request
 
-    newest = datetime.fromisoformat(watermark) if watermark else None
+    newest_at_start: datetime | None = None
     for page, is_last in with_last_flag(client.inventory_counts(body)):
         synced_at = utc_now()
+        counts = page.get("counts") or []
+        report.read += len(counts)
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for count in page.get("counts") or []:
+        for count in counts:
             row = inventory_row(count, synced_at)
             key = (row["catalog_object_id"], row["location_id"], row["state"])
             if key not in rows or row["calculated_at"] > rows[key]["calculated_at"]:
                 rows[key] = row
+        if report.pages == 0 and rows:
+            newest_at_start = max(row["calculated_at"] for row in rows.values())
         with engine.begin() as conn:
             result = upsert(conn, square_inventory_counts, list(rows.values()), newer_by=("calculated_at",))
             report.inserted += result.inserted
             report.updated += result.updated
-            for row in rows.values():
-                if newest is None or row["calculated_at"] > newest:
-                    newest = row["calculated_at"]
             if is_last:
                 # The whole result is in: the watermark (and the refresh date) move with the last page.
-                if newest is not None:
-                    report.watermark_after = format_timestamp(newest)
+                if newest_at_start is not None and (
+                    watermark is None or newest_at_start > datetime.fromisoformat(watermark)
+                ):
+                    report.watermark_after = format_timestamp(newest_at_start)
                     set_watermark(conn, WATERMARK, report.watermark_after)
                 if full:
                     set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))

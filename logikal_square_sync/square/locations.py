@@ -16,7 +16,7 @@ def sync_locations(client: SquareClient, engine: sa.Engine) -> SyncReport:
     report = SyncReport(mode="full refresh")
     synced_at = utc_now()
     rows = [location_row(location, synced_at) for location in client.list_locations()]
-    report.pages = 1
+    report.pages, report.read = 1, len(rows)
     with engine.begin() as conn:
         result = upsert(conn, square_locations, rows)
     report.inserted, report.updated = result.inserted, result.updated

@@ -2,16 +2,20 @@
 
 Each group is read by `updated_at` ascending up to an end fixed at run start,
 so every committed page is a safe checkpoint: all orders of the group updated
-up to the page's last `updated_at` are in the warehouse. The per-location
-watermark moves with each page, in the page's transaction. Each run starts a
-lookback (>= 72 h) before the watermark, because offline POS orders arrive
-late with an old `updated_at`. Newer wins by (updated_at, version), and an
-order's line items are replaced whenever the order itself is rewritten.
+before the page's last `updated_at` are in the warehouse. Each page is a query
+of its own from where the previous one ended (`order_pages`), so a result set
+that moves while it is read cannot skip an order. The per-location watermark
+moves with each page, in the page's transaction. Each run starts a lookback
+(>= 72 h) before the watermark, because offline POS orders arrive late with
+an old `updated_at`. Locations without a watermark are grouped apart from
+the others, so a new location's full history is not read for caught-up ones.
+Newer wins by (updated_at, version), and an order's line items are replaced
+whenever the order itself is rewritten.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -20,9 +24,9 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.policies import OrdersPolicy
-from logikal_square_sync.square.client import SquareClient
+from logikal_square_sync.square.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.order_days import OrderDays, OrderTime
-from logikal_square_sync.square.records import order_rows
+from logikal_square_sync.square.records import order_rows, order_time
 from logikal_square_sync.square.report import SyncReport
 from logikal_square_sync.square.timestamps import format_timestamp
 from logikal_square_sync.warehouse.state import get_watermarks, set_watermark, set_watermarks
@@ -60,14 +64,17 @@ def known_location_ids(engine: sa.Engine) -> list[str]:
 def location_groups(
     location_ids: Sequence[str], watermarks: dict[str, str | None], size: int
 ) -> list[list[str]]:
-    """Groups of at most `size` locations, those with similar watermarks together.
+    """Groups of at most `size` locations: those with a watermark by similar watermarks, the others apart.
 
-    A group starts at its oldest member's watermark, so grouping a new
-    location (no watermark, full history) with caught-up ones would re-read
-    their whole history too.
+    A group's query starts at its oldest member's watermark, and a location
+    without one at `history_start`: grouped with caught-up locations, a new
+    one would drag them back through all their history.
     """
-    ordered = sorted(location_ids, key=lambda loc: (watermarks.get(loc) or "", loc))
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+    new = sorted(loc for loc in location_ids if not watermarks.get(loc))
+    known = sorted(
+        (loc for loc in location_ids if watermarks.get(loc)), key=lambda loc: (watermarks[loc], loc)
+    )
+    return [part[i : i + size] for part in (known, new) for i in range(0, len(part), size)]
 
 
 def search_body(
@@ -96,6 +103,49 @@ def search_body(
     if return_entries:
         body["return_entries"] = True
     return body
+
+
+def order_pages(
+    client: SquareClient,
+    group: list[str],
+    end_at: datetime,
+    page_size: int,
+    restart_at: Callable[[], datetime],
+    *,
+    by: OrderTime = "updated_at",
+) -> Iterator[Body]:
+    """The orders of `group` with `by` in [restart_at(), end_at], oldest first, a page at a time.
+
+    Each page is a new query starting where the previous page ended, not that
+    query's next cursor. Whether Square fixes a result set at its first page
+    or evaluates it again for every page is undocumented (docs/square-api.md
+    §3); if it does the latter, an order updated mid-run leaves the range and
+    every order after it moves one place up, so the one at the next page's
+    start would never be served. A new query has no pages before it to shift.
+    The range is inclusive, so the orders at the page's last instant are held
+    back and read again, whole, by the next query; only when one instant
+    fills a whole page does the next page follow the cursor. `restart_at`
+    gives the first query's start and, after an expired cursor there, the
+    last committed checkpoint.
+    """
+
+    def body_from(start_at: datetime) -> Body:
+        return search_body(group, start_at, end_at, page_size, by=by)
+
+    def next_request(request: Body, page: Body) -> Body | None:
+        orders = page.get("orders") or []
+        if not page.get("cursor") or not orders:
+            return follow_cursor(request, page)
+        last = order_time(orders[-1], by)
+        keep = len(orders) - 1
+        while keep > 0 and order_time(orders[keep - 1], by) == last:
+            keep -= 1
+        if keep == 0:
+            return follow_cursor(request, page)  # a new query from `last` would return this same page
+        page["orders"] = orders[:keep]
+        return body_from(last)
+
+    return client.search_orders(lambda: body_from(restart_at()), next_request)
 
 
 @dataclass
@@ -152,13 +202,15 @@ def _sync_group(
     # Where an expired cursor restarts: the last committed page, never further.
     checkpoint = start_at
 
-    def body() -> dict[str, Any]:
-        return search_body(group, checkpoint, end_at, policy.page_size, by=by)
+    def restart_at() -> datetime:
+        return checkpoint
 
-    for page in client.search_orders(body):
+    for page in order_pages(client, group, end_at, policy.page_size, restart_at, by=by):
         synced_at = utc_now()
+        orders = page.get("orders") or []
+        report.read += len(orders)
         with engine.begin() as conn:
-            written = _write_page(conn, page.get("orders") or [], synced_at, force=force)
+            written = _write_page(conn, orders, synced_at, force=force)
             if written is not None and watermarks is not None:
                 mark = format_timestamp(written.newest["updated_at"])
                 moved = {loc: mark for loc in group if (watermarks[loc] or "") < mark}

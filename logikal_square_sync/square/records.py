@@ -59,6 +59,15 @@ def _timestamp(record: dict[str, Any], field: str, kind: str, *, required: bool 
     return parse_timestamp(value, field, record, kind)
 
 
+def order_time(order: Any, field: str) -> datetime:
+    """An order's `created_at` or `updated_at`; a malformed order fails naming it and the field."""
+    if not isinstance(order, dict):
+        raise MalformedRecord("order", order, "is not an object")
+    moment = _timestamp(order, field, "order")
+    assert moment is not None
+    return moment
+
+
 def _integer(record: dict[str, Any], field: str, kind: str, value: Any = None) -> int | None:
     value = record.get(field) if value is None else value
     if value is None:

@@ -16,6 +16,7 @@ class SyncReport:
     updated: int = 0
     tombstoned: int = 0
     child_rows_written: int = 0
+    read: int = 0  # records the API returned, re-reads included
     pages: int = 0
     api_calls: int = 0
     retries: int = 0
@@ -41,6 +42,7 @@ class SyncReport:
             "rows_updated": self.updated,
             "rows_tombstoned": self.tombstoned,
             "child_rows_written": self.child_rows_written,
+            "records_read": self.read,
             "pages": self.pages,
             "api_calls": self.api_calls,
             "retries": self.retries,

@@ -52,7 +52,7 @@ def step_fetch(url: str, token: str, _warehouse: str) -> dict[str, Any]:
     from datetime import UTC, datetime, time
 
     from logikal_square_sync.policies import policies
-    from logikal_square_sync.square.orders import _search_body, location_groups
+    from logikal_square_sync.square.orders import location_groups, order_pages
 
     policy = policies().square.orders
     started = time_now()
@@ -62,7 +62,8 @@ def step_fetch(url: str, token: str, _warehouse: str) -> dict[str, Any]:
         start = datetime.combine(policy.history_start, time.min, UTC)
         end = datetime.now(UTC)
         for group in location_groups(ids, {}, policy.location_group_size):
-            for page in client.search_orders(lambda g=group: _search_body(g, start, end, policy.page_size)):
+            # The same requests the sync sends: each page a query from where the last one ended.
+            for page in order_pages(client, group, end, policy.page_size, lambda: start):
                 orders += len(page.get("orders") or [])
     return {"seconds": time_now() - started, "orders": orders}
 

@@ -30,7 +30,6 @@ INVENTORY = "/v2/inventory/counts/batch-retrieve"
 VALIDATE_MAX_BYTES = 120_000
 
 
-
 def test_spec_is_available() -> None:
     # The sandbox's responses are only worth something if they are checked against the vendor's spec.
     assert SQUARE.require().is_file()
@@ -582,31 +581,55 @@ def test_catalog_limit_range(api: Api) -> None:
     )
 
 
-def test_deleting_an_item_leaves_tombstones_for_it_and_its_variations(
-    api: Api, sandbox: SquareSandbox
-) -> None:
-    item = next(o for o in sandbox.catalog_objects() if o["type"] == "ITEM")
-    before = now_to_ms(sandbox)
-    deleted = sandbox.delete_catalog_object(item["id"])
-    variation_ids = [v["id"] for v in item["item_data"]["variations"]]
-    assert deleted == [item["id"], *variation_ids]
-    types = ["ITEM", "ITEM_VARIATION", "CATEGORY"]
+@pytest.mark.parametrize("tombstones", ["minimal", "full"])
+def test_deleting_an_item_leaves_tombstones_for_it_and_its_variations(tombstones: str) -> None:
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=0, tombstones=tombstones))
+    with serve_in_thread(create_app(sandbox)) as served:
+        api = Api(served.url)
+        item = next(o for o in sandbox.catalog_objects() if o["type"] == "ITEM")
+        before = now_to_ms(sandbox)
+        deleted = sandbox.delete_catalog_object(item["id"])
+        variation_ids = [v["id"] for v in item["item_data"]["variations"]]
+        assert deleted == [item["id"], *variation_ids]
+        types = ["ITEM", "ITEM_VARIATION", "CATEGORY"]
 
-    live = all_objects(api, {"object_types": types, "limit": 1000})
-    assert not {o["id"] for o in live} & set(deleted)
-    with_deleted = {
-        o["id"]: o for o in all_objects(api, {"object_types": types, "include_deleted_objects": True})
-    }
-    for object_id in deleted:
-        tomb = with_deleted[object_id]
-        assert tomb["is_deleted"] is True
-        assert ts(tomb["updated_at"]) >= before
-        assert tomb["version"] == parse_rfc3339_us(tomb["updated_at"]) // 1000
-    assert len(with_deleted[item["id"]]["item_data"]["variations"]) == 2
-    # Forum t/23637: with begin_time, deleted objects come back even without include_deleted_objects.
-    since = all_objects(api, {"object_types": types, "begin_time": iso(before - timedelta(seconds=1))})
-    assert {o["id"] for o in since} == set(deleted)
-    assert sandbox.delete_catalog_object(item["id"]) == []
+        live = all_objects(api, {"object_types": types, "limit": 1000})
+        assert not {o["id"] for o in live} & set(deleted)
+        with_deleted = {
+            o["id"]: o for o in all_objects(api, {"object_types": types, "include_deleted_objects": True})
+        }
+        for object_id in deleted:
+            tomb = with_deleted[object_id]
+            assert tomb["is_deleted"] is True
+            assert ts(tomb["updated_at"]) >= before
+            assert tomb["version"] == parse_rfc3339_us(tomb["updated_at"]) // 1000
+        served_item, served_variation = with_deleted[item["id"]], with_deleted[variation_ids[0]]
+        if tombstones == "minimal":
+            # Square's own example of a deleted variation: no name, SKU or price, just its item.
+            common = {"updated_at": served_variation["updated_at"], "version": served_variation["version"]}
+            assert served_variation == {
+                "type": "ITEM_VARIATION",
+                "id": variation_ids[0],
+                **common,
+                "is_deleted": True,
+                "item_variation_data": {"item_id": item["id"]},
+            }
+            assert set(served_item) == {"type", "id", "updated_at", "version", "is_deleted"}
+        else:
+            assert served_item["item_data"]["name"] == item["item_data"]["name"]
+            assert len(served_item["item_data"]["variations"]) == 2
+            assert (
+                served_variation["item_variation_data"]["sku"]
+                == item["item_data"]["variations"][0]["item_variation_data"]["sku"]
+            )
+        # The truth keeps what the objects looked like when they were deleted, in either mode.
+        last_live = {o["id"]: o for o in sandbox.catalog_objects(last_live_data=True)}
+        assert last_live[item["id"]]["item_data"]["name"] == item["item_data"]["name"]
+        assert last_live[item["id"]]["is_deleted"] is True
+        # Forum t/23637: with begin_time, deleted objects come back even without include_deleted_objects.
+        since = all_objects(api, {"object_types": types, "begin_time": iso(before - timedelta(seconds=1))})
+        assert {o["id"] for o in since} == set(deleted)
+        assert sandbox.delete_catalog_object(item["id"]) == []
 
 
 def test_deleting_a_variation_removes_it_from_its_item(api: Api, sandbox: SquareSandbox) -> None:
@@ -847,3 +870,275 @@ def test_a_large_sandbox_is_cheap() -> None:
     texts = sandbox.orders.render_json(rows)
     assert json.loads("[" + ",".join(texts) + "]") == sandbox.orders.render(rows)
     assert sandbox.order_count() == 200_000
+
+
+# ---- where the API notes leave Square open: switches for each answer ---------------------------
+
+CATALOG_TYPES = ["ITEM", "ITEM_VARIATION", "CATEGORY"]
+DATA_KEY = {"ITEM": "item_data", "ITEM_VARIATION": "item_variation_data", "CATEGORY": "category_data"}
+
+
+def count_key(count: dict[str, Any]) -> tuple[str, str, str]:
+    return count["catalog_object_id"], count["location_id"], count["state"]
+
+
+def test_switches_reject_unknown_answers_naming_the_field() -> None:
+    with pytest.raises(
+        ValueError, match=r"SquareSandboxConfig.tombstones must be one of \('minimal', 'full'\)"
+    ):
+        SquareSandboxConfig(tombstones="none")
+    with pytest.raises(ValueError, match="result_sets"):
+        SquareSandboxConfig(result_sets="fixed")
+    with pytest.raises(ValueError, match="catalog_order"):
+        SquareSandboxConfig(catalog_order="random")
+    assert (SquareSandboxConfig().tombstones, SquareSandboxConfig().result_sets) == ("minimal", "pinned")
+
+
+@pytest.mark.parametrize("result_sets", ["pinned", "live"])
+def test_catalog_results_pinned_or_live_while_an_object_is_edited(result_sets: str) -> None:
+    config = SquareSandboxConfig(orders=0, result_sets=result_sets, catalog_order="updated_at")
+    sandbox = SquareSandbox(config, clock=ManualClock(ANCHOR))
+    before = [o["id"] for o in sorted(sandbox.catalog_objects(), key=lambda o: (o["version"], o["id"]))]
+    edited = before[2]  # on page 1
+
+    def edit() -> None:
+        sandbox.clock.advance(60)
+        sandbox.update_catalog_object(edited, name="Edited mid-run")
+
+    hook = sandbox.after_page("catalog_search", 1, edit)
+    with serve_in_thread(create_app(sandbox)) as served:
+        pages = list(Api(served.url).pages(CATALOG, {"object_types": CATALOG_TYPES, "limit": 7}))
+    hook.assert_ran()
+    served_ids = [o["id"] for page in pages for o in page["objects"]]
+    if result_sets == "pinned":
+        assert served_ids == before
+        assert {p["latest_time"] for p in pages} == {pages[0]["latest_time"]}
+    else:
+        # The edit moved the object to the end of the order: everything after it slid back one
+        # place, so the first object of page 2 slid onto page 1 and was never served at all.
+        assert served_ids == before[:7] + before[8:] + [edited]
+        last = pages[-1]["objects"][-1]
+        assert last[DATA_KEY[last["type"]]]["name"] == "Edited mid-run"
+        assert ts(pages[-1]["latest_time"]) == ANCHOR + timedelta(seconds=60)
+        assert ts(pages[0]["latest_time"]) < ANCHOR + timedelta(seconds=60)
+
+
+def test_catalog_order_shuffled_is_the_default_and_updated_at_sorts_oldest_first() -> None:
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=0, catalog_order="updated_at"))
+    with serve_in_thread(create_app(sandbox)) as served:
+        objects = all_objects(Api(served.url), {"object_types": CATALOG_TYPES, "limit": 9})
+    keys = [(o["version"], o["id"]) for o in objects]
+    assert keys == sorted(keys) and len(keys) == len(sandbox.catalog_objects())
+
+
+@pytest.mark.parametrize("result_sets", ["pinned", "live"])
+def test_inventory_results_pinned_or_live_while_a_count_changes(result_sets: str) -> None:
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=0, result_sets=result_sets), clock=ManualClock(ANCHOR))
+    before = [count_key(c) for c in sandbox.inventory_counts()]  # newest first
+    changed = before[25]  # on page 3
+
+    def edit() -> None:
+        sandbox.clock.advance(60)
+        sandbox.set_inventory_count(*changed, "999")
+
+    hook = sandbox.after_page("inventory_counts", 1, edit)
+    with serve_in_thread(create_app(sandbox)) as served:
+        counts = [
+            c for page in Api(served.url).pages(INVENTORY, {"limit": 10}) for c in page.get("counts", [])
+        ]
+    hook.assert_ran()
+    served_keys = [count_key(c) for c in counts]
+    if result_sets == "pinned":
+        assert served_keys == before
+        assert next(c for c in counts if count_key(c) == changed)["quantity"] == "999"  # read when served
+    else:
+        # The new count jumped to the front, which was already served: it is never seen, and the
+        # counts after it moved one place on, so the last of page 1 comes again on page 2.
+        assert served_keys == before[:10] + before[9:25] + before[26:]
+    assert [count_key(c) for c in sandbox.inventory_counts()][0] == changed
+
+
+@pytest.mark.parametrize("result_sets", ["pinned", "live"])
+def test_order_results_pinned_or_live_while_orders_change(result_sets: str) -> None:
+    config = SquareSandboxConfig(orders=300, locations=4, result_sets=result_sets)
+    sandbox = SquareSandbox(config, clock=ManualClock(ANCHOR))
+    with serve_in_thread(create_app(sandbox)) as served:
+        api = Api(served.url)
+        body = updated_asc(sandbox, start_at="2000-01-01T00:00:00Z", end_at=iso(now_to_ms(sandbox)))
+        body["limit"] = 50
+        before = [o["id"] for o in api.all_orders(body)]
+        late: list[str] = []
+
+        def edit() -> None:
+            sandbox.clock.advance(1)
+            sandbox.update_orders(ids=[before[10]])  # now updated after end_at
+            late.extend(sandbox.add_late_orders(3, hours_late=48))  # uploaded now, updated 48 h ago
+
+        hook = sandbox.after_page("orders_search", 1, edit)
+        served_ids = [o["id"] for o in api.all_orders(body)]
+        hook.assert_ran()
+        after = [o["id"] for o in api.all_orders(body)]
+    if result_sets == "pinned":
+        assert served_ids == before and not set(late) & set(served_ids)
+    else:
+        # The updated order left the range and the rest slid back one place: the first order of
+        # page 2 was never served. The late uploads appear where their updated_at sorts them.
+        assert before[10] not in after and set(late) <= set(after)
+        assert served_ids == before[:50] + after[50:]
+        assert before[50] not in served_ids
+
+
+def test_page_hooks_run_after_a_page_is_rendered_and_before_it_is_sent() -> None:
+    clock = ManualClock(ANCHOR)
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=0), clock=clock)
+    body = {"object_types": ["ITEM_VARIATION"], "limit": 5}
+    variation_ids = sorted(o["id"] for o in sandbox.catalog_objects() if o["type"] == "ITEM_VARIATION")
+
+    def edit() -> None:
+        for variation_id in variation_ids:
+            sandbox.update_catalog_object(variation_id, name="After page 2")
+        clock.advance(120)  # within the cursor's 300 s life
+
+    hook = sandbox.after_page("catalog_search", 2, edit)
+    with serve_in_thread(create_app(sandbox)) as served:
+        api = Api(served.url)
+        pages = []
+        for page in api.pages(CATALOG, body):
+            pages.append(page)
+            # The hook has run by the time the client holds page 2; not before.
+            assert hook.ran.is_set() == (len(pages) >= 2)
+        names = [[o["item_variation_data"]["name"] for o in page["objects"]] for page in pages]
+        assert "After page 2" not in names[0] + names[1]
+        assert {name for page in names[2:] for name in page} == {"After page 2"}
+        assert sandbox.now_ms() == int((ANCHOR + timedelta(seconds=120)).timestamp() * 1000)
+        assert hook.runs == 1  # once, unless repeated
+
+        repeated = sandbox.after_page("locations", 2, lambda: None, repeat=True)
+        for _ in range(7):
+            api.ok("GET", LOCATIONS)
+        assert repeated.runs == 3  # after pages 2, 4 and 6
+
+        # A failing callback does not cost the client its page; the test sees the error.
+        broken = sandbox.after_page("locations", 1, lambda: 1 / 0)
+        assert api.call("GET", LOCATIONS).status_code == 200
+        with pytest.raises(AssertionError, match="ZeroDivisionError"):
+            broken.assert_ran()
+        # Faulted answers are not pages.
+        sandbox.faults.inject("server_error", endpoint="inventory_counts")
+        counted = sandbox.after_page("inventory_counts", 1, lambda: None)
+        assert api.call("POST", INVENTORY, {}).status_code == 500 and not counted.ran.is_set()
+        assert api.call("POST", INVENTORY, {}).status_code == 200 and counted.ran.is_set()
+    with pytest.raises(ValueError, match="unknown endpoint 'payments'"):
+        sandbox.after_page("payments", 1, lambda: None)
+    with pytest.raises(ValueError, match="page must be 1 or more"):
+        sandbox.after_page("orders_search", 0, lambda: None)
+    with pytest.raises(AssertionError, match="never served"):
+        sandbox.after_page("orders_search", 1, lambda: None).assert_ran()
+
+
+def test_random_edits_change_what_each_search_serves() -> None:
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=50), clock=ManualClock(ANCHOR))
+    catalog, counts = sandbox.catalog_objects(), sandbox.inventory_counts()
+    sandbox.clock.advance(1)
+    variation = sandbox.random_edit("catalog_search")
+    assert (
+        next(o for o in sandbox.catalog_objects() if o["id"] == variation)["version"]
+        > next(o for o in catalog if o["id"] == variation)["version"]
+    )
+    sandbox.random_edit("inventory_counts")
+    assert sandbox.inventory_counts()[0] not in counts
+    order_id = sandbox.random_edit("orders_search")
+    assert ts(sandbox.order(order_id)["updated_at"]) == ANCHOR + timedelta(seconds=1)
+    with pytest.raises(ValueError, match="no random edit for 'locations'"):
+        sandbox.random_edit("locations")
+
+
+def test_cut_json_fault_is_complete_http_with_a_body_cut_short(api: Api, sandbox: SquareSandbox) -> None:
+    sandbox.faults.inject("cut_json", endpoint="orders_search")
+    response = api.http.post(ORDERS, json={"location_ids": location_ids(sandbox)})
+    assert response.status_code == 200
+    assert int(response.headers["Content-Length"]) == len(response.content) > 0
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+    assert api.call("POST", ORDERS, {"location_ids": location_ids(sandbox)}).status_code == 200
+
+
+def test_pinned_result_sets_beyond_the_memory_budget_are_forgotten(api: Api, sandbox: SquareSandbox) -> None:
+    sandbox.cursors.max_retained_items = 700  # each of these chains holds all 300 orders
+    body = updated_asc(sandbox)
+    cursors = [api.ok("POST", ORDERS, {**body, "limit": limit})["cursor"] for limit in (10, 20, 30)]
+    # The least recently used chain went; the others still page.
+    api.error("POST", ORDERS, {**body, "limit": 10, "cursor": cursors[0]}, 400, "INVALID_CURSOR")
+    api.ok("POST", ORDERS, {**body, "limit": 20, "cursor": cursors[1]})
+    api.ok("POST", ORDERS, {**body, "limit": 30, "cursor": cursors[2]})
+
+
+def test_live_result_sets_hold_no_rows() -> None:
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=300, locations=4, result_sets="live"))
+    sandbox.cursors.max_retained_items = 1
+    with serve_in_thread(create_app(sandbox)) as served:
+        api = Api(served.url)
+        body = {**updated_asc(sandbox), "limit": 10}
+        cursors = [api.ok("POST", ORDERS, body)["cursor"] for _ in range(3)]
+        for cursor in cursors:
+            api.ok("POST", ORDERS, {**body, "cursor": cursor})
+
+
+def test_cli_options_choose_the_answers(tmp_path) -> None:
+    from logikal_square_sync.sandbox.__main__ import parse_args, square_sandbox
+
+    defaults = square_sandbox(parse_args(["--orders", "10"]))
+    assert (defaults.config.tombstones, defaults.config.result_sets, defaults.config.catalog_order) == (
+        "minimal",
+        "pinned",
+        "shuffled",
+    )
+    options = ["--orders", "10", "--tombstones", "full", "--result-sets", "live"]
+    chosen = square_sandbox(
+        parse_args([*options, "--catalog-order", "updated_at", "--edit-every-pages", "2"])
+    )
+    assert (chosen.config.tombstones, chosen.config.result_sets, chosen.config.catalog_order) == (
+        "full",
+        "live",
+        "updated_at",
+    )
+    before = chosen.catalog_objects()
+    for _ in range(2):
+        chosen.hooks.served("catalog_search")  # as the app does after each full page
+    assert chosen.catalog_objects() != before  # edited after page 2
+    with pytest.raises(SystemExit):
+        parse_args(["--tombstones", "some"])
+
+
+def test_the_cli_serves_the_chosen_answers() -> None:
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "logikal_square_sync.sandbox",
+        "--square-port",
+        "0",
+        "--logikal-port",
+        "-1",
+    ]
+    options = ["--orders", "20", "--result-sets", "live", "--catalog-order", "updated_at"]
+    process = subprocess.Popen(
+        [*command, *options, "--edit-every-pages", "1"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("READY "), line
+        ready = json.loads(line.removeprefix("READY "))
+        api = Api(ready["square_base_url"], ready["square_access_token"])
+        first = api.ok("POST", CATALOG, {"object_types": CATALOG_TYPES, "limit": 1000})["objects"]
+        keys = [(o["version"], o["id"]) for o in first]
+        assert keys == sorted(keys)
+        # The edit after page 1 moved a variation to the end of the order.
+        second = api.ok("POST", CATALOG, {"object_types": CATALOG_TYPES, "limit": 1000})["objects"]
+        assert second[-1]["version"] > first[-1]["version"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,17 +1,27 @@
-"""A Square sandbox served over real HTTP, and helpers that read the warehouse and the source's truth."""
+"""A Square sandbox served over real HTTP, and helpers that read the warehouse and the source's truth.
+
+The `sandbox` fixture takes config overrides as an indirect parameter, so a
+test runs against each answer the sandbox can give where Square's behaviour
+is undocumented (`MODES`, `every_mode`). A test that asks for `clocks` gets a
+sandbox on a `ManualClock` that moves together with the process clock.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from logikal_square_sync.http import RetryPolicy
 from logikal_square_sync.policies import policies
+from logikal_square_sync.sandbox.clock import ManualClock
 from logikal_square_sync.sandbox.server import serve_in_thread
 from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 from logikal_square_sync.square.catalog import sync_catalog
@@ -21,17 +31,54 @@ from logikal_square_sync.square.locations import sync_locations
 from logikal_square_sync.square.order_days import order_day
 from logikal_square_sync.square.orders import sync_orders
 from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync_tests.clock import ANCHOR
 
 # Twelve locations make two SearchOrders groups (Square takes at most ten per call).
 SMALL = SquareSandboxConfig(seed=3, locations=12, orders=700, items=12, categories=4, history_days=20)
 # Small pages, so a few hundred orders still cross many cursors.
 PAGE_SIZE = 50
 
+# The sandbox's answers where Square's are undocumented (SquareSandboxConfig): as Square's own
+# examples suggest, and the other way round on every question.
+AS_DOCUMENTED: dict[str, Any] = {}
+OTHERWISE: dict[str, Any] = {"tombstones": "full", "result_sets": "live", "catalog_order": "updated_at"}
+MODES = [pytest.param(AS_DOCUMENTED, id="as-documented"), pytest.param(OTHERWISE, id="otherwise")]
+ALL_MODES = [
+    pytest.param(
+        {"tombstones": tombstones, "result_sets": result_sets, "catalog_order": order},
+        id=f"{tombstones}-{result_sets}-{order}",
+    )
+    for tombstones in ("minimal", "full")
+    for result_sets in ("pinned", "live")
+    for order in ("shuffled", "updated_at")
+]
+every_mode = pytest.mark.parametrize("sandbox", MODES, indirect=True)
+
+
+@dataclasses.dataclass
+class Clocks:
+    """The sandbox's ManualClock and the process clock (the sync's), moved on together."""
+
+    sandbox: ManualClock
+    process: time_machine.Traveller
+
+    def advance(self, seconds: float) -> None:
+        self.sandbox.advance(seconds)
+        self.process.shift(seconds)
+
 
 @pytest.fixture
-def sandbox() -> Iterator[SquareSandbox]:
-    sandbox = SquareSandbox(SMALL)
+def clocks(pinned_clock: time_machine.Traveller) -> Clocks:
+    return Clocks(ManualClock(ANCHOR), pinned_clock)
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Iterator[SquareSandbox]:
+    overrides = getattr(request, "param", {})
+    clock = request.getfixturevalue("clocks").sandbox if "clocks" in request.fixturenames else None
+    sandbox = SquareSandbox(dataclasses.replace(SMALL, **overrides), clock=clock)
     yield sandbox
+    sandbox.hooks.clear()
     sandbox.faults.clear()  # lets any held request answer, so the server stops at once
 
 
@@ -58,21 +105,31 @@ def orders_policy():
     return policies().square.orders.model_copy(update={"page_size": PAGE_SIZE})
 
 
-def inventory_policy():
-    return policies().square.inventory.model_copy(update={"page_size": PAGE_SIZE})
+def inventory_policy(page_size: int = PAGE_SIZE):
+    return policies().square.inventory.model_copy(update={"page_size": page_size})
 
 
-def sync_everything(make_client: Callable[[], SquareClient], engine: sa.Engine) -> dict:
+def catalog_policy(page_size: int = PAGE_SIZE):
+    return policies().square.catalog.model_copy(update={"page_size": page_size})
+
+
+def sync_everything(
+    make_client: Callable[[], SquareClient],
+    engine: sa.Engine,
+    *,
+    catalog_page_size: int = PAGE_SIZE,
+    inventory_page_size: int = PAGE_SIZE,
+) -> dict:
     """Runs the four syncs in dependency order; returns their reports by name."""
     reports = {}
     with make_client() as client:
         reports["locations"] = sync_locations(client, engine)
     with make_client() as client:
-        reports["catalog"] = sync_catalog(client, engine, page_size=PAGE_SIZE)
+        reports["catalog"] = sync_catalog(client, engine, catalog_policy(catalog_page_size))
     with make_client() as client:
         reports["orders"] = sync_orders(client, engine, orders_policy())
     with make_client() as client:
-        reports["inventory"] = sync_inventory(client, engine, inventory_policy())
+        reports["inventory"] = sync_inventory(client, engine, inventory_policy(inventory_page_size))
     return reports
 
 
@@ -117,17 +174,27 @@ def source_line_items(sandbox: SquareSandbox) -> set[tuple]:
 
 
 def source_catalog(sandbox: SquareSandbox) -> dict[str, set[tuple]]:
+    """Every contract column of every object; a deleted one with its last live name, SKU, price, parent."""
     truth: dict[str, set[tuple]] = {"CATEGORY": set(), "ITEM": set(), "ITEM_VARIATION": set()}
-    for obj in sandbox.catalog_objects(include_deleted=True):
-        data = (
-            obj.get(
-                {"CATEGORY": "category_data", "ITEM": "item_data", "ITEM_VARIATION": "item_variation_data"}[
-                    obj["type"]
-                ]
+    for obj in sandbox.catalog_objects(include_deleted=True, last_live_data=True):
+        kind = obj["type"]
+        data = obj[
+            {"CATEGORY": "category_data", "ITEM": "item_data", "ITEM_VARIATION": "item_variation_data"}[kind]
+        ]
+        if kind == "CATEGORY":
+            attributes: tuple = (data.get("name"), (data.get("parent_category") or {}).get("id"))
+        elif kind == "ITEM":
+            attributes = (data.get("name"), (data.get("categories") or [{}])[0].get("id"))
+        else:
+            price = data.get("price_money") or {}
+            attributes = (
+                data["item_id"],
+                data.get("name"),
+                data.get("sku"),
+                price.get("amount"),
+                price.get("currency"),
             )
-            or {}
-        )
-        truth[obj["type"]].add((obj["id"], data.get("name"), obj["version"], bool(obj.get("is_deleted"))))
+        truth[kind].add((obj["id"], *attributes, obj["version"], ts(obj["updated_at"]), obj["is_deleted"]))
     return truth
 
 
@@ -160,19 +227,32 @@ def warehouse_line_items(engine: sa.Engine) -> set[tuple]:
         return {(r[0], r[1], r[2], Decimal(str(r[3])).normalize(), r[4], r[5]) for r in rows}
 
 
+CATALOG_COLUMNS = {
+    "CATEGORY": (t.square_catalog_categories, ("name", "parent_category_id")),
+    "ITEM": (t.square_catalog_items, ("name", "category_id")),
+    "ITEM_VARIATION": (
+        t.square_catalog_variations,
+        ("item_id", "name", "sku", "price_amount", "price_currency"),
+    ),
+}
+
+
 def warehouse_catalog(engine: sa.Engine) -> dict[str, set[tuple]]:
-    tables = {
-        "CATEGORY": t.square_catalog_categories,
-        "ITEM": t.square_catalog_items,
-        "ITEM_VARIATION": t.square_catalog_variations,
-    }
     with engine.connect() as conn:
         return {
             kind: {
                 tuple(row)
-                for row in conn.execute(sa.select(tb.c.id, tb.c.name, tb.c.version, tb.c.is_deleted))
+                for row in conn.execute(
+                    sa.select(
+                        table.c.id,
+                        *(table.c[name] for name in attributes),
+                        table.c.version,
+                        table.c.updated_at,
+                        table.c.is_deleted,
+                    )
+                )
             }
-            for kind, tb in tables.items()
+            for kind, (table, attributes) in CATALOG_COLUMNS.items()
         }
 
 
@@ -189,10 +269,27 @@ def normalized(items: set[tuple]) -> set[tuple]:
     return {tuple(v.normalize() if isinstance(v, Decimal) else v for v in item) for item in items}
 
 
+def assert_catalog_equals_source(engine: sa.Engine, sandbox: SquareSandbox) -> None:
+    """Every object with its contract columns; a tombstone with the attributes it had when deleted."""
+    stored, truth = warehouse_catalog(engine), source_catalog(sandbox)
+    for kind in truth:
+        lacking, instead = (
+            sorted(truth[kind] - stored[kind], key=str),
+            sorted(stored[kind] - truth[kind], key=str),
+        )
+        assert not lacking and not instead, f"{kind}: the warehouse lacks {lacking}, has {instead} instead"
+
+
 def assert_warehouse_equals_source(engine: sa.Engine, sandbox: SquareSandbox) -> None:
     assert warehouse_orders(engine) == source_orders(sandbox)
     assert warehouse_line_items(engine) == normalized(source_line_items(sandbox))
-    assert warehouse_catalog(engine) == source_catalog(sandbox)
+    stored, truth = warehouse_catalog(engine), source_catalog(sandbox)
+    for kind in truth:
+        lacking, instead = (
+            sorted(truth[kind] - stored[kind], key=str),
+            sorted(stored[kind] - truth[kind], key=str),
+        )
+        assert not lacking and not instead, f"{kind}: the warehouse lacks {lacking}, has {instead} instead"
     expected_inventory = {k: (q.normalize(), at) for k, (q, at) in source_inventory(sandbox).items()}
     assert warehouse_inventory(engine) == expected_inventory
     with engine.connect() as conn:

@@ -7,6 +7,7 @@ with serve_in_thread(create_app(sandbox)) as served:
 
 from .app import create_app
 from .faults import ENDPOINTS, FAULT_KINDS, Fault, FaultPlan, SandboxStats
+from .hooks import PageHook
 from .state import DEFAULT_SQUARE_VERSION, SquareSandbox, SquareSandboxConfig
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "FAULT_KINDS",
     "Fault",
     "FaultPlan",
+    "PageHook",
     "SandboxStats",
     "SquareSandbox",
     "SquareSandboxConfig",

@@ -5,12 +5,18 @@ place; `app.py` adds transport, auth and faults. Invalid requests raise
 `SquareApiError`, which the app turns into Square's error envelope.
 Unknown request fields are ignored, as Square ignores them (a misspelt
 `order` instead of `sort_order` silently falls back to the default).
+
+Each search is written as an `evaluate()` of the query against the data as it
+stands; with pinned result sets the first page runs it once and its cursors
+page through that list, with live ones every page runs it again
+(`SquareSandboxConfig.result_sets`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .catalog import DEFAULT_TYPES, SUPPORTED_TYPES
@@ -139,10 +145,24 @@ def _cursor(body: Body) -> str | None:
     return cursor or None
 
 
+def _chain(
+    sb: SquareSandbox,
+    endpoint: str,
+    fingerprint: str,
+    evaluate: Callable[[], Any],
+    started_ms: int,
+    meta: dict[str, Any] | None = None,
+) -> Chain:
+    if sb.config.result_sets == "live":
+        return Chain(endpoint, fingerprint, None, started_ms, meta or {}, query=evaluate)
+    return Chain(endpoint, fingerprint, evaluate(), started_ms, meta or {})
+
+
 def _page(sb: SquareSandbox, chain: Chain, offset: int, limit: int) -> tuple[Any, str | None]:
-    items = chain.items[offset : offset + limit]
-    more = offset + limit < len(chain.items)
-    return items, sb.cursors.issue(chain, offset + limit) if more else None
+    items = chain.current_items()
+    page = items[offset : offset + limit]
+    more = offset + limit < len(items)
+    return page, sb.cursors.issue(chain, offset + limit) if more else None
 
 
 # ---- ListLocations -----------------------------------------------------------------------------
@@ -174,21 +194,26 @@ def search_catalog_objects(sb: SquareSandbox, body: Body) -> Body:
     cursor = _cursor(body)
     fingerprint = body_fingerprint("catalog_search", body)
 
+    def evaluate() -> list[str]:
+        # Deleted objects come back whenever begin_time is set (forum t/23637).
+        ids = sb.catalog.select(
+            types,
+            include_deleted or begin_us is not None,
+            None if begin_us is None else us_floor_ms(begin_us),
+        )
+        if sb.config.catalog_order == "updated_at":
+            ids.sort(key=lambda oid: (sb.catalog.records[oid].updated_ms, oid))
+        else:
+            # The result order is undocumented: shuffle it, deterministically per query.
+            ids.sort(key=lambda oid: hashlib.blake2b(f"{fingerprint}:{oid}".encode(), digest_size=8).digest())
+        return ids
+
     with sb.lock:
         if cursor is not None:
             chain, offset = sb.cursors.resolve(cursor, "catalog_search", fingerprint)
         else:
-            started = sb.now_ms()
-            # Deleted objects come back whenever begin_time is set (forum t/23637).
-            ids = sb.catalog.select(
-                types,
-                include_deleted or begin_us is not None,
-                None if begin_us is None else us_floor_ms(begin_us),
-            )
-            # The result order is undocumented: shuffle it, deterministically per query.
-            ids.sort(key=lambda oid: hashlib.blake2b(f"{fingerprint}:{oid}".encode(), digest_size=8).digest())
-            chain = Chain("catalog_search", fingerprint, ids, started, {"latest_ms": sb.catalog.latest_ms()})
-            offset = 0
+            meta = {"latest_ms": sb.catalog.latest_ms()}
+            chain, offset = _chain(sb, "catalog_search", fingerprint, evaluate, sb.now_ms(), meta), 0
         page, next_cursor = _page(sb, chain, offset, limit)
         records = [sb.catalog.records[oid] for oid in page]
         out: Body = {}
@@ -207,7 +232,8 @@ def search_catalog_objects(sb: SquareSandbox, body: Body) -> Body:
                 ]
         if next_cursor:
             out["cursor"] = next_cursor
-        out["latest_time"] = format_ms(chain.meta["latest_ms"])
+        latest = sb.catalog.latest_ms() if chain.query is not None else chain.meta["latest_ms"]
+        out["latest_time"] = format_ms(latest)
         return out
 
 
@@ -301,25 +327,29 @@ def search_orders(sb: SquareSandbox, body: Body) -> Body | bytes:
 
     cursor = _cursor(body)
     fingerprint = body_fingerprint("orders_search", body)
+    wanted = set(location_ids)
+    state_codes = None if states is None else [STATE_CODE[s] for s in states]
+
+    def evaluate(started: int) -> Any:
+        loc_rows = [k for k, loc in enumerate(sb.orders.locations) if loc.id in wanted]
+        return sb.orders.select(
+            loc_rows,
+            state_codes,
+            sort_field,
+            ascending,
+            None if start_us is None else us_ceil_ms(start_us),
+            # A missing end_at means "as of the first request of this cursor chain", in both modes.
+            (started if end_us is None else us_floor_ms(end_us)) if time_field else None,
+            # Which orders exist (late offline uploads): at the first request, or now when live.
+            sb.now_ms() if sb.config.result_sets == "live" else started,
+        )
+
     with sb.lock:
         if cursor is not None:
             chain, offset = sb.cursors.resolve(cursor, "orders_search", fingerprint)
         else:
             started = sb.now_ms()
-            wanted = set(location_ids)
-            loc_rows = [k for k, loc in enumerate(sb.orders.locations) if loc.id in wanted]
-            rows = sb.orders.select(
-                loc_rows,
-                None if states is None else [STATE_CODE[s] for s in states],
-                sort_field,
-                ascending,
-                None if start_us is None else us_ceil_ms(start_us),
-                # A missing end_at means "as of the first request of this cursor chain".
-                (started if end_us is None else us_floor_ms(end_us)) if time_field else None,
-                started,
-            )
-            chain = Chain("orders_search", fingerprint, rows, started)
-            offset = 0
+            chain, offset = _chain(sb, "orders_search", fingerprint, lambda: evaluate(started), started), 0
         page, next_cursor = _page(sb, chain, offset, limit)
         if return_entries:
             out: Body = {"order_entries": sb.orders.render_entries(page)} if len(page) else {}
@@ -346,18 +376,20 @@ def batch_retrieve_inventory_counts(sb: SquareSandbox, body: Body) -> Body:
     limit = _limit(body, INVENTORY_DEFAULT_LIMIT)
     cursor = _cursor(body)
     fingerprint = body_fingerprint("inventory_counts", body)
+
+    def evaluate() -> list[tuple[str, str, str]]:
+        return sb.inventory.select(
+            None if object_ids is None else set(object_ids),
+            None if location_ids is None else set(location_ids),
+            None if states is None else set(states),
+            None if after_us is None else us_floor_ms(after_us),
+        )
+
     with sb.lock:
         if cursor is not None:
             chain, offset = sb.cursors.resolve(cursor, "inventory_counts", fingerprint)
         else:
-            keys = sb.inventory.select(
-                None if object_ids is None else set(object_ids),
-                None if location_ids is None else set(location_ids),
-                None if states is None else set(states),
-                None if after_us is None else us_floor_ms(after_us),
-            )
-            chain = Chain("inventory_counts", fingerprint, keys, sb.now_ms())
-            offset = 0
+            chain, offset = _chain(sb, "inventory_counts", fingerprint, evaluate, sb.now_ms()), 0
         page, next_cursor = _page(sb, chain, offset, limit)
         out: Body = {}
         if page:

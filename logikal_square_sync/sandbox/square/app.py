@@ -146,6 +146,7 @@ def create_app(sandbox: SquareSandbox) -> Starlette:
 
             fault = sandbox.faults.take(name, has_cursor)
             if fault is not None:
+                fault.requests.append(body)
                 sandbox.stats.record_fault(fault.kind)
                 if fault.delay_seconds > 0:
                     await asyncio.sleep(fault.delay_seconds)
@@ -177,6 +178,12 @@ def create_app(sandbox: SquareSandbox) -> Starlette:
                 return _TruncatedResponse(
                     response.body, 200, headers={"Square-Version": version}, media_type="application/json"
                 )
+            if fault is not None and fault.kind == "cut_json":
+                # What a proxy that cuts bodies short sends: valid HTTP, Content-Length of what is there.
+                cut = response.body[: max(1, len(response.body) // 2)]
+                return Response(cut, 200, headers={"Square-Version": version}, media_type="application/json")
+            # Hooks run before the page is sent, so the client cannot request the next one meanwhile.
+            await run_in_threadpool(sandbox.hooks.served, name)
             return response
 
         return route

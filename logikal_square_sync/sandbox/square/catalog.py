@@ -4,7 +4,11 @@ Objects are few (thousands at most), so they live as plain records. Every
 mutation stamps `updated_at` and sets `version` to the same instant in epoch
 milliseconds, as in the spec's examples. Deletion keeps the object as a
 tombstone (`is_deleted: true`, `updated_at` = deletion time) so that a search
-with deleted objects, or with `begin_time`, reports it.
+with deleted objects, or with `begin_time`, reports it. A tombstone is served
+minimal by default, like the spec's example of a deleted variation (no name,
+SKU or price; a variation keeps its `item_id`); the store keeps the object's
+last data all the same, for the full-data tombstones of the other mode and
+for tests that compare with it.
 """
 
 from __future__ import annotations
@@ -83,7 +87,8 @@ class VariationPool:
 
 
 class CatalogStore:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, minimal_tombstones: bool = True) -> None:
+        self.minimal_tombstones = minimal_tombstones
         self.records: dict[str, CatalogRecord] = {}
         self.pool = VariationPool()
         self._rng = random.Random(f"{seed}:catalog")
@@ -184,12 +189,25 @@ class CatalogStore:
         except KeyError:
             raise KeyError(f"no catalog object {object_id!r}") from None
 
-    def render(self, rec: CatalogRecord, include_path_to_root: bool = False) -> dict[str, Any]:
+    def render(
+        self, rec: CatalogRecord, include_path_to_root: bool = False, full_tombstone: bool = False
+    ) -> dict[str, Any]:
+        if rec.is_deleted and self.minimal_tombstones and not full_tombstone:
+            tombstone: dict[str, Any] = {
+                "type": rec.type,
+                "id": rec.id,
+                "updated_at": format_ms(rec.updated_ms),
+                "version": rec.updated_ms,
+                "is_deleted": True,
+            }
+            if rec.type == "ITEM_VARIATION":
+                tombstone["item_variation_data"] = {"item_id": rec.data["item_id"]}
+            return tombstone
         data = copy.deepcopy(rec.data)
         if rec.type == "ITEM":
             # A live item lists its live variations; a deleted one keeps the variations deleted with it.
             data["variations"] = [
-                self.render(self.records[v])
+                self.render(self.records[v], full_tombstone=full_tombstone)
                 for v in rec.children
                 if rec.is_deleted or not self.records[v].is_deleted
             ]

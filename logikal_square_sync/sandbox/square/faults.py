@@ -17,6 +17,7 @@ FAULT_KINDS = (
     "slow",  # answer normally after delay_seconds
     "hold",  # answer normally once the test calls `release()` (or the plan is cleared): no timing race
     "truncated",  # full Content-Length, part of the body, then the connection is closed
+    "cut_json",  # a complete HTTP 200 whose body is cut short (Content-Length matches): invalid JSON
     "drop_connection",  # connection closed without any response
     "expired_cursor",  # the next request carrying a cursor gets 400 INVALID_CURSOR
     "unauthorized",  # 401 UNAUTHORIZED (or code="ACCESS_TOKEN_EXPIRED")
@@ -37,6 +38,8 @@ class Fault:
     seen: int = 0
     fired: int = 0
     released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    # The request bodies it fired on, in order: what a test needs to know where a sync stood.
+    requests: list[object] = field(default_factory=list, repr=False, compare=False)
 
     def release(self) -> None:
         """Let held requests answer."""

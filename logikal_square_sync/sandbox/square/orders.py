@@ -80,6 +80,10 @@ class OrderStore:
         self.overlay: dict[int, dict[str, Any]] = {}
         # Binomial p giving line counts 1..5 with the configured average.
         self.lines_p = 0.5
+        # Every row in result order per (time column, ascending), rebuilt after a change: a client
+        # that starts a new query for every page must not cost a sort of the whole table each time.
+        self._changes = 0
+        self._orders: dict[tuple[str, bool], tuple[int, np.ndarray, np.ndarray]] = {}
 
     # ---- storage ----------------------------------------------------------------------------
 
@@ -102,7 +106,19 @@ class OrderStore:
             self._cols[name][self.n : need] = values[name]
         rows = np.arange(self.n, need, dtype=np.int64)
         self.n = need
+        self._changes += 1
         return rows
+
+    def _sorted(self, column: str, ascending: bool) -> tuple[np.ndarray, np.ndarray]:
+        """All rows in result order (ties in row order, both ways) and their keys, ascending either way."""
+        cached = self._orders.get((column, ascending))
+        if cached is None or cached[0] != self._changes:
+            key = self.col(column)
+            order = np.argsort(key if ascending else -key, kind="stable")
+            keys = key[order] if ascending else -key[order]
+            cached = (self._changes, order, keys)
+            self._orders[(column, ascending)] = cached
+        return cached[1], cached[2]
 
     # ---- generation -------------------------------------------------------------------------
 
@@ -193,22 +209,22 @@ class OrderStore:
         at_ms: int,
     ) -> np.ndarray:
         """Rows matching a SearchOrders query as it stands at `at_ms`, in result order."""
-        mask = self.col("visible") <= at_ms
-        mask &= np.isin(self.col("loc"), np.asarray(location_rows, dtype=np.int16))
+        column = TIME_COLUMN[sort_field]
+        order, keys = self._sorted(column, ascending)
+        # The time range is a slice of the sorted order (keys are ascending, negated when descending).
+        low, high = start_ms, end_ms
+        if not ascending:
+            low, high = (None if end_ms is None else -end_ms), (None if start_ms is None else -start_ms)
+        first = 0 if low is None else int(np.searchsorted(keys, low, "left"))
+        last = len(keys) if high is None else int(np.searchsorted(keys, high, "right"))
+        rows = order[first:last]
+        mask = self._cols["visible"][rows] <= at_ms
+        mask &= np.isin(self._cols["loc"][rows], np.asarray(location_rows, dtype=np.int16))
         if states is not None:
-            mask &= np.isin(self.col("state"), np.asarray(states, dtype=np.int8))
-        key = self.col(TIME_COLUMN[sort_field])
+            mask &= np.isin(self._cols["state"][rows], np.asarray(states, dtype=np.int8))
         if sort_field == "CLOSED_AT":
-            mask &= key != NO_TIME
-        if start_ms is not None:
-            mask &= key >= start_ms
-        if end_ms is not None:
-            mask &= key <= end_ms
-        rows = np.flatnonzero(mask)
-        keys = key[rows]
-        # Ties keep row order in both directions, so paging is stable.
-        order = np.argsort(keys if ascending else -keys, kind="stable")
-        return rows[order]
+            mask &= self._cols["closed"][rows] != NO_TIME
+        return rows[mask]
 
     # ---- rendering --------------------------------------------------------------------------
 
@@ -367,6 +383,7 @@ class OrderStore:
         k = len(rows)
         if k == 0:
             return
+        self._changes += 1
         c["version"][rows] += 1
         updated = np.maximum(now_ms, c["updated"][rows] + 1)
         c["updated"][rows] = updated

@@ -4,16 +4,21 @@ All state is guarded by one re-entrant lock: the HTTP server reads it from
 its own thread while tests and the demo mutate it from theirs. Mutations are
 stamped with the sandbox clock's current time, as changes at Square would be:
 the real clock by default, a `ManualClock` that tests move by hand.
+
+Where docs/square-api.md leaves Square's behaviour open, `SquareSandboxConfig`
+has a switch for each plausible answer (`tombstones`, `result_sets`,
+`catalog_order`), and `after_page` runs an edit between two pages of a
+search, so the syncs are tested against every answer, not just one.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -21,6 +26,7 @@ from ..clock import SandboxClock, SystemClock
 from .catalog import CatalogStore
 from .cursors import CursorStore
 from .faults import FaultPlan, SandboxStats
+from .hooks import PageHook, PageHooks
 from .inventory import InventoryStore
 from .locations import LocationRecord, generate_locations, make_location
 from .orders import OrderStore
@@ -49,6 +55,10 @@ INVENTORY_STATES = frozenset(
 )
 _ITER_CHUNK = 5000
 
+Tombstones = Literal["minimal", "full"]
+ResultSets = Literal["pinned", "live"]
+CatalogOrder = Literal["shuffled", "updated_at"]
+
 
 @dataclass
 class SquareSandboxConfig:
@@ -66,6 +76,32 @@ class SquareSandboxConfig:
     # Fix it to get byte-identical data from two sandboxes with the same seed.
     now: datetime | None = None
     square_version: str = DEFAULT_SQUARE_VERSION  # echoed when a request sends none
+    # What a deleted catalog object carries. "minimal", as in Square's own example: type, id,
+    # updated_at, version, is_deleted, and a variation's item_id, no name, SKU or price (and a
+    # deleted item no nested variations). "full": its last data too.
+    tombstones: Tombstones = "minimal"
+    # "pinned": a search's first page fixes which objects it returns, in which order, and its
+    # cursors page through that list (what each object shows is read when its page is served).
+    # "live": every page re-evaluates the query as the data stands then and serves the slice at
+    # the cursor's offset, so objects edited mid-run enter, leave and move, shifting the others
+    # between pages: some are served twice, some never. SearchOrders keeps the one pinning Square
+    # documents: a missing end_at is the time of the first request.
+    result_sets: ResultSets = "pinned"
+    # SearchCatalogObjects' result order: "shuffled" (stable per query body) or "updated_at"
+    # (oldest first, so an edit moves an object to the end).
+    catalog_order: CatalogOrder = "shuffled"
+
+    def __post_init__(self) -> None:
+        for name, kind in (
+            ("tombstones", Tombstones),
+            ("result_sets", ResultSets),
+            ("catalog_order", CatalogOrder),
+        ):
+            allowed = get_args(kind)
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"SquareSandboxConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                )
 
 
 class SquareSandbox:
@@ -81,6 +117,7 @@ class SquareSandbox:
             raise ValueError("a seller has at least one location")
         self.lock = threading.RLock()
         self.faults = FaultPlan()
+        self.hooks = PageHooks()
         self.stats = SandboxStats()
         self.cursors = CursorStore(config.cursor_ttl_seconds, clock=self.clock.monotonic)
         anchor = self.now_ms() if config.now is None else us_floor_ms(datetime_to_us(config.now))
@@ -90,7 +127,7 @@ class SquareSandbox:
 
         seed = config.seed
         self._locations: list[LocationRecord] = generate_locations(seed, config.locations, start)
-        self.catalog = CatalogStore(seed)
+        self.catalog = CatalogStore(seed, minimal_tombstones=config.tombstones == "minimal")
         self.catalog.generate(config.categories, config.items, config.variations_per_item, start, anchor)
         self.orders = OrderStore(seed, self._locations, self.catalog.pool)
         self.orders.generate(
@@ -115,10 +152,13 @@ class SquareSandbox:
         with self.lock:
             return [loc.render() for loc in sorted(self._locations, key=lambda loc: (loc.name, loc.id))]
 
-    def catalog_objects(self, include_deleted: bool = True) -> list[dict[str, Any]]:
+    def catalog_objects(
+        self, include_deleted: bool = True, last_live_data: bool = False
+    ) -> list[dict[str, Any]]:
+        """The catalog as served; with `last_live_data`, tombstones carry the data they had when deleted."""
         with self.lock:
             return [
-                self.catalog.render(rec)
+                self.catalog.render(rec, full_tombstone=last_live_data)
                 for rec in self.catalog.records.values()
                 if include_deleted or not rec.is_deleted
             ]
@@ -241,6 +281,45 @@ class SquareSandbox:
             if not any(loc.id == location_id for loc in self._locations):
                 raise KeyError(f"no location {location_id!r}")
             self.inventory.set((catalog_object_id, location_id, state), str(quantity), self.now_ms())
+
+    def random_edit(self, endpoint: str) -> str:
+        """One random change of what `endpoint` serves (a variation's price, a count, an order); its id."""
+        with self.lock:
+            if endpoint == "catalog_search":
+                live = sorted(
+                    r.id
+                    for r in self.catalog.records.values()
+                    if r.type == "ITEM_VARIATION" and not r.is_deleted
+                )
+                if not live:
+                    return ""
+                object_id = self._mut_py.choice(live)
+                self.update_catalog_object(object_id, price_amount=self._mut_py.randrange(50, 300) * 5)
+                return object_id
+            if endpoint == "inventory_counts":
+                keys = sorted(self.inventory.counts)
+                if not keys:
+                    return ""
+                key = self._mut_py.choice(keys)
+                self.inventory.set(key, str(self._mut_py.randrange(0, 200)), self.now_ms())
+                return "/".join(key)
+            if endpoint == "orders_search":
+                return self.update_orders(count=1)[0] if self.order_count() else ""
+            raise ValueError(f"no random edit for {endpoint!r}")
+
+    def after_page(
+        self, endpoint: str, page: int, callback: Callable[[], object], *, repeat: bool = False
+    ) -> PageHook:
+        """Run `callback` once the `page`-th page of `endpoint` from now on is rendered, before it is sent.
+
+        The client gets that page as it stood before the callback, and cannot
+        request the next one until the callback returns: edit data there (and
+        move a `ManualClock` on) to change the source at an exact point of a
+        sync. With `repeat`, also after every `page`-th page after that.
+        Endpoints are those of `faults.ENDPOINTS`; `PageHook.assert_ran()`
+        says whether it ran and re-raises what it raised.
+        """
+        return self.hooks.add(endpoint, page, callback, repeat=repeat)
 
     def corrupt_order(self, order_id: str, field: str, value: object) -> None:
         """Make one order malformed as served: value None removes the field; dotted paths reach line items.
