@@ -209,10 +209,19 @@ class LogikalPolicies(BaseModel):
     deletion_limit: DeletionLimit = DeletionLimit()
 
 
+class AlertPolicies(BaseModel):
+    """How often the alert sensors look: the longest a failure or staleness waits to be told."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_failure_tick_seconds: int = Field(default=30, ge=5)
+    stale_assets_tick_seconds: int = Field(default=60, ge=5)
+
+
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     square: SquarePolicies
     logikal: LogikalPolicies
+    alerts: AlertPolicies = AlertPolicies()
 
 
 class PolicyFileError(ValueError):

@@ -55,6 +55,10 @@ def test_deep_merge_merges_mappings_and_replaces_the_rest() -> None:
         ("square: {orders: {max_runtime_minutes: 0}}", r"orders\.max_runtime_minutes: .*greater than 0"),
         ("square: {orders: {crom: '* * * * *'}}", r"square\.orders\.crom: Extra inputs are not permitted"),
         ("logikal: {project_sync: {tick_seconds: soon}}", r"logikal\.project_sync\.tick_seconds: "),
+        (
+            "alerts: {run_failure_tick_seconds: 1}",
+            r"alerts\.run_failure_tick_seconds: .*greater than or equal to 5",
+        ),
     ],
 )
 def test_a_bad_override_fails_naming_the_file_and_the_field(tmp_path: Path, text: str, message: str) -> None:
@@ -94,6 +98,7 @@ print(json.dumps({
     "job_tags": dict(defs.resolve_job_def("logikal_project_sync").tags),
     "policy": orders.metadata["sync_policy"].data,
     "source": orders.metadata["sync_policy_source"].text,
+    "sensor_intervals": {s.name: s.minimum_interval_seconds for s in defs.sensors},
 }))
 """
 
@@ -117,7 +122,8 @@ def test_the_code_location_runs_on_the_values_in_force_and_shows_them(tmp_path: 
     override = _write(
         tmp_path,
         "square:\n  orders:\n    cron: '30 3 * * *'\n    max_runtime_minutes: 45\n"
-        "logikal:\n  parts_lists:\n    max_runtime_minutes: 90\n",
+        "logikal:\n  parts_lists:\n    max_runtime_minutes: 90\n"
+        "alerts:\n  run_failure_tick_seconds: 5\n",
     )
     seen = _probe({"LSS_POLICIES_FILE": str(override)})
     assert seen["policy"]["cron"] == "30 3 * * *" and seen["policy"]["max_runtime_minutes"] == 45
@@ -127,6 +133,8 @@ def test_the_code_location_runs_on_the_values_in_force_and_shows_them(tmp_path: 
     assert by_cron["30 3 * * *"] == {MAX_RUNTIME_TAG: str(45 * 60)}
     assert "0 2 * * *" in by_cron
     assert seen["job_tags"][MAX_RUNTIME_TAG] == str(90 * 60)
+    assert seen["sensor_intervals"]["alert_on_run_failure"] == 5
+    assert seen["sensor_intervals"]["alert_on_stale_assets"] == 60  # not overridden: the default
 
 
 def test_a_bad_override_stops_the_code_location_from_loading(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from logikal_square_sync.alerts.notifiers import Alert, AlertDeliveryError
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.run_episodes import RunCursor, episode_keys
 from logikal_square_sync.clock import Clock, utc_now
+from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import logikal_projects
 
@@ -104,7 +105,7 @@ def build_run_failure_sensor(
     @dg.sensor(
         name=name,
         description=RUN_FAILURE_DESCRIPTION,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=policies().alerts.run_failure_tick_seconds,
         # Alerts never follow the master switch: a failure during maintenance must still reach someone.
         default_status=dg.DefaultSensorStatus.RUNNING,
     )

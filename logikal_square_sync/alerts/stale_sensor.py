@@ -15,11 +15,11 @@ from logikal_square_sync.alerts.messages import FreshnessChange, check_alert, fr
 from logikal_square_sync.alerts.notifiers import Alert, AlertDeliveryError
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.clock import Clock, utc_now
+from logikal_square_sync.policies import policies
 
 _State = TypeVar("_State", AlertState, CheckState)
 
 STALE_ASSETS_SENSOR_NAME = "alert_on_stale_assets"
-STALE_ASSETS_TICK_SECONDS = 60
 
 # The sensor decorators do not read docstrings; this text is what the UI shows.
 STALE_ASSETS_DESCRIPTION = """Alerts when a synced asset goes stale or a check fails with ERROR severity.
@@ -96,14 +96,14 @@ def build_stale_assets_sensor(
     *,
     clock: Clock = utc_now,
     name: str = STALE_ASSETS_SENSOR_NAME,
-    minimum_interval_seconds: int = STALE_ASSETS_TICK_SECONDS,
+    minimum_interval_seconds: int | None = None,
 ) -> dg.SensorDefinition:
     """The staleness sensor over every asset with a freshness policy and every check of the location."""
 
     @dg.sensor(
         name=name,
         description=STALE_ASSETS_DESCRIPTION,
-        minimum_interval_seconds=minimum_interval_seconds,
+        minimum_interval_seconds=minimum_interval_seconds or policies().alerts.stale_assets_tick_seconds,
         # Alerts never follow the master switch: staleness during maintenance is exactly what to hear of.
         default_status=dg.DefaultSensorStatus.RUNNING,
     )

@@ -57,6 +57,8 @@ square:
   catalog: {cron: "* * * * *"}
   orders: {cron: "* * * * *"}
   inventory: {cron: "* * * * *"}
+# The run-failure alert sensor looks every 5 s rather than 30: the same sensor, sooner told.
+alerts: {run_failure_tick_seconds: 5}
 """
 SQUARE_CONFIG = SquareSandboxConfig(seed=11, locations=3, orders=300, items=8, categories=3, history_days=10)
 
