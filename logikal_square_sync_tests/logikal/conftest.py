@@ -21,6 +21,7 @@ from logikal_square_sync.logikal.sync_projects import ProjectSyncResult, sync_pr
 from logikal_square_sync.sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
 from logikal_square_sync.sandbox.server import serve_in_thread
 from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync_tests.conftest import SQLITE_ONLY
 
 # 3 directories, 3 projects of 2 phases with 2 elevations each: every rule, little data.
 # Parts lists at their minimum (~70 KB: one page per table).
@@ -41,13 +42,17 @@ SMALL = LogikalSandboxConfig(
 MODES = [
     pytest.param({}, id="siblings-allowed"),
     pytest.param(
-        {"allow_sibling_elevation_select": False, "sibling_refusal_status": 409}, id="siblings-refused-409"
+        {"allow_sibling_elevation_select": False, "sibling_refusal_status": 409},
+        id="siblings-refused-409",
+        marks=SQLITE_ONLY,
     ),
     pytest.param(
-        {"allow_sibling_elevation_select": False, "sibling_refusal_status": 405}, id="siblings-refused-405"
+        {"allow_sibling_elevation_select": False, "sibling_refusal_status": 405},
+        id="siblings-refused-405",
+        marks=SQLITE_ONLY,
     ),
-    pytest.param({"first_select_answer_lost": True}, id="first-select-answer-lost"),
-    pytest.param({"first_select_not_found": True}, id="first-select-not-found"),
+    pytest.param({"first_select_answer_lost": True}, id="first-select-answer-lost", marks=SQLITE_ONLY),
+    pytest.param({"first_select_not_found": True}, id="first-select-not-found", marks=SQLITE_ONLY),
 ]
 
 
