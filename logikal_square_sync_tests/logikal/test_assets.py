@@ -19,6 +19,7 @@ from logikal_square_sync.logikal.sensors import logikal_sensors
 from logikal_square_sync.logikal.sync_projects import sync_projects
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
+from logikal_square_sync_tests.conftest import SQLITE_ONLY
 from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, marked_deleted
 
 KEYS = [
@@ -266,7 +267,11 @@ def test_a_mass_deletion_fails_the_run_until_the_config_accepts_it(defs, instanc
     "sandbox",
     [
         pytest.param({"allow_sibling_elevation_select": False, "sibling_refusal_status": 405}, id="405"),
-        pytest.param({"allow_sibling_elevation_select": False, "sibling_refusal_status": 409}, id="409"),
+        pytest.param(
+            {"allow_sibling_elevation_select": False, "sibling_refusal_status": 409},
+            id="409",
+            marks=SQLITE_ONLY,
+        ),
     ],
     indirect=True,
 )
