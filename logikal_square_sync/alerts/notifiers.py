@@ -69,7 +69,8 @@ class AlertDeliveryError(RuntimeError):
 
 
 class Notifier(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def send(self, alert: Alert) -> None: ...
 

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -129,7 +130,7 @@ def alerts_resource_from_env() -> AlertsResource:
     Unset variables stay unset, so an environment without any of them has
     alerting off (the sensors skip and say so) instead of failing to load.
     """
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for field_name, env_name in ENV_VARS.items():
         if os.environ.get(env_name):
             values[field_name] = dg.EnvVar.int(env_name) if field_name == "smtp_port" else dg.EnvVar(env_name)

@@ -87,9 +87,11 @@ def _last_materialized(
     instance: dg.DagsterInstance, keys: list[dg.AssetKey]
 ) -> dict[dg.AssetKey, datetime | None]:
     events = instance.get_latest_materialization_events(keys)
-    return {
-        key: datetime.fromtimestamp(events[key].timestamp, UTC) if events.get(key) else None for key in keys
-    }
+    return {key: _timestamp(events.get(key)) for key in keys}
+
+
+def _timestamp(event: dg.EventLogEntry | None) -> datetime | None:
+    return datetime.fromtimestamp(event.timestamp, UTC) if event is not None else None
 
 
 def build_stale_assets_sensor(
@@ -144,12 +146,12 @@ def build_stale_assets_sensor(
 
         repository = context.repository_def
         check_keys = sorted(repository.asset_graph.asset_check_keys, key=str) if repository else []
-        for key, outcome in latest_check_outcomes(context.instance, check_keys).items():
-            label = key.to_user_string()
+        for check_key, outcome in latest_check_outcomes(context.instance, check_keys).items():
+            label = check_key.to_user_string()
             current.checks[label] = outcome.state.value
             if needs_check_alert(_as_state(CheckState, previous.checks.get(label)), outcome.state):
                 failed = outcome.state == CheckState.FAILED
-                alert = check_alert(key, failed, outcome.description, outcome.run_id, alerts.link)
+                alert = check_alert(check_key, failed, outcome.description, outcome.run_id, alerts.link)
                 pending.append(_Pending(alert, check_keys=[label]))
 
         sent, undelivered = [], []
