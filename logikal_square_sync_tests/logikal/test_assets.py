@@ -43,6 +43,7 @@ def defs(logikal_url, sandbox, warehouse) -> dg.Definitions:
         username=sandbox.config.username,
         password=sandbox.config.password,
         retry_base_delay_seconds=0.01,
+        allow_http=True,  # the sandbox serves plain http
     )
     return dg.Definitions(
         assets=[logikal_directories, logikal_projects, logikal_project_contents],
