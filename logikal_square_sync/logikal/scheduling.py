@@ -14,7 +14,9 @@ compared by listing them, and whether an elevation edit bumps the project's
    wider dormant windows — this catches edits no listing announced.
 
 Within a group the least recently synced go first. Runs already queued or
-running are not requested again. The run queue's priority tag puts force
+running are not requested again, nor is a project whose last syncs failed
+before its backoff has passed (`failure_backoff` in policies.yaml: 5, 10, 20,
+... min after the 1st, 2nd, 3rd failure in a row, capped; `failures`). The run queue's priority tag puts force
 syncs (priority 0, the UI's default) ahead of all of these.
 """
 
@@ -26,8 +28,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from logikal_square_sync.policies import policies
-from logikal_square_sync.warehouse.tables import logikal_elevations, logikal_projects
+from logikal_square_sync.logikal.failures import FAILURES_PREFIX, parse_count
+from logikal_square_sync.policies import FailureBackoff, policies
+from logikal_square_sync.warehouse.tables import logikal_elevations, logikal_projects, sync_state
 
 NEW, CHANGED, ACTIVE, SWEEP = "new", "changed", "active", "sweep"
 # Dagster run-queue priorities: higher runs first; manual runs have 0.
@@ -46,6 +49,7 @@ class ProjectSyncPolicy:
     dormant_fail_after: timedelta = timedelta(hours=48)
     max_runs_per_tick: int = 50
     tick_seconds: int = 300
+    backoff: FailureBackoff = FailureBackoff()
 
     @classmethod
     def from_policies(cls) -> ProjectSyncPolicy:
@@ -63,6 +67,7 @@ class ProjectSyncPolicy:
             dormant_fail_after=timedelta(hours=ticks.dormant_fail_after_hours),
             max_runs_per_tick=ticks.max_runs_per_tick,
             tick_seconds=ticks.tick_seconds,
+            backoff=logikal.failure_backoff,
         )
 
 
@@ -76,6 +81,15 @@ class ProjectState:
     contents_synced_at: datetime | None
     contents_changed_at: datetime | None
     discovered_at: datetime
+    # Syncs in a row that failed (or left parts lists unfetched), and when the last one did.
+    failures: int = 0
+    last_failed_at: datetime | None = None
+
+    def retry_at(self, policy: ProjectSyncPolicy) -> datetime | None:
+        """When the backoff after the last failure ends (None: no failure to back off from)."""
+        if not self.failures or self.last_failed_at is None:
+            return None
+        return self.last_failed_at + policy.backoff.delay(self.failures)
 
     def is_active(self, now: datetime, policy: ProjectSyncPolicy) -> bool:
         changes = [t for t in (self.changed_at, self.latest_elevation_change) if t is not None]
@@ -93,9 +107,12 @@ class ProjectState:
 
 def load_project_states(conn: sa.Connection) -> list[ProjectState]:
     """Live projects with what the choice needs; deleted ones are never synced again."""
-    p, e = logikal_projects.c, logikal_elevations.c
+    p, e, s = logikal_projects.c, logikal_elevations.c, sync_state.c
     latest = (
         sa.select(e.project_id, sa.func.max(e.changed_at).label("latest")).group_by(e.project_id).subquery()
+    )
+    failures = (
+        sa.select(s.stream, s.watermark, s.updated_at).where(s.stream.startswith(FAILURES_PREFIX)).subquery()
     )
     query = (
         sa.select(
@@ -107,8 +124,11 @@ def load_project_states(conn: sa.Connection) -> list[ProjectState]:
             p.contents_synced_at,
             p.contents_changed_at,
             p.synced_at,
+            failures.c.watermark,
+            failures.c.updated_at,
         )
         .outerjoin(latest, latest.c.project_id == p.id)
+        .outerjoin(failures, failures.c.stream == sa.literal(FAILURES_PREFIX) + p.id)
         .where(p.deleted_at.is_(None))
     )
     return [
@@ -121,6 +141,8 @@ def load_project_states(conn: sa.Connection) -> list[ProjectState]:
             contents_synced_at=row[5],
             contents_changed_at=row[6],
             discovered_at=row[7],
+            failures=0 if row[9] is None else parse_count(row[8]),
+            last_failed_at=row[9],
         )
         for row in conn.execute(query)
     ]
@@ -159,10 +181,17 @@ def due_projects(
     *,
     in_flight: Collection[str] = (),
 ) -> list[DueProject]:
-    """The projects this tick should sync, most urgent first, at most `max_runs_per_tick`."""
+    """The projects this tick should sync, most urgent first, at most `max_runs_per_tick`.
+
+    A project still in its failure backoff waits, whatever its reason (a person's force
+    sync does not come through here, so it never waits).
+    """
     candidates = []
     for state in states:
         if state.id in in_flight:
+            continue
+        retry_at = state.retry_at(policy)
+        if retry_at is not None and now < retry_at:
             continue
         reason = _reason(state, now, policy)
         if reason is not None:
