@@ -12,6 +12,7 @@ from logikal_square_sync.logikal.scheduling import (
     ProjectSyncPolicy,
     due_projects,
     load_project_states,
+    name_unfetched,
     staleness,
 )
 from logikal_square_sync.policies import policies
@@ -42,6 +43,7 @@ def evaluate_project_sync(
     now = now or utc_now()
     with warehouse.engine.connect() as conn:
         states = load_project_states(conn)
+        report = name_unfetched(conn, staleness(states, now, policy))
     due = due_projects(states, now, policy, in_flight=in_flight_projects(context.instance))
     existing = set(context.instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
     missing = sorted({state.id for state in states} - existing)
@@ -60,7 +62,7 @@ def evaluate_project_sync(
         dynamic_partitions_requests=[logikal_projects_partitions.build_add_request(missing)]
         if missing
         else None,
-        asset_events=[evaluation(staleness(states, now, policy))],
+        asset_events=[evaluation(report)],
     )
 
 
