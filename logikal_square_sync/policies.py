@@ -174,6 +174,8 @@ class ProjectSyncSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tick_seconds: int = Field(default=300, gt=0)
+    # The new-project sensor: a discovered project's first sync is queued within this.
+    new_project_tick_seconds: int = Field(default=30, gt=0)
     max_runs_per_tick: int = Field(default=50, gt=0)
     active_for_days: float = Field(default=14, gt=0)
     sweep_every_hours: float = Field(default=24, gt=0)

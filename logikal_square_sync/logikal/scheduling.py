@@ -50,6 +50,7 @@ class ProjectSyncPolicy:
     dormant_fail_after: timedelta = timedelta(hours=48)
     max_runs_per_tick: int = 50
     tick_seconds: int = 300
+    new_project_tick_seconds: int = 30
     backoff: FailureBackoff = FailureBackoff()
 
     @classmethod
@@ -68,6 +69,7 @@ class ProjectSyncPolicy:
             dormant_fail_after=timedelta(hours=ticks.dormant_fail_after_hours),
             max_runs_per_tick=ticks.max_runs_per_tick,
             tick_seconds=ticks.tick_seconds,
+            new_project_tick_seconds=ticks.new_project_tick_seconds,
             backoff=logikal.failure_backoff,
         )
 
@@ -109,8 +111,13 @@ class ProjectState:
         return policy.dormant_warn_after, policy.dormant_fail_after
 
 
-def load_project_states(conn: sa.Connection) -> list[ProjectState]:
-    """Live projects with what the choice needs; deleted ones are never synced again."""
+def load_project_states(conn: sa.Connection, *, never_synced_only: bool = False) -> list[ProjectState]:
+    """Live projects with what the choice needs; deleted ones are never synced again.
+
+    `never_synced_only`: just those whose contents were never synced, without the
+    per-project elevation aggregates (they have no elevations yet): the new-project
+    sensor's cheap query, every 30 s.
+    """
     p, e, s = logikal_projects.c, logikal_elevations.c, sync_state.c
     latest = (
         sa.select(e.project_id, sa.func.max(e.changed_at).label("latest")).group_by(e.project_id).subquery()
@@ -124,20 +131,25 @@ def load_project_states(conn: sa.Connection) -> list[ProjectState]:
             p.id,
             p.name,
             p.changed_at,
-            latest.c.latest,
+            sa.null() if never_synced_only else latest.c.latest,
             p.is_deleted,
             p.contents_synced_at,
             p.contents_changed_at,
             p.synced_at,
             failures.c.watermark,
             failures.c.updated_at,
-            unfetched.c.unfetched,
+            sa.null() if never_synced_only else unfetched.c.unfetched,
         )
-        .outerjoin(latest, latest.c.project_id == p.id)
+        .select_from(logikal_projects)
         .outerjoin(failures, failures.c.stream == sa.literal(FAILURES_PREFIX) + p.id)
-        .outerjoin(unfetched, unfetched.c.project_id == p.id)
         .where(p.deleted_at.is_(None))
     )
+    if never_synced_only:
+        query = query.where(p.contents_synced_at.is_(None))
+    else:
+        query = query.outerjoin(latest, latest.c.project_id == p.id).outerjoin(
+            unfetched, unfetched.c.project_id == p.id
+        )
     states = []
     for row in conn.execute(query):
         failed = None if row[9] is None else parse(row[8], row[9])
