@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             LOGIKAL_BASE_URL=urls["logikal_base_url"],
             LOGIKAL_USERNAME=urls["logikal_username"],
             LOGIKAL_PASSWORD=urls["logikal_password"],
+            # The sandbox serves plain http on loopback; a real server needs https (README).
+            LOGIKAL_ALLOW_HTTP="true",
         )
         webserver_url = f"http://127.0.0.1:{args.port}"
         dagster = subprocess.Popen(

@@ -174,6 +174,8 @@ class ProjectSyncSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tick_seconds: int = Field(default=300, gt=0)
+    # The new-project sensor: a discovered project's first sync is queued within this.
+    new_project_tick_seconds: int = Field(default=30, gt=0)
     max_runs_per_tick: int = Field(default=50, gt=0)
     active_for_days: float = Field(default=14, gt=0)
     sweep_every_hours: float = Field(default=24, gt=0)
@@ -185,6 +187,39 @@ class ProjectSyncSettings(BaseModel):
         if self.dormant_warn_after_hours >= self.dormant_fail_after_hours:
             raise ValueError("needs dormant_warn_after_hours < dormant_fail_after_hours")
         return self
+
+
+class FailureBackoff(BaseModel):
+    """How long the project-sync sensor waits before queueing a project whose last sync failed again.
+
+    After the n-th failure in a row: first_minutes * factor ** (n - 1), at most max_minutes
+    (5, 10, 20, 40, 60, 60, ... by default). A full sync resets it; a force sync ignores it.
+    """
+
+    # Frozen: hashable, so the sensor's policy dataclass can hold it as a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    first_minutes: float = Field(default=5, gt=0)
+    factor: float = Field(default=2, ge=1)
+    max_minutes: float = Field(default=60, gt=0)
+
+    @model_validator(mode="after")
+    def _capped_above_first(self) -> FailureBackoff:
+        if self.max_minutes < self.first_minutes:
+            raise ValueError("needs first_minutes <= max_minutes")
+        return self
+
+    def delay(self, failures: int) -> timedelta:
+        """The wait after `failures` failures in a row (none after none)."""
+        if failures <= 0:
+            return timedelta(0)
+        # Capped before the power grows huge: the exponent stops where the cap is reached.
+        minutes = self.first_minutes
+        for _ in range(failures - 1):
+            minutes *= self.factor
+            if minutes >= self.max_minutes:
+                break
+        return timedelta(minutes=min(minutes, self.max_minutes))
 
 
 class DeletionLimit(BaseModel):
@@ -206,6 +241,7 @@ class LogikalPolicies(BaseModel):
     elevations: SyncPolicy
     parts_lists: SyncPolicy
     project_sync: ProjectSyncSettings = ProjectSyncSettings()
+    failure_backoff: FailureBackoff = FailureBackoff()
     deletion_limit: DeletionLimit = DeletionLimit()
 
 

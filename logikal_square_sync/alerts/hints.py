@@ -48,6 +48,11 @@ def _network(source: str | None) -> str:
 # First match wins: the specific kinds before the generic network one.
 _RULES: list[tuple[str, str, re.Pattern[str]]] = [
     (
+        "configuration",
+        "configuration",
+        re.compile(r"LOGIKAL_ALLOW_HTTP|InsecureBaseUrlError|is not an http\(s\) URL", re.I),
+    ),
+    (
         "deletion limit",
         "deletion-limit",
         re.compile(r"mass deletion|deletion limit|allow_mass_deletion|refus\w* to mark .* deleted", re.I),
@@ -99,6 +104,10 @@ _RULES: list[tuple[str, str, re.Pattern[str]]] = [
 ]
 
 _ADVICE = {
+    "configuration": (
+        "A setting of the code server's environment is refused (the error names it, e.g. an http:// "
+        "LOGIKAL_BASE_URL without LOGIKAL_ALLOW_HTTP=true): fix it in .env / the Helm values and restart."
+    ),
     "deletion limit": (
         "The sync refused to mark many rows deleted at once (a safety limit): check whether they were "
         "really deleted in LogiKal; if so, run again with the config the error names."

@@ -276,6 +276,8 @@ def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[s
                 "parts_lists_fetched": result.parts_lists_fetched,
                 "parts_lists_skipped": result.parts_lists_skipped,
                 "parts_lists_failed": result.parts_lists_failed,
+                # False: some parts list was left unfetched, so the project is not marked synced.
+                "project_fully_synced": not result.parts_lists_failed,
                 **{f"parse_{status}": count for status, count in sorted(result.parse_status.items())},
                 "sibling_elevation_select": result.sibling_elevation_select,
             }

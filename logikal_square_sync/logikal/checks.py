@@ -11,6 +11,7 @@ from logikal_square_sync.logikal.scheduling import (
     ProjectSyncPolicy,
     Staleness,
     load_project_states,
+    name_unfetched,
     staleness,
 )
 from logikal_square_sync.warehouse.resource import WarehouseResource
@@ -21,7 +22,7 @@ CHECK_NAME = "project_contents_fresh"
 def project_staleness(engine: sa.Engine, now: datetime | None = None) -> Staleness:
     with engine.connect() as conn:
         states = load_project_states(conn)
-    return staleness(states, now or utc_now(), ProjectSyncPolicy.from_policies())
+        return name_unfetched(conn, staleness(states, now or utc_now(), ProjectSyncPolicy.from_policies()))
 
 
 def _metadata(report: Staleness) -> dict[str, object]:
@@ -30,12 +31,21 @@ def _metadata(report: Staleness) -> dict[str, object]:
         f"| {s.name} | `{s.id}` | {s.age.total_seconds() / 60:.0f} | {'active' if s.active else 'dormant'} |"
         for s in rows
     )
+    names = {s.id: s.name for s in report.fail + report.warn}
+    elevations = "\n".join(
+        f"| {names.get(u.project_id, u.project_id)} | {u.name} | `{u.id}` | {u.reason} |"
+        for u in report.unfetched[:100]
+    )
     return {
         "projects_checked": report.checked,
         "projects_past_warn": len(report.warn),
         "projects_past_fail": len(report.fail),
         "stalest": dg.MetadataValue.md(
             "| project | id | minutes since sync | kind |\n|---|---|---|---|\n" + table if rows else "none"
+        ),
+        "parts_lists_unfetched": len(report.unfetched),
+        "unfetched_parts_lists": dg.MetadataValue.md(
+            "| project | elevation | id | why |\n|---|---|---|---|\n" + elevations if elevations else "none"
         ),
     }
 
@@ -55,6 +65,10 @@ def evaluation(report: Staleness) -> dg.AssetCheckEvaluation:
 @dg.asset_check(asset=logikal_projects, name=CHECK_NAME, blocking=False)
 def project_contents_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Every live project's phases, elevations and parts lists are within their freshness window.
+
+    A parts list that failing syncs (a locked elevation, an error) left unfetched counts
+    from the first failure against the parts lists' windows, active project or not; the
+    metadata names those elevations and why (`unfetched_parts_lists`).
 
     Active projects (changed within 14 days) are held to the phases/elevations
     windows of policies.yaml (warn 22, fail 30 min), dormant ones to the daily

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from logikal_square_sync.logikal.client import ConnectionSettings
 from logikal_square_sync.logikal.pool import SessionPool
+from logikal_square_sync.logikal.transport import allow_http_from_env, check_base_url
 
 
 class LogikalResource(dg.ConfigurableResource):
@@ -20,7 +21,11 @@ class LogikalResource(dg.ConfigurableResource):
     when it ends, also when it fails.
     """
 
-    base_url: str = Field(description="LOGIKAL_BASE_URL, e.g. http://host/MbioeService.svc/api/v3")
+    base_url: str = Field(description="LOGIKAL_BASE_URL, e.g. https://host/MbioeService.svc/api/v3")
+    allow_http: bool = Field(
+        default=False,
+        description="LOGIKAL_ALLOW_HTTP: accept an http:// base_url (the password then travels in clear)",
+    )
     username: str = Field(description="LOGIKAL_USERNAME")
     password: str = Field(description="LOGIKAL_PASSWORD (a secret: set through dg.EnvVar)")
     pool_size: int = Field(default=3, ge=1, le=16, description="LogiKal sessions one step uses at most")
@@ -36,7 +41,12 @@ class LogikalResource(dg.ConfigurableResource):
         ),
     )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # At resource setup: a run refuses an http:// URL before any login sends the password.
+        check_base_url(self.base_url, allow_http=self.allow_http)
+
     def settings(self, max_attempts: int = 4) -> ConnectionSettings:
+        check_base_url(self.base_url, allow_http=self.allow_http)
         return ConnectionSettings(
             base_url=self.base_url,
             username=self.username,
@@ -65,4 +75,6 @@ def logikal_resource_from_env() -> LogikalResource:
         base_url=dg.EnvVar("LOGIKAL_BASE_URL"),
         username=dg.EnvVar("LOGIKAL_USERNAME"),
         password=dg.EnvVar("LOGIKAL_PASSWORD"),
+        # Not a secret: read when the code location loads (a change needs a reload).
+        allow_http=allow_http_from_env(),
     )

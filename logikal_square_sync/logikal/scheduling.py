@@ -14,20 +14,24 @@ compared by listing them, and whether an elevation edit bumps the project's
    wider dormant windows — this catches edits no listing announced.
 
 Within a group the least recently synced go first. Runs already queued or
-running are not requested again. The run queue's priority tag puts force
+running are not requested again, nor is a project whose last syncs failed
+before its backoff has passed (`failure_backoff` in policies.yaml: 5, 10, 20,
+... min after the 1st, 2nd, 3rd failure in a row, capped; `failures`). The run queue's priority tag puts force
 syncs (priority 0, the UI's default) ahead of all of these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from logikal_square_sync.policies import policies
-from logikal_square_sync.warehouse.tables import logikal_elevations, logikal_projects
+from logikal_square_sync.logikal.failures import FAILURES_PREFIX, parse
+from logikal_square_sync.logikal.store import UnfetchedElevation, unfetched_counts, unfetched_elevations
+from logikal_square_sync.policies import FailureBackoff, policies
+from logikal_square_sync.warehouse.tables import logikal_elevations, logikal_projects, sync_state
 
 NEW, CHANGED, ACTIVE, SWEEP = "new", "changed", "active", "sweep"
 # Dagster run-queue priorities: higher runs first; manual runs have 0.
@@ -46,6 +50,8 @@ class ProjectSyncPolicy:
     dormant_fail_after: timedelta = timedelta(hours=48)
     max_runs_per_tick: int = 50
     tick_seconds: int = 300
+    new_project_tick_seconds: int = 30
+    backoff: FailureBackoff = FailureBackoff()
 
     @classmethod
     def from_policies(cls) -> ProjectSyncPolicy:
@@ -63,6 +69,8 @@ class ProjectSyncPolicy:
             dormant_fail_after=timedelta(hours=ticks.dormant_fail_after_hours),
             max_runs_per_tick=ticks.max_runs_per_tick,
             tick_seconds=ticks.tick_seconds,
+            new_project_tick_seconds=ticks.new_project_tick_seconds,
+            backoff=logikal.failure_backoff,
         )
 
 
@@ -76,6 +84,18 @@ class ProjectState:
     contents_synced_at: datetime | None
     contents_changed_at: datetime | None
     discovered_at: datetime
+    # Syncs in a row that failed (or left parts lists unfetched), and when the last one did.
+    failures: int = 0
+    last_failed_at: datetime | None = None
+    # When the first of those failures was, and the live elevations without a current parts list.
+    failing_since: datetime | None = None
+    unfetched_parts_lists: int = 0
+
+    def retry_at(self, policy: ProjectSyncPolicy) -> datetime | None:
+        """When the backoff after the last failure ends (None: no failure to back off from)."""
+        if not self.failures or self.last_failed_at is None:
+            return None
+        return self.last_failed_at + policy.backoff.delay(self.failures)
 
     def is_active(self, now: datetime, policy: ProjectSyncPolicy) -> bool:
         changes = [t for t in (self.changed_at, self.latest_elevation_change) if t is not None]
@@ -91,39 +111,65 @@ class ProjectState:
         return policy.dormant_warn_after, policy.dormant_fail_after
 
 
-def load_project_states(conn: sa.Connection) -> list[ProjectState]:
-    """Live projects with what the choice needs; deleted ones are never synced again."""
-    p, e = logikal_projects.c, logikal_elevations.c
+def load_project_states(conn: sa.Connection, *, never_synced_only: bool = False) -> list[ProjectState]:
+    """Live projects with what the choice needs; deleted ones are never synced again.
+
+    `never_synced_only`: just those whose contents were never synced, without the
+    per-project elevation aggregates (they have no elevations yet): the new-project
+    sensor's cheap query, every 30 s.
+    """
+    p, e, s = logikal_projects.c, logikal_elevations.c, sync_state.c
     latest = (
         sa.select(e.project_id, sa.func.max(e.changed_at).label("latest")).group_by(e.project_id).subquery()
     )
+    failures = (
+        sa.select(s.stream, s.watermark, s.updated_at).where(s.stream.startswith(FAILURES_PREFIX)).subquery()
+    )
+    unfetched = unfetched_counts()
     query = (
         sa.select(
             p.id,
             p.name,
             p.changed_at,
-            latest.c.latest,
+            sa.null() if never_synced_only else latest.c.latest,
             p.is_deleted,
             p.contents_synced_at,
             p.contents_changed_at,
             p.synced_at,
+            failures.c.watermark,
+            failures.c.updated_at,
+            sa.null() if never_synced_only else unfetched.c.unfetched,
         )
-        .outerjoin(latest, latest.c.project_id == p.id)
+        .select_from(logikal_projects)
+        .outerjoin(failures, failures.c.stream == sa.literal(FAILURES_PREFIX) + p.id)
         .where(p.deleted_at.is_(None))
     )
-    return [
-        ProjectState(
-            id=row[0],
-            name=row[1],
-            changed_at=row[2],
-            latest_elevation_change=row[3],
-            is_deleted=bool(row[4]),
-            contents_synced_at=row[5],
-            contents_changed_at=row[6],
-            discovered_at=row[7],
+    if never_synced_only:
+        query = query.where(p.contents_synced_at.is_(None))
+    else:
+        query = query.outerjoin(latest, latest.c.project_id == p.id).outerjoin(
+            unfetched, unfetched.c.project_id == p.id
         )
-        for row in conn.execute(query)
-    ]
+    states = []
+    for row in conn.execute(query):
+        failed = None if row[9] is None else parse(row[8], row[9])
+        states.append(
+            ProjectState(
+                id=row[0],
+                name=row[1],
+                changed_at=row[2],
+                latest_elevation_change=row[3],
+                is_deleted=bool(row[4]),
+                contents_synced_at=row[5],
+                contents_changed_at=row[6],
+                discovered_at=row[7],
+                failures=failed.count if failed else 0,
+                last_failed_at=row[9],
+                failing_since=failed.since if failed else None,
+                unfetched_parts_lists=row[10] or 0,
+            )
+        )
+    return states
 
 
 @dataclass(frozen=True)
@@ -159,10 +205,17 @@ def due_projects(
     *,
     in_flight: Collection[str] = (),
 ) -> list[DueProject]:
-    """The projects this tick should sync, most urgent first, at most `max_runs_per_tick`."""
+    """The projects this tick should sync, most urgent first, at most `max_runs_per_tick`.
+
+    A project still in its failure backoff waits, whatever its reason (a person's force
+    sync does not come through here, so it never waits).
+    """
     candidates = []
     for state in states:
         if state.id in in_flight:
+            continue
+        retry_at = state.retry_at(policy)
+        if retry_at is not None and now < retry_at:
             continue
         reason = _reason(state, now, policy)
         if reason is not None:
@@ -178,6 +231,8 @@ class StaleProject:
     name: str
     age: timedelta
     active: bool
+    # Parts lists its failing syncs left unfetched (held to the parts-lists windows since the first).
+    unfetched_parts_lists: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,6 +240,8 @@ class Staleness:
     checked: int
     warn: list[StaleProject]
     fail: list[StaleProject]
+    # Of the stale projects with unfetched parts lists: which elevations (`name_unfetched`).
+    unfetched: list[UnfetchedElevation] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -194,11 +251,16 @@ class Staleness:
         if self.passed:
             return f"All {self.checked} LogiKal projects are within their freshness windows."
         worst = sorted(self.fail + self.warn, key=lambda s: -s.age)[:limit]
-        names = ", ".join(f"{s.name} ({_minutes(s.age)})" for s in worst)
+        names = ", ".join(f"{s.name} ({_minutes(s.age)}{_unfetched(s)})" for s in worst)
         return (
             f"{len(self.fail)} project(s) past the fail window and {len(self.warn)} past the warn window "
             f"of {self.checked}; the stalest: {names}"
         )
+
+
+def _unfetched(stale: StaleProject) -> str:
+    count = stale.unfetched_parts_lists
+    return f", {count} parts list{'s' if count != 1 else ''} unfetched" if count else ""
 
 
 def _minutes(age: timedelta) -> str:
@@ -206,18 +268,38 @@ def _minutes(age: timedelta) -> str:
     return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
+def _level(age: timedelta, warn_after: timedelta, fail_after: timedelta) -> int:
+    return 2 if age > fail_after else 1 if age > warn_after else 0
+
+
 def staleness(states: Iterable[ProjectState], now: datetime, policy: ProjectSyncPolicy) -> Staleness:
-    """Projects whose contents are older than their warn or fail window."""
+    """Projects whose contents are older than their warn or fail window.
+
+    Also those whose failing syncs left parts lists unfetched for longer than the
+    parts lists' own (tight) windows, counted from the first failure, whether the
+    project is active or dormant: that work is known to be missing, not just maybe stale.
+    """
     warn: list[StaleProject] = []
     fail: list[StaleProject] = []
     checked = 0
     for state in states:
         checked += 1
-        warn_after, fail_after = state.windows(now, policy)
         age = state.age(now)
-        stale = StaleProject(state.id, state.name, age, state.is_active(now, policy))
-        if age > fail_after:
+        level = _level(age, *state.windows(now, policy))
+        unfetched = state.unfetched_parts_lists if state.failing_since is not None else 0
+        if unfetched and state.failing_since is not None:
+            unfetched_for = now - state.failing_since
+            if (unfetched_level := _level(unfetched_for, policy.warn_after, policy.fail_after)) > level:
+                level, age = unfetched_level, max(age, unfetched_for)
+        stale = StaleProject(state.id, state.name, age, state.is_active(now, policy), unfetched)
+        if level == 2:
             fail.append(stale)
-        elif age > warn_after:
+        elif level == 1:
             warn.append(stale)
     return Staleness(checked, warn, fail)
+
+
+def name_unfetched(conn: sa.Connection, report: Staleness) -> Staleness:
+    """`report` with the elevations whose parts lists its stale projects are missing."""
+    projects = {s.id for s in report.fail + report.warn if s.unfetched_parts_lists}
+    return replace(report, unfetched=unfetched_elevations(conn, projects))

@@ -1,4 +1,13 @@
-"""The project-sync sensor: every few minutes, queue the projects that are due (see `scheduling`)."""
+"""The project-sync sensors: every few minutes, queue the projects that are due (see `scheduling`).
+
+`logikal_project_sync_sensor` (every 5 min) queues everything due, retries after
+the failure backoff included, and records the freshness check.
+`logikal_new_project_sensor` (every 30 s) queues only the first sync of projects
+that logikal/projects just discovered, so it starts within a minute and not at
+the next 5-minute tick; it never retries (a failed first sync is the big
+sensor's, with its backoff). Its run_key per project keeps it from requesting
+a first sync twice; both sensors skip projects already queued or running.
+"""
 
 from datetime import datetime
 
@@ -9,9 +18,11 @@ from logikal_square_sync.logikal.checks import evaluation
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.logikal.scheduling import (
+    NEW,
     ProjectSyncPolicy,
     due_projects,
     load_project_states,
+    name_unfetched,
     staleness,
 )
 from logikal_square_sync.policies import policies
@@ -19,6 +30,7 @@ from logikal_square_sync.settings import default_sensor_status
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 SENSOR_NAME = "logikal_project_sync_sensor"
+NEW_PROJECT_SENSOR_NAME = "logikal_new_project_sensor"
 _UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -42,6 +54,7 @@ def evaluate_project_sync(
     now = now or utc_now()
     with warehouse.engine.connect() as conn:
         states = load_project_states(conn)
+        report = name_unfetched(conn, staleness(states, now, policy))
     due = due_projects(states, now, policy, in_flight=in_flight_projects(context.instance))
     existing = set(context.instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
     missing = sorted({state.id for state in states} - existing)
@@ -60,7 +73,44 @@ def evaluate_project_sync(
         dynamic_partitions_requests=[logikal_projects_partitions.build_add_request(missing)]
         if missing
         else None,
-        asset_events=[evaluation(staleness(states, now, policy))],
+        asset_events=[evaluation(report)],
+    )
+
+
+def _partition_requests(context: dg.SensorEvaluationContext, project_ids: set[str]) -> list | None:
+    existing = set(context.instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
+    missing = sorted(project_ids - existing)
+    return [logikal_projects_partitions.build_add_request(missing)] if missing else None
+
+
+def evaluate_new_projects(
+    context: dg.SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    policy: ProjectSyncPolicy,
+    now: datetime | None = None,
+) -> dg.SensorResult | dg.SkipReason:
+    """First syncs of never-synced projects that have not failed yet (failed ones wait for their backoff)."""
+    now = now or utc_now()
+    with warehouse.engine.connect() as conn:
+        states = [s for s in load_project_states(conn, never_synced_only=True) if not s.failures]
+    due = [
+        d
+        for d in due_projects(states, now, policy, in_flight=in_flight_projects(context.instance))
+        if d.reason == NEW
+    ]
+    if not due:
+        return dg.SkipReason("no newly discovered LogiKal project waits for its first sync")
+    context.log.info(f"Queueing the first sync of {len(due)} new LogiKal project(s)")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"first-sync:{project.id}",
+                partition_key=project.id,
+                tags={"dagster/priority": str(project.priority), "logikal/sync_reason": project.reason},
+            )
+            for project in due
+        ],
+        dynamic_partitions_requests=_partition_requests(context, {d.id for d in due}),
     )
 
 
@@ -93,4 +143,22 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
         """
         return evaluate_project_sync(context, warehouse, policy)
 
-    return [logikal_project_sync_sensor]
+    @dg.sensor(
+        name=NEW_PROJECT_SENSOR_NAME,
+        job=logikal_project_sync,
+        minimum_interval_seconds=policy.new_project_tick_seconds,
+        default_status=default_sensor_status(),
+    )
+    def logikal_new_project_sensor(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        """Queues the first sync of each project `logikal/projects` discovered, within 30 seconds.
+
+        Looks only at projects never synced that have not failed (one cheap query), so a
+        new project does not wait for the 5-minute tick of `logikal_project_sync_sensor`,
+        which keeps all retries (with their failure backoff). At most one request per
+        project (run_key `first-sync:<id>`), never while one is queued or running.
+        """
+        return evaluate_new_projects(context, warehouse, policy)
+
+    return [logikal_project_sync_sensor, logikal_new_project_sensor]

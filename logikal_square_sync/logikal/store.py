@@ -383,16 +383,14 @@ def stored_parts_lists(conn: sa.Connection, project_id: str) -> dict[str, Stored
     return {row[0]: StoredPartsList(row[1], row[2], row[3], bool(row[4])) for row in conn.execute(query)}
 
 
-def pending_parts_lists(conn: sa.Connection, project_id: str) -> int:
-    """Stored live elevations whose parts list is missing or older than the elevation (work known upfront)."""
+def _unfetched(query: sa.Select[Any]) -> sa.Select[Any]:
+    """`query` over live elevations whose parts list is missing, failed, or older than the elevation."""
     e, pl, files = logikal_elevations, logikal_parts_lists, logikal_parts_list_files
-    query = (
-        sa.select(sa.func.count())
-        .select_from(e)
+    return (
+        query.select_from(e)
         .outerjoin(pl, pl.c.elevation_id == e.c.id)
         .outerjoin(files, files.c.sha256 == pl.c.sha256)
         .where(
-            e.c.project_id == project_id,
             e.c.deleted_at.is_(None),
             e.c.is_in_recycle_bin.is_(False),
             sa.or_(
@@ -402,7 +400,50 @@ def pending_parts_lists(conn: sa.Connection, project_id: str) -> int:
             ),
         )
     )
+
+
+def pending_parts_lists(conn: sa.Connection, project_id: str) -> int:
+    """Stored live elevations whose parts list is missing or older than the elevation (work known upfront)."""
+    query = _unfetched(sa.select(sa.func.count())).where(logikal_elevations.c.project_id == project_id)
     return conn.execute(query).scalar_one()
+
+
+def unfetched_counts() -> sa.Subquery:
+    """Per project (`project_id`, `unfetched`): its live elevations without a current parts list."""
+    e = logikal_elevations.c
+    return (
+        _unfetched(sa.select(e.project_id, sa.func.count().label("unfetched")))
+        .group_by(e.project_id)
+        .subquery()
+    )
+
+
+@dataclass(frozen=True)
+class UnfetchedElevation:
+    project_id: str
+    id: str
+    name: str
+    reason: str
+
+
+def unfetched_elevations(conn: sa.Connection, project_ids: Collection[str]) -> list[UnfetchedElevation]:
+    """The elevations of these projects whose current parts list is not in the warehouse, and why."""
+    if not project_ids:
+        return []
+    e, pl = logikal_elevations.c, logikal_parts_lists.c
+    query = _unfetched(sa.select(e.project_id, e.id, e.name, pl.parse_status, pl.parse_error)).where(
+        e.project_id.in_(sorted(project_ids))
+    )
+    found = []
+    for project_id, elevation_id, name, status, error in conn.execute(query.order_by(e.project_id, e.name)):
+        if status == FETCH_FAILED:
+            reason = f"fetch failed: {error}"
+        elif status is None:
+            reason = "never fetched"
+        else:
+            reason = "changed since its stored copy; the new one not fetched"
+        found.append(UnfetchedElevation(project_id, elevation_id, name or "", reason))
+    return found
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:

@@ -15,7 +15,11 @@
 
 A locked elevation (409) or a file the server sends garbled is recorded and
 does not stop the others; anything unexpected fails the run after every
-session has been logged out.
+session has been logged out. A sync that left any parts list unfetched does not
+mark the project synced (`contents_synced_at` keeps the last complete sync, so
+the `project_contents_fresh` check sees it age and names the elevations), and
+it counts as a failure for the sensor's backoff (`failures`) like an error or
+the project found gone from its directory; a complete sync resets the count.
 
 Whether the server lets a session select an elevation from a sibling's
 elevation state is unknown, and so is how it refuses (405 or 409, docs/logikal-api.md §5).
@@ -63,6 +67,7 @@ from logikal_square_sync.logikal.errors import (
     LogikalResponseError,
     LogikalWrongStateError,
 )
+from logikal_square_sync.logikal.failures import clear_failures, record_failure
 from logikal_square_sync.logikal.navigation import State, Target, route
 from logikal_square_sync.logikal.parts_list import parse_parts_list
 from logikal_square_sync.logikal.planner import PartsListChunk, chunk_parts_lists
@@ -429,13 +434,32 @@ def sync_project_contents(
         pool.assume_siblings_refused(refusal.status, refusal.since)
     try:
         _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now, logger)
+    except BaseException:
+        _count_failure(engine, project.id, logger)
+        raise
     finally:
         if pool.refusal_learned is not None:
             with write_transaction(engine) as conn:
                 save_sibling_refusal(conn, pool.refusal_learned, utc_now())
-    if result.not_synced_because:
+    if result.gone_at_source or result.parts_lists_failed:
+        count = _count_failure(engine, project.id, logger)
+        logger.warning(
+            f"LogiKal project {project.name!r} ({project.id}) not fully synced ({count} time(s) in a row): "
+            + (result.not_synced_because or f"{result.parts_lists_failed} parts list(s) left unfetched")
+        )
+    elif result.not_synced_because:
         logger.info(result.not_synced_because)
     return _finish(result, pool, started)
+
+
+def _count_failure(engine: sa.Engine, project_id: str, logger: Any) -> int:
+    """One more failed sync in a row (the sensor's backoff); never hides the run's own error."""
+    try:
+        with write_transaction(engine) as conn:
+            return record_failure(conn, project_id, utc_now())
+    except Exception as error:  # noqa: BLE001 - the warehouse may be what failed
+        logger.warning(f"could not record the failed sync of LogiKal project {project_id}: {error}")
+        return 0
 
 
 def _finish(result: ProjectContentsResult, pool: SessionPool, started: float) -> ProjectContentsResult:
@@ -487,10 +511,13 @@ def _sync(
 
     if PARTS_LISTS in include:
         _fetch_parts_lists(pool, engine, project, listing, stored, refetch, result, now, logger)
-    if include == EVERYTHING and result.deleted_at is None:
-        written, deleted_at = write_if_live(
-            engine, project.id, lambda conn: mark_contents_synced(conn, project.id, project.changed_at, now)
-        )
+    if include == EVERYTHING and result.deleted_at is None and not result.parts_lists_failed:
+
+        def synced(conn: sa.Connection) -> None:
+            mark_contents_synced(conn, project.id, project.changed_at, now)
+            clear_failures(conn, project.id)  # a complete sync ends the backoff
+
+        written, deleted_at = write_if_live(engine, project.id, synced)
         if not written:
             result.deleted_at = deleted_at or now
 

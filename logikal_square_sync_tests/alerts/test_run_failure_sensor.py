@@ -277,6 +277,13 @@ def test_secrets_never_reach_logs_or_alert_text(
     ("error", "source", "kind", "names"),
     [
         (
+            "InsecureBaseUrlError: LOGIKAL_BASE_URL is plain http (http://logikal.internal): every LogiKal "
+            "login would send LOGIKAL_PASSWORD in clear. Use an https:// URL, or set LOGIKAL_ALLOW_HTTP=true",
+            "logikal",
+            "configuration",
+            "LOGIKAL_ALLOW_HTTP",
+        ),
+        (
             "Square ListLocations failed with HTTP 401: UNAUTHORIZED",
             "square",
             "credentials",

@@ -331,6 +331,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             "LOGIKAL_BASE_URL": logikal_served.url + BASE_PATH,
             "LOGIKAL_USERNAME": logikal.config.username,
             "LOGIKAL_PASSWORD": logikal.config.password,
+            "LOGIKAL_ALLOW_HTTP": "true",  # the sandbox serves plain http
             "SLACK_WEBHOOK_URL": slack.webhook_url,
             # Nothing runs by itself: the tests switch on the schedule and sensors they need,
             # as an operator would in the UI (a cron of the packaged policies could otherwise

@@ -15,7 +15,7 @@ from logikal_square_sync.logikal.checks import CHECK_NAME, project_contents_fres
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB, logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.resource import LogikalResource
-from logikal_square_sync.logikal.sensors import logikal_sensors
+from logikal_square_sync.logikal.sensors import SENSOR_NAME, logikal_sensors
 from logikal_square_sync.logikal.sync_projects import sync_projects
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
@@ -44,6 +44,7 @@ def defs(logikal_url, sandbox, warehouse) -> dg.Definitions:
         username=sandbox.config.username,
         password=sandbox.config.password,
         retry_base_delay_seconds=0.01,
+        allow_http=True,  # the sandbox serves plain http
     )
     return dg.Definitions(
         assets=[logikal_directories, logikal_projects, logikal_project_contents],
@@ -154,7 +155,7 @@ def test_the_sensor_queues_due_projects_once_and_records_staleness(
         status=dg.DagsterRunStatus.NOT_STARTED,
     )
 
-    (sensor,) = defs.sensors
+    sensor = defs.get_sensor_def(SENSOR_NAME)
     result = sensor(
         dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}, definitions=defs)
     )
@@ -231,7 +232,7 @@ def test_a_deleted_project_loses_its_partition_and_its_runs_succeed(
     assert queued.success and set(_observations(queued)) == set(observed)
 
     # The sensor neither queues it nor brings its partition back.
-    (sensor,) = defs.sensors
+    sensor = defs.get_sensor_def(SENSOR_NAME)
     ticked = sensor(
         dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}, definitions=defs)
     )
