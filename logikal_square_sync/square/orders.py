@@ -26,6 +26,7 @@ from logikal_square_sync.clock import utc_now
 from logikal_square_sync.policies import OrdersPolicy
 from logikal_square_sync.square.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.order_days import OrderDays, OrderTime
+from logikal_square_sync.square.order_structs import Order, decode_orders_page, order_struct_rows
 from logikal_square_sync.square.pipeline import Prefetched
 from logikal_square_sync.square.records import order_rows, order_time
 from logikal_square_sync.square.report import SyncReport
@@ -146,7 +147,7 @@ def order_pages(
         page["orders"] = orders[:keep]
         return body_from(last)
 
-    return client.search_orders(lambda: body_from(restart_at()), next_request)
+    return client.search_orders(lambda: body_from(restart_at()), next_request, decode=decode_orders_page)
 
 
 @dataclass
@@ -166,10 +167,13 @@ class PreparedPage:
     orders: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
 
 
-def _prepare_page(orders: list[dict[str, Any]], synced_at: datetime) -> PreparedPage:
+def _prepare_page(orders: list[Any], synced_at: datetime) -> PreparedPage:
+    """Rows of a page's orders: typed `Order`s (the fast path) or dicts (`records.order_rows`)."""
     newest_by_id: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     for order in orders:
-        row, items = order_rows(order, synced_at)
+        row, items = (
+            order_struct_rows(order, synced_at) if isinstance(order, Order) else order_rows(order, synced_at)
+        )
         current = newest_by_id.get(row["id"])
         if current is None or (row["updated_at"], row["version"] or -1) > (
             current[0]["updated_at"],
