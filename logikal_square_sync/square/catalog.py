@@ -23,6 +23,7 @@ catalog, which repairs what an incremental run could not see.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from logikal_square_sync.clock import utc_now
 from logikal_square_sync.pages import with_last_flag
 from logikal_square_sync.policies import CatalogPolicy
 from logikal_square_sync.square.client import SquareClient
+from logikal_square_sync.square.pipeline import Prefetched
 from logikal_square_sync.square.records import category_row, item_row, variation_row
 from logikal_square_sync.square.report import SyncReport
 from logikal_square_sync.square.timestamps import format_timestamp
@@ -141,14 +143,20 @@ def sync_catalog(
             request["begin_time"] = format_timestamp(datetime.fromisoformat(watermark) - overlap)
         return request
 
+    def prepared_pages() -> Iterator[tuple[int, dict[sa.Table, list[dict[str, Any]]], bool, bool]]:
+        for page, is_last in with_last_flag(client.search_catalog(body)):
+            objects = page.get("objects") or []
+            rows_by_table = _rows_of_page(objects, utc_now())
+            # After the last page is in: edits made since the run started show whether the read was still.
+            moved_meanwhile = is_last and _changed_since(client, run_started - overlap)
+            yield len(objects), rows_by_table, is_last, moved_meanwhile
+
     newest: datetime | None = None
-    for page, is_last in with_last_flag(client.search_catalog(body)):
-        synced_at = utc_now()
-        objects = page.get("objects") or []
-        report.read += len(objects)
-        rows_by_table = _rows_of_page(objects, synced_at)
-        # After the last page is in: edits made since the run started show whether the read was still.
-        moved_meanwhile = is_last and _changed_since(client, run_started - overlap)
+    # Pages are fetched, decoded and turned into rows in a thread of their own while this one writes.
+    for read, rows_by_table, is_last, moved_meanwhile in Prefetched(
+        prepared_pages, name="square-catalog-decode"
+    ):
+        report.read += read
         with engine.begin() as conn:
             for table, rows in rows_by_table.items():
                 result = upsert(

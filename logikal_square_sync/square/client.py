@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import orjson
 
 from logikal_square_sync.http import CallStats, RetriesExhausted, RetryingClient, RetryPolicy
 
@@ -154,6 +154,7 @@ class SquareClient:
         endpoint: str,
         body_factory: Callable[[], Body],
         next_request: NextRequest = follow_cursor,
+        decode: Callable[[bytes], Body] = orjson.loads,
     ) -> Iterator[Body]:
         """The pages of a POST search: by default the same body with each page's cursor.
 
@@ -162,10 +163,12 @@ class SquareClient:
         of records that the next request reads again.
 
         The next page is requested in a background thread as soon as it is
-        known, so it travels while the caller writes this one. Only the
+        known, so it travels while the caller works on this one. Only the
         network wait runs there: the JSON is decoded here, in the caller's
-        thread, because a decode holds the GIL for tens of milliseconds and
-        would stall every database round trip of the caller.
+        thread, by `decode` (orjson by default: a third less CPU than `json`;
+        decoding is most of a sync's CPU). A caller that writes pages runs this iterator in a
+        thread of its own (`square.pipeline.Prefetched`), so decoding
+        overlaps the database's work.
 
         An expired cursor (400 INVALID_CURSOR) restarts the query with a fresh
         body from `body_factory`, which callers build from their last
@@ -178,7 +181,7 @@ class SquareClient:
             pending = fetcher.submit(self._post_raw, path, endpoint, request)
             while True:
                 try:
-                    page = self._decode_page(pending.result(), path, endpoint, request)
+                    page = self._decode_page(pending.result(), path, endpoint, request, decode)
                 except CursorExpired:
                     if not request.get("cursor") or restarts >= MAX_CURSOR_RESTARTS:
                         raise
@@ -195,9 +198,11 @@ class SquareClient:
                     return
                 request = following
 
-    def _decode_page(self, raw: bytes, path: str, endpoint: str, request: Body) -> Body:
+    def _decode_page(
+        self, raw: bytes, path: str, endpoint: str, request: Body, decode: Callable[[bytes], Body]
+    ) -> Body:
         try:
-            return json.loads(raw)
+            return decode(raw)
         except ValueError:
             # A body cut short behind a matching Content-Length: fetch it again, decoding
             # inside the retry loop this time.
@@ -212,9 +217,12 @@ class SquareClient:
         return self.pages("/v2/catalog/search", "SearchCatalogObjects", body_factory)
 
     def search_orders(
-        self, body_factory: Callable[[], Body], next_request: NextRequest = follow_cursor
+        self,
+        body_factory: Callable[[], Body],
+        next_request: NextRequest = follow_cursor,
+        decode: Callable[[bytes], Body] = orjson.loads,
     ) -> Iterator[Body]:
-        return self.pages("/v2/orders/search", "SearchOrders", body_factory, next_request)
+        return self.pages("/v2/orders/search", "SearchOrders", body_factory, next_request, decode)
 
     def inventory_counts(self, body_factory: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
         return self.pages("/v2/inventory/counts/batch-retrieve", "BatchRetrieveInventoryCounts", body_factory)

@@ -18,6 +18,7 @@ The watermark moves when the whole result is written, with its last page.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from logikal_square_sync.clock import utc_now
 from logikal_square_sync.pages import with_last_flag
 from logikal_square_sync.policies import InventoryPolicy
 from logikal_square_sync.square.client import SquareClient
+from logikal_square_sync.square.pipeline import Prefetched
 from logikal_square_sync.square.records import inventory_row
 from logikal_square_sync.square.report import SyncReport
 from logikal_square_sync.square.timestamps import format_timestamp
@@ -64,17 +66,22 @@ def sync_inventory(
             request["updated_after"] = format_timestamp(datetime.fromisoformat(watermark) - OVERLAP)
         return request
 
+    def prepared_pages() -> Iterator[tuple[int, dict[tuple[str, str, str], dict[str, Any]], bool]]:
+        for page, is_last in with_last_flag(client.inventory_counts(body)):
+            synced_at = utc_now()
+            counts = page.get("counts") or []
+            rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+            for count in counts:
+                row = inventory_row(count, synced_at)
+                key = (row["catalog_object_id"], row["location_id"], row["state"])
+                if key not in rows or row["calculated_at"] > rows[key]["calculated_at"]:
+                    rows[key] = row
+            yield len(counts), rows, is_last
+
     newest_at_start: datetime | None = None
-    for page, is_last in with_last_flag(client.inventory_counts(body)):
-        synced_at = utc_now()
-        counts = page.get("counts") or []
-        report.read += len(counts)
-        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for count in counts:
-            row = inventory_row(count, synced_at)
-            key = (row["catalog_object_id"], row["location_id"], row["state"])
-            if key not in rows or row["calculated_at"] > rows[key]["calculated_at"]:
-                rows[key] = row
+    # Pages are fetched, decoded and turned into rows in a thread of their own while this one writes.
+    for read, rows, is_last in Prefetched(prepared_pages, name="square-inventory-decode"):
+        report.read += read
         if report.pages == 0 and rows:
             newest_at_start = max(row["calculated_at"] for row in rows.values())
         with engine.begin() as conn:

@@ -26,6 +26,8 @@ from logikal_square_sync.clock import utc_now
 from logikal_square_sync.policies import OrdersPolicy
 from logikal_square_sync.square.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.order_days import OrderDays, OrderTime
+from logikal_square_sync.square.order_structs import Order, decode_orders_page, order_struct_rows
+from logikal_square_sync.square.pipeline import Prefetched
 from logikal_square_sync.square.records import order_rows, order_time
 from logikal_square_sync.square.report import SyncReport
 from logikal_square_sync.square.timestamps import format_timestamp
@@ -145,7 +147,7 @@ def order_pages(
         page["orders"] = orders[:keep]
         return body_from(last)
 
-    return client.search_orders(lambda: body_from(restart_at()), next_request)
+    return client.search_orders(lambda: body_from(restart_at()), next_request, decode=decode_orders_page)
 
 
 @dataclass
@@ -156,18 +158,33 @@ class PageWrite:
     newest: dict[str, datetime]  # by order time field: the newest `created_at` / `updated_at` written
 
 
-def _write_page(
-    conn: sa.Connection, orders: list[dict[str, Any]], synced_at: datetime, *, force: bool = False
-) -> PageWrite | None:
+@dataclass
+class PreparedPage:
+    """A page turned into rows: the newest copy of each order with its line items."""
+
+    read: int
+    synced_at: datetime
+    orders: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
+
+
+def _prepare_page(orders: list[Any], synced_at: datetime) -> PreparedPage:
+    """Rows of a page's orders: typed `Order`s (the fast path) or dicts (`records.order_rows`)."""
     newest_by_id: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     for order in orders:
-        row, items = order_rows(order, synced_at)
+        row, items = (
+            order_struct_rows(order, synced_at) if isinstance(order, Order) else order_rows(order, synced_at)
+        )
         current = newest_by_id.get(row["id"])
         if current is None or (row["updated_at"], row["version"] or -1) > (
             current[0]["updated_at"],
             current[0]["version"] or -1,
         ):
             newest_by_id[row["id"]] = (row, items)
+    return PreparedPage(len(orders), synced_at, newest_by_id)
+
+
+def _write_page(conn: sa.Connection, page: PreparedPage, *, force: bool = False) -> PageWrite | None:
+    newest_by_id = page.orders
     if not newest_by_id:
         return None
     rows = [row for row, _ in newest_by_id.values()]
@@ -205,12 +222,15 @@ def _sync_group(
     def restart_at() -> datetime:
         return checkpoint
 
-    for page in order_pages(client, group, end_at, policy.page_size, restart_at, by=by):
-        synced_at = utc_now()
-        orders = page.get("orders") or []
-        report.read += len(orders)
+    def prepared_pages() -> Iterator[PreparedPage]:
+        for page in order_pages(client, group, end_at, policy.page_size, restart_at, by=by):
+            yield _prepare_page(page.get("orders") or [], utc_now())
+
+    # Pages are fetched, decoded and validated in a thread of their own while this one writes.
+    for prepared in Prefetched(prepared_pages, name="square-orders-decode"):
+        report.read += prepared.read
         with engine.begin() as conn:
-            written = _write_page(conn, orders, synced_at, force=force)
+            written = _write_page(conn, prepared, force=force)
             if written is not None and watermarks is not None:
                 mark = format_timestamp(written.newest["updated_at"])
                 moved = {loc: mark for loc in group if (watermarks[loc] or "") < mark}

@@ -60,7 +60,13 @@ def _timestamp(record: dict[str, Any], field: str, kind: str, *, required: bool 
 
 
 def order_time(order: Any, field: str) -> datetime:
-    """An order's `created_at` or `updated_at`; a malformed order fails naming it and the field."""
+    """An order's `created_at` or `updated_at`; a malformed order fails naming it and the field.
+
+    A typed order (`order_structs.Order`) was checked when decoded.
+    """
+    moment = getattr(order, field, None)
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC)
     if not isinstance(order, dict):
         raise MalformedRecord("order", order, "is not an object")
     moment = _timestamp(order, field, "order")
