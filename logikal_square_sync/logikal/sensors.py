@@ -62,6 +62,12 @@ def evaluate_project_sync(
         context.log.info(
             f"Queueing {len(due)} LogiKal project sync(s): {', '.join(sorted({d.reason for d in due}))}"
         )
+    retries = sorted(at for st in states if (at := st.retry_at(policy)) is not None and now < at)
+    if retries:
+        context.log.info(
+            f"{len(retries)} failing LogiKal project(s) wait for their backoff, "
+            f"the first until {retries[0]:%H:%M} UTC"
+        )
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
