@@ -40,12 +40,13 @@ class ProjectSyncPolicy:
     interval: timedelta
     warn_after: timedelta
     fail_after: timedelta
-    active_for: timedelta = timedelta(days=14)
-    sweep_every: timedelta = timedelta(hours=24)
-    dormant_warn_after: timedelta = timedelta(hours=30)
-    dormant_fail_after: timedelta = timedelta(hours=48)
-    max_runs_per_tick: int = 50
-    tick_seconds: int = 300
+    # No defaults here: policies.py holds them (ProjectSyncSettings), from_policies() reads them.
+    active_for: timedelta
+    sweep_every: timedelta
+    dormant_warn_after: timedelta
+    dormant_fail_after: timedelta
+    max_runs_per_tick: int
+    tick_seconds: int
 
     @classmethod
     def from_policies(cls) -> ProjectSyncPolicy:
@@ -54,7 +55,10 @@ class ProjectSyncPolicy:
         parts = [logikal.phases, logikal.elevations, logikal.parts_lists]
         ticks = logikal.project_sync
         return cls(
-            interval=timedelta(minutes=min(p.interval_minutes or 15 for p in parts)),
+            # A cron-scheduled policy has no interval: its warn window is the longest a project may wait.
+            interval=min(
+                timedelta(minutes=p.interval_minutes) if p.interval_minutes else p.warn_after for p in parts
+            ),
             warn_after=min(p.warn_after for p in parts),
             fail_after=min(p.fail_after for p in parts),
             active_for=timedelta(days=ticks.active_for_days),

@@ -1,6 +1,6 @@
 """The project-sync sensor: every few minutes, queue the projects that are due (see `scheduling`)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 
@@ -64,6 +64,28 @@ def evaluate_project_sync(
     )
 
 
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+def sensor_description(policy: ProjectSyncPolicy) -> str:
+    """What the UI shows for the sensor, written from the policy in force (policies.yaml)."""
+    return (
+        f"Queues `{logikal_project_sync.name}` for the LogiKal projects due now, most urgent first: "
+        f"new and changed projects, then active ones (changed within {_duration(policy.active_for)}) "
+        f"last synced more than {_duration(policy.interval)} ago (freshness warn "
+        f"{_duration(policy.warn_after)} / fail {_duration(policy.fail_after)}), then a sweep of the rest "
+        f"every {_duration(policy.sweep_every)} (warn {_duration(policy.dormant_warn_after)} / fail "
+        f"{_duration(policy.dormant_fail_after)}). At most {policy.max_runs_per_tick} runs per tick of "
+        f"{policy.tick_seconds} s, never a project already queued or running; background runs carry a "
+        "negative `dagster/priority`, so force syncs jump the queue. Each tick also records the "
+        "per-project freshness check. Values from policies.yaml `logikal.project_sync`."
+    )
+
+
 def logikal_sensors() -> list[dg.SensorDefinition]:
     """The project-sync sensor, unless phases, elevations and parts lists are all disabled.
 
@@ -79,18 +101,11 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
         job=logikal_project_sync,
         minimum_interval_seconds=policy.tick_seconds,
         default_status=default_sensor_status(),
+        description=sensor_description(policy),
     )
     def logikal_project_sync_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult:
-        """Queues `logikal_project_sync` for the projects due now, most urgent first.
-
-        New and changed projects first, then active ones (changed within 14 days)
-        older than the 15-minute interval, then a daily sweep of the rest; at most
-        50 runs per 5-minute tick, never a project already queued or running.
-        Background runs carry a negative `dagster/priority`, so force syncs jump the
-        queue. Each tick also records the per-project freshness check.
-        """
         return evaluate_project_sync(context, warehouse, policy)
 
     return [logikal_project_sync_sensor]
