@@ -129,3 +129,19 @@ def test_importing_the_definitions_builds_and_writes_nothing(tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None:
+    """Moving the orders cron gives the orders a schedule of their own; no name changes its objects."""
+    from logikal_square_sync.square.schedules import square_schedules
+
+    def targets(square) -> dict[str, str]:
+        return {s.name: s.cron_schedule for s in square_schedules(square)}
+
+    assert targets(load_policies().square) == {"square_daily_sync": "0 2 * * *"}
+    override = tmp_path / "override.yaml"
+    override.write_text("square:\n  orders:\n    cron: '0 1 * * *'\n")
+    assert targets(load_policies(override=override).square) == {
+        "square_locations_catalog_inventory_sync": "0 2 * * *",
+        "square_orders_sync": "0 1 * * *",
+    }

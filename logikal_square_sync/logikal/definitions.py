@@ -13,7 +13,10 @@ from logikal_square_sync.logikal.sensors import logikal_sensors
 def build_defs() -> dg.Definitions:
     """Built on call: schedules and the sensor follow BACKGROUND_SYNC_ENABLED and SYNC_TIMEZONE then."""
     return dg.Definitions(
-        assets=[logikal_directories, logikal_projects, logikal_project_contents],
+        # Each asset page links to the file and line that defines it (*Definition → Code references*).
+        assets=dg.with_source_code_references(
+            [logikal_directories, logikal_projects, logikal_project_contents]
+        ),
         asset_checks=[project_contents_fresh],
         jobs=[logikal_project_sync],
         schedules=logikal_schedules(),

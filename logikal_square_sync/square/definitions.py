@@ -17,7 +17,10 @@ from logikal_square_sync.square.schedules import square_schedules
 def build_defs() -> dg.Definitions:
     """Built on call: the schedules follow BACKGROUND_SYNC_ENABLED and SYNC_TIMEZONE as they are then."""
     return dg.Definitions(
-        assets=[square_locations, square_catalog, square_orders, square_inventory],
+        # Each asset page links to the file and line that defines it (*Definition → Code references*).
+        assets=dg.with_source_code_references(
+            [square_locations, square_catalog, square_orders, square_inventory]
+        ),
         asset_checks=[orders_complete],
         jobs=[square_orders_backfill],
         schedules=square_schedules(),

@@ -98,6 +98,11 @@ def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
     for values in metadata.values():
         for key in ("rows_changed", "logins", "api_calls", "duration_seconds"):
             assert key in values, key
+    with engine.connect() as conn:
+        elevations = conn.execute(
+            sa.select(sa.func.count()).where(t.logikal_elevations.c.project_id == project)
+        ).scalar_one()
+    assert metadata["logikal/elevations"]["dagster/row_count"].value == elevations > 0  # this project's
     parts = metadata["logikal/parts_lists"]
     assert parts["parts_lists_fetched"].value == 4 and parts["parts_lists_failed"].value == 0
     assert parts["parts_lists_skipped"].value == 0 and parts["logins"].value >= 2
