@@ -9,7 +9,7 @@ warehouse in .data), and
 submits runs through the run queue that materialize every asset — every
 LogiKal project partition included — so the UI shows the asset graph filled
 in. Ctrl-C stops everything. `--exit-when-done` stops after the runs instead
-and exits non-zero if any failed (CI uses it as a smoke test).
+and exits non-zero if any failed (a smoke test for scripts).
 """
 
 from __future__ import annotations

@@ -48,11 +48,14 @@ def group_graph_url(url: str, group: str) -> str:
 
 
 def show_asset_graph(page, url: str, group: str) -> None:
-    """The lineage of one asset group, every node drawn."""
+    """The lineage of one asset group, every node drawn with its latest materialization."""
     page.goto(group_graph_url(url, group))
     for name in {"square": ["orders", "catalog"], "logikal": ["parts_lists", "projects"]}[group]:
         _visible(page, name)
     page.wait_for_load_state("networkidle")
+    # The nodes' status rows fill in after the graph is drawn.
+    page.get_by_text("Loading...").first.wait_for(state="detached")
+    _visible(page, "Materialized")
 
 
 def check_console(page, url: str, warehouse: Path, run_id: str, pictures: Path | None = None) -> None:

@@ -8,10 +8,13 @@ compared by listing them, and whether an elevation edit bumps the project's
 1. **new / changed**: never synced, or the project's `changed_at` moved past
    the one its last sync saw (the `logikal/projects` listing tells);
 2. **active**: changed (project or any of its elevations) within
-   `active_for`, and last synced more than the interval (15 min) ago — held to
-   the freshness windows of policies.yaml (warn 22 / fail 30 min);
-3. **sweep**: every other project once per `sweep_every` (24 h), held to the
-   wider dormant windows — this catches edits no listing announced.
+   `active_for`, and last synced more than the interval ago — held to the
+   freshness windows of policies.yaml (`warn_after_minutes` / `fail_after_minutes`);
+3. **sweep**: every other project once per `sweep_every`, held to the wider
+   dormant windows — this catches edits no listing announced.
+
+Every value comes from policies.yaml (`logikal.project_sync` and the phases, elevations
+and parts lists policies) through `ProjectSyncPolicy.from_policies()`.
 
 Within a group the least recently synced go first. Runs already queued or
 running are not requested again. The run queue's priority tag puts force
@@ -68,6 +71,23 @@ class ProjectSyncPolicy:
             max_runs_per_tick=ticks.max_runs_per_tick,
             tick_seconds=ticks.tick_seconds,
         )
+
+
+def duration(delta: timedelta) -> str:
+    """A policy's span as the UI shows it: `15 min`, `48 h`, `14 d` (days from three on)."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes > 2 * 1440 and minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    return f"{minutes // 60} h" if minutes and minutes % 60 == 0 else f"{minutes} min"
+
+
+def windows(policy: ProjectSyncPolicy) -> str:
+    """The freshness windows in force, for the UI descriptions of the sensor and the check."""
+    return (
+        f"Active projects (changed within {duration(policy.active_for)}) are held to warn "
+        f"{duration(policy.warn_after)} / fail {duration(policy.fail_after)}, dormant ones to warn "
+        f"{duration(policy.dormant_warn_after)} / fail {duration(policy.dormant_fail_after)}."
+    )
 
 
 @dataclass(frozen=True)

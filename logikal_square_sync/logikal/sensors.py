@@ -1,6 +1,6 @@
 """The project-sync sensor: every few minutes, queue the projects that are due (see `scheduling`)."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 
@@ -11,8 +11,10 @@ from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, log
 from logikal_square_sync.logikal.scheduling import (
     ProjectSyncPolicy,
     due_projects,
+    duration,
     load_project_states,
     staleness,
+    windows,
 )
 from logikal_square_sync.policies import policies
 from logikal_square_sync.settings import default_sensor_status
@@ -64,25 +66,16 @@ def evaluate_project_sync(
     )
 
 
-def _duration(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes % 1440 == 0:
-        return f"{minutes // 1440} d"
-    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
-
-
 def sensor_description(policy: ProjectSyncPolicy) -> str:
     """What the UI shows for the sensor, written from the policy in force (policies.yaml)."""
     return (
         f"Queues `{logikal_project_sync.name}` for the LogiKal projects due now, most urgent first: "
-        f"new and changed projects, then active ones (changed within {_duration(policy.active_for)}) "
-        f"last synced more than {_duration(policy.interval)} ago (freshness warn "
-        f"{_duration(policy.warn_after)} / fail {_duration(policy.fail_after)}), then a sweep of the rest "
-        f"every {_duration(policy.sweep_every)} (warn {_duration(policy.dormant_warn_after)} / fail "
-        f"{_duration(policy.dormant_fail_after)}). At most {policy.max_runs_per_tick} runs per tick of "
-        f"{policy.tick_seconds} s, never a project already queued or running; background runs carry a "
-        "negative `dagster/priority`, so force syncs jump the queue. Each tick also records the "
-        "per-project freshness check. Values from policies.yaml `logikal.project_sync`."
+        f"new and changed projects, then active ones last synced more than {duration(policy.interval)} "
+        f"ago, then a sweep of the rest every {duration(policy.sweep_every)}. {windows(policy)} At most "
+        f"{policy.max_runs_per_tick} runs per tick of {policy.tick_seconds} s, never a project already "
+        "queued or running; background runs carry a negative `dagster/priority`, so force syncs jump the "
+        "queue. Each tick also records the per-project freshness check. Values from policies.yaml "
+        "`logikal.project_sync`."
     )
 
 
