@@ -145,3 +145,19 @@ def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None
         "square_locations_catalog_inventory_sync": "0 2 * * *",
         "square_orders_sync": "0 1 * * *",
     }
+
+
+def test_asset_pages_link_the_code_that_defines_them(monkeypatch) -> None:
+    key = dg.AssetKey(["square", "orders"])
+    source = Path(__file__).parents[1] / "logikal_square_sync" / "square" / "assets.py"
+    (local,) = (
+        _load(monkeypatch).resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
+    )
+    assert Path(local.file_path) == source
+    lines = source.read_text().splitlines()[local.line_number - 1 :]
+    assert lines[0] == "@dg.asset(" and any(line.startswith("def square_orders(") for line in lines[:30])
+    linked = _load(monkeypatch, LSS_SOURCE_URL="https://github.com/example/lss", LSS_SOURCE_BRANCH="release")
+    (url,) = linked.resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
+    assert url.url == (
+        f"https://github.com/example/lss/tree/release/logikal_square_sync/square/assets.py#L{local.line_number}"
+    )

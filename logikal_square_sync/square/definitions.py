@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from logikal_square_sync.code_references import with_code_references
 from logikal_square_sync.square.assets import (
     square_catalog,
     square_inventory,
@@ -18,9 +19,7 @@ def build_defs() -> dg.Definitions:
     """Built on call: the schedules follow BACKGROUND_SYNC_ENABLED and SYNC_TIMEZONE as they are then."""
     return dg.Definitions(
         # Each asset page links to the file and line that defines it (*Definition → Code references*).
-        assets=dg.with_source_code_references(
-            [square_locations, square_catalog, square_orders, square_inventory]
-        ),
+        assets=with_code_references([square_locations, square_catalog, square_orders, square_inventory]),
         asset_checks=[orders_complete],
         jobs=[square_orders_backfill],
         schedules=square_schedules(),
