@@ -9,7 +9,7 @@ warehouse in .data), and
 submits runs through the run queue that materialize every asset — every
 LogiKal project partition included — so the UI shows the asset graph filled
 in. Ctrl-C stops everything. `--exit-when-done` stops after the runs instead
-and exits non-zero if any failed (CI uses it as a smoke test).
+and exits non-zero if any failed (a smoke test for scripts).
 """
 
 from __future__ import annotations
@@ -27,17 +27,21 @@ from pathlib import Path
 import httpx
 import yaml
 
+from logikal_square_sync.logikal.assets import DIRECTORIES_KEY, PROJECTS_KEY
+from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB as PROJECT_JOB
+from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME as PROJECT_PARTITIONS
+from logikal_square_sync.square.assets import (
+    square_catalog,
+    square_inventory,
+    square_locations,
+    square_orders,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
+# The first run: every unpartitioned asset (the keys as the definitions name them, never retyped).
 UNPARTITIONED_ASSETS = [
-    ["square", "locations"],
-    ["square", "catalog"],
-    ["square", "orders"],
-    ["square", "inventory"],
-    ["logikal", "directories"],
-    ["logikal", "projects"],
-]
-PROJECT_JOB = "logikal_project_sync"
-PROJECT_PARTITIONS = "logikal_projects"
+    asset.key.path for asset in (square_locations, square_catalog, square_orders, square_inventory)
+] + [DIRECTORIES_KEY.path, PROJECTS_KEY.path]
 
 
 def write_local_instance_yaml(dagster_home: Path) -> Path:

@@ -21,6 +21,7 @@ from logikal_square_sync.warehouse.engine import create_warehouse_engine, wareho
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import metadata
 from logikal_square_sync_tests.clock import ANCHOR
+from logikal_square_sync_tests.demo_instance import running_demo  # noqa: F401  (a shared fixture)
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "LSS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"

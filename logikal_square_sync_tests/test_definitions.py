@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -11,17 +10,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from logikal_square_sync.definitions import build_defs
 from logikal_square_sync.demo import write_local_instance_yaml
 from logikal_square_sync.policies import PolicyFileError, load_policies, policies
 
-RELOADED = [
-    "logikal_square_sync.square.definitions",
-    "logikal_square_sync.logikal.definitions",
-    "logikal_square_sync.alerts.run_sensor",
-    "logikal_square_sync.alerts.stale_sensor",
-    "logikal_square_sync.alerts.definitions",
-    "logikal_square_sync.definitions",
-]
 CONTRACT_ASSETS = {
     "square/locations",
     "square/catalog",
@@ -38,10 +30,8 @@ CONTRACT_ASSETS = {
 def _load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dg.Definitions:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    # Schedules and sensors read the switches when their modules load.
-    for name in RELOADED:
-        importlib.reload(importlib.import_module(name))
-    return importlib.import_module("logikal_square_sync.definitions").defs
+    # Schedules and sensors read the switches when the definitions are built.
+    return build_defs()
 
 
 def test_contract_assets_jobs_and_freshness(monkeypatch) -> None:
@@ -125,3 +115,49 @@ def test_the_project_sync_knobs_come_from_the_policy_file(tmp_path: Path) -> Non
     bad.write_text(text.replace("dormant_warn_after_hours: 30", "dormant_warn_after_hours: 60"))
     with pytest.raises(PolicyFileError, match=r"logikal\.project_sync.*dormant_warn_after_hours <"):
         load_policies(bad)
+
+
+def test_importing_the_definitions_builds_and_writes_nothing(tmp_path: Path) -> None:
+    """Dagster builds `defs` lazily; the import alone makes no `.data` folder or database."""
+    probe = (
+        "import dagster as dg, logikal_square_sync.definitions as d; "
+        "assert not isinstance(d.defs, dg.Definitions), type(d.defs)"
+    )
+    env = {key: value for key, value in os.environ.items() if key not in ("LSS_DATA_DIR", "WAREHOUSE_URL")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None:
+    """Moving the orders cron gives the orders a schedule of their own; no name changes its objects."""
+    from logikal_square_sync.square.schedules import square_schedules
+
+    def targets(square) -> dict[str, str]:
+        return {s.name: s.cron_schedule for s in square_schedules(square)}
+
+    assert targets(load_policies().square) == {"square_daily_sync": "0 2 * * *"}
+    override = tmp_path / "override.yaml"
+    override.write_text("square:\n  orders:\n    cron: '0 1 * * *'\n")
+    assert targets(load_policies(override=override).square) == {
+        "square_locations_catalog_inventory_sync": "0 2 * * *",
+        "square_orders_sync": "0 1 * * *",
+    }
+
+
+def test_asset_pages_link_the_code_that_defines_them(monkeypatch) -> None:
+    key = dg.AssetKey(["square", "orders"])
+    source = Path(__file__).parents[1] / "logikal_square_sync" / "square" / "assets.py"
+    (local,) = (
+        _load(monkeypatch).resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
+    )
+    assert Path(local.file_path) == source
+    lines = source.read_text().splitlines()[local.line_number - 1 :]
+    assert lines[0] == "@dg.asset(" and any(line.startswith("def square_orders(") for line in lines[:30])
+    linked = _load(monkeypatch, LSS_SOURCE_URL="https://github.com/example/lss", LSS_SOURCE_BRANCH="release")
+    (url,) = linked.resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
+    assert url.url == (
+        f"https://github.com/example/lss/tree/release/logikal_square_sync/square/assets.py#L{local.line_number}"
+    )

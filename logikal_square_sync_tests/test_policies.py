@@ -90,7 +90,8 @@ def test_max_runtime_tags_add_up_the_objects_of_a_run() -> None:
 
 _PROBE = """
 import json, dagster as dg
-from logikal_square_sync.definitions import defs
+from logikal_square_sync.definitions import build_defs
+defs = build_defs()
 graph = defs.resolve_asset_graph()
 orders = graph.get(dg.AssetKey(["square", "orders"]))
 print(json.dumps({

@@ -23,7 +23,7 @@ from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowF
 # Not exported by `dagster`, but it is what the daemon walks to fire schedules.
 from dagster._utils.schedules import cron_string_iterator
 
-from logikal_square_sync.definitions import defs
+from logikal_square_sync.definitions import build_defs
 from logikal_square_sync.logikal.schedules import logikal_schedules
 from logikal_square_sync.policies import SyncPolicy, policies
 from logikal_square_sync.square.schedules import square_schedules
@@ -68,6 +68,7 @@ def _deadlines(policy: CronFreshnessPolicy) -> list[datetime]:
 @pytest.mark.parametrize("zone", TIMEZONES)
 def test_every_run_has_time_before_its_freshness_deadline(monkeypatch, zone: str) -> None:
     schedules = _schedules(monkeypatch, zone)
+    defs = build_defs()
     assert {s.name for s in schedules} == {s.name for s in defs.schedules or []}
     for schedule in schedules:
         assert schedule.execution_timezone == zone

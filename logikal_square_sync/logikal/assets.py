@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
 
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
@@ -19,12 +20,19 @@ from logikal_square_sync.logikal.sync_project import (
 )
 from logikal_square_sync.logikal.sync_projects import sync_projects
 from logikal_square_sync.policies import SyncPolicy, policies, policy_metadata
+from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 LOGIKAL = policies().logikal
 OWNERS = ["team:data-engineering"]
 KINDS = {"logikal", "python", "sql"}
 GROUP = "logikal"
+# The UI's descriptions quote the limit in force (policies.yaml `logikal.deletion_limit`).
+DELETION_LIMIT = (
+    f"{LOGIKAL.deletion_limit.max_share:.0%} of the live rows; {LOGIKAL.deletion_limit.always_allowed} "
+    "may always go"
+)
 
 DIRECTORIES_KEY = dg.AssetKey(["logikal", "directories"])
 PROJECTS_KEY = dg.AssetKey(["logikal", "projects"])
@@ -56,7 +64,7 @@ class TreeSyncConfig(dg.Config):
         default=False,
         description=(
             "Mark deleted what the source no longer lists even when that is more than the deletion limit "
-            "(logikal.deletion_limit in policies.yaml, 20 % of the live rows): for a real mass deletion at "
+            f"(logikal.deletion_limit in policies.yaml: {DELETION_LIMIT}): for a real mass deletion at "
             "the source, after a run refused it."
         ),
     )
@@ -68,8 +76,16 @@ class TreeSyncConfig(dg.Config):
     kinds=KINDS,
     owners=OWNERS,
     freshness_policy=LOGIKAL.directories.freshness_policy,
-    metadata=policy_metadata(LOGIKAL.directories),
+    metadata={**policy_metadata(LOGIKAL.directories), **table_metadata(t.logikal_directories)},
     pool="logikal_directories",
+    description=(
+        "LogiKal's directory tree in `logikal_directories`, keyed by full path (`Demo/Sub 1`).\n\n"
+        "One session walks the whole tree (any directory is selectable by path from directory state). "
+        "Directories gone from the tree keep their row with `deleted_at`; a renamed directory is a new "
+        "path. A 404 counts as gone only once the parent's listing confirms it, and a run that would mark "
+        f"more of them deleted than the deletion limit allows ({DELETION_LIMIT}) fails instead "
+        "(`allow_mass_deletion` accepts it)."
+    ),
 )
 def logikal_directories(
     context: dg.AssetExecutionContext,
@@ -77,15 +93,6 @@ def logikal_directories(
     logikal: LogikalResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    """LogiKal's directory tree in `logikal_directories`, keyed by full path (`Demo/Sub 1`).
-
-    One session walks the whole tree (any directory is selectable by path from
-    directory state). Directories gone from the tree keep their row with
-    `deleted_at`; a renamed directory is a new path. A 404 counts as gone only
-    once the parent's listing confirms it, and a run that would mark more of them
-    deleted than the deletion limit allows (20 % by default) fails instead
-    (`allow_mass_deletion` accepts it).
-    """
     with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log) as pool:
         result = sync_directories(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     return dg.MaterializeResult(
@@ -93,6 +100,7 @@ def logikal_directories(
             "directories": result.directories,
             **_changes(result.changes),
             **_client(result.client, result.duration_seconds),
+            **row_count(warehouse.engine, t.logikal_directories),
         }
     )
 
@@ -104,8 +112,17 @@ def logikal_directories(
     kinds=KINDS,
     owners=OWNERS,
     freshness_policy=LOGIKAL.projects.freshness_policy,
-    metadata=policy_metadata(LOGIKAL.projects),
+    metadata={**policy_metadata(LOGIKAL.projects), **table_metadata(t.logikal_projects)},
     pool="logikal_projects",
+    description=(
+        "LogiKal projects of every known directory in `logikal_projects`, keyed by GUID.\n\n"
+        "Dates are LogiKal's Unix seconds as UTC timestamps. Every live project becomes a partition of "
+        "`logikal_projects`, the per-project assets' partitions. A project no directory lists any more "
+        "gets `deleted_at`, and so do its phases and elevations, and its partition is removed (its rows "
+        "and run history stay); `is_deleted` is LogiKal's own soft delete. A run that would mark more of "
+        f"them deleted than the deletion limit allows ({DELETION_LIMIT}) fails instead "
+        "(`allow_mass_deletion` accepts it)."
+    ),
 )
 def logikal_projects(
     context: dg.AssetExecutionContext,
@@ -113,16 +130,6 @@ def logikal_projects(
     logikal: LogikalResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    """LogiKal projects of every known directory in `logikal_projects`, keyed by GUID.
-
-    Dates are LogiKal's Unix seconds as UTC timestamps. Every live project
-    becomes a partition of `logikal_projects`, the per-project assets'
-    partitions. A project no directory lists any more gets `deleted_at`, and
-    so do its phases and elevations, and its partition is removed (its rows and
-    run history stay); `is_deleted` is LogiKal's own soft delete. A run that
-    would mark more of them deleted than the deletion limit allows (20 % by
-    default) fails instead (`allow_mass_deletion` accepts it).
-    """
     with logikal.session_pool(LOGIKAL.projects.max_attempts, context.log) as pool:
         result = sync_projects(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     instance = context.instance
@@ -147,6 +154,7 @@ def logikal_projects(
             "projects_vanished": len(result.vanished_project_ids),
             **_changes(result.changes),
             **_client(result.client, result.duration_seconds),
+            **row_count(warehouse.engine, t.logikal_projects),
         }
     )
 
@@ -162,7 +170,7 @@ _PARTS = {PHASES_KEY: PHASES, ELEVATIONS_KEY: ELEVATIONS, PARTS_LISTS_KEY: PARTS
 
 
 def _per_project(
-    key: dg.AssetKey, upstream: dg.AssetKey, policy: SyncPolicy, description: str
+    key: dg.AssetKey, upstream: dg.AssetKey, policy: SyncPolicy, description: str, *tables: sa.Table
 ) -> dg.AssetSpec:
     return dg.AssetSpec(
         key,
@@ -170,7 +178,7 @@ def _per_project(
         description=f"{description} Partitioned by project GUID.",
         partitions_def=logikal_projects_partitions,
         freshness_policy=policy.freshness_policy,
-        metadata=policy_metadata(policy),
+        metadata={**policy_metadata(policy), **table_metadata(*tables)},
         group_name=GROUP,
         kinds=KINDS,
         owners=OWNERS,
@@ -187,6 +195,7 @@ def _per_project(
             LOGIKAL.phases,
             "Phases of each LogiKal project in `logikal_phases`, keyed by (project_id, id): the "
             "default phase has the all-zero GUID in every project.",
+            t.logikal_phases,
         ),
         _per_project(
             ELEVATIONS_KEY,
@@ -195,6 +204,7 @@ def _per_project(
             "Elevations of each LogiKal project in `logikal_elevations`, with `version_id` and "
             "`changed_at`, the change signals. Recycle-bin elevations are kept with "
             "`is_in_recycle_bin`; vanished ones get `deleted_at`.",
+            t.logikal_elevations,
         ),
         _per_project(
             PARTS_LISTS_KEY,
@@ -203,6 +213,9 @@ def _per_project(
             "Parts lists (SQLite files) of new or changed elevations, stored once per sha256 in "
             "`logikal_parts_list_files`, and parsed into `logikal_parts_lists` (the Elevations "
             "summary, `parse_status`/`parse_error`) and `logikal_elevation_glass`.",
+            t.logikal_parts_lists,
+            t.logikal_elevation_glass,
+            t.logikal_parts_list_files,
         ),
     ],
     can_subset=True,
@@ -251,7 +264,22 @@ def logikal_project_contents(
             )
         return
     for key in keys:
-        yield dg.MaterializeResult(asset_key=key, metadata=_project_metadata(key, result))
+        metadata = {
+            **_project_metadata(key, result),
+            **_partition_rows(warehouse.engine, key, context.partition_key),
+        }
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def _partition_rows(engine: sa.Engine, key: dg.AssetKey, project_id: str) -> dict[str, int]:
+    """`dagster/row_count` of this project's rows: each partition's page shows its own."""
+    if key == PHASES_KEY:
+        return row_count(engine, t.logikal_phases, t.logikal_phases.c.project_id == project_id)
+    elevations = t.logikal_elevations
+    if key == ELEVATIONS_KEY:
+        return row_count(engine, elevations, elevations.c.project_id == project_id)
+    of_project = sa.select(elevations.c.id).where(elevations.c.project_id == project_id)
+    return row_count(engine, t.logikal_parts_lists, t.logikal_parts_lists.c.elevation_id.in_(of_project))
 
 
 def _not_synced_metadata(result: ProjectContentsResult, reason: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from logikal_square_sync.logikal.scheduling import (
     load_project_states,
     name_unfetched,
     staleness,
+    windows,
 )
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
@@ -62,20 +63,21 @@ def evaluation(report: Staleness) -> dg.AssetCheckEvaluation:
     )
 
 
-@dg.asset_check(asset=logikal_projects, name=CHECK_NAME, blocking=False)
+@dg.asset_check(
+    asset=logikal_projects,
+    name=CHECK_NAME,
+    blocking=False,
+    description=(
+        "Every live project's phases, elevations and parts lists are within their freshness window. "
+        f"{windows(ProjectSyncPolicy.from_policies())} A parts list that failing syncs (a locked "
+        "elevation, an error) left unfetched counts from the first failure against the parts lists' "
+        "windows, active project or not; the metadata names those elevations and why "
+        "(`unfetched_parts_lists`). Fails (ERROR) naming the projects past their fail "
+        "window, warns for those past the warn window. Runs with every `logikal/projects` materialization "
+        "and on every tick of the project-sync sensor (values from policies.yaml)."
+    ),
+)
 def project_contents_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Every live project's phases, elevations and parts lists are within their freshness window.
-
-    A parts list that failing syncs (a locked elevation, an error) left unfetched counts
-    from the first failure against the parts lists' windows, active project or not; the
-    metadata names those elevations and why (`unfetched_parts_lists`).
-
-    Active projects (changed within 14 days) are held to the phases/elevations
-    windows of policies.yaml (warn 22, fail 30 min), dormant ones to the daily
-    sweep's (warn 30 h, fail 48 h). Fails (ERROR) naming the projects past their
-    fail window, warns for those past the warn window. Runs with every
-    `logikal/projects` materialization and on every tick of the project-sync sensor.
-    """
     report = project_staleness(warehouse.engine)
     return dg.AssetCheckResult(
         passed=report.passed,

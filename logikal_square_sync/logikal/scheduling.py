@@ -8,15 +8,18 @@ compared by listing them, and whether an elevation edit bumps the project's
 1. **new / changed**: never synced, or the project's `changed_at` moved past
    the one its last sync saw (the `logikal/projects` listing tells);
 2. **active**: changed (project or any of its elevations) within
-   `active_for`, and last synced more than the interval (15 min) ago — held to
-   the freshness windows of policies.yaml (warn 22 / fail 30 min);
-3. **sweep**: every other project once per `sweep_every` (24 h), held to the
-   wider dormant windows — this catches edits no listing announced.
+   `active_for`, and last synced more than the interval ago — held to the
+   freshness windows of policies.yaml (`warn_after_minutes` / `fail_after_minutes`);
+3. **sweep**: every other project once per `sweep_every`, held to the wider
+   dormant windows — this catches edits no listing announced.
+
+Every value comes from policies.yaml (`logikal.project_sync` and the phases, elevations
+and parts lists policies) through `ProjectSyncPolicy.from_policies()`.
 
 Within a group the least recently synced go first. Runs already queued or
 running are not requested again, nor is a project whose last syncs failed
-before its backoff has passed (`failure_backoff` in policies.yaml: 5, 10, 20,
-... min after the 1st, 2nd, 3rd failure in a row, capped; `failures`). The run queue's priority tag puts force
+before its backoff has passed (`logikal.failure_backoff`: exponential in the
+failures in a row, capped; `failures`). The run queue's priority tag puts force
 syncs (priority 0, the UI's default) ahead of all of these.
 """
 
@@ -44,14 +47,15 @@ class ProjectSyncPolicy:
     interval: timedelta
     warn_after: timedelta
     fail_after: timedelta
-    active_for: timedelta = timedelta(days=14)
-    sweep_every: timedelta = timedelta(hours=24)
-    dormant_warn_after: timedelta = timedelta(hours=30)
-    dormant_fail_after: timedelta = timedelta(hours=48)
-    max_runs_per_tick: int = 50
-    tick_seconds: int = 300
-    new_project_tick_seconds: int = 30
-    backoff: FailureBackoff = FailureBackoff()
+    # No defaults here: policies.py holds them (ProjectSyncSettings), from_policies() reads them.
+    active_for: timedelta
+    sweep_every: timedelta
+    dormant_warn_after: timedelta
+    dormant_fail_after: timedelta
+    max_runs_per_tick: int
+    tick_seconds: int
+    new_project_tick_seconds: int
+    backoff: FailureBackoff
 
     @classmethod
     def from_policies(cls) -> ProjectSyncPolicy:
@@ -60,7 +64,10 @@ class ProjectSyncPolicy:
         parts = [logikal.phases, logikal.elevations, logikal.parts_lists]
         ticks = logikal.project_sync
         return cls(
-            interval=timedelta(minutes=min(p.interval_minutes or 15 for p in parts)),
+            # A cron-scheduled policy has no interval: its warn window is the longest a project may wait.
+            interval=min(
+                timedelta(minutes=p.interval_minutes) if p.interval_minutes else p.warn_after for p in parts
+            ),
             warn_after=min(p.warn_after for p in parts),
             fail_after=min(p.fail_after for p in parts),
             active_for=timedelta(days=ticks.active_for_days),
@@ -72,6 +79,23 @@ class ProjectSyncPolicy:
             new_project_tick_seconds=ticks.new_project_tick_seconds,
             backoff=logikal.failure_backoff,
         )
+
+
+def duration(delta: timedelta) -> str:
+    """A policy's span as the UI shows it: `15 min`, `48 h`, `14 d` (days from three on)."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes > 2 * 1440 and minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    return f"{minutes // 60} h" if minutes and minutes % 60 == 0 else f"{minutes} min"
+
+
+def windows(policy: ProjectSyncPolicy) -> str:
+    """The freshness windows in force, for the UI descriptions of the sensor and the check."""
+    return (
+        f"Active projects (changed within {duration(policy.active_for)}) are held to warn "
+        f"{duration(policy.warn_after)} / fail {duration(policy.fail_after)}, dormant ones to warn "
+        f"{duration(policy.dormant_warn_after)} / fail {duration(policy.dormant_fail_after)}."
+    )
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,11 @@ from logikal_square_sync.logikal.scheduling import (
     NEW,
     ProjectSyncPolicy,
     due_projects,
+    duration,
     load_project_states,
     name_unfetched,
     staleness,
+    windows,
 )
 from logikal_square_sync.policies import policies
 from logikal_square_sync.settings import default_sensor_status
@@ -120,6 +122,19 @@ def evaluate_new_projects(
     )
 
 
+def sensor_description(policy: ProjectSyncPolicy) -> str:
+    """What the UI shows for the sensor, written from the policy in force (policies.yaml)."""
+    return (
+        f"Queues `{logikal_project_sync.name}` for the LogiKal projects due now, most urgent first: "
+        f"new and changed projects, then active ones last synced more than {duration(policy.interval)} "
+        f"ago, then a sweep of the rest every {duration(policy.sweep_every)}. {windows(policy)} At most "
+        f"{policy.max_runs_per_tick} runs per tick of {policy.tick_seconds} s, never a project already "
+        "queued or running; background runs carry a negative `dagster/priority`, so force syncs jump the "
+        "queue. Each tick also records the per-project freshness check. Values from policies.yaml "
+        "`logikal.project_sync`."
+    )
+
+
 def logikal_sensors() -> list[dg.SensorDefinition]:
     """The project-sync sensor, unless phases, elevations and parts lists are all disabled.
 
@@ -135,18 +150,11 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
         job=logikal_project_sync,
         minimum_interval_seconds=policy.tick_seconds,
         default_status=default_sensor_status(),
+        description=sensor_description(policy),
     )
     def logikal_project_sync_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult:
-        """Queues `logikal_project_sync` for the projects due now, most urgent first.
-
-        New and changed projects first, then active ones (changed within 14 days)
-        older than the 15-minute interval, then a daily sweep of the rest; at most
-        50 runs per 5-minute tick, never a project already queued or running.
-        Background runs carry a negative `dagster/priority`, so force syncs jump the
-        queue. Each tick also records the per-project freshness check.
-        """
         return evaluate_project_sync(context, warehouse, policy)
 
     @dg.sensor(

@@ -9,6 +9,8 @@ from logikal_square_sync.square.inventory import sync_inventory
 from logikal_square_sync.square.locations import sync_locations
 from logikal_square_sync.square.orders import sync_orders
 from logikal_square_sync.square.resource import SquareResource
+from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 SQUARE = policies().square
@@ -22,7 +24,7 @@ KINDS = {"square", "python", "sql"}
     kinds=KINDS,
     owners=OWNERS,
     freshness_policy=SQUARE.locations.freshness_policy,
-    metadata=policy_metadata(SQUARE.locations),
+    metadata={**policy_metadata(SQUARE.locations), **table_metadata(t.square_locations)},
     pool="square_locations",
 )
 def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -33,7 +35,9 @@ def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg
     """
     with square.client(SQUARE.locations.max_attempts) as client:
         report = sync_locations(client, warehouse.engine)
-    return dg.MaterializeResult(metadata=report.metadata())
+    return dg.MaterializeResult(
+        metadata={**report.metadata(), **row_count(warehouse.engine, t.square_locations)}
+    )
 
 
 class CatalogSyncConfig(dg.Config):
@@ -48,23 +52,28 @@ class CatalogSyncConfig(dg.Config):
     kinds=KINDS,
     owners=OWNERS,
     freshness_policy=SQUARE.catalog.freshness_policy,
-    metadata=policy_metadata(SQUARE.catalog),
+    metadata={
+        **policy_metadata(SQUARE.catalog),
+        **table_metadata(t.square_catalog_items, t.square_catalog_variations, t.square_catalog_categories),
+    },
     pool="square_catalog",
+    description=(
+        "Catalog categories, items and item variations in `square_catalog_*`.\n\n"
+        "Incremental through SearchCatalogObjects from the last complete run (minus an overlap of "
+        f"{SQUARE.catalog.overlap_minutes} min), deletions included: a deleted object stays as a row with "
+        "`is_deleted = true` and its last known name, SKU and price. A newer `version` always wins. A full "
+        f"refresh at least every {SQUARE.catalog.full_refresh_days} days or when launched with "
+        "`full_refresh: true`."
+    ),
 )
 def square_catalog(
     config: CatalogSyncConfig, square: SquareResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Catalog categories, items and item variations in `square_catalog_*`.
-
-    Incremental through SearchCatalogObjects from the last complete run
-    (minus a small overlap), deletions included: a deleted object stays as a
-    row with `is_deleted = true` and its last known name, SKU and price. A
-    newer `version` always wins. A full refresh at least weekly (see
-    policies.yaml) or when launched with `full_refresh: true`.
-    """
     with square.client(SQUARE.catalog.max_attempts) as client:
         report = sync_catalog(client, warehouse.engine, SQUARE.catalog, full_refresh=config.full_refresh)
-    return dg.MaterializeResult(metadata=report.metadata())
+    return dg.MaterializeResult(
+        metadata={**report.metadata(), **row_count(warehouse.engine, t.square_catalog_items)}
+    )
 
 
 @dg.asset(
@@ -74,22 +83,24 @@ def square_catalog(
     owners=OWNERS,
     deps=[square_locations, square_catalog],
     freshness_policy=SQUARE.orders.freshness_policy,
-    metadata=policy_metadata(SQUARE.orders),
+    metadata={**policy_metadata(SQUARE.orders), **table_metadata(t.square_orders, t.square_order_line_items)},
     pool="square_orders",
+    description=(
+        "Orders and their line items in `square_orders` and `square_order_line_items`.\n\n"
+        f"Read per group of up to {SQUARE.orders.location_group_size} locations by `updated_at`, resuming "
+        f"from a per-location watermark minus a {SQUARE.orders.lookback_hours} h lookback for late offline "
+        "orders. A crash loses nothing: the next run continues from the last committed page. To re-fetch "
+        "a past date range, launch the job `square_orders_backfill`."
+    ),
 )
 def square_orders(
     context: dg.AssetExecutionContext, square: SquareResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Orders and their line items in `square_orders` and `square_order_line_items`.
-
-    Read per group of up to 10 locations by `updated_at`, resuming from a
-    per-location watermark minus a 72 h lookback for late offline orders.
-    A crash loses nothing: the next run continues from the last committed
-    page. To re-fetch a past date range, launch the job `square_orders_backfill`.
-    """
     with square.client(SQUARE.orders.max_attempts) as client:
         report = sync_orders(client, warehouse.engine, SQUARE.orders, log=context.log.info)
-    return dg.MaterializeResult(metadata=report.metadata())
+    return dg.MaterializeResult(
+        metadata={**report.metadata(), **row_count(warehouse.engine, t.square_orders)}
+    )
 
 
 class InventorySyncConfig(dg.Config):
@@ -105,18 +116,20 @@ class InventorySyncConfig(dg.Config):
     owners=OWNERS,
     deps=[square_locations, square_catalog],
     freshness_policy=SQUARE.inventory.freshness_policy,
-    metadata=policy_metadata(SQUARE.inventory),
+    metadata={**policy_metadata(SQUARE.inventory), **table_metadata(t.square_inventory_counts)},
     pool="square_inventory",
+    description=(
+        "Inventory counts per (variation, location, state) in `square_inventory_counts`.\n\n"
+        f"Incremental by `calculated_at`, with a full refresh at least every "
+        f"{SQUARE.inventory.full_refresh_days} days or when launched with `full_refresh: true`. An object "
+        "that was never counted has no row: read it as zero."
+    ),
 )
 def square_inventory(
     config: InventorySyncConfig, square: SquareResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Inventory counts per (variation, location, state) in `square_inventory_counts`.
-
-    Incremental by `calculated_at`, with a full refresh at least weekly (see
-    policies.yaml) or when launched with `full_refresh: true`. An object that
-    was never counted has no row: read it as zero.
-    """
     with square.client(SQUARE.inventory.max_attempts) as client:
         report = sync_inventory(client, warehouse.engine, SQUARE.inventory, full_refresh=config.full_refresh)
-    return dg.MaterializeResult(metadata=report.metadata())
+    return dg.MaterializeResult(
+        metadata={**report.metadata(), **row_count(warehouse.engine, t.square_inventory_counts)}
+    )

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from logikal_square_sync.code_references import with_code_references
 from logikal_square_sync.square.assets import (
     square_catalog,
     square_inventory,
@@ -13,10 +14,14 @@ from logikal_square_sync.square.checks import orders_complete
 from logikal_square_sync.square.resource import square_resource_from_env
 from logikal_square_sync.square.schedules import square_schedules
 
-defs = dg.Definitions(
-    assets=[square_locations, square_catalog, square_orders, square_inventory],
-    asset_checks=[orders_complete],
-    jobs=[square_orders_backfill],
-    schedules=square_schedules(),
-    resources={"square": square_resource_from_env()},
-)
+
+def build_defs() -> dg.Definitions:
+    """Built on call: the schedules follow BACKGROUND_SYNC_ENABLED and SYNC_TIMEZONE as they are then."""
+    return dg.Definitions(
+        # Each asset page links to the file and line that defines it (*Definition → Code references*).
+        assets=with_code_references([square_locations, square_catalog, square_orders, square_inventory]),
+        asset_checks=[orders_complete],
+        jobs=[square_orders_backfill],
+        schedules=square_schedules(),
+        resources={"square": square_resource_from_env()},
+    )

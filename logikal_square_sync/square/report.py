@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import dagster as dg
 
 if TYPE_CHECKING:
     from logikal_square_sync.square.client import SquareClient
@@ -47,8 +50,15 @@ class SyncReport:
             "api_calls": self.api_calls,
             "retries": self.retries,
             "cursor_restarts": self.cursor_restarts,
-            "watermark_before": self.watermark_before or "none",
-            "watermark_after": self.watermark_after or "none",
+            "watermark_before": _timestamp(self.watermark_before),
+            "watermark_after": _timestamp(self.watermark_after),
             "duration_seconds": self.duration_seconds,
             **self.extra,
         }
+
+
+def _timestamp(watermark: str | None) -> dg.MetadataValue:
+    """A watermark as the UI's timestamp (shown in the viewer's zone), or "none" before the first."""
+    if watermark is None:
+        return dg.MetadataValue.text("none")
+    return dg.MetadataValue.timestamp(datetime.fromisoformat(watermark))

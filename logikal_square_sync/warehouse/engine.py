@@ -12,14 +12,15 @@ from alembic import command
 from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-DEFAULT_DATA_DIR = Path(os.environ.get("LSS_DATA_DIR", ".data"))
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("LSS_DATA_DIR", ".data"))
 
 
 def default_warehouse_url() -> str:
-    """The embedded default: a SQLite file in the local data folder."""
-    path = (DEFAULT_DATA_DIR / "warehouse.sqlite").resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    """The embedded default: a SQLite file in the local data folder (made on first connect, not here)."""
+    return f"sqlite:///{(default_data_dir() / 'warehouse.sqlite').resolve()}"
 
 
 def _on_sqlite_connect(dbapi_connection, _record) -> None:
@@ -37,6 +38,10 @@ def create_warehouse_engine(url: str) -> sa.Engine:
         # SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3; we ship psycopg2.
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
+        database = sa.make_url(url).database
+        if database and database != ":memory:":
+            # Made here, when an engine is first needed, so loading the definitions writes nothing.
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url)
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
 
 import dagster as dg
@@ -12,6 +11,7 @@ import sqlalchemy as sa
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
 from logikal_square_sync.logikal.checks import CHECK_NAME, project_contents_fresh
+from logikal_square_sync.logikal.definitions import build_defs as build_logikal_defs
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB, logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.resource import LogikalResource
@@ -100,6 +100,11 @@ def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
     for values in metadata.values():
         for key in ("rows_changed", "logins", "api_calls", "duration_seconds"):
             assert key in values, key
+    with engine.connect() as conn:
+        elevations = conn.execute(
+            sa.select(sa.func.count()).where(t.logikal_elevations.c.project_id == project)
+        ).scalar_one()
+    assert metadata["logikal/elevations"]["dagster/row_count"].value == elevations > 0  # this project's
     parts = metadata["logikal/parts_lists"]
     assert parts["parts_lists_fetched"].value == 4 and parts["parts_lists_failed"].value == 0
     assert parts["parts_lists_skipped"].value == 0 and parts["logins"].value >= 2
@@ -175,9 +180,7 @@ def test_the_sensor_queues_due_projects_once_and_records_staleness(
 def test_definitions_follow_the_contract(monkeypatch) -> None:
     monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "false")
     monkeypatch.setenv("LOGIKAL_PASSWORD", "secret-value")
-    import logikal_square_sync.logikal.definitions as definitions
-
-    logikal = importlib.reload(definitions).defs
+    logikal = build_logikal_defs()
     assert set(logikal.resources) == {"logikal"}  # the warehouse comes from the top-level definitions
     defs = dg.Definitions.merge(
         logikal, dg.Definitions(resources={"warehouse": warehouse_resource_from_env()})
@@ -200,7 +203,7 @@ def test_definitions_follow_the_contract(monkeypatch) -> None:
         "LOGIKAL_USERNAME"
     )
     monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "true")
-    assert all(s.default_status.value == "RUNNING" for s in importlib.reload(definitions).defs.sensors)
+    assert all(s.default_status.value == "RUNNING" for s in build_logikal_defs().sensors)
 
 
 def test_a_deleted_project_loses_its_partition_and_its_runs_succeed(

@@ -22,9 +22,8 @@ from logikal_square_sync_tests.clock import awkward_moments
 from logikal_square_sync_tests.logikal.conftest import sync_everything
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-POLICY = ProjectSyncPolicy(
-    interval=timedelta(minutes=15), warn_after=timedelta(minutes=22), fail_after=timedelta(minutes=30)
-)
+# The packaged policies.yaml: interval 15 min, warn 22 / fail 30, active 14 d, sweep 24 h, 50 per tick.
+POLICY = ProjectSyncPolicy.from_policies()
 
 
 def state(

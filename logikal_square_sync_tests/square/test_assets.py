@@ -62,6 +62,9 @@ def test_materializing_every_asset_fills_the_warehouse(resources, engine, sandbo
     ):
         assert key in orders_metadata, key
     assert orders_metadata["rows_inserted"].value == sandbox.order_count()
+    assert orders_metadata["dagster/row_count"].value == sandbox.order_count()
+    assert isinstance(orders_metadata["watermark_after"], dg.TimestampMetadataValue)
+    assert orders_metadata["watermark_before"].value == "none"  # the first run
 
     checks = result.get_asset_check_evaluations()
     assert [(c.check_name, c.passed) for c in checks] == [("orders_complete", True)]
