@@ -135,6 +135,18 @@ def sensor_description(policy: ProjectSyncPolicy) -> str:
     )
 
 
+def new_project_sensor_description(policy: ProjectSyncPolicy) -> str:
+    """What the UI shows for the new-project sensor, from the policy in force."""
+    return (
+        f"Queues the first `{logikal_project_sync.name}` run of each project `logikal/projects` "
+        f"discovered, within {policy.new_project_tick_seconds} s, instead of at the next "
+        f"{policy.tick_seconds} s tick of `{SENSOR_NAME}`. Looks only at never-synced projects that "
+        "have not failed (one cheap query); retries, with their failure backoff, stay with "
+        f"`{SENSOR_NAME}`. One request per project (run key `first-sync:<id>`), never while one is "
+        "queued or running. Values from policies.yaml `logikal.project_sync`."
+    )
+
+
 def logikal_sensors() -> list[dg.SensorDefinition]:
     """The project-sync sensor, unless phases, elevations and parts lists are all disabled.
 
@@ -162,17 +174,11 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
         job=logikal_project_sync,
         minimum_interval_seconds=policy.new_project_tick_seconds,
         default_status=default_sensor_status(),
+        description=new_project_sensor_description(policy),
     )
     def logikal_new_project_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult | dg.SkipReason:
-        """Queues the first sync of each project `logikal/projects` discovered, within 30 seconds.
-
-        Looks only at projects never synced that have not failed (one cheap query), so a
-        new project does not wait for the 5-minute tick of `logikal_project_sync_sensor`,
-        which keeps all retries (with their failure backoff). At most one request per
-        project (run_key `first-sync:<id>`), never while one is queued or running.
-        """
         return evaluate_new_projects(context, warehouse, policy)
 
     return [logikal_project_sync_sensor, logikal_new_project_sensor]
