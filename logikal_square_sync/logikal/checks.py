@@ -1,6 +1,7 @@
 """Per-project freshness: Dagster judges a partitioned asset as a whole, so we name the stale projects."""
 
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ def project_staleness(engine: sa.Engine, now: datetime | None = None) -> Stalene
         return name_unfetched(conn, staleness(states, now or utc_now(), ProjectSyncPolicy.from_policies()))
 
 
-def _metadata(report: Staleness) -> dict[str, object]:
+def _metadata(report: Staleness) -> dict[str, Any]:
     rows = sorted(report.fail + report.warn, key=lambda s: -s.age)[:50]
     table = "\n".join(
         f"| {s.name} | `{s.id}` | {s.age.total_seconds() / 60:.0f} | {'active' if s.active else 'dormant'} |"

@@ -317,7 +317,7 @@ def write_listing(
         scope = logikal_phases.c.project_id == project_id
         result.phases.deleted = len(mark_vanished(conn, logikal_phases, seen, now, scope))
     if include_elevations:
-        rows = [
+        elevation_rows: list[dict[str, Any]] = [
             {
                 "id": e.id,
                 "project_id": project_id,
@@ -338,10 +338,10 @@ def write_listing(
             for phase_id, listed in elevations.items()
             for e in listed
         ]
-        result.elevations = _upsert(conn, logikal_elevations, rows)
-        seen = {(row["id"],) for row in rows}
+        result.elevations = _upsert(conn, logikal_elevations, elevation_rows)
+        seen_elevations = {(row["id"],) for row in elevation_rows}
         scope = logikal_elevations.c.project_id == project_id
-        result.elevations.deleted = len(mark_vanished(conn, logikal_elevations, seen, now, scope))
+        result.elevations.deleted = len(mark_vanished(conn, logikal_elevations, seen_elevations, now, scope))
     return result
 
 

@@ -197,12 +197,17 @@ def list_project(
             session.goto(phase_target, sibling_elevations=sibling)
         except (LogikalNotFoundError, LogikalConflictError):
             # 409: the project or phase no longer exists under this session (deleted meanwhile).
+            # Default arguments bind this iteration's phase (the calls happen within it anyway).
+            def phase_is_listed(s: LogikalSession, phase_id: str = phase.id) -> bool:
+                return phase_listed(s, project.directory_path, project.id, phase_id)
+
+            def reach_phase(s: LogikalSession, target: Target = phase_target) -> None:
+                s.goto(target, sibling_elevations=sibling)
+
             if not reach_after_404(
                 session,
-                listed=lambda s, phase_id=phase.id: phase_listed(
-                    s, project.directory_path, project.id, phase_id
-                ),
-                reach=lambda s, t=phase_target: s.goto(t, sibling_elevations=sibling),
+                listed=phase_is_listed,
+                reach=reach_phase,
                 what=f"phase {phase.name!r} ({phase.id}) of LogiKal project {project.name!r} ({project.id})",
             ):
                 if session.cursor.project_id != project.id:
