@@ -320,8 +320,8 @@ def benchmark(orders: int, *, materialize: bool = False, incremental: bool = Tru
     if full["inserted"] != orders:
         raise SystemExit("the sync did not write what the source holds: the benchmark is void")
     if materialize:
-        step = next((t for key, t in command["steps"].items() if "orders" in key), float("nan"))
-        others = sum(t for key, t in command["steps"].items() if "orders" not in key)
+        step = command["steps"].get("square__orders", float("nan"))
+        others = sum(t for key, t in command["steps"].items() if key != "square__orders")
         print(
             f"  dagster asset materialize   : {command['seconds']:8.2f} s  "
             f"(run {command['run_seconds']:.2f} s: asset step {step:.2f} s, "
