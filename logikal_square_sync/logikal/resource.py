@@ -74,10 +74,13 @@ class LogikalResource(dg.ConfigurableResource):
         """A pool for one step; with the step's `context`, its sessions count against the budget."""
         sessions = policies().logikal.sessions
         budget: SessionBudget | None = None
-        if context is not None:
+        if context is not None and not context.instance.event_log_storage.supports_global_concurrency_limits:
+            # An ephemeral instance (`dg.materialize` without one): no other run can share it.
+            context.log.warning("this Dagster instance has no concurrency slots: no LogiKal session budget")
+        elif context is not None:
             budget = DagsterSessionBudget(
                 context.instance,
-                context.run_id,
+                context.run.run_id,
                 context.get_step_execution_context().step.key,
                 sessions.budget,
                 poll_seconds=sessions.poll_seconds,
