@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import dagster as dg
 import pytest
@@ -22,15 +22,17 @@ from logikal_square_sync.logikal.assets import logikal_directories, logikal_proj
 from logikal_square_sync.logikal.budget import SESSIONS_POOL, DagsterSessionBudget
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
+from logikal_square_sync.logikal.pool import SessionPool
 from logikal_square_sync.logikal.resource import LogikalResource
+from logikal_square_sync.logikal.sync_directories import sync_directories
+from logikal_square_sync.logikal.sync_project import sync_project_contents
+from logikal_square_sync.logikal.sync_projects import sync_projects
 from logikal_square_sync.policies import policies
 from logikal_square_sync.sandbox.logikal import LogikalSandbox
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, _empty_all_tables
-from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, sandbox_config
-
-pytestmark = pytest.mark.postgres
+from logikal_square_sync_tests.logikal.conftest import Logikal, assert_warehouse_equals_source, sandbox_config
 
 BUDGET = policies().logikal.sessions.budget
 RUNS_AT_ONCE = 6  # dagster.yaml: run_queue max_concurrent_runs
@@ -97,6 +99,7 @@ def defs(logikal_url: str, postgres_database: str) -> dg.Definitions:
     return _definitions(logikal_url, postgres_database)
 
 
+@pytest.mark.postgres
 def test_a_12_project_backfill_never_holds_more_sessions_than_the_budget(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -134,6 +137,7 @@ def test_a_12_project_backfill_never_holds_more_sessions_than_the_budget(
     assert_warehouse_equals_source(warehouse_engine(postgres_database), sandbox)
 
 
+@pytest.mark.postgres
 def test_a_run_waits_for_a_slot_that_another_run_holds(instance: dg.DagsterInstance) -> None:
     """Claims are per session: a run holding the whole budget leaves none; a freed slot is the next run's."""
     first = DagsterSessionBudget(instance, "run-a", "logikal_project_contents", 2)
@@ -150,3 +154,28 @@ def test_a_run_waits_for_a_slot_that_another_run_holds(instance: dg.DagsterInsta
     instance.event_log_storage.free_concurrency_slots_for_run("run-a")
     assert second.try_claim() is not None
     assert second.try_claim() is None
+
+
+def test_pools_of_three_runs_share_one_budget(sandbox: LogikalSandbox, logikal: Logikal, engine) -> None:
+    """Three project syncs at once, each pool sized 4, on a budget of 2: never more than 2 logins open."""
+    with logikal.pool() as pool:
+        sync_directories(pool, engine)
+    with logikal.pool() as pool:
+        sync_projects(pool, engine)
+    projects = [project["id"] for project in sandbox.projects()][:3]
+    sandbox.reset_stats()
+    with dg.instance_for_test() as instance:
+
+        def run(project_id: str) -> int:
+            budget = DagsterSessionBudget(instance, f"run-{project_id}", "step", 2, poll_seconds=0.05)
+            with SessionPool(logikal.settings(), 4, budget=budget) as pool:
+                return sync_project_contents(pool, engine, project_id).parts_lists_fetched
+
+        with ThreadPoolExecutor(max_workers=3) as runs:
+            assert sum(runs.map(run, projects)) == 3 * 6
+        info = instance.event_log_storage.get_concurrency_info(SESSIONS_POOL)
+        assert info.claimed_slots == []
+    stats = sandbox.stats
+    assert stats.logins >= 3 * 6  # one login per parts list: every pool wanted 4 sessions
+    assert stats.max_concurrent_sessions == 2
+    assert stats.active_sessions == 0
