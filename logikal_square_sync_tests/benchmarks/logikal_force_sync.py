@@ -144,7 +144,13 @@ def _sweep(projects: int, budget: int, time_scale: float) -> int:
     """Re-sync `projects` unchanged projects, `budget` at once; print wall time, logins, peak sessions."""
     sandbox = LogikalSandbox(
         LogikalSandboxConfig(
-            seed=11, root_directories=1, directory_depth=1, projects_per_directory=0, time_scale=0.0
+            seed=11,
+            root_directories=1,
+            directory_depth=1,
+            projects_per_directory=0,
+            time_scale=0.0,
+            # The sweep fetches no parts list: the smallest files keep the first sync short.
+            parts_list_target_bytes=0,
         )
     )
     directory = sandbox.directories()[0]["path"]
