@@ -233,6 +233,18 @@ class DeletionLimit(BaseModel):
     always_allowed: int = Field(default=1, ge=0)
 
 
+class SessionSettings(BaseModel):
+    """The LogiKal session budget: logins open at once across all runs (Dagster pool logikal_sessions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # LogiKal's session and licence limits are unknown: stay well below what a fleet of runs
+    # with a pool each would open (6 runs x 3 sessions). Each session claims a slot.
+    budget: int = Field(default=4, ge=1, le=64)
+    # How often a run that wants one more session asks the pool again while it is full.
+    poll_seconds: float = Field(default=0.5, gt=0, le=30)
+
+
 class LogikalPolicies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     directories: SyncPolicy
@@ -243,6 +255,7 @@ class LogikalPolicies(BaseModel):
     project_sync: ProjectSyncSettings = ProjectSyncSettings()
     failure_backoff: FailureBackoff = FailureBackoff()
     deletion_limit: DeletionLimit = DeletionLimit()
+    sessions: SessionSettings = SessionSettings()
 
 
 class AlertPolicies(BaseModel):

@@ -47,6 +47,12 @@ def test_deep_merge_merges_mappings_and_replaces_the_rest() -> None:
     assert base == {"a": {"b": 1, "c": {"d": 2, "e": 3}}, "f": [1, 2]}  # untouched
 
 
+def test_the_session_budget_defaults_to_4_and_an_override_changes_it(tmp_path: Path) -> None:
+    assert load_policies(POLICIES_FILE).logikal.sessions.budget == 4
+    override = _write(tmp_path, "logikal:\n  sessions:\n    budget: 2\n")
+    assert load_policies(POLICIES_FILE, override).logikal.sessions.budget == 2
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -59,6 +65,10 @@ def test_deep_merge_merges_mappings_and_replaces_the_rest() -> None:
             "alerts: {run_failure_tick_seconds: 1}",
             r"alerts\.run_failure_tick_seconds: .*greater than or equal to 5",
         ),
+        ("logikal: {sessions: {budget: 0}}", r"logikal\.sessions\.budget: .*greater than or equal to 1"),
+        ("logikal: {sessions: {budget: four}}", r"logikal\.sessions\.budget: .*valid integer"),
+        ("logikal: {sessions: {poll_seconds: 0}}", r"logikal\.sessions\.poll_seconds: .*greater than 0"),
+        ("logikal: {sessions: {limit: 4}}", r"logikal\.sessions\.limit: Extra inputs are not permitted"),
     ],
 )
 def test_a_bad_override_fails_naming_the_file_and_the_field(tmp_path: Path, text: str, message: str) -> None:

@@ -93,7 +93,7 @@ def logikal_directories(
     logikal: LogikalResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log) as pool:
+    with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log, context) as pool:
         result = sync_directories(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     return dg.MaterializeResult(
         metadata={
@@ -130,7 +130,7 @@ def logikal_projects(
     logikal: LogikalResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    with logikal.session_pool(LOGIKAL.projects.max_attempts, context.log) as pool:
+    with logikal.session_pool(LOGIKAL.projects.max_attempts, context.log, context) as pool:
         result = sync_projects(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     instance = context.instance
     existing = set(instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
@@ -233,7 +233,7 @@ def logikal_project_contents(
     materialization are the walk's. Materializing one partition is a force sync.
     """
     include = {_PARTS[key] for key in context.selected_asset_keys}
-    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context.log) as pool:
+    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context.log, context) as pool:
         result = sync_project_contents(
             pool,
             warehouse.engine,

@@ -7,6 +7,11 @@ replaces a session that is stuck deeper than the target (a new login is the
 only way up). `prewarm` starts logins in the background when work is certain,
 so they overlap the listing instead of following it. `close` logs every
 session out, also after a failure.
+
+Every session holds a slot of the `SessionBudget` from before its login until
+after its logout (in Dagster: the pool `logikal_sessions`, shared by all runs,
+`budget.py`). While the budget is used up, a pool that has room waits for a
+slot or for one of its own sessions to come back, whichever comes first.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from logikal_square_sync.logikal.budget import SessionBudget, UnlimitedBudget
 from logikal_square_sync.logikal.client import ClientStats, ConnectionSettings, LogikalSession
 from logikal_square_sync.logikal.errors import LogikalApiError
 from logikal_square_sync.logikal.navigation import Target, route
@@ -43,6 +49,7 @@ class SessionPool:
         sibling_elevations: bool | None = None,
         costs: CostModel = DEFAULT_COSTS,
         logger: logging.Logger | Any = log,
+        budget: SessionBudget | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("pool size must be >= 1")
@@ -51,6 +58,8 @@ class SessionPool:
         self.costs = costs
         self.stats = ClientStats()
         self.log = logger
+        self.budget: SessionBudget = budget if budget is not None else UnlimitedBudget()
+        self._claims: dict[int, str] = {}  # id(session) -> its budget slot
         self._configured = sibling_elevations
         self._siblings = Siblings.REFUSED if sibling_elevations is False else Siblings.ALLOWED
         self._probe: tuple[str, int] | None = None  # the suspect elevation and the status it got
@@ -149,15 +158,31 @@ class SessionPool:
 
     def prewarm(self, count: int, target: Target) -> None:
         """Log in up to `count` more sessions in the background and move them to `target`."""
+        claims: list[str] = []
         with self._cond:
-            count = min(count, self.size - self._live)
-            self._live += max(count, 0)
-        for _ in range(max(count, 0)):
-            thread = threading.Thread(target=self._warm, args=(target,), name="logikal-prewarm", daemon=True)
+            # Only the slots the budget has free now: a prewarm never waits.
+            while len(claims) < self.size - self._live and len(claims) < count:
+                claim = self.budget.try_claim()
+                if claim is None:
+                    break
+                claims.append(claim)
+            self._live += len(claims)
+        for claim in claims:
+            thread = threading.Thread(
+                target=self._warm, args=(target, claim), name="logikal-prewarm", daemon=True
+            )
             self._warming.append(thread)
             thread.start()
 
-    def _warm(self, target: Target) -> None:
+    def _drop(self, claim: str | None) -> None:
+        """A session is gone (logged out, or its login failed): give its slot back."""
+        with self._cond:
+            self._live -= 1
+            self._cond.notify_all()
+        if claim is not None:
+            self.budget.free(claim)
+
+    def _warm(self, target: Target, claim: str) -> None:
         session = self._new_session()
         try:
             session.login()
@@ -168,11 +193,10 @@ class SessionPool:
             # session can still serve; after anything else its cursor is unknown: never lend it.
             if not isinstance(error, LogikalApiError) or not session.logged_in:
                 session.logout()
-                with self._cond:
-                    self._live -= 1
-                    self._cond.notify_all()
+                self._drop(claim)
                 return
         with self._cond:
+            self._claims[id(session)] = claim
             self._idle.append(session)
             self._cond.notify_all()
 
@@ -181,9 +205,11 @@ class SessionPool:
 
         The caller moves it there (`session.goto`), so the caller sees and
         handles what the selects answer (a 404: the target is gone). Blocks
-        while every session is lent out or still logging in.
+        while every session is lent out or still logging in, and while the
+        budget has no slot for a new one.
         """
         stale: LogikalSession | None = None
+        claim: str | None = None
         with self._cond:
             while True:
                 if self._closed:
@@ -195,38 +221,46 @@ class SessionPool:
                     session = min(reachable, key=lambda pair: pair[0])[1]
                     self._idle.remove(session)
                     break
-                if self._live < self.size:
+                if self._live < self.size and (claim := self.budget.try_claim()) is not None:
                     self._live += 1
                     session = None
                     break
                 if self._idle and not any(thread.is_alive() for thread in self._warming):
-                    # All stuck deeper than the target: replace one with a new login.
+                    # All stuck deeper than the target: replace one with a new login (on its slot).
                     stale = self._idle.pop(0)
+                    claim = self._claims.pop(id(stale), None)
                     session = None
                     break
-                self._cond.wait()
+                # Room in the pool but not in the budget: ask again soon (no wake-up comes
+                # from the other runs); else wait for a session of our own.
+                self._cond.wait(self.budget.poll_seconds if self._live < self.size else None)
         if stale is not None:
+            # Out before the new login: the slot never stands for two sessions at once.
             stale.logout()
         if session is None:
             session = self._new_session()
             try:
                 session.login()
             except BaseException:
-                with self._cond:
-                    self._live -= 1
-                    self._cond.notify_all()
+                self._drop(claim)
                 raise
+            with self._cond:
+                if claim is not None:
+                    self._claims[id(session)] = claim
         return session
 
     def release(self, session: LogikalSession) -> None:
         with self._cond:
-            if session.logged_in and not self._closed:
+            keep = session.logged_in and not self._closed
+            if keep:
                 self._idle.append(session)
-            else:
-                self._live -= 1
-            self._cond.notify_all()
-        if self._closed:
+                self._cond.notify_all()
+                return
+            claim = self._claims.pop(id(session), None)
+            closed = self._closed
+        if closed:
             session.logout()
+        self._drop(claim)
 
     @property
     def ready_or_warming(self) -> int:
@@ -243,11 +277,15 @@ class SessionPool:
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
+            claims = [claim for s in idle if (claim := self._claims.pop(id(s), None)) is not None]
             self._live -= len(idle)
             self._cond.notify_all()
         if idle:
             with ThreadPoolExecutor(max_workers=len(idle), thread_name_prefix="logikal-logout") as executor:
                 list(executor.map(LogikalSession.logout, idle))
+        # After the logouts: the server has let go of these sessions.
+        for claim in claims:
+            self.budget.free(claim)
 
     def __enter__(self) -> SessionPool:
         return self

@@ -1,4 +1,9 @@
-"""The Dagster resource for LogiKal: connection settings and a session pool per step."""
+"""The Dagster resource for LogiKal: connection settings and a session pool per step.
+
+In a run, the pool's sessions claim slots of the Dagster pool `logikal_sessions`
+(the session budget of policies.yaml, `budget.py`), so all runs together stay
+within it.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,20 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from logikal_square_sync.logikal.budget import DagsterSessionBudget, SessionBudget
 from logikal_square_sync.logikal.client import ConnectionSettings
 from logikal_square_sync.logikal.pool import SessionPool
 from logikal_square_sync.logikal.transport import allow_http_from_env, check_base_url
+from logikal_square_sync.policies import policies
 
 
 class LogikalResource(dg.ConfigurableResource):
     """Orgadata LogiKal's MBIOE REST API v3.
 
     Every step opens its own small pool of sessions and logs all of them out
-    when it ends, also when it fails.
+    when it ends, also when it fails. Each session holds a slot of the Dagster
+    pool `logikal_sessions` (the session budget, `logikal.sessions.budget` in
+    policies.yaml) from before its login until after its logout.
     """
 
     base_url: str = Field(description="LOGIKAL_BASE_URL, e.g. https://host/MbioeService.svc/api/v3")
@@ -28,7 +37,15 @@ class LogikalResource(dg.ConfigurableResource):
     )
     username: str = Field(description="LOGIKAL_USERNAME")
     password: str = Field(description="LOGIKAL_PASSWORD (a secret: set through dg.EnvVar)")
-    pool_size: int = Field(default=3, ge=1, le=16, description="LogiKal sessions one step uses at most")
+    pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description=(
+            "LogiKal sessions one step uses at most; unset: the whole session budget "
+            "(logikal.sessions.budget in policies.yaml), which all runs share"
+        ),
+    )
     timeout_seconds: float = Field(default=60.0, description="read timeout per call (logins take up to 9 s)")
     connect_timeout_seconds: float = 10.0
     retry_base_delay_seconds: float = Field(default=0.5, description="first backoff of a retried call")
@@ -58,15 +75,40 @@ class LogikalResource(dg.ConfigurableResource):
         )
 
     @contextlib.contextmanager
-    def session_pool(self, max_attempts: int = 4, logger: Any = None) -> Iterator[SessionPool]:
+    def session_pool(
+        self,
+        max_attempts: int = 4,
+        logger: Any = None,
+        context: dg.AssetExecutionContext | dg.OpExecutionContext | None = None,
+    ) -> Iterator[SessionPool]:
+        """A pool for one step; with the step's `context`, its sessions count against the budget."""
+        sessions = policies().logikal.sessions
+        budget: SessionBudget | None = None
+        if context is not None and not context.instance.event_log_storage.supports_global_concurrency_limits:
+            # An ephemeral instance (`dg.materialize` without one): no other run can share it.
+            context.log.warning("this Dagster instance has no concurrency slots: no LogiKal session budget")
+        elif context is not None:
+            budget = DagsterSessionBudget(
+                context.instance,
+                context.run.run_id,
+                context.get_step_execution_context().step.key,
+                sessions.budget,
+                poll_seconds=sessions.poll_seconds,
+            )
         pool = SessionPool(
             self.settings(max_attempts),
-            self.pool_size,
+            min(self.pool_size or sessions.budget, sessions.budget),
             sibling_elevations=self.sibling_elevation_select,
+            budget=budget,
             **({"logger": logger} if logger is not None else {}),
         )
-        with pool:
-            yield pool
+        try:
+            with pool:
+                yield pool
+        finally:
+            if budget is not None:
+                # Every session is logged out by now; a slot left claimed would be a leak.
+                budget.free_all()
 
 
 def logikal_resource_from_env() -> LogikalResource:

@@ -9,6 +9,9 @@ answer the other way, for acceptance runs in each mode:
 
 Prints one `READY <json>` line with both base URLs and the credentials once
 both servers accept connections; the demo and the benchmarks wait for it.
+`GET http://host:port/_sandbox/stats` on the LogiKal port answers the LogiKal
+sandbox's counters (logins, logouts, sessions open now and their peak
+`max_concurrent_sessions`), to check the session budget from outside.
 
 Where Square's behaviour is undocumented the Square sandbox answers either
 way: `--tombstones full` serves deleted catalog objects with their last data

@@ -26,6 +26,7 @@ from logikal_square_sync.sandbox.logikal import (
     LogikalSandboxConfig,
     create_app,
 )
+from logikal_square_sync.sandbox.logikal.app import STATS_PATH
 from logikal_square_sync.sandbox.server import serve_in_thread
 from logikal_square_sync_tests.clock import ANCHOR
 
@@ -203,6 +204,18 @@ def test_full_walk_matches_truth_and_validates(api: Api) -> None:
             walked += len(elevations)
         api.ok("DELETE", "/auth", session)
     assert walked == len(sandbox.all_elevation_ids()) == 72
+
+
+def test_the_stats_endpoint_reports_the_peak_of_concurrent_sessions(api: Api) -> None:
+    tokens = [api.login() for _ in range(3)]
+    api.ok("DELETE", "/auth", tokens[0])
+    api.login()
+    # Outside the MBIOE base path: the sandbox's own, for clients in another process.
+    root = str(api.client.base_url).rstrip("/").removesuffix(BASE_PATH)
+    stats = httpx.get(root + STATS_PATH).json()
+    assert stats["logins"] == 4 and stats["logouts"] == 1
+    assert stats["active_sessions"] == 3 and stats["max_concurrent_sessions"] == 3
+    assert stats == {**stats, "max_concurrent_sessions": api.sandbox.stats.max_concurrent_sessions}
 
 
 def test_tree_is_deterministic_and_realistic() -> None:

@@ -85,10 +85,36 @@ def create_app(sandbox: LogikalSandbox) -> _ClosesLostAnswers:
     _quiet_truncation_logs()
     return _ClosesLostAnswers(
         Starlette(
-            routes=[Mount(BASE_PATH, routes=routes)],
+            routes=[
+                Mount(BASE_PATH, routes=routes),
+                # Not LogiKal's: the sandbox's counters for a client in another process (the
+                # benchmarks and acceptance runs read the peak of concurrent sessions here).
+                Route(STATS_PATH, _stats_endpoint(sandbox), methods=["GET"]),
+            ],
             exception_handlers={404: _not_found, 405: _not_implemented},
         )
     )
+
+
+STATS_PATH = "/_sandbox/stats"
+
+
+def _stats_endpoint(sandbox: LogikalSandbox) -> Callable[[Request], Awaitable[Response]]:
+    async def stats(request: Request) -> Response:
+        snapshot = sandbox.stats
+        return JSONResponse(
+            {
+                "logins": snapshot.logins,
+                "failed_logins": snapshot.failed_logins,
+                "logouts": snapshot.logouts,
+                "active_sessions": snapshot.active_sessions,
+                "max_concurrent_sessions": snapshot.max_concurrent_sessions,
+                "calls": snapshot.calls,
+                "parts_lists_served": snapshot.parts_lists_served,
+            }
+        )
+
+    return stats
 
 
 class _ClosesLostAnswers:

@@ -1,0 +1,121 @@
+"""The LogiKal session budget: how many LogiKal logins may be open at once, across all runs.
+
+LogiKal's session and licence limits are unknown (docs/logikal-api.md), and six
+concurrent runs with a pool each could hold 18+ logins. So every session a
+`SessionPool` opens first claims a slot of the Dagster pool `logikal_sessions`
+(`SESSIONS_POOL`), through the instance's concurrency API: the same slots
+Dagster's own pools use, shown in the UI (*Deployment → Concurrency*), and
+freed by run monitoring (`free_slots_after_run_end_seconds`) when a run dies
+with slots still claimed. The limit is `logikal.sessions.budget` of
+policies.yaml; every run applies it to the instance before its first claim.
+
+A pool slot is claimed per session, not per step (Dagster's `pool=` grants one
+slot per step): a project run alone may use the whole budget, and a fleet of
+runs shares it. Each session claims under a step key of its own
+(`<step>[logikal-session-<n>]`), so freeing a session's slot never frees the
+step's own pool slot (`logikal_parts_lists`, ...).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Protocol
+
+import dagster as dg
+
+SESSIONS_POOL = "logikal_sessions"
+
+
+class SessionBudget(Protocol):
+    """Slots for LogiKal sessions: claimed before a login, freed after the logout."""
+
+    # Seconds a pool waits before it asks again for a slot that was taken.
+    poll_seconds: float
+
+    def try_claim(self) -> str | None:
+        """A slot for one more session, or None if the budget is used up right now."""
+        ...
+
+    def free(self, claim: str) -> None: ...
+
+    def free_all(self) -> None: ...
+
+
+class UnlimitedBudget:
+    """No cap: for code that runs outside Dagster (benchmarks, scripts); the pool size still caps."""
+
+    poll_seconds = 0.05
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def try_claim(self) -> str | None:
+        return f"session-{next(self._counter)}"
+
+    def free(self, claim: str) -> None:
+        pass
+
+    def free_all(self) -> None:
+        pass
+
+
+class DagsterSessionBudget:
+    """Slots of the Dagster pool `logikal_sessions`, claimed for one step of one run."""
+
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        run_id: str,
+        step_key: str,
+        limit: int,
+        *,
+        poll_seconds: float = 0.5,
+        pool: str = SESSIONS_POOL,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("the LogiKal session budget must be >= 1")
+        self.storage = instance.event_log_storage
+        if not self.storage.supports_global_concurrency_limits:
+            raise RuntimeError(
+                "the Dagster instance's storage has no concurrency slots: the LogiKal session budget "
+                "needs them (run `dagster instance migrate`)"
+            )
+        self.run_id = run_id
+        self.step_key = step_key
+        self.limit = limit
+        self.pool = pool
+        self.poll_seconds = poll_seconds
+        self._counter = itertools.count(1)
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self.apply_limit()
+
+    def apply_limit(self) -> None:
+        """Set the pool's slot count to the budget of policies.yaml (idempotent; a lowered budget
+        takes effect as the sessions holding the surplus slots log out)."""
+        if self.storage.get_concurrency_info(self.pool).slot_count != self.limit:
+            self.storage.set_concurrency_slots(self.pool, self.limit)
+
+    def try_claim(self) -> str | None:
+        claim = f"{self.step_key}[logikal-session-{next(self._counter)}]"
+        status = self.storage.claim_concurrency_slot(self.pool, self.run_id, claim)
+        if status.is_claimed:
+            with self._lock:
+                self._held.add(claim)
+            return claim
+        # Not queued: the pool asks again when it still needs a session (one of its own may
+        # come back first), so leave no pending claim behind.
+        self.storage.free_concurrency_slot_for_step(self.run_id, claim)
+        return None
+
+    def free(self, claim: str) -> None:
+        with self._lock:
+            self._held.discard(claim)
+        self.storage.free_concurrency_slot_for_step(self.run_id, claim)
+
+    def free_all(self) -> None:
+        with self._lock:
+            held, self._held = self._held, set()
+        for claim in held:
+            self.storage.free_concurrency_slot_for_step(self.run_id, claim)
