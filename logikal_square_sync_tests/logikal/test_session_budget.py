@@ -77,6 +77,7 @@ def _definitions(logikal_url: str, warehouse_url: str) -> dg.Definitions:
         resources={
             "logikal": LogikalResource(
                 base_url=logikal_url,
+                allow_http=True,  # the sandbox serves plain http
                 username="sandbox",
                 password="sandbox",
                 retry_base_delay_seconds=0.01,
