@@ -1,4 +1,4 @@
-"""One running demo (`python -m logikal_square_sync.demo`) shared by the tests of the xdist group `demo`.
+"""One running demo (`python -m logikal_square_sync_sandbox.demo`) shared by the xdist group `demo`.
 
 Starting it costs most of those tests' time (sandbox, `dagster dev`, every asset materialized
 through the run queue), so the demo test and the console test share one per worker: both are
@@ -50,7 +50,11 @@ def start_demo(data_dir: Path, timeout: float = 600) -> RunningDemo:
     """The demo, started and waited for until its runs are done (or failed)."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "logikal_square_sync.demo", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            *("-m", "logikal_square_sync_sandbox.demo"),
+            *("--port", str(port), "--data-dir", str(data_dir)),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

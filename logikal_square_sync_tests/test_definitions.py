@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 
 from logikal_square_sync.definitions import build_defs
-from logikal_square_sync.demo import write_local_instance_yaml
 from logikal_square_sync.policies import PolicyFileError, load_policies, policies
+from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 
 CONTRACT_ASSETS = {
     "square/locations",

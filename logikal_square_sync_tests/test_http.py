@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from logikal_square_sync.http import RetriesExhausted, RetryingClient, RetryPolicy
-from logikal_square_sync.sandbox.server import serve_in_thread
+from logikal_square_sync_sandbox.server import serve_in_thread
 
 # Each test queues what the server answers next; an empty queue answers 200 {"ok": true}.
 script: list[str] = []

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from logikal_square_sync.sandbox.server import free_port, serve_in_thread
+from logikal_square_sync_sandbox.server import free_port, serve_in_thread
 
 # What a real incoming-webhook path looks like; the last part is the secret.
 WEBHOOK_PATH = "/services/T0ALERTS/B0ALERTS/webhookSecretToken4711"

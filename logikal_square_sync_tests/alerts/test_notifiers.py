@@ -12,7 +12,7 @@ from logikal_square_sync.alerts.notifiers import (
     SlackNotifier,
     send_all,
 )
-from logikal_square_sync.sandbox.server import free_port
+from logikal_square_sync_sandbox.server import free_port
 from logikal_square_sync_tests.alerts.conftest import (
     BROKEN_WEBHOOK_PATH,
     SMTP_PASSWORD,

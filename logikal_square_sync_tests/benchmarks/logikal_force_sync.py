@@ -52,9 +52,9 @@ from logikal_square_sync.logikal.sync_directories import sync_directories
 from logikal_square_sync.logikal.sync_project import sync_project_contents
 from logikal_square_sync.logikal.sync_projects import sync_projects
 from logikal_square_sync.policies import policies
-from logikal_square_sync.sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
-from logikal_square_sync.sandbox.server import serve_in_thread
 from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
+from logikal_square_sync_sandbox.server import serve_in_thread
 
 PHASE_SIZES = (6, 6, 5)
 LISTING_CALLS = {"POST /directories/select", "POST /projects/select", "GET /phases", "POST /phases/select"}

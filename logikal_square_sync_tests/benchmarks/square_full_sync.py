@@ -133,9 +133,9 @@ def step_materialize(url: str, token: str, warehouse: str) -> dict[str, Any]:
 
     import dagster as dg
 
-    from logikal_square_sync.demo import write_local_instance_yaml
     from logikal_square_sync.square.locations import sync_locations
     from logikal_square_sync.warehouse.engine import warehouse_engine
+    from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 
     with _client(url, token) as client:
         sync_locations(client, warehouse_engine(warehouse))
@@ -254,8 +254,8 @@ def sandbox(orders: int):
 @contextmanager
 def sandbox_of(**config: Any):
     """A Square sandbox with this `SquareSandboxConfig`, served from a thread of this process."""
-    from logikal_square_sync.sandbox.server import serve_in_thread
-    from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
+    from logikal_square_sync_sandbox.server import serve_in_thread
+    from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 
     started = time_now()
     state = SquareSandbox(SquareSandboxConfig(seed=1, **config))

@@ -31,12 +31,12 @@ import sqlalchemy as sa
 import yaml
 
 from logikal_square_sync.force_sync import DagsterApi
-from logikal_square_sync.sandbox.logikal import BASE_PATH, LogikalSandbox
-from logikal_square_sync.sandbox.logikal import create_app as logikal_app
-from logikal_square_sync.sandbox.server import free_port, serve_in_thread
-from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig
-from logikal_square_sync.sandbox.square import create_app as square_app
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
+from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox
+from logikal_square_sync_sandbox.logikal import create_app as logikal_app
+from logikal_square_sync_sandbox.server import free_port, serve_in_thread
+from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig
+from logikal_square_sync_sandbox.square import create_app as square_app
 from logikal_square_sync_tests.alerts.conftest import SlackStandIn, _slack_app
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, under_ci
 from logikal_square_sync_tests.logikal.conftest import sandbox_config

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from logikal_square_sync.alerts.resource import ENV_VARS as ALERT_ENV_VARS
-from logikal_square_sync.demo import write_local_instance_yaml
 from logikal_square_sync.policies import OVERRIDE_ENV
+from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "logikal_square_sync"
@@ -21,8 +21,6 @@ def _variables_read() -> set[str]:
     found: set[str] = set(ALERT_ENV_VARS.values()) | {OVERRIDE_ENV}
     package = ROOT / "logikal_square_sync"
     for path in package.rglob("*.py"):
-        if "sandbox" in path.parts or path.name == "demo.py":
-            continue
         found |= set(_READS.findall(path.read_text()))
     for name in ("dagster.yaml", "workspace.yaml"):
         found |= set(re.findall(r"env:\s*([A-Z][A-Z0-9_]+)", (ROOT / name).read_text()))
@@ -59,8 +57,10 @@ def test_the_image_runs_as_a_user_from_the_lock_with_a_healthcheck() -> None:
     # The dependency layer comes before the code, and installs exactly what is locked.
     assert dockerfile.index("requirements.lock") < dockerfile.index("COPY logikal_square_sync")
     assert "--require-hashes" in dockerfile
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    assert "logikal_square_sync/sandbox/" in ignored
+    # The build context lets in the product package alone: never the sandbox package or the tests.
+    let_in = [line for line in (ROOT / ".dockerignore").read_text().split() if line.startswith("!")]
+    assert "!logikal_square_sync/" in let_in
+    assert not [line for line in let_in if "sandbox" in line or "tests" in line], let_in
     lock = (ROOT / "requirements.lock").read_text()
     assert re.search(r"^dagster-k8s==", lock, re.M) and "aiosmtpd" not in lock and "pytest" not in lock
 
@@ -101,3 +101,13 @@ def test_the_local_instance_is_the_same_file_without_storage(tmp_path: Path) -> 
     local = yaml.safe_load(write_local_instance_yaml(tmp_path).read_text())
     assert "storage" in production and "storage" not in local
     assert local == {key: value for key, value in production.items() if key != "storage"}
+
+
+def test_the_product_package_imports_nothing_of_the_sandbox() -> None:
+    """The image has no sandbox package: one import of it would break production at load."""
+    importing = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "logikal_square_sync").rglob("*.py")
+        if re.search(r"^\s*(from|import) logikal_square_sync_sandbox", path.read_text(), re.M)
+    ]
+    assert importing == []

@@ -18,9 +18,9 @@ from logikal_square_sync.logikal.pool import SessionPool
 from logikal_square_sync.logikal.sync_directories import DirectorySyncResult, sync_directories
 from logikal_square_sync.logikal.sync_project import ProjectContentsResult, sync_project_contents
 from logikal_square_sync.logikal.sync_projects import ProjectSyncResult, sync_projects
-from logikal_square_sync.sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
-from logikal_square_sync.sandbox.server import serve_in_thread
 from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
+from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_tests.conftest import SQLITE_ONLY
 
 # 3 directories, 3 projects of 2 phases with 2 elevations each: every rule, little data.

@@ -6,7 +6,7 @@ import hashlib
 import sqlite3
 
 from logikal_square_sync.logikal.parts_list import INVALID, PARSED, PARTIAL, parse_parts_list
-from logikal_square_sync.sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
+from logikal_square_sync_sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
 
 SUMMARY = (
     "Name TEXT, AutoDescription TEXT, SystemCode TEXT, SystemName TEXT, Width_Output REAL, "

@@ -28,9 +28,9 @@ from logikal_square_sync.logikal.sync_directories import sync_directories
 from logikal_square_sync.logikal.sync_project import sync_project_contents
 from logikal_square_sync.logikal.sync_projects import sync_projects
 from logikal_square_sync.policies import policies
-from logikal_square_sync.sandbox.logikal import LogikalSandbox
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource
+from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, _empty_all_tables
 from logikal_square_sync_tests.logikal.conftest import Logikal, assert_warehouse_equals_source, sandbox_config
 

@@ -16,8 +16,8 @@ from logikal_square_sync.logikal.sync_project import (
     sync_project_contents,
 )
 from logikal_square_sync.logikal.sync_projects import sync_projects
-from logikal_square_sync.sandbox.logikal import ZERO_GUID
 from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync_sandbox.logikal import ZERO_GUID
 from logikal_square_sync_tests.logikal.conftest import (
     MODES,
     NOTHING_DELETED,

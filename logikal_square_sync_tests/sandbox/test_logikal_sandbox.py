@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from logikal_square_sync.sandbox.clock import ManualClock, SandboxClock
-from logikal_square_sync.sandbox.logikal import (
+from logikal_square_sync_sandbox.clock import ManualClock, SandboxClock
+from logikal_square_sync_sandbox.logikal import (
     BASE_PATH,
     ENDPOINTS,
     PARTS_LIST_TABLES,
@@ -26,8 +26,8 @@ from logikal_square_sync.sandbox.logikal import (
     LogikalSandboxConfig,
     create_app,
 )
-from logikal_square_sync.sandbox.logikal.app import STATS_PATH
-from logikal_square_sync.sandbox.server import serve_in_thread
+from logikal_square_sync_sandbox.logikal.app import STATS_PATH
+from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_tests.clock import ANCHOR
 
 from .logikal_spec import GUID_RE, load_spec
@@ -700,7 +700,7 @@ def test_first_select_not_found_mode(serve: Callable[..., Api]) -> None:
 
 
 def test_the_cli_starts_the_sandbox_in_each_mode() -> None:
-    from logikal_square_sync.sandbox.__main__ import logikal_config, parse_args
+    from logikal_square_sync_sandbox.__main__ import logikal_config, parse_args
 
     default = logikal_config(parse_args([]))
     assert default.allow_sibling_elevation_select and default.sibling_refusal_status == 409

@@ -12,10 +12,10 @@ import httpx
 import numpy as np
 import pytest
 
-from logikal_square_sync.sandbox.clock import ManualClock
-from logikal_square_sync.sandbox.server import serve_in_thread
-from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
-from logikal_square_sync.sandbox.square.timefmt import parse_rfc3339_us
+from logikal_square_sync_sandbox.clock import ManualClock
+from logikal_square_sync_sandbox.server import serve_in_thread
+from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
+from logikal_square_sync_sandbox.square.timefmt import parse_rfc3339_us
 from logikal_square_sync_tests.clock import ANCHOR
 
 from . import square_spec
@@ -1085,7 +1085,7 @@ def test_live_result_sets_hold_no_rows() -> None:
 
 
 def test_cli_options_choose_the_answers(tmp_path) -> None:
-    from logikal_square_sync.sandbox.__main__ import parse_args, square_sandbox
+    from logikal_square_sync_sandbox.__main__ import parse_args, square_sandbox
 
     defaults = square_sandbox(parse_args(["--orders", "10"]))
     assert (defaults.config.tombstones, defaults.config.result_sets, defaults.config.catalog_order) == (
@@ -1117,7 +1117,7 @@ def test_the_cli_serves_the_chosen_answers() -> None:
     command = [
         sys.executable,
         "-m",
-        "logikal_square_sync.sandbox",
+        "logikal_square_sync_sandbox",
         "--square-port",
         "0",
         "--logikal-port",

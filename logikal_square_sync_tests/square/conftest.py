@@ -21,9 +21,6 @@ import time_machine
 
 from logikal_square_sync.http import RetryPolicy
 from logikal_square_sync.policies import policies
-from logikal_square_sync.sandbox.clock import ManualClock
-from logikal_square_sync.sandbox.server import serve_in_thread
-from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 from logikal_square_sync.square.catalog import sync_catalog
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.inventory import sync_inventory
@@ -31,6 +28,9 @@ from logikal_square_sync.square.locations import sync_locations
 from logikal_square_sync.square.order_days import order_day
 from logikal_square_sync.square.orders import sync_orders
 from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync_sandbox.clock import ManualClock
+from logikal_square_sync_sandbox.server import serve_in_thread
+from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 from logikal_square_sync_tests.clock import ANCHOR
 from logikal_square_sync_tests.conftest import SQLITE_ONLY
 

@@ -16,8 +16,6 @@ import pytest
 import time_machine
 
 from logikal_square_sync.policies import policies
-from logikal_square_sync.sandbox.server import serve_in_thread
-from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 from logikal_square_sync.square.client import SquareClient
 from logikal_square_sync.square.completeness import compare_recent_orders
 from logikal_square_sync.square.locations import sync_locations
@@ -25,6 +23,8 @@ from logikal_square_sync.square.order_days import OrderDays, order_day
 from logikal_square_sync.square.orders import HistoryRefetch, sync_orders
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync_sandbox.server import serve_in_thread
+from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 from logikal_square_sync_tests.clock import TIMEZONES, awkward_moments
 from logikal_square_sync_tests.square.conftest import ts, warehouse_orders
 

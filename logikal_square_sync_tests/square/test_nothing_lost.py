@@ -17,7 +17,6 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.policies import PolicyFileError, load_policies
-from logikal_square_sync.sandbox.square import SquareSandbox
 from logikal_square_sync.square.catalog import sync_catalog
 from logikal_square_sync.square.client import SquareApiError, SquareRetriesExhausted
 from logikal_square_sync.square.inventory import sync_inventory
@@ -25,6 +24,7 @@ from logikal_square_sync.square.locations import sync_locations
 from logikal_square_sync.square.orders import LOCATION_WATERMARK, sync_orders
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.state import get_watermarks
+from logikal_square_sync_sandbox.square import SquareSandbox
 from logikal_square_sync_tests.clock import ANCHOR
 from logikal_square_sync_tests.conftest import SQLITE_ONLY
 from logikal_square_sync_tests.square.conftest import (

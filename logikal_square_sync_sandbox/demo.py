@@ -1,6 +1,6 @@
 """The whole system on the embedded default, for a first look.
 
-    python -m logikal_square_sync.demo
+    python -m logikal_square_sync_sandbox.demo
 
 Starts the sandbox Square and LogiKal servers, then Dagster (`dagster dev`:
 webserver, daemon and a code server for the location `logikal_square_sync`
@@ -55,7 +55,7 @@ def write_local_instance_yaml(dagster_home: Path) -> Path:
     settings.pop("storage", None)
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
-    header = "# Written by logikal_square_sync.demo from the project's dagster.yaml, minus `storage`.\n"
+    header = "# Written by logikal_square_sync_sandbox.demo from the project's dagster.yaml, minus storage.\n"
     target.write_text(header + yaml.safe_dump(settings, sort_keys=False))
     return target
 
@@ -69,7 +69,7 @@ def _start_sandbox(env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen
     ports = ["--square-port", "8701" if _port_free(8701) else "0"]
     ports += ["--logikal-port", "8702" if _port_free(8702) else "0"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "logikal_square_sync.sandbox", *ports],
+        [sys.executable, "-m", "logikal_square_sync_sandbox", *ports],
         stdout=subprocess.PIPE,
         stderr=(log_dir / "sandbox.log").open("w"),
         text=True,
@@ -139,7 +139,7 @@ def _materialize_everything(port: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m logikal_square_sync.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m logikal_square_sync_sandbox.demo", description=__doc__)
     parser.add_argument("--port", type=int, default=3000, help="Dagster webserver port")
     parser.add_argument("--no-materialize", action="store_true", help="start everything, submit no runs")
     parser.add_argument(

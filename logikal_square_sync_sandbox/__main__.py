@@ -1,6 +1,6 @@
 """Serve the sandbox Square and LogiKal APIs until interrupted.
 
-    python -m logikal_square_sync.sandbox --square-port 8701 --logikal-port 8702
+    python -m logikal_square_sync_sandbox --square-port 8701 --logikal-port 8702
 
 Where LogiKal's real behaviour is unknown, options make the LogiKal sandbox
 answer the other way, for acceptance runs in each mode:
@@ -30,12 +30,12 @@ import signal
 import threading
 from typing import get_args
 
-from logikal_square_sync.sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
-from logikal_square_sync.sandbox.logikal import create_app as create_logikal_app
-from logikal_square_sync.sandbox.server import start_in_thread
-from logikal_square_sync.sandbox.square import SquareSandbox, SquareSandboxConfig
-from logikal_square_sync.sandbox.square import create_app as create_square_app
-from logikal_square_sync.sandbox.square.state import CatalogOrder, ResultSets, Tombstones
+from logikal_square_sync_sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
+from logikal_square_sync_sandbox.logikal import create_app as create_logikal_app
+from logikal_square_sync_sandbox.server import start_in_thread
+from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig
+from logikal_square_sync_sandbox.square import create_app as create_square_app
+from logikal_square_sync_sandbox.square.state import CatalogOrder, ResultSets, Tombstones
 
 PAGED_ENDPOINTS = ("catalog_search", "inventory_counts", "orders_search")
 
@@ -50,7 +50,7 @@ def _pages(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m logikal_square_sync.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m logikal_square_sync_sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--square-port", type=int, default=8701, help="0: any free port; -1: none")
     parser.add_argument("--logikal-port", type=int, default=8702, help="0: any free port; -1: none")

@@ -4,7 +4,7 @@
 `<server>/MbioeService.svc/api/v3`, with the session-cursor rules, latency
 model, seeded data, mutation hooks and fault injection that the facts in
 `docs/logikal-api.md` call for. Serve it with
-`logikal_square_sync.sandbox.server.serve_in_thread`.
+`logikal_square_sync_sandbox.server.serve_in_thread`.
 """
 
 from .app import BASE_PATH, create_app

@@ -3,7 +3,7 @@
 The sandbox servers are real HTTP servers (uvicorn), so the clients exercise
 the same code paths against them as against the vendors. `serve_in_thread`
 runs one in a background thread of the current process (tests); the CLI in
-`logikal_square_sync.sandbox.__main__` runs them in their own process (demo,
+`logikal_square_sync_sandbox.__main__` runs them in their own process (demo,
 benchmarks), so their memory never counts against the sync's.
 """
 
