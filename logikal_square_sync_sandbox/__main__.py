@@ -25,6 +25,7 @@ order after every N-th page of each search, i.e. while a client pages.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import threading
@@ -149,7 +150,7 @@ def square_sandbox(args: argparse.Namespace) -> SquareSandbox:
     if args.edit_every_pages > 0:
         for endpoint in PAGED_ENDPOINTS:
             square.after_page(
-                endpoint, args.edit_every_pages, lambda e=endpoint: square.random_edit(e), repeat=True
+                endpoint, args.edit_every_pages, functools.partial(square.random_edit, endpoint), repeat=True
             )
     return square
 

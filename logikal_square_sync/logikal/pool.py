@@ -209,6 +209,7 @@ class SessionPool:
         budget has no slot for a new one.
         """
         stale: LogikalSession | None = None
+        session: LogikalSession | None
         claim: str | None = None
         with self._cond:
             while True:

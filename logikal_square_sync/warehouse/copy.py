@@ -77,7 +77,9 @@ def copy_rows(
     )
     buffer.seek(0)
     column_list = ", ".join(f'"{column}"' for column in columns)
-    cursor = conn.connection.dbapi_connection.cursor()
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None, "COPY needs a live DBAPI connection"  # an open Connection always has one
+    cursor = dbapi.cursor()
     try:
         cursor.copy_expert(f'COPY "{into or table.name}" ({column_list}) FROM STDIN', buffer)
     finally:

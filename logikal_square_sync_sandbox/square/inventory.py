@@ -57,7 +57,7 @@ class InventoryStore:
         ms = start_ms + self._rng.randrange(span)
         return ms - ms % 1000 if self._rng.random() < 0.3 else ms
 
-    def set(self, key: Key, quantity: str, now_ms: int) -> None:
+    def put(self, key: Key, quantity: str, now_ms: int) -> None:
         previous = self.counts.get(key)
         stamp = now_ms if previous is None else max(now_ms, previous.calculated_ms + 1)
         self.counts[key] = CountRecord(quantity, stamp)

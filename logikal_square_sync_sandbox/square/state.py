@@ -280,7 +280,7 @@ class SquareSandbox:
             self.catalog.get(catalog_object_id)
             if not any(loc.id == location_id for loc in self._locations):
                 raise KeyError(f"no location {location_id!r}")
-            self.inventory.set((catalog_object_id, location_id, state), str(quantity), self.now_ms())
+            self.inventory.put((catalog_object_id, location_id, state), str(quantity), self.now_ms())
 
     def random_edit(self, endpoint: str) -> str:
         """One random change of what `endpoint` serves (a variation's price, a count, an order); its id."""
@@ -301,7 +301,7 @@ class SquareSandbox:
                 if not keys:
                     return ""
                 key = self._mut_py.choice(keys)
-                self.inventory.set(key, str(self._mut_py.randrange(0, 200)), self.now_ms())
+                self.inventory.put(key, str(self._mut_py.randrange(0, 200)), self.now_ms())
                 return "/".join(key)
             if endpoint == "orders_search":
                 return self.update_orders(count=1)[0] if self.order_count() else ""
