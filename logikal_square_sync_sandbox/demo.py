@@ -66,8 +66,22 @@ def _port_free(port: int) -> bool:
 
 
 def _start_sandbox(env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    ports = ["--square-port", "8701" if _port_free(8701) else "0"]
-    ports += ["--logikal-port", "8702" if _port_free(8702) else "0"]
+    """The sandbox on the README's ports 8701/8702 when free, else (or when another process takes
+    one between our check and its bind) on ports the system picks."""
+    preferred = ["--square-port", "8701", "--logikal-port", "8702"]
+    if _port_free(8701) and _port_free(8702):
+        started = _run_sandbox(env, log_dir, preferred)
+        if started is not None:
+            return started
+    started = _run_sandbox(env, log_dir, ["--square-port", "0", "--logikal-port", "0"])
+    if started is None:
+        raise SystemExit(f"the sandbox did not start; see {log_dir / 'sandbox.log'}")
+    return started
+
+
+def _run_sandbox(
+    env: dict[str, str], log_dir: Path, ports: list[str]
+) -> tuple[subprocess.Popen, dict[str, str]] | None:
     process = subprocess.Popen(
         [sys.executable, "-m", "logikal_square_sync_sandbox", *ports],
         stdout=subprocess.PIPE,
@@ -79,7 +93,8 @@ def _start_sandbox(env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("READY "):
-        raise SystemExit(f"the sandbox did not start; see {log_dir / 'sandbox.log'}")
+        process.wait(timeout=30)
+        return None
     return process, json.loads(line.removeprefix("READY "))
 
 

@@ -20,6 +20,7 @@ from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.logikal import ZERO_GUID
 from logikal_square_sync_tests.logikal.conftest import (
     MODES,
+    MODES_ON_SQLITE,
     NOTHING_DELETED,
     assert_warehouse_equals_source,
     marked_deleted,
@@ -29,7 +30,7 @@ from logikal_square_sync_tests.logikal.conftest import (
 )
 
 
-@pytest.mark.parametrize("sandbox", MODES, indirect=True)
+@pytest.mark.parametrize("sandbox", MODES_ON_SQLITE, indirect=True)
 def test_a_full_sync_equals_the_source(logikal, engine, sandbox) -> None:
     result = sync_everything(logikal, engine)
 
@@ -71,7 +72,7 @@ def test_a_full_sync_equals_the_source(logikal, engine, sandbox) -> None:
     assert {row["elevation_id"] for row in glass} == set(elevations)
 
 
-@pytest.mark.parametrize("sandbox", MODES, indirect=True)
+@pytest.mark.parametrize("sandbox", MODES_ON_SQLITE, indirect=True)
 def test_a_resync_without_changes_fetches_no_parts_list_and_writes_nothing(logikal, engine, sandbox) -> None:
     sync_everything(logikal, engine)
     before = warehouse_state(engine)

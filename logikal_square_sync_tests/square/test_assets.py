@@ -23,7 +23,7 @@ from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_tests.square.conftest import (
     assert_warehouse_equals_source,
-    every_mode,
+    every_mode_on_sqlite,
     source_order_days,
 )
 
@@ -42,7 +42,7 @@ def _materialize(resources: dict, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize([*ASSETS, orders_complete], resources=resources, **kwargs)
 
 
-@every_mode
+@every_mode_on_sqlite
 def test_materializing_every_asset_fills_the_warehouse(resources, engine, sandbox) -> None:
     result = _materialize(resources)
     assert result.success

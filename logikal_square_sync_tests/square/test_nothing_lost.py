@@ -51,17 +51,12 @@ from logikal_square_sync_tests.square.conftest import (
 # Cursors that outlive the minutes a test moves the clocks on mid-run: an expired cursor restarts
 # the read from the top, which would re-read everything and hide what these tests look for.
 LONG_CURSORS = {"cursor_ttl_seconds": 3600}
-RESULT_SETS = [
-    pytest.param(
-        {"result_sets": mode, **LONG_CURSORS}, id=mode, marks=() if mode == "pinned" else SQLITE_ONLY
-    )
-    for mode in ("pinned", "live")
-]
+RESULT_SETS = [pytest.param({"result_sets": mode, **LONG_CURSORS}, id=mode) for mode in ("pinned", "live")]
 CATALOG_MODES = [
     pytest.param(
         {"result_sets": mode, "catalog_order": order, **LONG_CURSORS},
         id=f"{mode}-{order}",
-        marks=() if (mode, order) == ("pinned", "shuffled") else SQLITE_ONLY,
+        marks=() if (mode, order) in {("pinned", "shuffled"), ("live", "updated_at")} else SQLITE_ONLY,
     )
     for mode in ("pinned", "live")
     for order in ("shuffled", "updated_at")
@@ -70,10 +65,7 @@ EVERY_MODE = [
     pytest.param({**mode.values[0], **LONG_CURSORS}, id=mode.id, marks=mode.marks) for mode in ALL_MODES
 ]
 TOMBSTONES = [
-    pytest.param(
-        {"tombstones": mode}, id=f"{mode}-tombstones", marks=() if mode == "minimal" else SQLITE_ONLY
-    )
-    for mode in ("minimal", "full")
+    pytest.param({"tombstones": mode}, id=f"{mode}-tombstones") for mode in ("minimal", "full")
 ]
 
 

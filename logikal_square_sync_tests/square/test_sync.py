@@ -30,6 +30,7 @@ from logikal_square_sync_tests.square.conftest import (
     assert_warehouse_equals_source,
     catalog_policy,
     every_mode,
+    every_mode_on_sqlite,
     orders_policy,
     source_order_days,
     source_orders,
@@ -53,7 +54,7 @@ def test_full_sync_equals_the_source(make_client, engine, sandbox) -> None:
     assert reports["orders"].watermark_after is not None
 
 
-@every_mode
+@every_mode_on_sqlite
 def test_a_rerun_without_source_changes_writes_no_rows(make_client, engine, sandbox) -> None:
     sync_everything(make_client, engine)
     again = sync_everything(make_client, engine)
@@ -93,7 +94,7 @@ def test_converges_after_source_changes(make_client, engine, sandbox) -> None:
     assert deleted is True  # kept as a tombstone, not removed
 
 
-@every_mode
+@every_mode_on_sqlite
 @pytest.mark.parametrize(
     ("kind", "extra"),
     [
@@ -125,7 +126,7 @@ def test_every_fault_recovers_with_nothing_lost_or_duplicated(
     assert _count(engine, t.square_orders) == sandbox.order_count()
 
 
-@every_mode
+@every_mode_on_sqlite
 def test_a_crash_after_some_pages_then_a_rerun_converges(make_client, engine, sandbox) -> None:
     with make_client() as client:
         sync_locations(client, engine)
@@ -175,7 +176,7 @@ def test_a_malformed_record_fails_naming_it_and_keeps_earlier_data(
     assert warehouse_orders(engine) == before  # nothing lost, nothing half-written
 
 
-@every_mode
+@every_mode_on_sqlite
 @pytest.mark.parametrize("by", ["created_at", "updated_at"])
 def test_history_refetch_restores_lost_orders_idempotently(make_client, engine, sandbox, by) -> None:
     sync_everything(make_client, engine)
@@ -228,7 +229,7 @@ def test_order_days_follow_the_sync_timezone_across_daylight_saving() -> None:
     assert order_day(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), ZoneInfo("UTC")) == date(2026, 12, 31)
 
 
-@every_mode
+@every_mode_on_sqlite
 def test_catalog_watermark_moves_only_when_the_run_completes(make_client, engine, sandbox) -> None:
     sandbox.faults.inject("unauthorized", endpoint="catalog_search", times=100, after_calls=1)
     with make_client() as client, pytest.raises(SquareApiError):
