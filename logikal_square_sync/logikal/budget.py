@@ -18,13 +18,18 @@ step's own pool slot (`logikal_parts_lists`, ...).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
+from collections.abc import Iterator
 from typing import Protocol
 
 import dagster as dg
+import sqlalchemy as sa
 
 SESSIONS_POOL = "logikal_sessions"
+# pg_advisory_lock key under which claims of the pool are serialized (any fixed bigint).
+_CLAIM_LOCK_KEY = 0x4C53535F53455353  # "LSS_SESS"
 
 
 class SessionBudget(Protocol):
@@ -89,6 +94,8 @@ class DagsterSessionBudget:
         self._counter = itertools.count(1)
         self._held: set[str] = set()
         self._lock = threading.Lock()
+        self._claiming = threading.Lock()
+        self._on_postgres = type(self.storage).__module__.startswith("dagster_postgres")
         self.apply_limit()
 
     def apply_limit(self) -> None:
@@ -99,7 +106,8 @@ class DagsterSessionBudget:
 
     def try_claim(self) -> str | None:
         claim = f"{self.step_key}[logikal-session-{next(self._counter)}]"
-        status = self.storage.claim_concurrency_slot(self.pool, self.run_id, claim)
+        with self._claims_serialized():
+            status = self.storage.claim_concurrency_slot(self.pool, self.run_id, claim)
         if status.is_claimed:
             with self._lock:
                 self._held.add(claim)
@@ -108,6 +116,29 @@ class DagsterSessionBudget:
         # come back first), so leave no pending claim behind.
         self.storage.free_concurrency_slot_for_step(self.run_id, claim)
         return None
+
+    @contextlib.contextmanager
+    def _claims_serialized(self) -> Iterator[None]:
+        """One claim at a time across all processes, on PostgreSQL storage.
+
+        dagster-postgres runs the storage in AUTOCOMMIT, so the `SELECT ... FOR UPDATE SKIP
+        LOCKED` with which Dagster picks a free slot row holds no lock until its `UPDATE`, and
+        that UPDATE does not check the row is still free: two processes claiming at the same
+        moment can both be told CLAIMED for one slot (seen: 5 sessions on a budget of 4, with 6
+        runs claiming per session). Steps claim rarely enough that Dagster's own pools seldom meet
+        this; a claim per session does. A session-level advisory lock around the claim closes it;
+        SQLite storage writes one transaction at a time anyway.
+        """
+        with self._claiming:
+            if not self._on_postgres:
+                yield
+                return
+            with self.storage.index_connection() as conn:  # type: ignore[attr-defined]
+                conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _CLAIM_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _CLAIM_LOCK_KEY})
 
     def free(self, claim: str) -> None:
         with self._lock:
