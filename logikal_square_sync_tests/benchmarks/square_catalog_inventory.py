@@ -18,15 +18,13 @@ inventory counts:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from typing import Any
 
-import sqlalchemy as sa
-
 from logikal_square_sync_tests.benchmarks.square_full_sync import (
     child_of,
+    copy_limit,
     sandbox_of,
     scratch_database,
     time_now,
@@ -99,30 +97,7 @@ def step_sync(kind: str, url: str, token: str, warehouse: str) -> dict[str, Any]
 
 
 def step_copy(kind: str, _url: str, _token: str, warehouse: str) -> dict[str, Any]:
-    """COPY the rows the sync wrote into empty same-shaped tables: the database's limit."""
-    engine = sa.create_engine(warehouse)
-    buffers = {}
-    with engine.connect() as conn:
-        for table in TABLES[kind]:
-            buffer = io.StringIO()
-            conn.connection.cursor().copy_expert(f"COPY {table} TO STDOUT", buffer)
-            buffers[table] = buffer
-    with engine.begin() as conn:
-        for table in buffers:
-            conn.exec_driver_sql(f"CREATE TABLE copy_{table} (LIKE {table} INCLUDING ALL)")
-    started = time_now()
-    rows = 0
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for table, buffer in buffers.items():
-            buffer.seek(0)
-            cursor.copy_expert(f"COPY copy_{table} FROM STDIN", buffer)
-            rows += cursor.rowcount
-        raw.commit()
-    finally:
-        raw.close()
-    return {"seconds": time_now() - started, "rows": rows}
+    return copy_limit(warehouse, tuple(TABLES[kind]))
 
 
 STEPS = {"fetch": step_fetch, "sync": step_sync, "copy": step_copy}

@@ -94,12 +94,12 @@ def step_sync(url: str, token: str, warehouse: str) -> dict[str, Any]:
     }
 
 
-def step_copy(_url: str, _token: str, warehouse: str) -> dict[str, Any]:
+def copy_limit(warehouse: str, tables: tuple[str, ...]) -> dict[str, Any]:
     """COPY the rows the sync wrote into empty tables of the same shape: the database's limit."""
     engine = sa.create_engine(warehouse)
     buffers = {}
     with engine.connect() as conn:
-        for table in ("square_orders", "square_order_line_items"):
+        for table in tables:
             buffer = io.StringIO()
             conn.connection.cursor().copy_expert(f"COPY {table} TO STDOUT", buffer)
             buffers[table] = buffer
@@ -119,6 +119,10 @@ def step_copy(_url: str, _token: str, warehouse: str) -> dict[str, Any]:
     finally:
         raw.close()
     return {"seconds": time_now() - started, "rows": rows}
+
+
+def step_copy(_url: str, _token: str, warehouse: str) -> dict[str, Any]:
+    return copy_limit(warehouse, ("square_orders", "square_order_line_items"))
 
 
 def step_materialize(url: str, token: str, warehouse: str) -> dict[str, Any]:
