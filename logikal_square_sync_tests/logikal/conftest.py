@@ -9,16 +9,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
+from logikal_square_sync.logikal.checks import project_contents_fresh
 from logikal_square_sync.logikal.client import ConnectionSettings
+from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.pool import SessionPool
+from logikal_square_sync.logikal.resource import LogikalResource
+from logikal_square_sync.logikal.sensors import logikal_sensors
 from logikal_square_sync.logikal.sync_directories import DirectorySyncResult, sync_directories
 from logikal_square_sync.logikal.sync_project import ProjectContentsResult, sync_project_contents
 from logikal_square_sync.logikal.sync_projects import ProjectSyncResult, sync_projects
 from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_tests.conftest import SQLITE_ONLY
@@ -133,6 +140,31 @@ class FullSync:
 
     def total(self, field: str) -> int:
         return sum(getattr(result, field) for result in self.contents.values())
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def defs(logikal_url: str, sandbox: LogikalSandbox, warehouse: WarehouseResource) -> dg.Definitions:
+    """The LogiKal assets, check, job and sensors on the sandbox and the test's warehouse."""
+    resource = LogikalResource(
+        base_url=logikal_url,
+        username=sandbox.config.username,
+        password=sandbox.config.password,
+        retry_base_delay_seconds=0.01,
+        allow_http=True,  # the sandbox serves plain http
+    )
+    return dg.Definitions(
+        assets=[logikal_directories, logikal_projects, logikal_project_contents],
+        asset_checks=[project_contents_fresh],
+        jobs=[logikal_project_sync],
+        sensors=logikal_sensors(),
+        resources={"logikal": resource, "warehouse": warehouse},
+    )
 
 
 def sync_everything(logikal: Logikal, engine: sa.Engine, pool_size: int = 3, **pool_kwargs: Any) -> FullSync:

@@ -5,39 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
-import pytest
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
-from logikal_square_sync.logikal.checks import project_contents_fresh
-from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB, logikal_project_sync
+from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
+from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
-from logikal_square_sync.logikal.resource import LogikalResource
-from logikal_square_sync.logikal.sensors import NEW_PROJECT_SENSOR_NAME, SENSOR_NAME, logikal_sensors
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def defs(logikal_url, sandbox, warehouse) -> dg.Definitions:
-    resource = LogikalResource(
-        base_url=logikal_url,
-        username=sandbox.config.username,
-        password=sandbox.config.password,
-        retry_base_delay_seconds=0.01,
-        allow_http=True,  # the sandbox serves plain http
-    )
-    return dg.Definitions(
-        assets=[logikal_directories, logikal_projects, logikal_project_contents],
-        asset_checks=[project_contents_fresh],
-        jobs=[logikal_project_sync],
-        sensors=logikal_sensors(),
-        resources={"logikal": resource, "warehouse": warehouse},
-    )
+from logikal_square_sync.logikal.sensors import NEW_PROJECT_SENSOR_NAME, SENSOR_NAME
 
 
 def _discover(defs: dg.Definitions, instance) -> None:
