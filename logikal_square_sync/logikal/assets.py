@@ -7,18 +7,18 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
-from logikal_square_sync.logikal.resource import LogikalResource
-from logikal_square_sync.logikal.store import Changes, deleted_project_ids
-from logikal_square_sync.logikal.sync_directories import sync_directories
-from logikal_square_sync.logikal.sync_project import (
+from logikal_square_sync.logikal.engine.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.project_contents_sync import (
     ELEVATIONS,
     PARTS_LISTS,
     PHASES,
     ProjectContentsResult,
     sync_project_contents,
 )
-from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.store import Changes, deleted_project_ids
+from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
+from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.policies import SyncPolicy, policies, policy_metadata
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_projects
-from logikal_square_sync.logikal.scheduling import (
+from logikal_square_sync.logikal.engine.project_selection import (
     ProjectSyncPolicy,
     Staleness,
     load_project_states,

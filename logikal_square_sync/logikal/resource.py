@@ -1,7 +1,7 @@
 """The Dagster resource for LogiKal: connection settings and a session pool per step.
 
 In a run, the pool's sessions claim slots of the Dagster pool `logikal_sessions`
-(the session budget of policies.yaml, `budget.py`), so all runs together stay
+(the session budget of policies.yaml, `session_budget.py`), so all runs together stay
 within it.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.logikal.budget import DagsterSessionBudget, SessionBudget
-from logikal_square_sync.logikal.client import ConnectionSettings
-from logikal_square_sync.logikal.pool import SessionPool
-from logikal_square_sync.logikal.transport import allow_http_from_env, check_base_url
+from logikal_square_sync.logikal.engine.base_url_check import allow_http_from_env, check_base_url
+from logikal_square_sync.logikal.engine.client import ConnectionSettings
+from logikal_square_sync.logikal.engine.session_pool import SessionBudget, SessionPool
+from logikal_square_sync.logikal.session_budget import DagsterSessionBudget
 from logikal_square_sync.policies import policies
 
 

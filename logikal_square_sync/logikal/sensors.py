@@ -1,4 +1,4 @@
-"""The project-sync sensors: every few minutes, queue the projects that are due (see `scheduling`).
+"""The project-sync sensors: every few minutes, queue the projects that are due (`engine/project_selection`).
 
 `logikal_project_sync_sensor` (every 5 min) queues everything due, retries after
 the failure backoff included, and records the freshness check.
@@ -15,9 +15,7 @@ import dagster as dg
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.checks import evaluation
-from logikal_square_sync.logikal.jobs import logikal_project_sync
-from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
-from logikal_square_sync.logikal.scheduling import (
+from logikal_square_sync.logikal.engine.project_selection import (
     NEW,
     ProjectSyncPolicy,
     due_projects,
@@ -27,6 +25,8 @@ from logikal_square_sync.logikal.scheduling import (
     staleness,
     windows,
 )
+from logikal_square_sync.logikal.jobs import logikal_project_sync
+from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.policies import policies
 from logikal_square_sync.settings import default_sensor_status
 from logikal_square_sync.warehouse.resource import WarehouseResource

@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import threading
 from collections.abc import Iterator
-from typing import Protocol
 
 import dagster as dg
 import sqlalchemy as sa
@@ -32,41 +31,11 @@ SESSIONS_POOL = "logikal_sessions"
 _CLAIM_LOCK_KEY = 0x4C53535F53455353  # "LSS_SESS"
 
 
-class SessionBudget(Protocol):
-    """Slots for LogiKal sessions: claimed before a login, freed after the logout."""
-
-    # Seconds a pool waits before it asks again for a slot that was taken.
-    poll_seconds: float
-
-    def try_claim(self) -> str | None:
-        """A slot for one more session, or None if the budget is used up right now."""
-        ...
-
-    def free(self, claim: str) -> None: ...
-
-    def free_all(self) -> None: ...
-
-
-class UnlimitedBudget:
-    """No cap: for code that runs outside Dagster (benchmarks, scripts); the pool size still caps."""
-
-    poll_seconds = 0.05
-
-    def __init__(self) -> None:
-        self._counter = itertools.count(1)
-
-    def try_claim(self) -> str | None:
-        return f"session-{next(self._counter)}"
-
-    def free(self, claim: str) -> None:
-        pass
-
-    def free_all(self) -> None:
-        pass
-
-
 class DagsterSessionBudget:
-    """Slots of the Dagster pool `logikal_sessions`, claimed for one step of one run."""
+    """Slots of the Dagster pool `logikal_sessions`, claimed for one step of one run.
+
+    The engine's `SessionBudget` (engine/session_pool.py), backed by Dagster's concurrency slots.
+    """
 
     def __init__(
         self,

@@ -4,10 +4,11 @@ import dagster as dg
 from pydantic import Field
 
 from logikal_square_sync.policies import policies, policy_metadata
-from logikal_square_sync.square.catalog import sync_catalog
-from logikal_square_sync.square.inventory import sync_inventory
-from logikal_square_sync.square.locations import sync_locations
-from logikal_square_sync.square.orders import sync_orders
+from logikal_square_sync.square.engine.catalog_sync import sync_catalog
+from logikal_square_sync.square.engine.inventory_sync import sync_inventory
+from logikal_square_sync.square.engine.location_sync import sync_locations
+from logikal_square_sync.square.engine.order_sync import sync_orders
+from logikal_square_sync.square.report_metadata import report_metadata
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
@@ -36,7 +37,7 @@ def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg
     with square.client(SQUARE.locations.max_attempts) as client:
         report = sync_locations(client, warehouse.engine)
     return dg.MaterializeResult(
-        metadata={**report.metadata(), **row_count(warehouse.engine, t.square_locations)}
+        metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_locations)}
     )
 
 
@@ -72,7 +73,7 @@ def square_catalog(
     with square.client(SQUARE.catalog.max_attempts) as client:
         report = sync_catalog(client, warehouse.engine, SQUARE.catalog, full_refresh=config.full_refresh)
     return dg.MaterializeResult(
-        metadata={**report.metadata(), **row_count(warehouse.engine, t.square_catalog_items)}
+        metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_catalog_items)}
     )
 
 
@@ -99,7 +100,7 @@ def square_orders(
     with square.client(SQUARE.orders.max_attempts) as client:
         report = sync_orders(client, warehouse.engine, SQUARE.orders, log=context.log.info)
     return dg.MaterializeResult(
-        metadata={**report.metadata(), **row_count(warehouse.engine, t.square_orders)}
+        metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_orders)}
     )
 
 
@@ -131,5 +132,5 @@ def square_inventory(
     with square.client(SQUARE.inventory.max_attempts) as client:
         report = sync_inventory(client, warehouse.engine, SQUARE.inventory, full_refresh=config.full_refresh)
     return dg.MaterializeResult(
-        metadata={**report.metadata(), **row_count(warehouse.engine, t.square_inventory_counts)}
+        metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_inventory_counts)}
     )

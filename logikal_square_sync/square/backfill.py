@@ -7,8 +7,9 @@ from pydantic import Field
 
 from logikal_square_sync.policies import max_runtime_tags, policies
 from logikal_square_sync.settings import sync_zone
-from logikal_square_sync.square.order_days import OrderDays
-from logikal_square_sync.square.orders import HistoryRefetch, sync_orders
+from logikal_square_sync.square.engine.order_days import OrderDays
+from logikal_square_sync.square.engine.order_sync import HistoryRefetch, sync_orders
+from logikal_square_sync.square.report_metadata import report_metadata
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
@@ -48,7 +49,7 @@ def refetch_square_orders(
         dg.AssetMaterialization(
             asset_key=["square", "orders"],
             description=f"{history.describe()} re-fetched",
-            metadata=report.metadata(),
+            metadata=report_metadata(report),
         )
     )
 

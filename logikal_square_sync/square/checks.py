@@ -5,7 +5,7 @@ import dagster as dg
 from logikal_square_sync.policies import policies
 from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.assets import square_orders
-from logikal_square_sync.square.completeness import compare_recent_orders
+from logikal_square_sync.square.engine.completeness import compare_recent_orders
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse.resource import WarehouseResource
 

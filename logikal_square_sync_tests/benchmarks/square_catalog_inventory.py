@@ -42,7 +42,7 @@ TABLES = {
 
 
 def _client(url: str, token: str):
-    from logikal_square_sync.square.client import SquareClient
+    from logikal_square_sync.square.engine.client import SquareClient
 
     return SquareClient(url, token, timeout=120)
 
@@ -50,7 +50,7 @@ def _client(url: str, token: str):
 def step_fetch(kind: str, url: str, token: str, _warehouse: str) -> dict[str, Any]:
     """The requests of a full sync, every page decoded, nothing written."""
     from logikal_square_sync.policies import policies
-    from logikal_square_sync.square.catalog import OBJECT_TYPES
+    from logikal_square_sync.square.engine.catalog_sync import OBJECT_TYPES
 
     square = policies().square
     started = time_now()
@@ -73,9 +73,9 @@ def step_fetch(kind: str, url: str, token: str, _warehouse: str) -> dict[str, An
 
 def step_sync(kind: str, url: str, token: str, warehouse: str) -> dict[str, Any]:
     from logikal_square_sync.policies import policies
-    from logikal_square_sync.square.catalog import sync_catalog
-    from logikal_square_sync.square.inventory import sync_inventory
-    from logikal_square_sync.square.locations import sync_locations
+    from logikal_square_sync.square.engine.catalog_sync import sync_catalog
+    from logikal_square_sync.square.engine.inventory_sync import sync_inventory
+    from logikal_square_sync.square.engine.location_sync import sync_locations
     from logikal_square_sync.warehouse.engine import warehouse_engine
 
     square = policies().square

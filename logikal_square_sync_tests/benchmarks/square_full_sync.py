@@ -46,7 +46,7 @@ LOCATIONS = 10
 
 
 def _client(url: str, token: str):
-    from logikal_square_sync.square.client import SquareClient
+    from logikal_square_sync.square.engine.client import SquareClient
 
     return SquareClient(url, token, timeout=120)
 
@@ -56,7 +56,7 @@ def step_fetch(url: str, token: str, _warehouse: str) -> dict[str, Any]:
     from datetime import UTC, datetime, time
 
     from logikal_square_sync.policies import policies
-    from logikal_square_sync.square.orders import location_groups, order_pages
+    from logikal_square_sync.square.engine.order_sync import location_groups, order_pages
 
     policy = policies().square.orders
     started = time_now()
@@ -74,8 +74,8 @@ def step_fetch(url: str, token: str, _warehouse: str) -> dict[str, Any]:
 
 def step_sync(url: str, token: str, warehouse: str) -> dict[str, Any]:
     from logikal_square_sync.policies import policies
-    from logikal_square_sync.square.locations import sync_locations
-    from logikal_square_sync.square.orders import sync_orders
+    from logikal_square_sync.square.engine.location_sync import sync_locations
+    from logikal_square_sync.square.engine.order_sync import sync_orders
     from logikal_square_sync.warehouse.engine import warehouse_engine
 
     engine = warehouse_engine(warehouse)
@@ -137,7 +137,7 @@ def step_materialize(url: str, token: str, warehouse: str) -> dict[str, Any]:
 
     import dagster as dg
 
-    from logikal_square_sync.square.locations import sync_locations
+    from logikal_square_sync.square.engine.location_sync import sync_locations
     from logikal_square_sync.warehouse.engine import warehouse_engine
     from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 

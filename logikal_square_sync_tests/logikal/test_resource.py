@@ -3,8 +3,8 @@
 import dagster as dg
 import pytest
 
+from logikal_square_sync.logikal.engine.base_url_check import InsecureBaseUrlError, allow_http_from_env
 from logikal_square_sync.logikal.resource import LogikalResource, logikal_resource_from_env
-from logikal_square_sync.logikal.transport import InsecureBaseUrlError, allow_http_from_env
 
 
 def _resource(url: str, **extra) -> LogikalResource:

@@ -19,14 +19,14 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
-from logikal_square_sync.logikal.budget import SESSIONS_POOL, DagsterSessionBudget
+from logikal_square_sync.logikal.engine.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
-from logikal_square_sync.logikal.pool import SessionPool
 from logikal_square_sync.logikal.resource import LogikalResource
-from logikal_square_sync.logikal.sync_directories import sync_directories
-from logikal_square_sync.logikal.sync_project import sync_project_contents
-from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.logikal.session_budget import SESSIONS_POOL, DagsterSessionBudget
 from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource

@@ -21,12 +21,12 @@ import time_machine
 
 from logikal_square_sync.http import RetryPolicy
 from logikal_square_sync.policies import policies
-from logikal_square_sync.square.catalog import sync_catalog
-from logikal_square_sync.square.client import SquareClient
-from logikal_square_sync.square.inventory import sync_inventory
-from logikal_square_sync.square.locations import sync_locations
-from logikal_square_sync.square.order_days import order_day
-from logikal_square_sync.square.orders import sync_orders
+from logikal_square_sync.square.engine.catalog_sync import sync_catalog
+from logikal_square_sync.square.engine.client import SquareClient
+from logikal_square_sync.square.engine.inventory_sync import sync_inventory
+from logikal_square_sync.square.engine.location_sync import sync_locations
+from logikal_square_sync.square.engine.order_days import order_day
+from logikal_square_sync.square.engine.order_sync import sync_orders
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.clock import ManualClock
 from logikal_square_sync_sandbox.server import serve_in_thread

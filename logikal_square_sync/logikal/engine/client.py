@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from logikal_square_sync.http import RetryingClient, RetryPolicy
-from logikal_square_sync.logikal.errors import (
+from logikal_square_sync.logikal.engine.errors import (
     LogikalAnswerLostError,
     LogikalApiError,
     LogikalAuthError,
@@ -36,8 +36,8 @@ from logikal_square_sync.logikal.errors import (
     LogikalResponseError,
     LogikalWrongStateError,
 )
-from logikal_square_sync.logikal.navigation import Cursor, State, Step, Target, route
-from logikal_square_sync.logikal.records import (
+from logikal_square_sync.logikal.engine.navigation import Cursor, State, Step, Target, route
+from logikal_square_sync.logikal.engine.records import (
     DirectoryRecord,
     ElevationRecord,
     PhaseRecord,

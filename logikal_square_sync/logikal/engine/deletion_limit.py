@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from logikal_square_sync.logikal.errors import LogikalError
+from logikal_square_sync.logikal.engine.errors import LogikalError
 from logikal_square_sync.policies import DeletionLimit, policies
 
 _SAMPLE = 10

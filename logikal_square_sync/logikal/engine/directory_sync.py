@@ -5,9 +5,9 @@ single login lists the whole tree (select, list children, next). The walk is
 written in one transaction at the end, which is also when directories that
 are gone get `deleted_at`: a walk that fails half-way marks nothing deleted.
 A directory whose select answers 404 counts as gone only once a fresh
-session's listing of its parent confirms it (`confirm`), and a run that would
+session's listing of its parent confirms it (`not_found_confirmation`), and a run that would
 mark more of the tree deleted than the deletion limit allows fails instead
-(`deletion`).
+(`deletion_limit`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.client import LogikalSession
-from logikal_square_sync.logikal.confirm import directory_listed, reach_after_404
-from logikal_square_sync.logikal.deletion import check_deletion_limit, default_limit
-from logikal_square_sync.logikal.errors import LogikalNotFoundError
-from logikal_square_sync.logikal.navigation import ROOT, Target
-from logikal_square_sync.logikal.pool import SessionPool
-from logikal_square_sync.logikal.records import DirectoryRecord
-from logikal_square_sync.logikal.runner import Task, TaskQueue, run_tasks
-from logikal_square_sync.logikal.store import Changes, live_directories, write_directories, write_transaction
+from logikal_square_sync.logikal.engine.client import LogikalSession
+from logikal_square_sync.logikal.engine.deletion_limit import check_deletion_limit, default_limit
+from logikal_square_sync.logikal.engine.errors import LogikalNotFoundError
+from logikal_square_sync.logikal.engine.navigation import ROOT, Target
+from logikal_square_sync.logikal.engine.not_found_confirmation import directory_listed, reach_after_404
+from logikal_square_sync.logikal.engine.records import DirectoryRecord
+from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.store import (
+    Changes,
+    live_directories,
+    write_directories,
+    write_transaction,
+)
+from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
 from logikal_square_sync.policies import DeletionLimit
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from logikal_square_sync.logikal.client import LogikalSession
-from logikal_square_sync.logikal.errors import LogikalError, LogikalNotFoundError
+from logikal_square_sync.logikal.engine.client import LogikalSession
+from logikal_square_sync.logikal.engine.errors import LogikalError, LogikalNotFoundError
 
 # Walks after the first 404 before giving up: a target that keeps answering 404 while
 # every listing shows it is a server problem to report, not a deletion to record.

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from logikal_square_sync.logikal.navigation import Step
+from logikal_square_sync.logikal.engine.navigation import Step
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ does not stop the others; anything unexpected fails the run after every
 session has been logged out. A sync that left any parts list unfetched does not
 mark the project synced (`contents_synced_at` keeps the last complete sync, so
 the `project_contents_fresh` check sees it age and names the elevations), and
-it counts as a failure for the sensor's backoff (`failures`) like an error or
+it counts as a failure for the sensor's backoff (`project_failures`) like an error or
 the project found gone from its directory; a complete sync resets the count.
 
 Whether the server lets a session select an elevation from a sibling's
@@ -30,7 +30,7 @@ refusal is kept in the warehouse (`sync_state`) for a week, so the next runs
 plan one session per parts list from the start.
 
 A 404 on a select (the project, a phase, an elevation) counts as gone only
-once fresh listings confirm it (`confirm`). A project already marked deleted,
+once fresh listings confirm it (`not_found_confirmation`). A project already marked deleted,
 or confirmed gone from its directory, is not synced: the result says so and
 nothing is written. Every write locks the project's row first and writes
 nothing live once the project is marked deleted (`store`), so a projects sync
@@ -52,14 +52,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.client import LogikalSession
-from logikal_square_sync.logikal.confirm import (
-    elevation_listed,
-    phase_listed,
-    project_listed,
-    reach_after_404,
-)
-from logikal_square_sync.logikal.errors import (
+from logikal_square_sync.logikal.engine.client import LogikalSession
+from logikal_square_sync.logikal.engine.errors import (
     LogikalApiError,
     LogikalConflictError,
     LogikalError,
@@ -67,14 +61,19 @@ from logikal_square_sync.logikal.errors import (
     LogikalResponseError,
     LogikalWrongStateError,
 )
-from logikal_square_sync.logikal.failures import clear_failures, record_failure
-from logikal_square_sync.logikal.navigation import State, Target, route
-from logikal_square_sync.logikal.parts_list import parse_parts_list
-from logikal_square_sync.logikal.planner import PartsListChunk, chunk_parts_lists
-from logikal_square_sync.logikal.pool import SessionPool
-from logikal_square_sync.logikal.records import ElevationRecord, PhaseRecord
-from logikal_square_sync.logikal.runner import Task, TaskQueue, run_tasks
-from logikal_square_sync.logikal.store import (
+from logikal_square_sync.logikal.engine.navigation import State, Target, route
+from logikal_square_sync.logikal.engine.not_found_confirmation import (
+    elevation_listed,
+    phase_listed,
+    project_listed,
+    reach_after_404,
+)
+from logikal_square_sync.logikal.engine.parts_list_parser import parse_parts_list
+from logikal_square_sync.logikal.engine.planner import PartsListChunk, chunk_parts_lists
+from logikal_square_sync.logikal.engine.project_failures import clear_failures, record_failure
+from logikal_square_sync.logikal.engine.records import ElevationRecord, PhaseRecord
+from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.store import (
     Changes,
     StoredPartsList,
     StoredProject,
@@ -91,6 +90,7 @@ from logikal_square_sync.logikal.store import (
     write_parts_list,
     write_transaction,
 )
+from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
 
 log = logging.getLogger(__name__)
 

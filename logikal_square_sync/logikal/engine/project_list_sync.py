@@ -8,7 +8,7 @@ lists any more get `deleted_at` (with their phases and elevations) once
 every directory was listed; a failed run marks nothing deleted. A directory
 whose select answers 404 lists no projects only once a fresh session's listing
 of its parent confirms it is gone, and a run that would mark more projects
-deleted than the deletion limit allows fails instead (`deletion`).
+deleted than the deletion limit allows fails instead (`deletion_limit`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.client import LogikalSession
-from logikal_square_sync.logikal.confirm import directory_listed, reach_after_404
-from logikal_square_sync.logikal.deletion import check_deletion_limit, default_limit
-from logikal_square_sync.logikal.errors import LogikalError, LogikalNotFoundError
-from logikal_square_sync.logikal.navigation import Target
-from logikal_square_sync.logikal.pool import SessionPool
-from logikal_square_sync.logikal.runner import Task, TaskQueue, run_tasks
-from logikal_square_sync.logikal.store import (
+from logikal_square_sync.logikal.engine.client import LogikalSession
+from logikal_square_sync.logikal.engine.deletion_limit import check_deletion_limit, default_limit
+from logikal_square_sync.logikal.engine.errors import LogikalError, LogikalNotFoundError
+from logikal_square_sync.logikal.engine.navigation import Target
+from logikal_square_sync.logikal.engine.not_found_confirmation import directory_listed, reach_after_404
+from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.store import (
     Changes,
     forget_contents_sync,
     live_directories,
@@ -38,6 +37,7 @@ from logikal_square_sync.logikal.store import (
     write_projects,
     write_transaction,
 )
+from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
 from logikal_square_sync.policies import DeletionLimit
 
 

@@ -19,7 +19,7 @@ and parts lists policies) through `ProjectSyncPolicy.from_policies()`.
 Within a group the least recently synced go first. Runs already queued or
 running are not requested again, nor is a project whose last syncs failed
 before its backoff has passed (`logikal.failure_backoff`: exponential in the
-failures in a row, capped; `failures`). The run queue's priority tag puts force
+failures in a row, capped; `project_failures`). The run queue's priority tag puts force
 syncs (priority 0, the UI's default) ahead of all of these.
 """
 
@@ -31,8 +31,12 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from logikal_square_sync.logikal.failures import FAILURES_PREFIX, parse
-from logikal_square_sync.logikal.store import UnfetchedElevation, unfetched_counts, unfetched_elevations
+from logikal_square_sync.logikal.engine.project_failures import FAILURES_PREFIX, parse
+from logikal_square_sync.logikal.engine.store import (
+    UnfetchedElevation,
+    unfetched_counts,
+    unfetched_elevations,
+)
 from logikal_square_sync.policies import FailureBackoff, policies
 from logikal_square_sync.warehouse.tables import logikal_elevations, logikal_projects, sync_state
 

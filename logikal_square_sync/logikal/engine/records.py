@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from logikal_square_sync.logikal.errors import LogikalResponseError, MalformedRecordError
+from logikal_square_sync.logikal.engine.errors import LogikalResponseError, MalformedRecordError
 
 # Unix seconds before this are plausible dates; beyond it a value is milliseconds
 # (the old Odoo addon met both, docs/logikal-api.md §7). 1e11 s is the year 5138.

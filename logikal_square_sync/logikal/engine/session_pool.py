@@ -10,26 +10,59 @@ session out, also after a failure.
 
 Every session holds a slot of the `SessionBudget` from before its login until
 after its logout (in Dagster: the pool `logikal_sessions`, shared by all runs,
-`budget.py`). While the budget is used up, a pool that has room waits for a
+`logikal/session_budget.py`). While the budget is used up, a pool that has room waits for a
 slot or for one of its own sessions to come back, whichever comes first.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
-from logikal_square_sync.logikal.budget import SessionBudget, UnlimitedBudget
-from logikal_square_sync.logikal.client import ClientStats, ConnectionSettings, LogikalSession
-from logikal_square_sync.logikal.errors import LogikalApiError
-from logikal_square_sync.logikal.navigation import Target, route
-from logikal_square_sync.logikal.planner import DEFAULT_COSTS, CostModel
+from logikal_square_sync.logikal.engine.client import ClientStats, ConnectionSettings, LogikalSession
+from logikal_square_sync.logikal.engine.errors import LogikalApiError
+from logikal_square_sync.logikal.engine.navigation import Target, route
+from logikal_square_sync.logikal.engine.planner import DEFAULT_COSTS, CostModel
 
 log = logging.getLogger(__name__)
+
+
+class SessionBudget(Protocol):
+    """Slots for LogiKal sessions: claimed before a login, freed after the logout."""
+
+    # Seconds a pool waits before it asks again for a slot that was taken.
+    poll_seconds: float
+
+    def try_claim(self) -> str | None:
+        """A slot for one more session, or None if the budget is used up right now."""
+        ...
+
+    def free(self, claim: str) -> None: ...
+
+    def free_all(self) -> None: ...
+
+
+class UnlimitedBudget:
+    """No cap: for code that runs outside Dagster (benchmarks, scripts); the pool size still caps."""
+
+    poll_seconds = 0.05
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def try_claim(self) -> str | None:
+        return f"session-{next(self._counter)}"
+
+    def free(self, claim: str) -> None:
+        pass
+
+    def free_all(self) -> None:
+        pass
 
 
 class Siblings(Enum):

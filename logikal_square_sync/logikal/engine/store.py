@@ -23,8 +23,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from logikal_square_sync.logikal.parts_list import FETCH_FAILED, SUMMARY_COLUMNS, ParsedPartsList
-from logikal_square_sync.logikal.records import DirectoryRecord, ElevationRecord, PhaseRecord, ProjectRecord
+from logikal_square_sync.logikal.engine.parts_list_parser import (
+    FETCH_FAILED,
+    SUMMARY_COLUMNS,
+    ParsedPartsList,
+)
+from logikal_square_sync.logikal.engine.records import (
+    DirectoryRecord,
+    ElevationRecord,
+    PhaseRecord,
+    ProjectRecord,
+)
 from logikal_square_sync.warehouse.tables import (
     logikal_directories,
     logikal_elevation_glass,

@@ -20,9 +20,9 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from logikal_square_sync.logikal.client import LogikalSession
-from logikal_square_sync.logikal.navigation import Target
-from logikal_square_sync.logikal.pool import SessionPool
+from logikal_square_sync.logikal.engine.client import LogikalSession
+from logikal_square_sync.logikal.engine.navigation import Target
+from logikal_square_sync.logikal.engine.session_pool import SessionPool
 
 
 @dataclass

@@ -30,13 +30,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.pages import with_last_flag
 from logikal_square_sync.policies import CatalogPolicy
-from logikal_square_sync.square.client import SquareClient
-from logikal_square_sync.square.pipeline import Prefetched
-from logikal_square_sync.square.records import category_row, item_row, variation_row
-from logikal_square_sync.square.report import SyncReport
-from logikal_square_sync.square.timestamps import format_timestamp
+from logikal_square_sync.square.engine.client import SquareClient
+from logikal_square_sync.square.engine.pages import with_last_flag
+from logikal_square_sync.square.engine.pipeline import Prefetched
+from logikal_square_sync.square.engine.rows import category_row, item_row, variation_row
+from logikal_square_sync.square.engine.sync_report import SyncReport
+from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.warehouse.state import get_watermark, set_watermark
 from logikal_square_sync.warehouse.tables import (
     square_catalog_categories,

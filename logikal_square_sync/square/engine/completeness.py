@@ -18,9 +18,14 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from logikal_square_sync.square.client import SquareClient
-from logikal_square_sync.square.order_days import OrderTime, day_bounds, order_day
-from logikal_square_sync.square.orders import SYNCED_UNTIL, known_location_ids, location_groups, search_body
+from logikal_square_sync.square.engine.client import SquareClient
+from logikal_square_sync.square.engine.order_days import OrderTime, day_bounds, order_day
+from logikal_square_sync.square.engine.order_sync import (
+    SYNCED_UNTIL,
+    known_location_ids,
+    location_groups,
+    search_body,
+)
 from logikal_square_sync.warehouse.state import get_watermark
 from logikal_square_sync.warehouse.tables import square_orders
 

@@ -1,16 +1,13 @@
-"""What one Square sync did, as Dagster materialization metadata."""
+"""What one Square sync did: counts, watermarks and timing (report_metadata.py shows it in Dagster)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import dagster as dg
-
 if TYPE_CHECKING:
-    from logikal_square_sync.square.client import SquareClient
+    from logikal_square_sync.square.engine.client import SquareClient
 
 
 @dataclass
@@ -37,28 +34,3 @@ class SyncReport:
         self.cursor_restarts = client.cursor_restarts
         self.duration_seconds = round(time.monotonic() - self.started, 3)
         return self
-
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "rows_inserted": self.inserted,
-            "rows_updated": self.updated,
-            "rows_tombstoned": self.tombstoned,
-            "child_rows_written": self.child_rows_written,
-            "records_read": self.read,
-            "pages": self.pages,
-            "api_calls": self.api_calls,
-            "retries": self.retries,
-            "cursor_restarts": self.cursor_restarts,
-            "watermark_before": _timestamp(self.watermark_before),
-            "watermark_after": _timestamp(self.watermark_after),
-            "duration_seconds": self.duration_seconds,
-            **self.extra,
-        }
-
-
-def _timestamp(watermark: str | None) -> dg.MetadataValue:
-    """A watermark as the UI's timestamp (shown in the viewer's zone), or "none" before the first."""
-    if watermark is None:
-        return dg.MetadataValue.text("none")
-    return dg.MetadataValue.timestamp(datetime.fromisoformat(watermark))

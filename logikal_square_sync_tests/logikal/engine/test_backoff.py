@@ -6,11 +6,16 @@ from datetime import timedelta
 
 import pytest
 
-from logikal_square_sync.logikal.failures import load_failures
-from logikal_square_sync.logikal.scheduling import NEW, ProjectSyncPolicy, due_projects, load_project_states
-from logikal_square_sync.logikal.sync_directories import sync_directories
-from logikal_square_sync.logikal.sync_project import sync_project_contents
-from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.logikal.engine.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.project_failures import load_failures
+from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.project_selection import (
+    NEW,
+    ProjectSyncPolicy,
+    due_projects,
+    load_project_states,
+)
 from logikal_square_sync.policies import FailureBackoff, PolicyFileError, load_policies
 from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, sync_everything
 

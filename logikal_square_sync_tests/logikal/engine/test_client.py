@@ -7,16 +7,16 @@ import threading
 
 import pytest
 
-from logikal_square_sync.logikal.client import ClientStats, LogikalSession
-from logikal_square_sync.logikal.errors import (
+from logikal_square_sync.logikal.engine.client import ClientStats, LogikalSession
+from logikal_square_sync.logikal.engine.errors import (
     LogikalConflictError,
     LogikalError,
     LogikalNotFoundError,
     LogikalWrongStateError,
 )
-from logikal_square_sync.logikal.navigation import ROOT, State, Target
-from logikal_square_sync.logikal.pool import SessionPool
-from logikal_square_sync.logikal.runner import Task, run_tasks
+from logikal_square_sync.logikal.engine.navigation import ROOT, State, Target
+from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.task_runner import Task, run_tasks
 
 MISSING = "00000000-0000-0000-0000-0000000000ff"
 

@@ -15,11 +15,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.logikal.confirm import UnconfirmedNotFoundError
-from logikal_square_sync.logikal.deletion import MassDeletionError
-from logikal_square_sync.logikal.sync_directories import sync_directories
-from logikal_square_sync.logikal.sync_project import ProjectContentsResult, sync_project_contents
-from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.logikal.engine.deletion_limit import MassDeletionError
+from logikal_square_sync.logikal.engine.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.not_found_confirmation import UnconfirmedNotFoundError
+from logikal_square_sync.logikal.engine.project_contents_sync import (
+    ProjectContentsResult,
+    sync_project_contents,
+)
+from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.policies import PolicyFileError, load_policies, policies
 from logikal_square_sync_tests.logikal.conftest import (
     NOTHING_DELETED,
@@ -185,7 +188,7 @@ def test_one_deletion_is_never_a_mass_deletion(logikal, engine, sandbox) -> None
 
 
 def test_the_deletion_limit_is_validated(tmp_path: Path) -> None:
-    text = (Path(__file__).parents[2] / "logikal_square_sync" / "policies.yaml").read_text()
+    text = (Path(__file__).parents[3] / "logikal_square_sync" / "policies.yaml").read_text()
     assert "max_share: 0.2" in text
     bad = tmp_path / "policies.yaml"
     bad.write_text(text.replace("max_share: 0.2", "max_share: 1.5"))

@@ -9,11 +9,15 @@ import httpx
 import pytest
 
 from logikal_square_sync.http import RetriesExhausted
-from logikal_square_sync.logikal.errors import LogikalAnswerLostError, LogikalAuthError, MalformedRecordError
-from logikal_square_sync.logikal.parts_list import FETCH_FAILED, PARSED
-from logikal_square_sync.logikal.sync_directories import sync_directories
-from logikal_square_sync.logikal.sync_project import sync_project_contents
-from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.logikal.engine.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.errors import (
+    LogikalAnswerLostError,
+    LogikalAuthError,
+    MalformedRecordError,
+)
+from logikal_square_sync.logikal.engine.parts_list_parser import FETCH_FAILED, PARSED
+from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_tests.logikal.conftest import (
     assert_warehouse_equals_source,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
-from logikal_square_sync.logikal.parts_list import INVALID, PARSED, PARTIAL, parse_parts_list
+from logikal_square_sync.logikal.engine.parts_list_parser import INVALID, PARSED, PARTIAL, parse_parts_list
 from logikal_square_sync_sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
 
 SUMMARY = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from logikal_square_sync.logikal.navigation import ROOT, Cursor, State, Step, Target, route
-from logikal_square_sync.logikal.planner import (
+from logikal_square_sync.logikal.engine.navigation import ROOT, Cursor, State, Step, Target, route
+from logikal_square_sync.logikal.engine.planner import (
     DEFAULT_COSTS,
     chunk_parts_lists,
     estimated_makespan,

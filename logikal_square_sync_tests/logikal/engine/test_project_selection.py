@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from logikal_square_sync.logikal.scheduling import (
+from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.project_selection import (
     ACTIVE,
     CHANGED,
     NEW,
@@ -17,7 +18,6 @@ from logikal_square_sync.logikal.scheduling import (
     load_project_states,
     staleness,
 )
-from logikal_square_sync.logikal.sync_project import sync_project_contents
 from logikal_square_sync_tests.clock import awkward_moments
 from logikal_square_sync_tests.logikal.conftest import sync_everything
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from logikal_square_sync.logikal.errors import LogikalResponseError, MalformedRecordError
-from logikal_square_sync.logikal.records import ElevationRecord, ProjectRecord, parse_records
+from logikal_square_sync.logikal.engine.errors import LogikalResponseError, MalformedRecordError
+from logikal_square_sync.logikal.engine.records import ElevationRecord, ProjectRecord, parse_records
 
 PROJECT = {
     "id": "5DDB1393-56EB-4280-9F7E-3C3AEC51483C",

@@ -8,14 +8,14 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.parts_list import INVALID, PARSED
-from logikal_square_sync.logikal.sync_project import (
+from logikal_square_sync.logikal.engine.parts_list_parser import INVALID, PARSED
+from logikal_square_sync.logikal.engine.project_contents_sync import (
     ELEVATIONS,
     PHASES,
     UnknownProjectError,
     sync_project_contents,
 )
-from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.logikal import ZERO_GUID
 from logikal_square_sync_tests.logikal.conftest import (

@@ -16,11 +16,11 @@ import pytest
 import time_machine
 
 from logikal_square_sync.policies import policies
-from logikal_square_sync.square.client import SquareClient
-from logikal_square_sync.square.completeness import compare_recent_orders
-from logikal_square_sync.square.locations import sync_locations
-from logikal_square_sync.square.order_days import OrderDays, order_day
-from logikal_square_sync.square.orders import HistoryRefetch, sync_orders
+from logikal_square_sync.square.engine.client import SquareClient
+from logikal_square_sync.square.engine.completeness import compare_recent_orders
+from logikal_square_sync.square.engine.location_sync import sync_locations
+from logikal_square_sync.square.engine.order_days import OrderDays, order_day
+from logikal_square_sync.square.engine.order_sync import HistoryRefetch, sync_orders
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.engine import warehouse_engine
 from logikal_square_sync_sandbox.server import serve_in_thread

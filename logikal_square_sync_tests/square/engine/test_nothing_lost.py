@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.policies import PolicyFileError, load_policies
-from logikal_square_sync.square.catalog import sync_catalog
-from logikal_square_sync.square.client import SquareApiError, SquareRetriesExhausted
-from logikal_square_sync.square.inventory import sync_inventory
-from logikal_square_sync.square.locations import sync_locations
-from logikal_square_sync.square.orders import LOCATION_WATERMARK, sync_orders
+from logikal_square_sync.square.engine.catalog_sync import sync_catalog
+from logikal_square_sync.square.engine.client import SquareApiError, SquareRetriesExhausted
+from logikal_square_sync.square.engine.inventory_sync import sync_inventory
+from logikal_square_sync.square.engine.location_sync import sync_locations
+from logikal_square_sync.square.engine.order_sync import LOCATION_WATERMARK, sync_orders
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.state import get_watermarks
 from logikal_square_sync_sandbox.square import SquareSandbox
@@ -436,7 +436,7 @@ def test_the_catalog_is_read_in_full_weekly_and_on_demand(make_client, engine, s
     ],
 )
 def test_full_refresh_days_are_validated(tmp_path: Path, line: str, replacement: str, message: str) -> None:
-    text = (Path(__file__).parents[2] / "logikal_square_sync" / "policies.yaml").read_text()
+    text = (Path(__file__).parents[3] / "logikal_square_sync" / "policies.yaml").read_text()
     assert line in text
     bad = tmp_path / "policies.yaml"
     bad.write_text(text.replace(line, replacement))

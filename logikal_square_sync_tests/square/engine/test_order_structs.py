@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from logikal_square_sync.square.order_structs import Order, decode_orders_page, order_struct_rows
-from logikal_square_sync.square.records import MalformedRecord, order_rows, order_time
+from logikal_square_sync.square.engine.order_structs import Order, decode_orders_page, order_struct_rows
+from logikal_square_sync.square.engine.rows import MalformedRecord, order_rows, order_time
 
 SYNCED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 ORDER: dict[str, Any] = {

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from logikal_square_sync.square.pipeline import Prefetched
+from logikal_square_sync.square.engine.pipeline import Prefetched
 
 
 def test_items_arrive_in_order_and_the_producer_stays_at_most_depth_ahead() -> None:

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.square.catalog import sync_catalog
-from logikal_square_sync.square.client import SquareApiError
-from logikal_square_sync.square.locations import sync_locations
-from logikal_square_sync.square.order_days import OrderDays, order_day
-from logikal_square_sync.square.orders import LOCATION_WATERMARK, HistoryRefetch, sync_orders
-from logikal_square_sync.square.records import MalformedRecord
+from logikal_square_sync.square.engine.catalog_sync import sync_catalog
+from logikal_square_sync.square.engine.client import SquareApiError
+from logikal_square_sync.square.engine.location_sync import sync_locations
+from logikal_square_sync.square.engine.order_days import OrderDays, order_day
+from logikal_square_sync.square.engine.order_sync import LOCATION_WATERMARK, HistoryRefetch, sync_orders
+from logikal_square_sync.square.engine.rows import MalformedRecord
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.state import get_watermarks
 from logikal_square_sync_tests.clock import ANCHOR
@@ -251,8 +251,8 @@ def test_a_killed_sync_process_then_a_rerun_converges(
     # The sixth page is held, so the process is surely mid-run when it is killed.
     held = sandbox.faults.inject("hold", endpoint="orders_search", times=1, after_calls=5)
     script = (
-        "from logikal_square_sync.square.client import SquareClient\n"
-        "from logikal_square_sync.square.orders import sync_orders\n"
+        "from logikal_square_sync.square.engine.client import SquareClient\n"
+        "from logikal_square_sync.square.engine.order_sync import sync_orders\n"
         "from logikal_square_sync.warehouse.engine import warehouse_engine\n"
         "from logikal_square_sync_tests.square.conftest import orders_policy\n"
         f"client = SquareClient({square_url!r}, {sandbox.config.access_token!r}, timeout=120)\n"
