@@ -101,13 +101,3 @@ def test_the_local_instance_is_the_same_file_without_storage(tmp_path: Path) -> 
     local = yaml.safe_load(write_local_instance_yaml(tmp_path).read_text())
     assert "storage" in production and "storage" not in local
     assert local == {key: value for key, value in production.items() if key != "storage"}
-
-
-def test_the_product_package_imports_nothing_of_the_sandbox() -> None:
-    """The image has no sandbox package: one import of it would break production at load."""
-    importing = [
-        str(path.relative_to(ROOT))
-        for path in (ROOT / "logikal_square_sync").rglob("*.py")
-        if re.search(r"^\s*(from|import) logikal_square_sync_sandbox", path.read_text(), re.M)
-    ]
-    assert importing == []
