@@ -11,22 +11,10 @@ from logikal_square_sync.square.engine.sync_report import SyncReport
 
 
 def report_metadata(report: SyncReport) -> dict[str, Any]:
-    return {
-        "mode": report.mode,
-        "rows_inserted": report.inserted,
-        "rows_updated": report.updated,
-        "rows_tombstoned": report.tombstoned,
-        "child_rows_written": report.child_rows_written,
-        "records_read": report.read,
-        "pages": report.pages,
-        "api_calls": report.api_calls,
-        "retries": report.retries,
-        "cursor_restarts": report.cursor_restarts,
-        "watermark_before": _timestamp(report.watermark_before),
-        "watermark_after": _timestamp(report.watermark_after),
-        "duration_seconds": report.duration_seconds,
-        **report.extra,
-    }
+    metadata = report.metadata()
+    for key in ("watermark_before", "watermark_after"):
+        metadata[key] = _timestamp(metadata[key])
+    return metadata
 
 
 def _timestamp(watermark: str | None) -> dg.MetadataValue:

@@ -34,3 +34,22 @@ class SyncReport:
         self.cursor_restarts = client.cursor_restarts
         self.duration_seconds = round(time.monotonic() - self.started, 3)
         return self
+
+    def metadata(self) -> dict[str, Any]:
+        """Plain values; the watermarks stay ISO strings (None before the first)."""
+        return {
+            "mode": self.mode,
+            "rows_inserted": self.inserted,
+            "rows_updated": self.updated,
+            "rows_tombstoned": self.tombstoned,
+            "child_rows_written": self.child_rows_written,
+            "records_read": self.read,
+            "pages": self.pages,
+            "api_calls": self.api_calls,
+            "retries": self.retries,
+            "cursor_restarts": self.cursor_restarts,
+            "watermark_before": self.watermark_before,
+            "watermark_after": self.watermark_after,
+            "duration_seconds": self.duration_seconds,
+            **self.extra,
+        }
