@@ -10,8 +10,8 @@ session out, also after a failure.
 
 Every session holds a slot of the `SessionBudget` from before its login until
 after its logout (in Dagster: the pool `logikal_sessions`, shared by all runs,
-`logikal/session_budget.py`). While the budget is used up, a pool that has room waits for a
-slot or for one of its own sessions to come back, whichever comes first.
+`logikal/session_budget.py`). While the budget is used up, a pool that has room
+waits for a slot or for one of its own sessions to come back, whichever comes first.
 """
 
 from __future__ import annotations
