@@ -1,11 +1,12 @@
 """Cost model and work planning for LogiKal sessions.
 
 A login costs 4.5–9 s, a select 0.06–0.7 s, a parts list 1–3 s (docs/logikal-api.md §4),
-so the plan is about logins: one session walks a whole project's listing,
-sibling phases in turn; parts lists need elevation state, which cannot leave
-its phase, so each phase with work needs a session of its own; a large phase
-is split only when the pool has idle sessions and the split saves more than
-the extra login costs.
+so the plan is about logins. Parts lists need elevation state, which cannot
+leave its phase, so each phase with work needs a session of its own; the
+sessions on a phase draw its parts lists from a shared queue.
+`assign_sessions` decides how many sessions each phase gets, the longest work
+first: sessions already logged in join wherever they shorten a phase, a new
+login only where it shortens the whole project by more than a login costs.
 
 `minimal_calls` and `lower_bound_seconds` state what the session rules force
 on any client; the benchmark divides its wall time by that bound.
@@ -13,6 +14,7 @@ on any client; the benchmark divides its wall time by that bound.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,93 +60,86 @@ DEFAULT_COSTS = CostModel()
 
 
 @dataclass(frozen=True)
-class PartsListChunk:
-    """Elevations of one phase whose parts lists one session fetches in a row."""
+class Joiner:
+    """A session that could start on any phase's parts lists `delay` seconds from now.
 
-    phase_id: str
-    elevation_ids: tuple[str, ...]
-
-    def cost(self, costs: CostModel = DEFAULT_COSTS) -> float:
-        return len(self.elevation_ids) * costs.per_parts_list
-
-
-def _split(ids: Sequence[str], pieces: int) -> list[tuple[str, ...]]:
-    """`ids` cut into `pieces` runs whose lengths differ by at most one."""
-    size, extra = divmod(len(ids), pieces)
-    cuts, start = [], 0
-    for index in range(pieces):
-        end = start + size + (1 if index < extra else 0)
-        cuts.append(tuple(ids[start:end]))
-        start = end
-    return cuts
-
-
-def estimated_makespan(
-    sizes: Sequence[int], *, pool_size: int, ready_sessions: int, costs: CostModel = DEFAULT_COSTS
-) -> float:
-    """Seconds until chunks of these sizes are fetched, largest first on the earliest free session.
-
-    `ready_sessions` stand in the project already; the others log in first. A
-    session that has fetched a chunk is stuck in that phase's elevation state,
-    so its next chunk starts with a new login.
+    `logged_in` is False when it takes a login of its own first (a free slot of
+    the pool, or a session stuck in another phase's elevation state); its
+    `delay` includes that login.
     """
-    starts = [
-        0.0 if index < ready_sessions else costs.new_phase_session - costs.select_phase
-        for index in range(pool_size)
-    ]
-    used = [False] * pool_size
-    for size in sorted(sizes, reverse=True):
-        ready = [
-            start + (costs.new_phase_session if busy else costs.select_phase)
-            for start, busy in zip(starts, used, strict=True)
-        ]
-        worker = min(range(pool_size), key=ready.__getitem__)
-        starts[worker], used[worker] = ready[worker] + size * costs.per_parts_list, True
-    return max(starts)
+
+    delay: float
+    logged_in: bool = True
 
 
-def chunk_parts_lists(
-    work: Mapping[str, Sequence[str]],
+def phase_finish(count: int, starts: Sequence[float], costs: CostModel = DEFAULT_COSTS) -> float:
+    """Seconds until `count` parts lists of one phase are fetched by sessions free at `starts`.
+
+    The sessions draw from the phase's shared queue, so each takes the next
+    parts list when it is free (list scheduling); a session that gets none
+    does not count.
+    """
+    if count <= 0:
+        return 0.0
+    if not starts:
+        return float("inf")
+    free = sorted(starts)
+    heapq.heapify(free)
+    finish = 0.0
+    for _ in range(count):
+        done = heapq.heappop(free) + costs.per_parts_list
+        finish = max(finish, done)
+        heapq.heappush(free, done)
+    return finish
+
+
+def assign_sessions(
+    remaining: Mapping[str, int],
+    working: Mapping[str, int],
+    joiners: Sequence[Joiner],
     *,
-    pool_size: int,
-    ready_sessions: int = 1,
-    sibling_elevations: bool = True,
     costs: CostModel = DEFAULT_COSTS,
-) -> list[PartsListChunk]:
-    """Cut each phase's elevations into chunks, the largest first.
+) -> dict[str, int]:
+    """How many more sessions each phase's parts lists get: the longest work first.
 
-    With sibling selects one session can fetch a whole phase. A phase is cut
-    into more (even) pieces only while that shortens the estimated makespan:
-    a piece needs a session of its own, which costs a login unless it is
-    already standing by. Without sibling selects every elevation is a chunk.
+    `remaining` counts each phase's parts lists still to fetch, `working` the
+    sessions already on them (free now). A phase with work and no session gets
+    one first, the longest phase the earliest joiner. Then each further joiner,
+    earliest first, goes to the phase that finishes last among those it makes
+    finish sooner: for free when it is logged in already (its login is paid),
+    and when it takes a new login only if the whole project then finishes more
+    than a login sooner. Phases in the order of `remaining` break ties.
     """
-    if pool_size < 1:
-        raise ValueError("pool_size must be >= 1")
-    if not sibling_elevations:
-        chunks = [PartsListChunk(phase, (elevation,)) for phase, ids in work.items() for elevation in ids]
-        return sorted(chunks, key=lambda chunk: chunk.phase_id)
-    phases = {phase: list(ids) for phase, ids in work.items() if ids}
-    pieces = dict.fromkeys(phases, 1)
+    phases = [phase for phase, count in remaining.items() if count > 0]
+    if not phases:
+        return {}
+    starts = {phase: [0.0] * working.get(phase, 0) for phase in phases}
+    extra = dict.fromkeys(phases, 0)
+    queue = sorted(joiners, key=lambda joiner: joiner.delay)
 
-    def makespan(plan: Mapping[str, int]) -> float:
-        sizes = [len(cut) for phase, count in plan.items() for cut in _split(phases[phase], count)]
-        return estimated_makespan(sizes, pool_size=pool_size, ready_sessions=ready_sessions, costs=costs)
+    def finish(phase: str, *more: float) -> float:
+        return phase_finish(remaining[phase], [*starts[phase], *more], costs)
 
-    best = makespan(pieces)
-    while True:
-        options = [
-            (makespan({**pieces, phase: pieces[phase] + 1}), phase)
-            for phase in phases
-            if pieces[phase] < len(phases[phase])
-        ]
-        if not options or min(options)[0] >= best:
-            break
-        best, phase = min(options)
-        pieces[phase] += 1
-    chunks = [
-        PartsListChunk(phase, cut) for phase, count in pieces.items() for cut in _split(phases[phase], count)
-    ]
-    return sorted(chunks, key=lambda chunk: -len(chunk.elevation_ids))
+    for phase in sorted((p for p in phases if not starts[p]), key=lambda p: -remaining[p]):
+        # Without a joiner the phase waits for a session another phase lets go: a new login.
+        delay = queue.pop(0).delay if queue else costs.new_phase_session
+        starts[phase].append(delay)
+        extra[phase] += 1
+    for joiner in queue:
+        finishes = {phase: finish(phase) for phase in phases}
+        if joiner.logged_in:
+            helped = [p for p in phases if finish(p, joiner.delay) < finishes[p]]
+            if not helped:
+                continue
+            phase = max(helped, key=finishes.__getitem__)
+        else:
+            phase = max(phases, key=finishes.__getitem__)
+            others = max((f for p, f in finishes.items() if p != phase), default=0.0)
+            if finishes[phase] - max(finish(phase, joiner.delay), others) <= costs.login:
+                continue
+        starts[phase].append(joiner.delay)
+        extra[phase] += 1
+    return {phase: count for phase, count in extra.items() if count}
 
 
 # -- what the rules force on any client (benchmark) --------------------------------

@@ -5,8 +5,9 @@ the cheapest selects (often none: the session that listed phase 3 fetches phase
 3's parts lists), opens a new one while the pool has room, and otherwise
 replaces a session that is stuck deeper than the target (a new login is the
 only way up). `prewarm` starts logins in the background when work is certain,
-so they overlap the listing instead of following it. `close` logs every
-session out, also after a failure.
+so they overlap the listing instead of following it; `availability` tells the
+planner when each session the pool has or may open could start on a target.
+`close` logs every session out, also after a failure.
 
 Every session holds a slot of the `SessionBudget` from before its login until
 after its logout (in Dagster: the pool `logikal_sessions`, shared by all runs,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from enum import Enum
@@ -26,8 +28,8 @@ from typing import Any, Protocol
 
 from logikal_square_sync.logikal.engine.client import ClientStats, ConnectionSettings, LogikalSession
 from logikal_square_sync.logikal.engine.errors import LogikalApiError
-from logikal_square_sync.logikal.engine.navigation import Target, route
-from logikal_square_sync.logikal.engine.planner import DEFAULT_COSTS, CostModel
+from logikal_square_sync.logikal.engine.navigation import Cursor, State, Target, route
+from logikal_square_sync.logikal.engine.planner import DEFAULT_COSTS, CostModel, Joiner
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ class SessionPool:
         self._idle: list[LogikalSession] = []
         self._live = 0  # idle + lent + logging in
         self._warming: list[threading.Thread] = []
+        self._warming_since: dict[threading.Thread, float] = {}  # monotonic start of each background login
         self._closed = False
 
     # -- sibling elevation selects ---------------------------------------------
@@ -205,6 +208,7 @@ class SessionPool:
                 target=self._warm, args=(target, claim), name="logikal-prewarm", daemon=True
             )
             self._warming.append(thread)
+            self._warming_since[thread] = time.monotonic()
             thread.start()
 
     def _drop(self, claim: str | None) -> None:
@@ -295,6 +299,32 @@ class SessionPool:
         if closed:
             session.logout()
         self._drop(claim)
+
+    def availability(self, target: Target) -> list[Joiner]:
+        """When each session that is not lent out could stand at `target`, seconds from now.
+
+        Idle sessions that can reach it (their selects), background logins (what
+        is left of a mean login, then the selects from the root), and, as joiners
+        that log in first, idle sessions stuck elsewhere (a logout and a login)
+        and the pool's free room (a login). The budget may still make a new
+        login wait: other runs' claims are not known here.
+        """
+        costs, now = self.costs, time.monotonic()
+        from_root = self.costs.route(route(Cursor(State.ROOT), target, sibling_elevations=True) or [])
+        with self._cond:
+            joiners = []
+            for session in self._idle:
+                cost = self._route_cost(session, target)
+                if cost is None:
+                    joiners.append(Joiner(costs.logout + costs.login + from_root, logged_in=False))
+                else:
+                    joiners.append(Joiner(cost))
+            for thread in self._warming:
+                if thread.is_alive():
+                    waited = now - self._warming_since.get(thread, now)
+                    joiners.append(Joiner(max(costs.login - waited, 0.0) + from_root))
+            joiners += [Joiner(costs.login + from_root, logged_in=False)] * (self.size - self._live)
+        return sorted(joiners, key=lambda joiner: joiner.delay)
 
     @property
     def ready_or_warming(self) -> int:

@@ -1,12 +1,15 @@
 """Runs tasks on pooled sessions in parallel, adding sessions only when they pay.
 
 A task names the `Target` it needs and its estimated seconds. Workers take
-the most expensive task first (largest-first keeps the last session from
-finishing long after the others), borrow the best-placed session from the
-pool and may queue follow-up tasks (the directory walk discovers its work as
-it goes). A further worker, with its own login, starts only while the queued
-work exceeds what a login costs; so an unchanged project is walked by one
-session, and a first sync fans out to the whole pool.
+the tasks of the lowest `priority` first (listings before the parts lists
+they reveal), among them the most expensive first (largest-first keeps the
+last session from finishing long after the others), borrow the best-placed
+session from the pool and may queue follow-up tasks (the directory walk
+discovers its work as it goes). A task that is no longer `wanted` when its
+turn comes is dropped before it borrows a session. A further worker, with its
+own login, starts only while the queued work exceeds what a login costs; so
+an unchanged project is walked by one session, and a first sync, whose
+sessions log in before the work is known, starts a worker for each of them.
 
 The first unexpected error stops the hand-out of new tasks; running tasks
 finish, every session goes back to the pool, and the error is raised.
@@ -31,11 +34,14 @@ class Task:
     cost: float
     run: Callable[[LogikalSession, TaskQueue], None]
     label: str = ""
+    priority: int = 0
+    wanted: Callable[[], bool] | None = None
 
 
 @dataclass(order=True)
 class _Entry:
-    priority: float
+    priority: int
+    cost: float
     sequence: int
     task: Task = field(compare=False)
 
@@ -62,8 +68,13 @@ class TaskQueue:
             self._maybe_spawn()
 
     def _push(self, task: Task) -> None:
-        heapq.heappush(self._heap, _Entry(-task.cost, next(self._sequence), task))
+        heapq.heappush(self._heap, _Entry(task.priority, -task.cost, next(self._sequence), task))
         self._pending_cost += task.cost
+
+    @property
+    def stopping(self) -> bool:
+        """A task failed: running tasks should end at their next step."""
+        return bool(self._errors)
 
     def _maybe_spawn(self) -> None:
         # Called with the lock held. A worker is added when nobody is free to
@@ -98,6 +109,8 @@ class TaskQueue:
     def _work(self) -> None:
         while (task := self._take()) is not None:
             try:
+                if task.wanted is not None and not task.wanted():
+                    continue
                 session = self.pool.acquire(task.target)
                 try:
                     task.run(session, self)
@@ -115,7 +128,9 @@ class TaskQueue:
         with self._cond:
             for task in tasks:
                 self._push(task)
-            for _ in range(min(max(initial_workers, 1), self.max_workers, max(len(self._heap), 1))):
+            # Sessions already logged in (or logging in) each get a worker, even before
+            # there is a task for each: the work they are for is queued by the first tasks.
+            for _ in range(min(max(initial_workers, 1), self.max_workers)):
                 self._spawn()
 
     def join(self) -> None:

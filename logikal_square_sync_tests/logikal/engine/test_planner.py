@@ -1,4 +1,4 @@
-"""Routes under the session rules, chunking of parts-list work, and the rules' lower bound."""
+"""Routes under the session rules, the sessions each phase's parts lists get, and the rules' lower bound."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import pytest
 from logikal_square_sync.logikal.engine.navigation import ROOT, Cursor, State, Step, Target, route
 from logikal_square_sync.logikal.engine.planner import (
     DEFAULT_COSTS,
-    chunk_parts_lists,
-    estimated_makespan,
+    Joiner,
+    assign_sessions,
     lower_bound_seconds,
     minimal_calls,
+    phase_finish,
 )
 
 D, P, X, Y = "A/B", "p1", "x1", "y1"
@@ -49,43 +50,70 @@ def test_without_sibling_selects_an_elevation_is_a_dead_end() -> None:
     assert route(IN_ELEVATION, Target(D, P, X, for_elevations=True), sibling_elevations=False) is None
 
 
-def _sizes(work: dict[str, int], pool_size: int, ready: int) -> list[tuple[str, int]]:
-    ids = {phase: [f"{phase}{i}" for i in range(count)] for phase, count in work.items()}
-    chunks = chunk_parts_lists(ids, pool_size=pool_size, ready_sessions=ready)
-    assert sorted(e for c in chunks for e in c.elevation_ids) == sorted(e for v in ids.values() for e in v)
-    return [(c.phase_id, len(c.elevation_ids)) for c in chunks]
+C = DEFAULT_COSTS
+PER_LIST = C.per_parts_list
+READY = Joiner(C.select_phase)  # logged in, standing in the project: a phase select away
+NEW_LOGIN = Joiner(C.new_phase_session, logged_in=False)
 
 
-def test_each_phase_is_one_chunk_when_the_pool_has_a_session_for_each() -> None:
-    assert _sizes({"a": 6, "b": 6, "c": 5}, pool_size=3, ready=3) == [("a", 6), ("b", 6), ("c", 5)]
-    # A fourth session would only split a phase into halves that do not beat the other phases.
-    assert _sizes({"a": 6, "b": 6, "c": 5}, pool_size=4, ready=4) == [("a", 6), ("b", 6), ("c", 5)]
+def test_a_phase_finishes_when_its_sessions_have_drawn_every_parts_list() -> None:
+    assert phase_finish(6, [0.0]) == pytest.approx(6 * PER_LIST)
+    # Two sessions draw from one queue: the later one takes what is left when it arrives.
+    assert phase_finish(6, [0.0, 0.0]) == pytest.approx(3 * PER_LIST)
+    assert phase_finish(6, [0.0, 2 * PER_LIST]) == pytest.approx(4 * PER_LIST)
+    # A session that arrives after the others are done takes nothing, and does not count.
+    assert phase_finish(2, [0.0, 0.0, 100.0]) == pytest.approx(PER_LIST)
+    assert phase_finish(0, []) == 0.0
+    assert phase_finish(1, []) == float("inf")
 
 
-def test_a_big_phase_is_split_over_idle_sessions() -> None:
-    assert _sizes({"a": 17}, pool_size=3, ready=3) == [("a", 6), ("a", 6), ("a", 5)]
-    # With two sessions for three phases both log in again, and one phase is shared between them.
-    plan = _sizes({"a": 6, "b": 6, "c": 5}, pool_size=2, ready=2)
-    assert len(plan) == 4 and len({phase for phase, _ in plan}) == 3
-    split = estimated_makespan([size for _, size in plan], pool_size=2, ready_sessions=2)
-    assert split < estimated_makespan([6, 6, 5], pool_size=2, ready_sessions=2) - 4
+def test_every_phase_with_work_gets_a_session_the_longest_the_earliest() -> None:
+    early, late = Joiner(0.3), Joiner(5.0)
+    plan = assign_sessions({"a": 2, "b": 9}, {}, [late, early])
+    assert plan == {"a": 1, "b": 1}
+    # The longest phase took the earliest joiner: the other one is left for the short phase.
+    assert assign_sessions({"a": 2, "b": 9}, {}, [early]) == {"a": 1, "b": 1}
+    assert assign_sessions({"a": 0, "b": 0}, {}, [early]) == {}
 
 
-def test_a_few_parts_lists_do_not_pay_for_a_new_login() -> None:
-    assert _sizes({"a": 3}, pool_size=3, ready=1) == [("a", 3)]
-    assert _sizes({"a": 2, "b": 1}, pool_size=3, ready=1) == [("a", 2), ("b", 1)]
+def test_a_first_sync_spreads_four_sessions_over_three_phases_longest_first() -> None:
+    # 6 + 6 + 5 parts lists, four sessions logged in: the fourth joins a six (the first of the tie).
+    assert assign_sessions({"a": 6, "b": 6, "c": 5}, {}, [READY] * 4) == {"a": 2, "b": 1, "c": 1}
+    # The sessions that listed a phase are on it already; the fourth goes where the most is left.
+    plan = assign_sessions({"a": 5, "b": 6, "c": 5}, {"a": 1, "b": 1, "c": 1}, [Joiner(2.0)])
+    assert plan == {"b": 1}
 
 
-def test_without_sibling_selects_every_elevation_is_a_chunk() -> None:
-    chunks = chunk_parts_lists({"a": ["1", "2"], "b": ["3"]}, pool_size=2, sibling_elevations=False)
-    assert sorted(c.elevation_ids for c in chunks) == [("1",), ("2",), ("3",)]
+def test_a_session_logged_in_already_joins_wherever_it_shortens_a_phase() -> None:
+    # It cannot shorten the longest phase (it arrives too late), but the short one.
+    assert assign_sessions({"a": 6, "b": 2}, {"a": 1, "b": 1}, [Joiner(6 * PER_LIST)]) == {}
+    assert assign_sessions({"a": 1, "b": 3}, {"a": 1, "b": 1}, [Joiner(0.5)]) == {"b": 1}
+    # One that would arrive after every phase is done is not used.
+    assert assign_sessions({"a": 2}, {"a": 1}, [Joiner(3 * PER_LIST)]) == {}
 
 
-def test_the_makespan_estimate_charges_a_login_for_a_second_chunk() -> None:
-    one = estimated_makespan([4], pool_size=1, ready_sessions=1)
-    two = estimated_makespan([2, 2], pool_size=1, ready_sessions=1)
-    assert two - one == pytest.approx(DEFAULT_COSTS.new_phase_session)
-    assert estimated_makespan([2, 2], pool_size=2, ready_sessions=2) < one
+def test_a_new_login_joins_only_when_the_project_then_finishes_more_than_a_login_sooner() -> None:
+    # Six parts lists on one session: a login of 7.9 s would save about 3 s, less than it costs.
+    assert assign_sessions({"a": 6}, {"a": 1}, [NEW_LOGIN]) == {}
+    # Seventeen in one phase: a second session saves more than a login, a third no longer does.
+    assert assign_sessions({"a": 17}, {"a": 1}, [NEW_LOGIN, NEW_LOGIN]) == {"a": 1}
+    assert assign_sessions({"a": 30}, {"a": 1}, [NEW_LOGIN, NEW_LOGIN]) == {"a": 2}
+    # It must shorten the project, not one phase: another phase alone takes as long.
+    assert assign_sessions({"a": 17, "b": 16}, {"a": 1, "b": 1}, [NEW_LOGIN]) == {}
+    # The ones logged in already go first, and the logins only for what they leave.
+    assert assign_sessions({"a": 17}, {"a": 1}, [NEW_LOGIN, READY, READY]) == {"a": 2}
+
+
+def test_a_phase_without_a_session_waits_for_a_login_when_no_joiner_is_left() -> None:
+    assert assign_sessions({"a": 3, "b": 3}, {"a": 1}, []) == {"b": 1}
+    # Even when the one joiner left needs a login of its own.
+    assert assign_sessions({"a": 3, "b": 1}, {"a": 1}, [NEW_LOGIN]) == {"b": 1}
+
+
+def test_the_plan_does_not_depend_on_the_order_of_the_joiners() -> None:
+    joiners = [Joiner(0.3), Joiner(1.2), NEW_LOGIN, Joiner(4.0), NEW_LOGIN]
+    work, working = {"a": 9, "b": 4, "c": 12}, {"c": 1}
+    assert assign_sessions(work, working, joiners) == assign_sessions(work, working, joiners[::-1])
 
 
 def test_the_rules_force_a_login_per_phase_with_parts_lists() -> None:

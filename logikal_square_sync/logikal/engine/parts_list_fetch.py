@@ -1,0 +1,225 @@
+"""One parts list, in a session that can reach its phase: select the elevation, fetch, parse, store.
+
+Whether the server lets a session select an elevation from a sibling's
+elevation state is unknown, and so is how it refuses (405 or 409,
+docs/logikal-api.md §5). Either answer to a sibling select makes the pool
+suspect a refusal, and the elevation goes back to its phase's queue; the next
+select of it, from phase state in another session, settles it (a 409 from a
+sibling that phase state repeats is a lock, not a refusal).
+
+A locked elevation (409 from phase state) or a file the server sends garbled is
+recorded and does not stop the others. A 404 on a select counts as gone only
+once fresh listings confirm it (`not_found_confirmation`).
+
+Every write goes through `after_listing`: the walk holds writes back until the
+project's listing is written (a listing written after them would undo an
+elevation marked gone), and through `write_if_live`, which writes nothing once
+the project is marked deleted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from logikal_square_sync.logikal.engine.client import LogikalSession
+from logikal_square_sync.logikal.engine.errors import (
+    LogikalApiError,
+    LogikalConflictError,
+    LogikalNotFoundError,
+    LogikalResponseError,
+    LogikalWrongStateError,
+)
+from logikal_square_sync.logikal.engine.navigation import State, Target
+from logikal_square_sync.logikal.engine.not_found_confirmation import elevation_listed, reach_after_404
+from logikal_square_sync.logikal.engine.parts_list_parser import parse_parts_list
+from logikal_square_sync.logikal.engine.records import ElevationRecord
+from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.store import (
+    StoredPartsList,
+    StoredProject,
+    lock_project,
+    mark_elevation_gone,
+    record_fetch_failure,
+    write_parts_list,
+    write_transaction,
+)
+
+if TYPE_CHECKING:
+    from logikal_square_sync.logikal.engine.project_contents_sync import ProjectContentsResult
+
+
+def needs_parts_list(
+    elevation: ElevationRecord, stored: StoredPartsList | None, *, refetch: bool = False
+) -> bool:
+    """New, changed, or no stored copy; never for elevations in the recycle bin."""
+    if elevation.is_in_recycle_bin:
+        return False
+    if refetch or stored is None or not stored.has_file:
+        return True
+    return stored.version_id != elevation.version_id or stored.changed_at != elevation.changed_at
+
+
+def write_if_live(
+    engine: sa.Engine, project_id: str, write: Callable[[sa.Connection], Any]
+) -> tuple[bool, datetime | None]:
+    """Run `write` in a transaction that holds the project's row, unless the project is marked deleted.
+
+    Returns (written, the project's deleted_at).
+    """
+    with write_transaction(engine) as conn:
+        project = lock_project(conn, project_id)
+        if project is None or project.deleted_at is not None:
+            return False, project.deleted_at if project is not None else None
+        write(conn)
+        return True, None
+
+
+class _Selected(Enum):
+    FROM_PHASE = "from phase state"
+    FROM_SIBLING = "from a sibling's elevation state"
+    GONE = "gone"
+    SIBLING_REFUSED = "sibling select refused"
+    LOCKED = "locked"
+
+
+class PartsListFetcher:
+    """Fetches, parses and stores parts lists one at a time; shared by the worker threads."""
+
+    def __init__(
+        self,
+        pool: SessionPool,
+        engine: sa.Engine,
+        project: StoredProject,
+        result: ProjectContentsResult,
+        now: datetime,
+        logger: Any,
+        after_listing: Callable[[Callable[[], None]], None],
+    ) -> None:
+        self.pool, self.engine, self.project = pool, engine, project
+        self.result, self.now, self.log = result, now, logger
+        self.after_listing = after_listing
+        self._lock = threading.Lock()
+
+    @property
+    def project_deleted(self) -> bool:
+        return self.result.deleted_at is not None
+
+    def fetch(self, session: LogikalSession, target: Target, elevation: ElevationRecord) -> bool:
+        """Fetch and store one parts list; False when it must go back to its phase's queue.
+
+        That is when a select from a sibling's elevation state was refused:
+        refused siblings, or (a 409) this elevation locked; a select from phase
+        state, in the session that takes it next, tells which.
+        """
+        selected, error = self._select(session, target, elevation)
+        if selected is _Selected.GONE:
+            self.after_listing(lambda: self._gone(elevation))
+            return True
+        if selected is _Selected.SIBLING_REFUSED:
+            assert error is not None
+            self.pool.suspect_sibling_refusal(elevation.id, error.status)
+            return False
+        if selected is _Selected.LOCKED:
+            assert error is not None
+            self.pool.settle_siblings(elevation.id, selectable_from_phase=False)
+            reason = f"select refused (locked or in use): {error.server_message}"
+            self.after_listing(lambda: self._failed(elevation, reason))
+            return True
+        if selected is _Selected.FROM_PHASE:
+            self.pool.settle_siblings(elevation.id, selectable_from_phase=True)
+        else:
+            self.pool.note_sibling_select()
+        try:
+            content = session.parts_list()
+        except LogikalWrongStateError:
+            raise
+        except (LogikalApiError, LogikalResponseError) as failure:
+            reason = str(failure)
+            self.after_listing(lambda: self._failed(elevation, reason))
+            return True
+        # Parsed now, in this session's thread; only the write waits for the listing.
+        parsed = parse_parts_list(content, elevation.name)
+        self.after_listing(lambda: self._store(elevation, content, parsed))
+        return True
+
+    def _select(
+        self, session: LogikalSession, target: Target, elevation: ElevationRecord
+    ) -> tuple[_Selected, LogikalApiError | None]:
+        """Select the elevation (moving the session to its phase first if need be)."""
+        try:
+            session.goto(target, sibling_elevations=self.pool.sibling_elevations)
+        except (LogikalNotFoundError, LogikalConflictError):
+            # The phase or project is not there (404), or no longer exists under this session (409):
+            # whether the elevation is still listed decides between gone and a transient refusal.
+            return self._confirm(session, target, elevation)
+        from_sibling = session.cursor.state is State.ELEVATION
+        try:
+            session.select_elevation(elevation.id)
+        except LogikalNotFoundError:
+            return self._confirm(session, target, elevation)
+        except (LogikalConflictError, LogikalWrongStateError) as error:
+            if from_sibling:
+                return _Selected.SIBLING_REFUSED, error
+            if isinstance(error, LogikalWrongStateError):
+                raise  # 405 from phase state: a planner bug, never a data problem
+            return _Selected.LOCKED, error
+        return (_Selected.FROM_SIBLING if from_sibling else _Selected.FROM_PHASE), None
+
+    def _confirm(
+        self, session: LogikalSession, target: Target, elevation: ElevationRecord
+    ) -> tuple[_Selected, LogikalApiError | None]:
+        project = self.project
+        try:
+            found = reach_after_404(
+                session,
+                listed=lambda s: elevation_listed(
+                    s, project.directory_path, project.id, target.phase_id or "", elevation.id
+                ),
+                reach=lambda s: s.select_elevation(elevation.id),
+                what=f"elevation {elevation.name!r} ({elevation.id}) of LogiKal project {project.name!r}",
+            )
+        except LogikalConflictError as error:
+            return _Selected.LOCKED, error  # selected from phase state in the fresh session: locked
+        return (_Selected.FROM_PHASE if found else _Selected.GONE), None
+
+    def _write(self, write: Callable[[sa.Connection], Any]) -> bool:
+        written, deleted_at = write_if_live(self.engine, self.project.id, write)
+        if not written and self.result.deleted_at is None:
+            self.result.deleted_at = deleted_at or self.now
+            self.log.warning(
+                f"LogiKal project {self.project.name!r} ({self.project.id}) was marked deleted while its "
+                "contents synced: nothing more is written for it"
+            )
+        return written
+
+    def _store(self, elevation: ElevationRecord, content: bytes, parsed: Any) -> None:
+        with self._lock:
+            if not self._write(lambda conn: write_parts_list(conn, elevation, content, parsed, self.now)):
+                return
+            self.result.parts_lists_fetched += 1
+            self.result.parse_status[parsed.parse_status] += 1
+        if parsed.parse_error:
+            self.log.warning(
+                f"LogiKal parts list of elevation {elevation.name!r} ({elevation.id}): "
+                f"{parsed.parse_status}: {parsed.parse_error}"
+            )
+
+    def _failed(self, elevation: ElevationRecord, reason: str) -> None:
+        message = f"elevation {elevation.name!r} ({elevation.id}): {reason}"
+        with self._lock:
+            if not self._write(lambda conn: record_fetch_failure(conn, elevation, reason, self.now)):
+                return
+            self.result.parts_lists_failed += 1
+            self.result.failures.append(message)
+        self.log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
+
+    def _gone(self, elevation: ElevationRecord) -> None:
+        with self._lock:
+            if self._write(lambda conn: mark_elevation_gone(conn, elevation.id, self.now)):
+                self.result.elevations.deleted += 1
