@@ -11,9 +11,10 @@ A locked elevation (409 from phase state) or a file the server sends garbled is
 recorded and does not stop the others. A 404 on a select counts as gone only
 once fresh listings confirm it (`not_found_confirmation`).
 
-Every write goes through `after_listing`: the walk holds writes back until the
-project's listing is written (a listing written after them would undo an
-elevation marked gone), and through `write_if_live`, which writes nothing once
+Parsing and writing go through `after_listing`: the walk's writer thread does
+them after the project's listing is written (a listing written after them would
+undo an elevation marked gone), so the session goes on to the next parts list
+meanwhile. Every write goes through `write_if_live`, which writes nothing once
 the project is marked deleted.
 """
 
@@ -143,9 +144,7 @@ class PartsListFetcher:
             reason = str(failure)
             self.after_listing(lambda: self._failed(elevation, reason))
             return True
-        # Parsed now, in this session's thread; only the write waits for the listing.
-        parsed = parse_parts_list(content, elevation.name)
-        self.after_listing(lambda: self._store(elevation, content, parsed))
+        self.after_listing(lambda: self._store(elevation, content))
         return True
 
     def _select(
@@ -198,7 +197,8 @@ class PartsListFetcher:
             )
         return written
 
-    def _store(self, elevation: ElevationRecord, content: bytes, parsed: Any) -> None:
+    def _store(self, elevation: ElevationRecord, content: bytes) -> None:
+        parsed = parse_parts_list(content, elevation.name)
         with self._lock:
             if not self._write(lambda conn: write_parts_list(conn, elevation, content, parsed, self.now)):
                 return

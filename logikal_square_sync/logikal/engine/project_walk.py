@@ -7,18 +7,21 @@
    all.
 3. A session that has listed its phase starts on that phase's parts lists at
    once, provided every listing has a session of its own by then: the listing
-   is at most one listing away, so the few files fetched before it wait in
-   memory. The listing is written in one transaction when its last phase is in
-   (`write_listing` marks what vanished); nothing of the parts lists is written
-   before it (a listing written after an elevation was marked gone would undo
-   that).
-4. With the listing written, `planner.assign_sessions` spreads the pool over
-   the phases with parts lists left, the longest first: sessions already logged
-   in join wherever they shorten a phase, a new login only where it saves more
-   than a login. The sessions on a phase take its parts lists one at a time from
-   a shared queue, so a slow parts list (1–3 s) holds up no other session.
-   Without sibling selects a login fetches one parts list: each is a task of
-   its own, and a session that has listed a phase takes one of them.
+   is then at most one listing away.
+4. One writer thread writes: first the listing, in one transaction, when its
+   last phase is in (`write_listing` marks what vanished), then each parts list
+   (parsed, stored, or recorded as failed or gone) in the order the sessions
+   hand them over. So nothing of the parts lists is written before the listing
+   (a listing written after an elevation was marked gone would undo that), the
+   few files fetched before it wait in a short queue, and no session waits for
+   the warehouse between two parts lists.
+5. Once the last phase is listed, `planner.assign_sessions` spreads the pool
+   over the phases with parts lists left, the longest first: sessions already
+   logged in join wherever they shorten a phase, a new login only where it
+   saves more than a login. The sessions on a phase take its parts lists one at
+   a time from a shared queue, so a slow parts list (1–3 s) holds up no other
+   session. Without sibling selects a login fetches one parts list: each is a
+   task of its own, and a session that has listed a phase takes one of them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from queue import Queue
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -159,22 +163,27 @@ class ProjectWalk:
         self._work: dict[str, _PhaseWork] = {}
         self._elevations: dict[str, ElevationRecord] = {}
         self._complete = False  # every phase listed (or gone)
-        self._written = False
-        self._held: list[Callable[[], None]] = []  # writes waiting for the listing
-        self._writer: threading.Thread | None = None
+        # One thread writes, in order: the listing once it is complete, then each parts list's
+        # row as its session hands it over (bounded: a session waits rather than pile files up).
+        self._listing: tuple[list[PhaseRecord], dict[str, list[ElevationRecord]]] | None = None
+        self._listing_ready = threading.Event()
+        self._writes: Queue[Callable[[], None] | None] = Queue(maxsize=2 * pool.size)
+        self._writer = threading.Thread(target=self._write_loop, name="logikal-writer", daemon=True)
         self._write_error: BaseException | None = None
         self._stopped = False
 
     def run(self) -> None:
         """Walk the project; `project_gone` or `result.deleted_at` say when it stopped short."""
+        self._writer.start()
         try:
             if self.include_elevations or self.fetch_parts_lists:
                 run_tasks(self.pool, [self._listing_task(phase) for phase in self.phases])
             if not self._complete and not self._stopped:
                 self._listing_complete(None, free=False)  # nothing to list per phase (or no phase at all)
         finally:
-            if self._writer is not None:
-                self._writer.join()
+            self._listing_ready.set()  # a walk that stopped short has no listing to wait for
+            self._writes.put(None)
+            self._writer.join()
         if self._write_error is not None:
             raise self._write_error
         left = sum(len(work.due) for work in self._work.values())
@@ -233,12 +242,11 @@ class ProjectWalk:
         return needs_parts_list(elevation, self.stored.get(elevation.id), refetch=self.refetch)
 
     def _listing_complete(self, queue: TaskQueue | None, *, free: bool) -> _Assignment | None:
-        """The last phase is listed: write the listing (then the writes it held) and plan the parts lists.
+        """The last phase is listed: hand the listing to the writer and plan the parts lists.
 
-        Within a run the listing is written in a thread of its own, so the
-        sessions start on the parts lists meanwhile (their writes wait for it).
-        `free`: the calling session stands in a phase with nothing to fetch;
-        the plan may give it work, which it returns.
+        The sessions start on the parts lists while the listing is written (their
+        writes queue up behind it). `free`: the calling session stands in a phase
+        with nothing to fetch; the plan may give it work, which it returns.
         """
         with self._lock:
             if self._stopped:
@@ -246,25 +254,30 @@ class ProjectWalk:
             self._complete = True
             phases = [phase for phase in self.phases if phase.id not in self._gone_phases]
             listed = {phase.id: self._listed[phase.id] for phase in phases if phase.id in self._listed}
-        if queue is None:
-            self._write_listing(phases, listed)
-            return None
-        self._writer = threading.Thread(
-            target=self._write_listing, args=(phases, listed), name="logikal-listing-write", daemon=True
-        )
-        self._writer.start()
-        if not self._work:
+            self._listing = phases, listed
+        self._listing_ready.set()
+        if queue is None or not self._work:
             return None
         return self._plan(queue, free=free)
 
-    def _write_listing(self, phases: list[PhaseRecord], listed: dict[str, list[ElevationRecord]]) -> None:
+    def _write_loop(self) -> None:
+        """The writer thread: the listing first, then the parts lists' writes in the order they came."""
+        self._listing_ready.wait()
+        listing = self._listing
+        if listing is not None and not self._stopped:
+            self._guarded(lambda: self._write_listing(*listing))
+        while (action := self._writes.get()) is not None:
+            if not self._stopped:  # after a stop, only drained: a session may wait to hand one over
+                self._guarded(action)
+
+    def _guarded(self, write: Callable[[], None]) -> None:
         try:
-            self._write(phases, listed)
+            write()
         except BaseException as error:  # noqa: BLE001 - raised by `run` in the caller's thread
             self._write_error = error
             self._stop()
 
-    def _write(self, phases: list[PhaseRecord], listed: dict[str, list[ElevationRecord]]) -> None:
+    def _write_listing(self, phases: list[PhaseRecord], listed: dict[str, list[ElevationRecord]]) -> None:
         def write(conn: sa.Connection) -> None:
             changes = write_listing(
                 conn,
@@ -282,13 +295,9 @@ class ProjectWalk:
             self.result.deleted_at = deleted_at or self.now
             self._stop()
             return
-        with self._lock:
-            self._written = True
-            held, self._held = self._held, []
-            if self.fetch_parts_lists:
+        if self.fetch_parts_lists:
+            with self._lock:
                 self.result.parts_lists_skipped += sum(map(len, listed.values())) - len(self._elevations)
-        for action in held:
-            action()
 
     # -- parts lists -------------------------------------------------------------
 
@@ -418,19 +427,15 @@ class ProjectWalk:
         for task in tasks:
             queue.put(task)
 
-    # -- writes after the listing -------------------------------------------------
+    # -- writes -----------------------------------------------------------------------
 
-    def _after_listing(self, action: Callable[[], None]) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            if not self._written:
-                self._held.append(action)
-                return
-        action()
+    def _after_listing(self, write: Callable[[], None]) -> None:
+        """A parts list's write, for the writer: after the listing, in order."""
+        if not self._stopped:
+            self._writes.put(write)
 
     def _stop(self) -> None:
         """Nothing more is listed, fetched or written (the project is gone or deleted, a listing failed)."""
         with self._lock:
             self._stopped = True
-            self._held.clear()
+        self._listing_ready.set()  # the writer then only drains what sessions still hand over
