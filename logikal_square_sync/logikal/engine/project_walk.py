@@ -226,15 +226,17 @@ class ProjectWalk:
                 due = [e for e in elevations if self._due(e)] if self.fetch_parts_lists else []
                 self._elevations.update((e.id, e) for e in due)
                 work = self._work[phase.id] = _PhaseWork(deque(e.id for e in due))
-                # Parts lists only once every listing has a session: the listing is then close.
-                if work.due and len(self._claimed) == len(self.phases) and not self._stopped:
+            last = len(self._listed) + len(self._gone_phases) == len(self.phases)
+            # Parts lists only once every listing has a session: the listing is then close. The
+            # last one leaves the choice to the plan, which knows every phase's work by then.
+            if elevations is not None and not last and len(self._claimed) == len(self.phases):
+                work = self._work[phase.id]
+                if work.due and not self._stopped:
                     work.working += 1
                     reserved = work.due.popleft() if self.pool.siblings_refused else None
                     here = _Assignment(phase.id, reserved)
-            last = len(self._listed) + len(self._gone_phases) == len(self.phases)
         if last:
-            planned = self._listing_complete(queue, free=here is None)
-            here = here or planned
+            here = self._listing_complete(queue, free=True)
         if here is not None:
             self._fetch_phase(here, session, queue)
 
@@ -245,8 +247,8 @@ class ProjectWalk:
         """The last phase is listed: hand the listing to the writer and plan the parts lists.
 
         The sessions start on the parts lists while the listing is written (their
-        writes queue up behind it). `free`: the calling session stands in a phase
-        with nothing to fetch; the plan may give it work, which it returns.
+        writes queue up behind it). `free`: the calling session stands in a phase,
+        committed to none; the plan may give it work, which it returns.
         """
         with self._lock:
             if self._stopped:
