@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.store import save_sibling_refusal, write_transaction
-from logikal_square_sync.logikal.sync_directories import sync_directories
-from logikal_square_sync.logikal.sync_project import sync_project_contents
-from logikal_square_sync.logikal.sync_projects import sync_projects
+from logikal_square_sync.logikal.engine.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.store import save_sibling_refusal, write_transaction
 from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
 
 PHASE_SIZES = (6, 6, 5)  # the force-sync benchmark's project
