@@ -130,13 +130,18 @@ class Decoder(Generic[T]):
         self._json = msgspec.json.Decoder(type_, dec_hook=dec_hook)
 
     def decode(self, raw: bytes, *, call: str | None = None) -> T:
-        """JSON bytes into `type_`; raises ValueError when `raw` is no JSON at all (a cut body)."""
+        """JSON bytes into `type_`.
+
+        Raises `json.JSONDecodeError` (as `json.loads` does) when `raw` is no
+        JSON at all, say a body cut short, which an HTTP client retries.
+        """
         try:
             return self._json.decode(raw)
         except msgspec.ValidationError as error:
             # Only a failed answer is decoded again, generically, to find the record.
             raise _named(error, orjson.loads(raw), self, call) from None
         except msgspec.DecodeError as error:
+            orjson.loads(raw)  # raises orjson's JSONDecodeError, a json.JSONDecodeError
             raise ValueError(f"{self.source} answer is not JSON: {error}") from error
 
     def convert(self, data: Any, *, call: str | None = None) -> T:

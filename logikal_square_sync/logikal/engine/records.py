@@ -63,7 +63,7 @@ def _dec_hook(type_: type, value: Any) -> Any:
     return converter(value)
 
 
-class _Record(msgspec.Struct, frozen=True, kw_only=True):
+class _Record(msgspec.Struct, frozen=True):
     pass
 
 
