@@ -12,6 +12,7 @@ by how it starts) in a `MalformedRecordError`. Nothing here imports Dagster.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -92,8 +93,9 @@ def field_error(field: str, problem: str) -> ValueError:
     return ValueError(f"field `{field}`: {problem}")
 
 
+@dataclasses.dataclass
 class Decoder(Generic[T]):
-    """Decodes a source's answers into `type_` (Structs, lists of them, a page holding them).
+    """Decodes a source's answers into `target` (Structs, lists of them, a page holding them).
 
     Made once per answer type. A record that fails raises
     `MalformedRecordError` naming `source`, `kind` (or `kind_of(record)`,
@@ -101,36 +103,26 @@ class Decoder(Generic[T]):
     `by_position` its index too (a bare listing, as LogiKal answers), and
     the field. `dec_hook` converts values of the source's own types;
     `error` is the source's subclass of `MalformedRecordError`, if it has one.
-    `strict=False` lets `convert` take numbers and booleans sent as strings
+    `strict=False` lets it take numbers and booleans sent as strings
     (and 0/1 as booleans), for a source whose JSON types are loose.
     """
 
-    def __init__(
-        self,
-        type_: type[T],
-        source: str,
-        kind: str,
-        *,
-        id_field: str = "id",
-        kind_of: Callable[[dict[str, Any]], str] | None = None,
-        by_position: bool = False,
-        dec_hook: Callable[[type, Any], Any] | None = None,
-        error: type[MalformedRecordError] | None = None,
-        strict: bool = True,
-    ) -> None:
-        self.type = type_
-        self.source = source
-        self.kind = kind
-        self.id_field = id_field
-        self.kind_of = kind_of
-        self.by_position = by_position
-        self._dec_hook = dec_hook
-        self.error = error or MalformedRecordError
-        self._strict = strict
-        self._json = msgspec.json.Decoder(type_, dec_hook=dec_hook)
+    target: type[T]
+    source: str
+    kind: str
+    id_field: str = "id"
+    kind_of: Callable[[dict[str, Any]], str] | None = None
+    by_position: bool = False
+    dec_hook: Callable[[type, Any], Any] | None = None
+    error: type[MalformedRecordError] = MalformedRecordError
+    strict: bool = True
+    _json: msgspec.json.Decoder[T] = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._json = msgspec.json.Decoder(self.target, dec_hook=self.dec_hook, strict=self.strict)
 
     def decode(self, raw: bytes, *, call: str | None = None) -> T:
-        """JSON bytes into `type_`.
+        """JSON bytes into `target`.
 
         Raises `json.JSONDecodeError` (as `json.loads` does) when `raw` is no
         JSON at all, say a body cut short, which an HTTP client retries.
@@ -145,9 +137,9 @@ class Decoder(Generic[T]):
             raise ValueError(f"{self.source} answer is not JSON: {error}") from error
 
     def convert(self, data: Any, *, call: str | None = None) -> T:
-        """Already decoded JSON into `type_`."""
+        """Already decoded JSON into `target`."""
         try:
-            return msgspec.convert(data, self.type, dec_hook=self._dec_hook, strict=self._strict)
+            return msgspec.convert(data, self.target, dec_hook=self.dec_hook, strict=self.strict)
         except msgspec.ValidationError as error:
             raise _named(error, data, self, call) from None
 
