@@ -7,6 +7,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
+from logikal_square_sync.freshness_policies import freshness_policy, policy_metadata
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.project_contents_sync import (
     ELEVATIONS,
@@ -19,7 +20,7 @@ from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.logikal.engine.store import Changes, deleted_project_ids
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.logikal.resource import LogikalResource
-from logikal_square_sync.policies import SyncPolicy, policies, policy_metadata
+from logikal_square_sync.policies import SyncPolicy, policies
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource
@@ -75,7 +76,7 @@ class TreeSyncConfig(dg.Config):
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
-    freshness_policy=LOGIKAL.directories.freshness_policy,
+    freshness_policy=freshness_policy(LOGIKAL.directories),
     metadata={**policy_metadata(LOGIKAL.directories), **table_metadata(t.logikal_directories)},
     pool="logikal_directories",
     description=(
@@ -111,7 +112,7 @@ def logikal_directories(
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
-    freshness_policy=LOGIKAL.projects.freshness_policy,
+    freshness_policy=freshness_policy(LOGIKAL.projects),
     metadata={**policy_metadata(LOGIKAL.projects), **table_metadata(t.logikal_projects)},
     pool="logikal_projects",
     description=(
@@ -177,7 +178,7 @@ def _per_project(
         deps=[upstream],
         description=f"{description} Partitioned by project GUID.",
         partitions_def=logikal_projects_partitions,
-        freshness_policy=policy.freshness_policy,
+        freshness_policy=freshness_policy(policy),
         metadata={**policy_metadata(policy), **table_metadata(*tables)},
         group_name=GROUP,
         kinds=KINDS,
