@@ -17,10 +17,11 @@ from logikal_square_sync.logikal.engine.project_contents_sync import (
     sync_project_contents,
 )
 from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.store import Changes, deleted_project_ids
+from logikal_square_sync.logikal.engine.store import deleted_project_ids
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.policies import SyncPolicy, policies
+from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource
@@ -40,24 +41,6 @@ PROJECTS_KEY = dg.AssetKey(["logikal", "projects"])
 PHASES_KEY = dg.AssetKey(["logikal", "phases"])
 ELEVATIONS_KEY = dg.AssetKey(["logikal", "elevations"])
 PARTS_LISTS_KEY = dg.AssetKey(["logikal", "parts_lists"])
-
-
-def _changes(changes: Changes) -> dict[str, int]:
-    return {
-        "rows_changed": changes.total,
-        "rows_inserted": changes.inserted,
-        "rows_updated": changes.updated,
-        "rows_marked_deleted": changes.deleted,
-    }
-
-
-def _client(client: dict[str, Any], duration: float) -> dict[str, Any]:
-    return {
-        "logins": client["logins"],
-        "api_calls": client["api_calls"],
-        "retries": client["retries"],
-        "duration_seconds": round(duration, 2),
-    }
 
 
 class TreeSyncConfig(dg.Config):
@@ -97,12 +80,7 @@ def logikal_directories(
     with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log, context) as pool:
         result = sync_directories(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     return dg.MaterializeResult(
-        metadata={
-            "directories": result.directories,
-            **_changes(result.changes),
-            **_client(result.client, result.duration_seconds),
-            **row_count(warehouse.engine, t.logikal_directories),
-        }
+        metadata={**report_metadata(result.report), **row_count(warehouse.engine, t.logikal_directories)}
     )
 
 
@@ -149,12 +127,10 @@ def logikal_projects(
         context.log.info(f"Removed the partitions of {len(removed)} LogiKal project(s) deleted at the source")
     return dg.MaterializeResult(
         metadata={
-            "projects": result.projects,
+            **report_metadata(result.report),
             "partitions_added": len(added),
             "partitions_removed": len(removed),
             "projects_vanished": len(result.vanished_project_ids),
-            **_changes(result.changes),
-            **_client(result.client, result.duration_seconds),
             **row_count(warehouse.engine, t.logikal_projects),
         }
     )
@@ -283,25 +259,28 @@ def _partition_rows(engine: sa.Engine, key: dg.AssetKey, project_id: str) -> dic
     return row_count(engine, t.logikal_parts_lists, t.logikal_parts_lists.c.elevation_id.in_(of_project))
 
 
+# What the walk cost, for an observation of a project that was not synced (no rows to report).
+_WALK_KEYS = ("api_calls", "retries", "logins", "duration_seconds")
+
+
 def _not_synced_metadata(result: ProjectContentsResult, reason: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {"project": result.project_name, "not_synced": reason}
     if result.deleted_at is not None:
         metadata["deleted_at"] = dg.MetadataValue.timestamp(result.deleted_at)
     metadata["gone_at_source"] = result.gone_at_source
-    metadata.update(_client(result.client, result.duration_seconds))
+    walk = result.phases.metadata()
+    metadata.update({key: walk[key] for key in _WALK_KEYS})
     return metadata
 
 
 def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"project": result.project_name}
-    if key == PHASES_KEY:
-        metadata.update(_changes(result.phases))
-    elif key == ELEVATIONS_KEY:
-        metadata.update(_changes(result.elevations))
-    else:
+    metadata: dict[str, Any] = {
+        "project": result.project_name,
+        **report_metadata(result.reports[_PARTS[key]]),
+    }
+    if key == PARTS_LISTS_KEY:
         metadata.update(
             {
-                "rows_changed": result.parts_lists_fetched + result.parts_lists_failed,
                 "parts_lists_fetched": result.parts_lists_fetched,
                 "parts_lists_skipped": result.parts_lists_skipped,
                 "parts_lists_failed": result.parts_lists_failed,
@@ -313,5 +292,4 @@ def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[s
         )
         if result.failures:
             metadata["failures"] = dg.MetadataValue.md("\n".join(f"- {line}" for line in result.failures))
-    metadata.update(_client(result.client, result.duration_seconds))
     return metadata

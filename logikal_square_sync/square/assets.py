@@ -5,11 +5,11 @@ from pydantic import Field
 
 from logikal_square_sync.freshness_policies import freshness_policy, policy_metadata
 from logikal_square_sync.policies import policies
+from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.square.engine.catalog_sync import sync_catalog
 from logikal_square_sync.square.engine.inventory_sync import sync_inventory
 from logikal_square_sync.square.engine.location_sync import sync_locations
 from logikal_square_sync.square.engine.order_sync import sync_orders
-from logikal_square_sync.square.report_metadata import report_metadata
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata

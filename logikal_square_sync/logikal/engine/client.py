@@ -87,6 +87,20 @@ class ClientStats:
             for name, amount in amounts.items():
                 setattr(self, name, getattr(self, name) + amount)
 
+    def report_counts(self) -> dict[str, int]:
+        """What a sync's report shows of the pool (`sync_report.ClientCounts`); `snapshot` has the rest."""
+        with self._lock:
+            return {
+                "api_calls": sum(self.calls.values()) + self.retries,
+                "retries": self.retries,
+                "logins": self.logins,
+            }
+
+    def listings(self, *paths: str) -> int:
+        """GET calls of these paths so far: the answers a report counts as pages."""
+        with self._lock:
+            return sum(self.calls[f"GET {path}"] for path in paths)
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {

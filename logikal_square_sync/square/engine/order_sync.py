@@ -30,8 +30,8 @@ from logikal_square_sync.square.engine.order_days import OrderDays, OrderTime
 from logikal_square_sync.square.engine.order_structs import Order, decode_orders_page, order_struct_rows
 from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.rows import order_rows, order_time
-from logikal_square_sync.square.engine.sync_report import SyncReport
 from logikal_square_sync.square.engine.timestamps import format_timestamp
+from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.state import get_watermarks, set_watermark, set_watermarks
 from logikal_square_sync.warehouse.tables import square_locations, square_order_line_items, square_orders
 from logikal_square_sync.warehouse.upsert import insert_rows, key_filter, upsert
