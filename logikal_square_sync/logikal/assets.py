@@ -77,7 +77,7 @@ def logikal_directories(
     logikal: LogikalResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log, context) as pool:
+    with logikal.session_pool(LOGIKAL.directories.max_attempts, context) as pool:
         result = sync_directories(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     return dg.MaterializeResult(
         metadata={**report_metadata(result.report), **row_count(warehouse.engine, t.logikal_directories)}
@@ -109,7 +109,7 @@ def logikal_projects(
     logikal: LogikalResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    with logikal.session_pool(LOGIKAL.projects.max_attempts, context.log, context) as pool:
+    with logikal.session_pool(LOGIKAL.projects.max_attempts, context) as pool:
         result = sync_projects(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     instance = context.instance
     existing = set(instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
@@ -210,14 +210,13 @@ def logikal_project_contents(
     materialization are the walk's. Materializing one partition is a force sync.
     """
     include = {_PARTS[key] for key in context.selected_asset_keys}
-    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context.log, context) as pool:
+    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context) as pool:
         result = sync_project_contents(
             pool,
             warehouse.engine,
             context.partition_key,
             include=include,
             refetch_parts_lists=config.refetch_parts_lists,
-            logger=context.log,
         )
     selected = context.selected_asset_keys
     keys = [key for key in (PHASES_KEY, ELEVATIONS_KEY, PARTS_LISTS_KEY) if key in selected]

@@ -95,11 +95,9 @@ def square_catalog(
         "a past date range, launch the job `square_orders_backfill`."
     ),
 )
-def square_orders(
-    context: dg.AssetExecutionContext, square: SquareResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def square_orders(square: SquareResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with square.client(SQUARE.orders.max_attempts) as client:
-        report = sync_orders(client, warehouse.engine, SQUARE.orders, log=context.log.info)
+        report = sync_orders(client, warehouse.engine, SQUARE.orders)
     return dg.MaterializeResult(
         metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_orders)}
     )

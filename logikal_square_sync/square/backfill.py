@@ -44,7 +44,7 @@ def refetch_square_orders(
     history = HistoryRefetch(days, by=config.by, force=config.force)
     policy = policies().square.orders
     with square.client(policy.max_attempts) as client:
-        report = sync_orders(client, warehouse.engine, policy, history=history, log=context.log.info)
+        report = sync_orders(client, warehouse.engine, policy, history=history)
     context.log_event(
         dg.AssetMaterialization(
             asset_key=["square", "orders"],

@@ -264,10 +264,9 @@ class _PartsListFetcher:
         elevations: Mapping[str, ElevationRecord],
         result: ProjectContentsResult,
         now: datetime,
-        logger: Any,
     ) -> None:
         self.pool, self.engine, self.project = pool, engine, project
-        self.elevations, self.result, self.now, self.log = elevations, result, now, logger
+        self.elevations, self.result, self.now = elevations, result, now
         self._lock = threading.Lock()
 
     def task(self, chunk: PartsListChunk) -> Task:
@@ -378,7 +377,7 @@ class _PartsListFetcher:
             return changes[0]
         if self.result.deleted_at is None:
             self.result.deleted_at = deleted_at or self.now
-            self.log.warning(
+            log.warning(
                 f"LogiKal project {self.project.name!r} ({self.project.id}) was marked deleted while its "
                 "contents synced: nothing more is written for it"
             )
@@ -397,7 +396,7 @@ class _PartsListFetcher:
             self.result.parts_lists_fetched += 1
             self.result.parse_status[parsed.parse_status] += 1
         if parsed.parse_error:
-            self.log.warning(
+            log.warning(
                 f"LogiKal parts list of elevation {elevation.name!r} ({elevation.id}): "
                 f"{parsed.parse_status}: {parsed.parse_error}"
             )
@@ -411,7 +410,7 @@ class _PartsListFetcher:
             self.result.parts_lists.add_rows(changes)
             self.result.parts_lists_failed += 1
             self.result.failures.append(message)
-        self.log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
+        log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
 
     def _gone(self, elevation: ElevationRecord) -> None:
         with self._lock:
@@ -435,7 +434,6 @@ def sync_project_contents(
     *,
     include: Collection[str] = EVERYTHING,
     refetch_parts_lists: bool = False,
-    logger: Any = log,
 ) -> ProjectContentsResult:
     """Sync one project's phases, elevations and parts lists (those in `include`).
 
@@ -460,37 +458,37 @@ def sync_project_contents(
     result.parts_lists.mode = FULL_REFRESH if refetch_parts_lists else INCREMENTAL
     if project.deleted_at is not None:
         result.deleted_at = project.deleted_at
-        logger.info(result.not_synced_because)
+        log.info(result.not_synced_because)
         return _finish(result, pool, started)
     if refusal is not None and now - refusal.since < SIBLING_REFUSAL_TRUSTED_FOR:
         pool.assume_siblings_refused(refusal.status, refusal.since)
     try:
-        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now, logger)
+        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now)
     except BaseException:
-        _count_failure(engine, project.id, logger)
+        _count_failure(engine, project.id)
         raise
     finally:
         if pool.refusal_learned is not None:
             with write_transaction(engine) as conn:
                 save_sibling_refusal(conn, pool.refusal_learned, utc_now())
     if result.gone_at_source or result.parts_lists_failed:
-        count = _count_failure(engine, project.id, logger)
-        logger.warning(
+        count = _count_failure(engine, project.id)
+        log.warning(
             f"LogiKal project {project.name!r} ({project.id}) not fully synced ({count} time(s) in a row): "
             + (result.not_synced_because or f"{result.parts_lists_failed} parts list(s) left unfetched")
         )
     elif result.not_synced_because:
-        logger.info(result.not_synced_because)
+        log.info(result.not_synced_because)
     return _finish(result, pool, started)
 
 
-def _count_failure(engine: sa.Engine, project_id: str, logger: Any) -> int:
+def _count_failure(engine: sa.Engine, project_id: str) -> int:
     """One more failed sync in a row (the sensor's backoff); never hides the run's own error."""
     try:
         with write_transaction(engine) as conn:
             return record_failure(conn, project_id, utc_now())
     except Exception as error:  # noqa: BLE001 - the warehouse may be what failed
-        logger.warning(f"could not record the failed sync of LogiKal project {project_id}: {error}")
+        log.warning(f"could not record the failed sync of LogiKal project {project_id}: {error}")
         return 0
 
 
@@ -516,7 +514,6 @@ def _sync(
     refetch: bool,
     result: ProjectContentsResult,
     now: datetime,
-    logger: Any,
 ) -> None:
     if PARTS_LISTS in include:
         pool.prewarm(_sessions_to_prewarm(pool, project, pending, refetch), _project_target(project))
@@ -550,7 +547,7 @@ def _sync(
         return
 
     if PARTS_LISTS in include:
-        _fetch_parts_lists(pool, engine, project, listing, stored, refetch, result, now, logger)
+        _fetch_parts_lists(pool, engine, project, listing, stored, refetch, result, now)
     if include == EVERYTHING and result.deleted_at is None and not result.parts_lists_failed:
 
         def synced(conn: sa.Connection) -> None:
@@ -571,7 +568,6 @@ def _fetch_parts_lists(
     refetch: bool,
     result: ProjectContentsResult,
     now: datetime,
-    logger: Any,
 ) -> None:
     work: dict[str, Sequence[str]] = {}
     by_id: dict[str, ElevationRecord] = {}
@@ -583,7 +579,7 @@ def _fetch_parts_lists(
             by_id.update((e.id, e) for e in due)
     if not work:
         return
-    fetcher = _PartsListFetcher(pool, engine, project, by_id, result, now, logger)
+    fetcher = _PartsListFetcher(pool, engine, project, by_id, result, now)
     chunks = chunk_parts_lists(
         work,
         pool_size=pool.size,
