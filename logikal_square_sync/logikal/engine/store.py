@@ -76,16 +76,6 @@ class Changes:
     updated: int = 0
     deleted: int = 0
 
-    @property
-    def total(self) -> int:
-        return self.inserted + self.updated + self.deleted
-
-    def __iadd__(self, other: Changes) -> Changes:
-        self.inserted += other.inserted
-        self.updated += other.updated
-        self.deleted += other.deleted
-        return self
-
 
 def _upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Changes:
     changes = Changes()
