@@ -91,6 +91,7 @@ from logikal_square_sync.logikal.engine.store import (
     write_transaction,
 )
 from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
+from logikal_square_sync.sync_report import FULL_REFRESH, INCREMENTAL, SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +114,20 @@ class ProjectListing:
     elevations: dict[str, list[ElevationRecord]]  # by phase id, in the source's order
 
 
+def _listed_in_full() -> SyncReport:
+    return SyncReport(mode=FULL_REFRESH)
+
+
 @dataclass
 class ProjectContentsResult:
+    """One walk's result: a report per asset (the walk's API counts and duration in each), and more."""
+
     project_id: str
     project_name: str
-    phases: Changes = field(default_factory=Changes)
-    elevations: Changes = field(default_factory=Changes)
+    # Every sync lists all of the project's phases and elevations; parts lists only when changed.
+    phases: SyncReport = field(default_factory=_listed_in_full)
+    elevations: SyncReport = field(default_factory=_listed_in_full)
+    parts_lists: SyncReport = field(default_factory=SyncReport)
     parts_lists_fetched: int = 0
     parts_lists_skipped: int = 0
     parts_lists_failed: int = 0
@@ -129,8 +138,11 @@ class ProjectContentsResult:
     # The project's directory no longer lists it (confirmed): deleted or moved at the source.
     gone_at_source: bool = False
     sibling_elevation_select: str = ""
-    duration_seconds: float = 0.0
-    client: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)  # the pool's own counters (diagnostics)
+
+    @property
+    def reports(self) -> dict[str, SyncReport]:
+        return {PHASES: self.phases, ELEVATIONS: self.elevations, PARTS_LISTS: self.parts_lists}
 
     @property
     def not_synced_because(self) -> str | None:
@@ -252,10 +264,9 @@ class _PartsListFetcher:
         elevations: Mapping[str, ElevationRecord],
         result: ProjectContentsResult,
         now: datetime,
-        logger: Any,
     ) -> None:
         self.pool, self.engine, self.project = pool, engine, project
-        self.elevations, self.result, self.now, self.log = elevations, result, now, logger
+        self.elevations, self.result, self.now = elevations, result, now
         self._lock = threading.Lock()
 
     def task(self, chunk: PartsListChunk) -> Task:
@@ -356,25 +367,36 @@ class _PartsListFetcher:
             return _Selected.LOCKED, error  # selected from phase state in the fresh session: locked
         return (_Selected.FROM_PHASE if found else _Selected.GONE), None
 
-    def _write(self, write: Callable[[sa.Connection], Any]) -> bool:
-        written, deleted_at = write_if_live(self.engine, self.project.id, write)
-        if not written and self.result.deleted_at is None:
+    def _write(self, write: Callable[[sa.Connection], Changes]) -> Changes | None:
+        """The rows `write` changed, or None when the project is marked deleted (nothing written)."""
+        changes: list[Changes] = []
+        written, deleted_at = write_if_live(
+            self.engine, self.project.id, lambda conn: changes.append(write(conn))
+        )
+        if written:
+            return changes[0]
+        if self.result.deleted_at is None:
             self.result.deleted_at = deleted_at or self.now
-            self.log.warning(
+            log.warning(
                 f"LogiKal project {self.project.name!r} ({self.project.id}) was marked deleted while its "
                 "contents synced: nothing more is written for it"
             )
-        return written
+        return None
 
     def _store(self, elevation: ElevationRecord, content: bytes) -> None:
         parsed = parse_parts_list(content, elevation.name)
         with self._lock:
-            if not self._write(lambda conn: write_parts_list(conn, elevation, content, parsed, self.now)):
+            changes = self._write(lambda conn: write_parts_list(conn, elevation, content, parsed, self.now))
+            if changes is None:
                 return
+            report = self.result.parts_lists
+            report.add_rows(changes)
+            report.child_rows_written += len(parsed.glass)
+            report.read += 1
             self.result.parts_lists_fetched += 1
             self.result.parse_status[parsed.parse_status] += 1
         if parsed.parse_error:
-            self.log.warning(
+            log.warning(
                 f"LogiKal parts list of elevation {elevation.name!r} ({elevation.id}): "
                 f"{parsed.parse_status}: {parsed.parse_error}"
             )
@@ -382,16 +404,19 @@ class _PartsListFetcher:
     def _failed(self, elevation: ElevationRecord, reason: str) -> None:
         message = f"elevation {elevation.name!r} ({elevation.id}): {reason}"
         with self._lock:
-            if not self._write(lambda conn: record_fetch_failure(conn, elevation, reason, self.now)):
+            changes = self._write(lambda conn: record_fetch_failure(conn, elevation, reason, self.now))
+            if changes is None:
                 return
+            self.result.parts_lists.add_rows(changes)
             self.result.parts_lists_failed += 1
             self.result.failures.append(message)
-        self.log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
+        log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
 
     def _gone(self, elevation: ElevationRecord) -> None:
         with self._lock:
-            if self._write(lambda conn: mark_elevation_gone(conn, elevation.id, self.now)):
-                self.result.elevations.deleted += 1
+            changes = self._write(lambda conn: mark_elevation_gone(conn, elevation.id, self.now))
+            if changes is not None:
+                self.result.elevations.add_rows(changes)
 
 
 def _sessions_to_prewarm(pool: SessionPool, project: StoredProject, pending: int, refetch: bool) -> int:
@@ -409,7 +434,6 @@ def sync_project_contents(
     *,
     include: Collection[str] = EVERYTHING,
     refetch_parts_lists: bool = False,
-    logger: Any = log,
 ) -> ProjectContentsResult:
     """Sync one project's phases, elevations and parts lists (those in `include`).
 
@@ -431,45 +455,51 @@ def sync_project_contents(
             "logikal/projects to discover new projects"
         )
     result = ProjectContentsResult(project_id=project.id, project_name=project.name)
+    result.parts_lists.mode = FULL_REFRESH if refetch_parts_lists else INCREMENTAL
     if project.deleted_at is not None:
         result.deleted_at = project.deleted_at
-        logger.info(result.not_synced_because)
+        log.info(result.not_synced_because)
         return _finish(result, pool, started)
     if refusal is not None and now - refusal.since < SIBLING_REFUSAL_TRUSTED_FOR:
         pool.assume_siblings_refused(refusal.status, refusal.since)
     try:
-        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now, logger)
+        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now)
     except BaseException:
-        _count_failure(engine, project.id, logger)
+        _count_failure(engine, project.id)
         raise
     finally:
         if pool.refusal_learned is not None:
             with write_transaction(engine) as conn:
                 save_sibling_refusal(conn, pool.refusal_learned, utc_now())
     if result.gone_at_source or result.parts_lists_failed:
-        count = _count_failure(engine, project.id, logger)
-        logger.warning(
+        count = _count_failure(engine, project.id)
+        log.warning(
             f"LogiKal project {project.name!r} ({project.id}) not fully synced ({count} time(s) in a row): "
             + (result.not_synced_because or f"{result.parts_lists_failed} parts list(s) left unfetched")
         )
     elif result.not_synced_because:
-        logger.info(result.not_synced_because)
+        log.info(result.not_synced_because)
     return _finish(result, pool, started)
 
 
-def _count_failure(engine: sa.Engine, project_id: str, logger: Any) -> int:
+def _count_failure(engine: sa.Engine, project_id: str) -> int:
     """One more failed sync in a row (the sensor's backoff); never hides the run's own error."""
     try:
         with write_transaction(engine) as conn:
             return record_failure(conn, project_id, utc_now())
     except Exception as error:  # noqa: BLE001 - the warehouse may be what failed
-        logger.warning(f"could not record the failed sync of LogiKal project {project_id}: {error}")
+        log.warning(f"could not record the failed sync of LogiKal project {project_id}: {error}")
         return 0
 
 
 def _finish(result: ProjectContentsResult, pool: SessionPool, started: float) -> ProjectContentsResult:
     result.sibling_elevation_select = pool.describe_siblings()
-    result.duration_seconds = time.monotonic() - started
+    result.phases.pages = pool.stats.listings("/phases")
+    result.elevations.pages = pool.stats.listings("/elevations")
+    result.parts_lists.pages = pool.stats.listings("/elevations/selected/parts-list")
+    for report in result.reports.values():
+        report.started = started  # the walk's time, from before the project was loaded
+        report.finish(pool.stats)
     result.client = pool.stats.snapshot()
     return result
 
@@ -484,7 +514,6 @@ def _sync(
     refetch: bool,
     result: ProjectContentsResult,
     now: datetime,
-    logger: Any,
 ) -> None:
     if PARTS_LISTS in include:
         pool.prewarm(_sessions_to_prewarm(pool, project, pending, refetch), _project_target(project))
@@ -496,6 +525,8 @@ def _sync(
     if listing is None:
         result.gone_at_source = True
         return
+    result.phases.read = len(listing.phases)
+    result.elevations.read = sum(map(len, listing.elevations.values()))
 
     def write(conn: sa.Connection) -> None:
         changes = write_listing(
@@ -507,7 +538,8 @@ def _sync(
             include_phases=PHASES in include,
             include_elevations=ELEVATIONS in include,
         )
-        result.phases, result.elevations = changes.phases, changes.elevations
+        result.phases.add_rows(changes.phases)
+        result.elevations.add_rows(changes.elevations)
 
     written, deleted_at = write_if_live(engine, project.id, write)
     if not written:
@@ -515,7 +547,7 @@ def _sync(
         return
 
     if PARTS_LISTS in include:
-        _fetch_parts_lists(pool, engine, project, listing, stored, refetch, result, now, logger)
+        _fetch_parts_lists(pool, engine, project, listing, stored, refetch, result, now)
     if include == EVERYTHING and result.deleted_at is None and not result.parts_lists_failed:
 
         def synced(conn: sa.Connection) -> None:
@@ -536,7 +568,6 @@ def _fetch_parts_lists(
     refetch: bool,
     result: ProjectContentsResult,
     now: datetime,
-    logger: Any,
 ) -> None:
     work: dict[str, Sequence[str]] = {}
     by_id: dict[str, ElevationRecord] = {}
@@ -548,7 +579,7 @@ def _fetch_parts_lists(
             by_id.update((e.id, e) for e in due)
     if not work:
         return
-    fetcher = _PartsListFetcher(pool, engine, project, by_id, result, now, logger)
+    fetcher = _PartsListFetcher(pool, engine, project, by_id, result, now)
     chunks = chunk_parts_lists(
         work,
         pool_size=pool.size,

@@ -36,8 +36,8 @@ from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.records import CatalogObject
 from logikal_square_sync.square.engine.rows import category_row, item_row, variation_row
-from logikal_square_sync.square.engine.sync_report import SyncReport
 from logikal_square_sync.square.engine.timestamps import format_timestamp
+from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.state import get_watermark, set_watermark
 from logikal_square_sync.warehouse.tables import (
     square_catalog_categories,
@@ -166,7 +166,7 @@ def sync_catalog(
                 report.inserted += result.inserted
                 report.updated += result.updated
                 written = set(result.written_keys)
-                report.tombstoned += sum(1 for row in rows if row["is_deleted"] and (row["id"],) in written)
+                report.deleted += sum(1 for row in rows if row["is_deleted"] and (row["id"],) in written)
                 for row in rows:
                     if newest is None or row["updated_at"] > newest:
                         newest = row["updated_at"]

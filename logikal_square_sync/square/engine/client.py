@@ -121,6 +121,14 @@ class SquareClient:
     def stats(self) -> CallStats:
         return self._http.stats
 
+    def report_counts(self) -> dict[str, int]:
+        """What a sync's report shows of this client (`sync_report.ClientCounts`)."""
+        return {
+            "api_calls": self.stats.calls,
+            "retries": self.stats.retries,
+            "cursor_restarts": self.cursor_restarts,
+        }
+
     def close(self) -> None:
         self._http.close()
 

@@ -15,6 +15,7 @@ whenever the order itself is rewritten.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -30,11 +31,13 @@ from logikal_square_sync.square.engine.order_days import OrderDays, OrderTime
 from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.records import Order, decode_orders_page
 from logikal_square_sync.square.engine.rows import order_rows
-from logikal_square_sync.square.engine.sync_report import SyncReport
 from logikal_square_sync.square.engine.timestamps import format_timestamp
+from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.state import get_watermarks, set_watermark, set_watermarks
 from logikal_square_sync.warehouse.tables import square_locations, square_order_line_items, square_orders
 from logikal_square_sync.warehouse.upsert import insert_rows, key_filter, upsert
+
+log = logging.getLogger(__name__)
 
 LOCATION_WATERMARK = "square/orders/location/"
 SYNCED_UNTIL = "square/orders/synced_until"
@@ -254,7 +257,6 @@ def sync_orders(
     *,
     history: HistoryRefetch | None = None,
     now: datetime | None = None,
-    log: Callable[[str], None] = lambda message: None,
 ) -> SyncReport:
     """Incremental sync up to `now`, or with `history` a re-fetch of the orders of those days.
 
@@ -286,7 +288,7 @@ def sync_orders(
             start_at = history_start
         by: OrderTime = history.by if history else "updated_at"
         window = f"{format_timestamp(start_at)} .. {format_timestamp(end_at)}"
-        log(f"orders of {len(group)} location(s) by {by} {window}")
+        log.info(f"orders of {len(group)} location(s) by {by} {window}")
         _sync_group(
             client,
             engine,
