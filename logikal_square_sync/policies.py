@@ -1,4 +1,7 @@
-"""Loads `policies.yaml` and turns each policy into Dagster's freshness terms.
+"""Loads and validates `policies.yaml`: plain pydantic models, no Dagster (the engines read them).
+
+`freshness_policies.py` turns them into Dagster's terms (FreshnessPolicy objects, the asset
+pages' policy metadata).
 
 The packaged `policies.yaml` holds the defaults. `LSS_POLICIES_FILE` may name an
 operator's YAML file layered over them (deep merge: a file with only
@@ -17,11 +20,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import yaml
-
-# Not exported by `dagster`: the interval check its cron freshness policy applies.
-from dagster._utils.schedules import get_smallest_cron_interval
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 POLICIES_FILE = Path(__file__).with_name("policies.yaml")
@@ -119,23 +118,6 @@ class SyncPolicy(BaseModel):
         if self.fail_after_minutes is None:
             raise ValueError("a cron policy has no fail window")
         return timedelta(minutes=self.fail_after_minutes)
-
-    @property
-    def freshness_policy(self) -> dg.FreshnessPolicy:
-        """A cron deadline (in SYNC_TIMEZONE, like the schedule) or warn/fail time windows."""
-        if self.cron is not None and self.deadline_after_minutes is not None:
-            # Imported here: settings reads the environment, policies only the files.
-            from logikal_square_sync.settings import sync_timezone
-
-            deadline = shift_cron(self.cron, self.deadline_after_minutes)
-            # Dagster takes at most the cron's own interval as the window before each deadline.
-            interval = timedelta(seconds=get_smallest_cron_interval(deadline).total_seconds())
-            return dg.FreshnessPolicy.cron(
-                deadline_cron=deadline,
-                lower_bound_delta=min(timedelta(minutes=self.deadline_after_minutes), interval),
-                timezone=sync_timezone(),
-            )
-        return dg.FreshnessPolicy.time_window(fail_window=self.fail_after, warn_window=self.warn_after)
 
 
 class CatalogPolicy(SyncPolicy):
@@ -343,16 +325,6 @@ def override_file() -> Path | None:
 @functools.cache
 def policies() -> Policies:
     return load_policies(POLICIES_FILE, override_file())
-
-
-def policy_metadata(policy: SyncPolicy) -> dict[str, Any]:
-    """Definition metadata showing the policy in force (packaged defaults + LSS_POLICIES_FILE)."""
-    override = override_file()
-    source = f"{POLICIES_FILE.name} + {override}" if override else POLICIES_FILE.name
-    return {
-        "sync_policy": dg.MetadataValue.json(policy.model_dump(mode="json")),
-        "sync_policy_source": dg.MetadataValue.text(source),
-    }
 
 
 def max_runtime_tags(*policies_in_sequence: SyncPolicy) -> dict[str, str]:

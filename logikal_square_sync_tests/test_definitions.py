@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from logikal_square_sync.definitions import build_defs
+from logikal_square_sync.freshness_policies import freshness_policy
 from logikal_square_sync.policies import PolicyFileError, load_policies, policies
 from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 
@@ -45,7 +46,7 @@ def test_contract_assets_jobs_and_freshness(monkeypatch) -> None:
     assert isinstance(per_project, dg.DynamicPartitionsDefinition) and per_project.name == "logikal_projects"
     assert graph.get(dg.AssetKey(["logikal", "projects"])).partitions_def is None
     orders = graph.get(dg.AssetKey(["square", "orders"]))
-    assert orders.freshness_policy == policies().square.orders.freshness_policy
+    assert orders.freshness_policy == freshness_policy(policies().square.orders)
     assert {dep.to_user_string() for dep in orders.parent_keys} == {"square/locations", "square/catalog"}
     for key in CONTRACT_ASSETS:
         node = graph.get(dg.AssetKey.from_user_string(key))

@@ -24,6 +24,7 @@ from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowF
 from dagster._utils.schedules import cron_string_iterator
 
 from logikal_square_sync.definitions import build_defs
+from logikal_square_sync.freshness_policies import freshness_policy
 from logikal_square_sync.logikal.schedules import logikal_schedules
 from logikal_square_sync.policies import SyncPolicy, policies
 from logikal_square_sync.square.schedules import square_schedules
@@ -76,7 +77,7 @@ def test_every_run_has_time_before_its_freshness_deadline(monkeypatch, zone: str
         gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
         allowance = min(RUN_ALLOWANCE, min(gaps) / 2)
         for key in defs.resolve_job_def(schedule.job_name).asset_layer.executable_asset_keys:
-            policy = _policy(key).freshness_policy  # built now, in this zone
+            policy = freshness_policy(_policy(key))  # built now, in this zone
             name = f"{schedule.name} ({schedule.cron_schedule}, {zone}) for {key.to_user_string()}"
             if isinstance(policy, CronFreshnessPolicy):
                 assert policy.timezone == zone

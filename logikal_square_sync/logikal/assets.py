@@ -7,6 +7,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
+from logikal_square_sync.freshness_policies import freshness_policy, policy_metadata
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.project_contents_sync import (
     ELEVATIONS,
@@ -16,10 +17,11 @@ from logikal_square_sync.logikal.engine.project_contents_sync import (
     sync_project_contents,
 )
 from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.store import Changes, deleted_project_ids
+from logikal_square_sync.logikal.engine.store import deleted_project_ids
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.logikal.resource import LogikalResource
-from logikal_square_sync.policies import SyncPolicy, policies, policy_metadata
+from logikal_square_sync.policies import SyncPolicy, policies
+from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource
@@ -41,24 +43,6 @@ ELEVATIONS_KEY = dg.AssetKey(["logikal", "elevations"])
 PARTS_LISTS_KEY = dg.AssetKey(["logikal", "parts_lists"])
 
 
-def _changes(changes: Changes) -> dict[str, int]:
-    return {
-        "rows_changed": changes.total,
-        "rows_inserted": changes.inserted,
-        "rows_updated": changes.updated,
-        "rows_marked_deleted": changes.deleted,
-    }
-
-
-def _client(client: dict[str, Any], duration: float) -> dict[str, Any]:
-    return {
-        "logins": client["logins"],
-        "api_calls": client["api_calls"],
-        "retries": client["retries"],
-        "duration_seconds": round(duration, 2),
-    }
-
-
 class TreeSyncConfig(dg.Config):
     allow_mass_deletion: bool = Field(
         default=False,
@@ -75,7 +59,7 @@ class TreeSyncConfig(dg.Config):
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
-    freshness_policy=LOGIKAL.directories.freshness_policy,
+    freshness_policy=freshness_policy(LOGIKAL.directories),
     metadata={**policy_metadata(LOGIKAL.directories), **table_metadata(t.logikal_directories)},
     pool="logikal_directories",
     description=(
@@ -93,15 +77,10 @@ def logikal_directories(
     logikal: LogikalResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    with logikal.session_pool(LOGIKAL.directories.max_attempts, context.log, context) as pool:
+    with logikal.session_pool(LOGIKAL.directories.max_attempts, context) as pool:
         result = sync_directories(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     return dg.MaterializeResult(
-        metadata={
-            "directories": result.directories,
-            **_changes(result.changes),
-            **_client(result.client, result.duration_seconds),
-            **row_count(warehouse.engine, t.logikal_directories),
-        }
+        metadata={**report_metadata(result.report), **row_count(warehouse.engine, t.logikal_directories)}
     )
 
 
@@ -111,7 +90,7 @@ def logikal_directories(
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
-    freshness_policy=LOGIKAL.projects.freshness_policy,
+    freshness_policy=freshness_policy(LOGIKAL.projects),
     metadata={**policy_metadata(LOGIKAL.projects), **table_metadata(t.logikal_projects)},
     pool="logikal_projects",
     description=(
@@ -130,7 +109,7 @@ def logikal_projects(
     logikal: LogikalResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    with logikal.session_pool(LOGIKAL.projects.max_attempts, context.log, context) as pool:
+    with logikal.session_pool(LOGIKAL.projects.max_attempts, context) as pool:
         result = sync_projects(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     instance = context.instance
     existing = set(instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
@@ -148,12 +127,10 @@ def logikal_projects(
         context.log.info(f"Removed the partitions of {len(removed)} LogiKal project(s) deleted at the source")
     return dg.MaterializeResult(
         metadata={
-            "projects": result.projects,
+            **report_metadata(result.report),
             "partitions_added": len(added),
             "partitions_removed": len(removed),
             "projects_vanished": len(result.vanished_project_ids),
-            **_changes(result.changes),
-            **_client(result.client, result.duration_seconds),
             **row_count(warehouse.engine, t.logikal_projects),
         }
     )
@@ -177,7 +154,7 @@ def _per_project(
         deps=[upstream],
         description=f"{description} Partitioned by project GUID.",
         partitions_def=logikal_projects_partitions,
-        freshness_policy=policy.freshness_policy,
+        freshness_policy=freshness_policy(policy),
         metadata={**policy_metadata(policy), **table_metadata(*tables)},
         group_name=GROUP,
         kinds=KINDS,
@@ -233,14 +210,13 @@ def logikal_project_contents(
     materialization are the walk's. Materializing one partition is a force sync.
     """
     include = {_PARTS[key] for key in context.selected_asset_keys}
-    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context.log, context) as pool:
+    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context) as pool:
         result = sync_project_contents(
             pool,
             warehouse.engine,
             context.partition_key,
             include=include,
             refetch_parts_lists=config.refetch_parts_lists,
-            logger=context.log,
         )
     selected = context.selected_asset_keys
     keys = [key for key in (PHASES_KEY, ELEVATIONS_KEY, PARTS_LISTS_KEY) if key in selected]
@@ -282,25 +258,28 @@ def _partition_rows(engine: sa.Engine, key: dg.AssetKey, project_id: str) -> dic
     return row_count(engine, t.logikal_parts_lists, t.logikal_parts_lists.c.elevation_id.in_(of_project))
 
 
+# What the walk cost, for an observation of a project that was not synced (no rows to report).
+_WALK_KEYS = ("api_calls", "retries", "logins", "duration_seconds")
+
+
 def _not_synced_metadata(result: ProjectContentsResult, reason: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {"project": result.project_name, "not_synced": reason}
     if result.deleted_at is not None:
         metadata["deleted_at"] = dg.MetadataValue.timestamp(result.deleted_at)
     metadata["gone_at_source"] = result.gone_at_source
-    metadata.update(_client(result.client, result.duration_seconds))
+    walk = result.phases.metadata()
+    metadata.update({key: walk[key] for key in _WALK_KEYS})
     return metadata
 
 
 def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"project": result.project_name}
-    if key == PHASES_KEY:
-        metadata.update(_changes(result.phases))
-    elif key == ELEVATIONS_KEY:
-        metadata.update(_changes(result.elevations))
-    else:
+    metadata: dict[str, Any] = {
+        "project": result.project_name,
+        **report_metadata(result.reports[_PARTS[key]]),
+    }
+    if key == PARTS_LISTS_KEY:
         metadata.update(
             {
-                "rows_changed": result.parts_lists_fetched + result.parts_lists_failed,
                 "parts_lists_fetched": result.parts_lists_fetched,
                 "parts_lists_skipped": result.parts_lists_skipped,
                 "parts_lists_failed": result.parts_lists_failed,
@@ -312,5 +291,4 @@ def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[s
         )
         if result.failures:
             metadata["failures"] = dg.MetadataValue.md("\n".join(f"- {line}" for line in result.failures))
-    metadata.update(_client(result.client, result.duration_seconds))
     return metadata

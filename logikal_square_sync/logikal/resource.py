@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -78,7 +77,6 @@ class LogikalResource(dg.ConfigurableResource):
     def session_pool(
         self,
         max_attempts: int = 4,
-        logger: Any = None,
         context: dg.AssetExecutionContext | dg.OpExecutionContext | None = None,
     ) -> Iterator[SessionPool]:
         """A pool for one step; with the step's `context`, its sessions count against the budget."""
@@ -100,7 +98,6 @@ class LogikalResource(dg.ConfigurableResource):
             min(self.pool_size or sessions.budget, sessions.budget),
             sibling_elevations=self.sibling_elevation_select,
             budget=budget,
-            **({"logger": logger} if logger is not None else {}),
         )
         try:
             with pool:

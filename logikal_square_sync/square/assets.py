@@ -3,12 +3,13 @@
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.policies import policies, policy_metadata
+from logikal_square_sync.freshness_policies import freshness_policy, policy_metadata
+from logikal_square_sync.policies import policies
+from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.square.engine.catalog_sync import sync_catalog
 from logikal_square_sync.square.engine.inventory_sync import sync_inventory
 from logikal_square_sync.square.engine.location_sync import sync_locations
 from logikal_square_sync.square.engine.order_sync import sync_orders
-from logikal_square_sync.square.report_metadata import report_metadata
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
@@ -24,7 +25,7 @@ KINDS = {"square", "python", "sql"}
     group_name="square",
     kinds=KINDS,
     owners=OWNERS,
-    freshness_policy=SQUARE.locations.freshness_policy,
+    freshness_policy=freshness_policy(SQUARE.locations),
     metadata={**policy_metadata(SQUARE.locations), **table_metadata(t.square_locations)},
     pool="square_locations",
 )
@@ -52,7 +53,7 @@ class CatalogSyncConfig(dg.Config):
     group_name="square",
     kinds=KINDS,
     owners=OWNERS,
-    freshness_policy=SQUARE.catalog.freshness_policy,
+    freshness_policy=freshness_policy(SQUARE.catalog),
     metadata={
         **policy_metadata(SQUARE.catalog),
         **table_metadata(t.square_catalog_items, t.square_catalog_variations, t.square_catalog_categories),
@@ -83,7 +84,7 @@ def square_catalog(
     kinds=KINDS,
     owners=OWNERS,
     deps=[square_locations, square_catalog],
-    freshness_policy=SQUARE.orders.freshness_policy,
+    freshness_policy=freshness_policy(SQUARE.orders),
     metadata={**policy_metadata(SQUARE.orders), **table_metadata(t.square_orders, t.square_order_line_items)},
     pool="square_orders",
     description=(
@@ -94,11 +95,9 @@ def square_catalog(
         "a past date range, launch the job `square_orders_backfill`."
     ),
 )
-def square_orders(
-    context: dg.AssetExecutionContext, square: SquareResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def square_orders(square: SquareResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with square.client(SQUARE.orders.max_attempts) as client:
-        report = sync_orders(client, warehouse.engine, SQUARE.orders, log=context.log.info)
+        report = sync_orders(client, warehouse.engine, SQUARE.orders)
     return dg.MaterializeResult(
         metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_orders)}
     )
@@ -116,7 +115,7 @@ class InventorySyncConfig(dg.Config):
     kinds=KINDS,
     owners=OWNERS,
     deps=[square_locations, square_catalog],
-    freshness_policy=SQUARE.inventory.freshness_policy,
+    freshness_policy=freshness_policy(SQUARE.inventory),
     metadata={**policy_metadata(SQUARE.inventory), **table_metadata(t.square_inventory_counts)},
     pool="square_inventory",
     description=(

@@ -6,10 +6,10 @@ import dagster as dg
 from pydantic import Field
 
 from logikal_square_sync.policies import max_runtime_tags, policies
+from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.engine.order_days import OrderDays
 from logikal_square_sync.square.engine.order_sync import HistoryRefetch, sync_orders
-from logikal_square_sync.square.report_metadata import report_metadata
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
@@ -44,7 +44,7 @@ def refetch_square_orders(
     history = HistoryRefetch(days, by=config.by, force=config.force)
     policy = policies().square.orders
     with square.client(policy.max_attempts) as client:
-        report = sync_orders(client, warehouse.engine, policy, history=history, log=context.log.info)
+        report = sync_orders(client, warehouse.engine, policy, history=history)
     context.log_event(
         dg.AssetMaterialization(
             asset_key=["square", "orders"],

@@ -94,6 +94,11 @@ def test_helm_values_carry_the_queue_pools_and_monitoring_of_dagster_yaml() -> N
     deadline = helm["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["jobSpecConfig"]
     assert deadline["activeDeadlineSeconds"] == ours["max_runtime_seconds"]
     assert helm["runLauncher"]["type"] == "K8sRunLauncher" and helm["postgresql"]["enabled"] is False
+    logs = instance["python_logs"]
+    assert helm["pythonLogs"] == {
+        "pythonLogLevel": logs["python_log_level"],
+        "managedPythonLoggers": logs["managed_python_loggers"],
+    }
 
 
 def test_the_local_instance_is_the_same_file_without_storage(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_tests.conftest import SQLITE_ONLY
+from logikal_square_sync_tests.instances import instance_for_test
 
 # 3 directories, 3 projects of 2 phases with 2 elevations each: every rule, little data.
 # Parts lists at their minimum (~70 KB: one page per table).
@@ -147,7 +148,7 @@ class FullSync:
 
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield instance
 
 

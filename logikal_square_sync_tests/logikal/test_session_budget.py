@@ -32,6 +32,7 @@ from logikal_square_sync.warehouse.engine import create_warehouse_engine, wareho
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, _empty_all_tables
+from logikal_square_sync_tests.instances import instance_for_test
 from logikal_square_sync_tests.logikal.conftest import Logikal, assert_warehouse_equals_source, sandbox_config
 
 BUDGET = policies().logikal.sessions.budget
@@ -62,7 +63,7 @@ def instance(postgres_database: str) -> Iterator[dg.DagsterInstance]:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = admin.url.set(database=name).render_as_string(hide_password=False)
     try:
-        with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as instance:
+        with instance_for_test({"storage": {"postgres": {"postgres_url": url}}}) as instance:
             yield instance
     finally:
         with admin.connect() as conn:
@@ -165,7 +166,7 @@ def test_pools_of_three_runs_share_one_budget(sandbox: LogikalSandbox, logikal: 
         sync_projects(pool, engine)
     projects = [project["id"] for project in sandbox.projects()][:3]
     sandbox.reset_stats()
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
 
         def run(project_id: str) -> int:
             budget = DagsterSessionBudget(instance, f"run-{project_id}", "step", 2, poll_seconds=0.05)

@@ -52,7 +52,7 @@ def test_materializing_every_asset_fills_the_warehouse(resources, engine, sandbo
     for key in (
         "rows_inserted",
         "rows_updated",
-        "rows_tombstoned",
+        "rows_marked_deleted",
         "pages",
         "api_calls",
         "retries",

@@ -87,6 +87,20 @@ class ClientStats:
             for name, amount in amounts.items():
                 setattr(self, name, getattr(self, name) + amount)
 
+    def report_counts(self) -> dict[str, int]:
+        """What a sync's report shows of the pool (`sync_report.ClientCounts`); `snapshot` has the rest."""
+        with self._lock:
+            return {
+                "api_calls": sum(self.calls.values()) + self.retries,
+                "retries": self.retries,
+                "logins": self.logins,
+            }
+
+    def listings(self, *paths: str) -> int:
+        """GET calls of these paths so far: the answers a report counts as pages."""
+        with self._lock:
+            return sum(self.calls[f"GET {path}"] for path in paths)
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -131,13 +145,11 @@ class LogikalSession:
         self,
         settings: ConnectionSettings,
         stats: ClientStats | None = None,
-        logger: logging.Logger | Any = log,
     ) -> None:
         self.settings = settings
         self.stats = stats or ClientStats()
         self.number = next(_session_numbers)
         self.cursor = Cursor()
-        self._log = logger
         self._token: str | None = None
         self._http = RetryingClient(
             settings.base_url.rstrip("/"),
@@ -199,9 +211,9 @@ class LogikalSession:
             if response.is_success or response.status_code == 401:
                 self.stats.add(logouts=1)
             else:
-                self._log.warning(f"LogiKal session {self.number}: logout answered {response.status_code}")
+                log.warning(f"LogiKal session {self.number}: logout answered {response.status_code}")
         except Exception as error:  # noqa: BLE001 - logging out must never mask the real outcome
-            self._log.warning(f"LogiKal session {self.number}: logout failed: {error}")
+            log.warning(f"LogiKal session {self.number}: logout failed: {error}")
         finally:
             self._token = None
             self.cursor = Cursor()
@@ -291,7 +303,7 @@ class LogikalSession:
                         f"POST {path} ({kind} {identifier!r}): the answer was lost {attempt} times, "
                         "each time replayed in a new session"
                     ) from error
-                self._log.warning(
+                log.warning(
                     f"LogiKal session {self.number}: POST {path} lost its answer ({type(error).__name__}); "
                     "the server may have applied it, so a new session replays the route"
                 )
@@ -353,7 +365,7 @@ class LogikalSession:
     def _reauthenticate(self, label: str) -> None:
         """Log in again and replay the selection, so the interrupted call can resume."""
         where = self.cursor
-        self._log.info(f"LogiKal session {self.number}: token expired during {label}; logging in again")
+        log.info(f"LogiKal session {self.number}: token expired during {label}; logging in again")
         self._reauthenticating = True
         try:
             self._replay(where)
@@ -385,7 +397,7 @@ class LogikalSession:
         if not isinstance(decoded, dict):
             raise LogikalResponseError(f"{label}: expected the {{data, hints, warnings}} envelope")
         for warning in decoded.get("warnings") or []:
-            self._log.warning(f"LogiKal {label}: {warning}")
+            log.warning(f"LogiKal {label}: {warning}")
         if required and "data" not in decoded:
             raise LogikalResponseError(f"{label}: the answer has no 'data'")
         return decoded.get("data")

@@ -13,7 +13,6 @@ mark more of the tree deleted than the deletion limit allows fails instead
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,21 +27,19 @@ from logikal_square_sync.logikal.engine.not_found_confirmation import directory_
 from logikal_square_sync.logikal.engine.records import DirectoryRecord
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.engine.store import (
-    Changes,
     live_directories,
     write_directories,
     write_transaction,
 )
 from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
 from logikal_square_sync.policies import DeletionLimit
+from logikal_square_sync.sync_report import FULL_REFRESH, SyncReport
 
 
 @dataclass
 class DirectorySyncResult:
-    directories: int
-    changes: Changes
-    duration_seconds: float
-    client: dict[str, Any] = field(default_factory=dict)
+    report: SyncReport
+    client: dict[str, Any] = field(default_factory=dict)  # the pool's own counters (diagnostics)
 
 
 def walk_directories(pool: SessionPool) -> list[tuple[DirectoryRecord, str | None]]:
@@ -91,7 +88,7 @@ def sync_directories(
     allow_mass_deletion: bool = False,
     deletion_limit: DeletionLimit | None = None,
 ) -> DirectorySyncResult:
-    started, now = time.monotonic(), utc_now()
+    report, now = SyncReport(mode=FULL_REFRESH), utc_now()
     found = walk_directories(pool)
     seen = {directory.path for directory, _ in found}
     with write_transaction(engine) as conn:
@@ -104,10 +101,6 @@ def sync_directories(
             limit=deletion_limit or default_limit(),
             allow_mass_deletion=allow_mass_deletion,
         )
-        changes = write_directories(conn, found, now)
-    return DirectorySyncResult(
-        directories=len(found),
-        changes=changes,
-        duration_seconds=time.monotonic() - started,
-        client=pool.stats.snapshot(),
-    )
+        report.add_rows(write_directories(conn, found, now))
+    report.read, report.pages = len(found), pool.stats.listings("/directories")
+    return DirectorySyncResult(report.finish(pool.stats), pool.stats.snapshot())

@@ -8,6 +8,8 @@ the state (`phase of project 5ddb… in 'Demo/Sub 1'`) and the server's words.
 
 from __future__ import annotations
 
+from logikal_square_sync import records
+
 
 class LogikalError(RuntimeError):
     """Base class of everything the LogiKal client raises."""
@@ -70,5 +72,5 @@ class LogikalResponseError(LogikalError):
     """A response that does not follow the API's contract (envelope, fields, encoding)."""
 
 
-class MalformedRecordError(LogikalResponseError):
-    """A listed record is missing a field or has one of the wrong type."""
+class MalformedRecordError(records.MalformedRecordError, LogikalResponseError):
+    """A listed record is missing a field or has one of the wrong type (the error every source shares)."""

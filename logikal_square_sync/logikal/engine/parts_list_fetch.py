@@ -20,6 +20,7 @@ the project is marked deleted.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -42,6 +43,7 @@ from logikal_square_sync.logikal.engine.parts_list_parser import parse_parts_lis
 from logikal_square_sync.logikal.engine.records import ElevationRecord
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.engine.store import (
+    Changes,
     StoredPartsList,
     StoredProject,
     lock_project,
@@ -53,6 +55,8 @@ from logikal_square_sync.logikal.engine.store import (
 
 if TYPE_CHECKING:
     from logikal_square_sync.logikal.engine.project_contents_sync import ProjectContentsResult
+
+log = logging.getLogger(__name__)
 
 
 def needs_parts_list(
@@ -99,11 +103,10 @@ class PartsListFetcher:
         project: StoredProject,
         result: ProjectContentsResult,
         now: datetime,
-        logger: Any,
         after_listing: Callable[[Callable[[], None]], None],
     ) -> None:
         self.pool, self.engine, self.project = pool, engine, project
-        self.result, self.now, self.log = result, now, logger
+        self.result, self.now = result, now
         self.after_listing = after_listing
         self._lock = threading.Lock()
 
@@ -187,25 +190,36 @@ class PartsListFetcher:
             return _Selected.LOCKED, error  # selected from phase state in the fresh session: locked
         return (_Selected.FROM_PHASE if found else _Selected.GONE), None
 
-    def _write(self, write: Callable[[sa.Connection], Any]) -> bool:
-        written, deleted_at = write_if_live(self.engine, self.project.id, write)
-        if not written and self.result.deleted_at is None:
+    def _write(self, write: Callable[[sa.Connection], Changes]) -> Changes | None:
+        """The rows `write` changed, or None when the project is marked deleted (nothing written)."""
+        changes: list[Changes] = []
+        written, deleted_at = write_if_live(
+            self.engine, self.project.id, lambda conn: changes.append(write(conn))
+        )
+        if written:
+            return changes[0]
+        if self.result.deleted_at is None:
             self.result.deleted_at = deleted_at or self.now
-            self.log.warning(
+            log.warning(
                 f"LogiKal project {self.project.name!r} ({self.project.id}) was marked deleted while its "
                 "contents synced: nothing more is written for it"
             )
-        return written
+        return None
 
     def _store(self, elevation: ElevationRecord, content: bytes) -> None:
         parsed = parse_parts_list(content, elevation.name)
         with self._lock:
-            if not self._write(lambda conn: write_parts_list(conn, elevation, content, parsed, self.now)):
+            changes = self._write(lambda conn: write_parts_list(conn, elevation, content, parsed, self.now))
+            if changes is None:
                 return
+            report = self.result.parts_lists
+            report.add_rows(changes)
+            report.child_rows_written += len(parsed.glass)
+            report.read += 1
             self.result.parts_lists_fetched += 1
             self.result.parse_status[parsed.parse_status] += 1
         if parsed.parse_error:
-            self.log.warning(
+            log.warning(
                 f"LogiKal parts list of elevation {elevation.name!r} ({elevation.id}): "
                 f"{parsed.parse_status}: {parsed.parse_error}"
             )
@@ -213,13 +227,16 @@ class PartsListFetcher:
     def _failed(self, elevation: ElevationRecord, reason: str) -> None:
         message = f"elevation {elevation.name!r} ({elevation.id}): {reason}"
         with self._lock:
-            if not self._write(lambda conn: record_fetch_failure(conn, elevation, reason, self.now)):
+            changes = self._write(lambda conn: record_fetch_failure(conn, elevation, reason, self.now))
+            if changes is None:
                 return
+            self.result.parts_lists.add_rows(changes)
             self.result.parts_lists_failed += 1
             self.result.failures.append(message)
-        self.log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
+        log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
 
     def _gone(self, elevation: ElevationRecord) -> None:
         with self._lock:
-            if self._write(lambda conn: mark_elevation_gone(conn, elevation.id, self.now)):
-                self.result.elevations.deleted += 1
+            changes = self._write(lambda conn: mark_elevation_gone(conn, elevation.id, self.now))
+            if changes is not None:
+                self.result.elevations.add_rows(changes)

@@ -57,7 +57,6 @@ from logikal_square_sync.logikal.engine.project_failures import clear_failures, 
 from logikal_square_sync.logikal.engine.project_walk import ProjectWalk, list_phases, project_target
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.engine.store import (
-    Changes,
     StoredPartsList,
     StoredProject,
     load_project,
@@ -68,6 +67,7 @@ from logikal_square_sync.logikal.engine.store import (
     stored_parts_lists,
     write_transaction,
 )
+from logikal_square_sync.sync_report import FULL_REFRESH, INCREMENTAL, SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,20 @@ class UnknownProjectError(LogikalError):
     """The project is not in the warehouse's project list."""
 
 
+def _listed_in_full() -> SyncReport:
+    return SyncReport(mode=FULL_REFRESH)
+
+
 @dataclass
 class ProjectContentsResult:
+    """One walk's result: a report per asset (the walk's API counts and duration in each), and more."""
+
     project_id: str
     project_name: str
-    phases: Changes = field(default_factory=Changes)
-    elevations: Changes = field(default_factory=Changes)
+    # Every sync lists all of the project's phases and elevations; parts lists only when changed.
+    phases: SyncReport = field(default_factory=_listed_in_full)
+    elevations: SyncReport = field(default_factory=_listed_in_full)
+    parts_lists: SyncReport = field(default_factory=SyncReport)
     parts_lists_fetched: int = 0
     parts_lists_skipped: int = 0
     parts_lists_failed: int = 0
@@ -100,8 +108,11 @@ class ProjectContentsResult:
     # The project's directory no longer lists it (confirmed): deleted or moved at the source.
     gone_at_source: bool = False
     sibling_elevation_select: str = ""
-    duration_seconds: float = 0.0
-    client: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)  # the pool's own counters (diagnostics)
+
+    @property
+    def reports(self) -> dict[str, SyncReport]:
+        return {PHASES: self.phases, ELEVATIONS: self.elevations, PARTS_LISTS: self.parts_lists}
 
     @property
     def not_synced_because(self) -> str | None:
@@ -136,7 +147,6 @@ def sync_project_contents(
     *,
     include: Collection[str] = EVERYTHING,
     refetch_parts_lists: bool = False,
-    logger: Any = log,
 ) -> ProjectContentsResult:
     """Sync one project's phases, elevations and parts lists (those in `include`).
 
@@ -158,45 +168,51 @@ def sync_project_contents(
             "logikal/projects to discover new projects"
         )
     result = ProjectContentsResult(project_id=project.id, project_name=project.name)
+    result.parts_lists.mode = FULL_REFRESH if refetch_parts_lists else INCREMENTAL
     if project.deleted_at is not None:
         result.deleted_at = project.deleted_at
-        logger.info(result.not_synced_because)
+        log.info(result.not_synced_because)
         return _finish(result, pool, started)
     if refusal is not None and now - refusal.since < SIBLING_REFUSAL_TRUSTED_FOR:
         pool.assume_siblings_refused(refusal.status, refusal.since)
     try:
-        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now, logger)
+        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now)
     except BaseException:
-        _count_failure(engine, project.id, logger)
+        _count_failure(engine, project.id)
         raise
     finally:
         if pool.refusal_learned is not None:
             with write_transaction(engine) as conn:
                 save_sibling_refusal(conn, pool.refusal_learned, utc_now())
     if result.gone_at_source or result.parts_lists_failed:
-        count = _count_failure(engine, project.id, logger)
-        logger.warning(
+        count = _count_failure(engine, project.id)
+        log.warning(
             f"LogiKal project {project.name!r} ({project.id}) not fully synced ({count} time(s) in a row): "
             + (result.not_synced_because or f"{result.parts_lists_failed} parts list(s) left unfetched")
         )
     elif result.not_synced_because:
-        logger.info(result.not_synced_because)
+        log.info(result.not_synced_because)
     return _finish(result, pool, started)
 
 
-def _count_failure(engine: sa.Engine, project_id: str, logger: Any) -> int:
+def _count_failure(engine: sa.Engine, project_id: str) -> int:
     """One more failed sync in a row (the sensor's backoff); never hides the run's own error."""
     try:
         with write_transaction(engine) as conn:
             return record_failure(conn, project_id, utc_now())
     except Exception as error:  # noqa: BLE001 - the warehouse may be what failed
-        logger.warning(f"could not record the failed sync of LogiKal project {project_id}: {error}")
+        log.warning(f"could not record the failed sync of LogiKal project {project_id}: {error}")
         return 0
 
 
 def _finish(result: ProjectContentsResult, pool: SessionPool, started: float) -> ProjectContentsResult:
     result.sibling_elevation_select = pool.describe_siblings()
-    result.duration_seconds = time.monotonic() - started
+    result.phases.pages = pool.stats.listings("/phases")
+    result.elevations.pages = pool.stats.listings("/elevations")
+    result.parts_lists.pages = pool.stats.listings("/elevations/selected/parts-list")
+    for report in result.reports.values():
+        report.started = started  # the walk's time, from before the project was loaded
+        report.finish(pool.stats)
     result.client = pool.stats.snapshot()
     return result
 
@@ -211,7 +227,6 @@ def _sync(
     refetch: bool,
     result: ProjectContentsResult,
     now: datetime,
-    logger: Any,
 ) -> None:
     if PARTS_LISTS in include:
         pool.prewarm(_sessions_to_prewarm(pool, project, pending, refetch), project_target(project))
@@ -235,7 +250,6 @@ def _sync(
         fetch_parts_lists=PARTS_LISTS in include,
         result=result,
         now=now,
-        logger=logger,
     )
     walk.run()
     if walk.project_gone:

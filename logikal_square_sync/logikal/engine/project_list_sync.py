@@ -14,7 +14,6 @@ deleted than the deletion limit allows fails instead (`deletion_limit`).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,6 @@ from logikal_square_sync.logikal.engine.navigation import Target
 from logikal_square_sync.logikal.engine.not_found_confirmation import directory_listed, reach_after_404
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.engine.store import (
-    Changes,
     forget_contents_sync,
     live_directories,
     live_project_ids,
@@ -39,17 +37,16 @@ from logikal_square_sync.logikal.engine.store import (
 )
 from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
 from logikal_square_sync.policies import DeletionLimit
+from logikal_square_sync.sync_report import FULL_REFRESH, SyncReport
 
 
 @dataclass
 class ProjectSyncResult:
-    projects: int
+    report: SyncReport
     live_project_ids: set[str]
     new_project_ids: set[str]
     vanished_project_ids: list[str]
-    changes: Changes
-    duration_seconds: float
-    client: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)  # the pool's own counters (diagnostics)
 
 
 def sync_projects(
@@ -59,7 +56,7 @@ def sync_projects(
     allow_mass_deletion: bool = False,
     deletion_limit: DeletionLimit | None = None,
 ) -> ProjectSyncResult:
-    started, now = time.monotonic(), utc_now()
+    report, now = SyncReport(mode=FULL_REFRESH), utc_now()
     with engine.connect() as conn:
         directories = live_directories(conn)
         known = live_project_ids(conn)
@@ -69,7 +66,6 @@ def sync_projects(
             "no LogiKal directories in the warehouse yet: materialize logikal/directories first"
         )
     seen: set[str] = set()
-    changes = Changes()
     lock = threading.Lock()
     cost = pool.costs.select_directory + pool.costs.listing
 
@@ -87,10 +83,10 @@ def sync_projects(
                 ):
                     return  # gone since the last directory sync: its projects count as unseen
             projects = session.list_projects()
-            nonlocal changes
             with lock:
                 with write_transaction(engine) as conn:
-                    changes += write_projects(conn, [(project, path) for project in projects], now)
+                    report.add_rows(write_projects(conn, [(project, path) for project in projects], now))
+                report.read += len(projects)
                 seen.update(project.id for project in projects)
 
         return run
@@ -111,13 +107,12 @@ def sync_projects(
         vanished = [project.id for project in unseen]
         mark_projects_deleted(conn, vanished, now)
         forget_contents_sync(conn, seen - known)
-    changes.deleted = len(vanished)
+    report.deleted += len(vanished)
+    report.pages = pool.stats.listings("/projects")
     return ProjectSyncResult(
-        projects=len(seen),
+        report=report.finish(pool.stats),
         live_project_ids=seen,
         new_project_ids=seen - known,
         vanished_project_ids=vanished,
-        changes=changes,
-        duration_seconds=time.monotonic() - started,
         client=pool.stats.snapshot(),
     )

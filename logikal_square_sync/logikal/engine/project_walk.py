@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from queue import Queue
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -148,13 +148,12 @@ class ProjectWalk:
         fetch_parts_lists: bool,
         result: ProjectContentsResult,
         now: datetime,
-        logger: Any,
     ) -> None:
         self.pool, self.engine, self.project, self.phases = pool, engine, project, list(phases)
         self.stored, self.refetch, self.result, self.now = stored, refetch, result, now
         self.include_phases, self.include_elevations = include_phases, include_elevations
         self.fetch_parts_lists = fetch_parts_lists
-        self.fetcher = PartsListFetcher(pool, engine, project, result, now, logger, self._after_listing)
+        self.fetcher = PartsListFetcher(pool, engine, project, result, now, self._after_listing)
         self.project_gone = False
         self._lock = threading.Lock()
         self._claimed: set[str] = set()  # phases whose listing has a session
@@ -255,7 +254,9 @@ class ProjectWalk:
                 return None
             self._complete = True
             phases = [phase for phase in self.phases if phase.id not in self._gone_phases]
-            listed = {phase.id: self._listed[phase.id] for phase in phases if phase.id in self._listed}
+            listed: dict[str, list[ElevationRecord]] = {
+                phase.id: self._listed[phase.id] for phase in phases if phase.id in self._listed
+            }
             self._listing = phases, listed
         self._listing_ready.set()
         if queue is None or not self._work:
@@ -290,8 +291,11 @@ class ProjectWalk:
                 include_phases=self.include_phases,
                 include_elevations=self.include_elevations,
             )
-            self.result.phases, self.result.elevations = changes.phases, changes.elevations
+            self.result.phases.add_rows(changes.phases)
+            self.result.elevations.add_rows(changes.elevations)
 
+        self.result.phases.read = len(phases)
+        self.result.elevations.read = sum(map(len, listed.values()))
         written, deleted_at = write_if_live(self.engine, self.project.id, write)
         if not written:
             self.result.deleted_at = deleted_at or self.now

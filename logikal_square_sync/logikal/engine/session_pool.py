@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
 from logikal_square_sync.logikal.engine.client import ClientStats, ConnectionSettings, LogikalSession
 from logikal_square_sync.logikal.engine.errors import LogikalApiError
@@ -83,7 +83,6 @@ class SessionPool:
         *,
         sibling_elevations: bool | None = None,
         costs: CostModel = DEFAULT_COSTS,
-        logger: logging.Logger | Any = log,
         budget: SessionBudget | None = None,
     ) -> None:
         if size < 1:
@@ -92,7 +91,6 @@ class SessionPool:
         self.size = size
         self.costs = costs
         self.stats = ClientStats()
-        self.log = logger
         self.budget: SessionBudget = budget if budget is not None else UnlimitedBudget()
         self._claims: dict[int, str] = {}  # id(session) -> its budget slot
         self._configured = sibling_elevations
@@ -152,7 +150,7 @@ class SessionPool:
             if refused:
                 self._refusal_status = self.refusal_learned = status
         if refused:
-            self.log.warning(
+            log.warning(
                 f"LogiKal refuses selecting an elevation from a sibling's elevation state (it answers "
                 f"{status}): falling back to one login per parts list"
             )
@@ -186,7 +184,7 @@ class SessionPool:
     # -- lending ------------------------------------------------------------
 
     def _new_session(self) -> LogikalSession:
-        return LogikalSession(self.settings, self.stats, self.log)
+        return LogikalSession(self.settings, self.stats)
 
     def _route_cost(self, session: LogikalSession, target: Target) -> float | None:
         steps = route(session.cursor, target, sibling_elevations=self.sibling_elevations)
@@ -225,7 +223,7 @@ class SessionPool:
             session.login()
             session.goto(target, sibling_elevations=self.sibling_elevations)
         except Exception as error:  # noqa: BLE001 - the task that needs a session reports it
-            self.log.warning(f"LogiKal: a background login failed: {error}")
+            log.warning(f"LogiKal: a background login failed: {error}")
             # An error answer (a 404: the target is gone) leaves the cursor where it was, so the
             # session can still serve; after anything else its cursor is unknown: never lend it.
             if not isinstance(error, LogikalApiError) or not session.logged_in:

@@ -76,16 +76,6 @@ class Changes:
     updated: int = 0
     deleted: int = 0
 
-    @property
-    def total(self) -> int:
-        return self.inserted + self.updated + self.deleted
-
-    def __iadd__(self, other: Changes) -> Changes:
-        self.inserted += other.inserted
-        self.updated += other.updated
-        self.deleted += other.deleted
-        return self
-
 
 def _upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Changes:
     changes = Changes()
@@ -354,13 +344,14 @@ def write_listing(
     return result
 
 
-def mark_elevation_gone(conn: sa.Connection, elevation_id: str, now: datetime) -> None:
+def mark_elevation_gone(conn: sa.Connection, elevation_id: str, now: datetime) -> Changes:
     """The elevation answered 404 on select: it went away after it was listed."""
-    conn.execute(
+    result = conn.execute(
         sa.update(logikal_elevations)
         .where(logikal_elevations.c.id == elevation_id, logikal_elevations.c.deleted_at.is_(None))
         .values(deleted_at=now, synced_at=now)
     )
+    return Changes(deleted=result.rowcount)
 
 
 # -- parts lists --------------------------------------------------------------------
@@ -472,8 +463,11 @@ def _drop_unreferenced_file(conn: sa.Connection, sha256: str | None) -> None:
 
 def write_parts_list(
     conn: sa.Connection, elevation: ElevationRecord, content: bytes, parsed: ParsedPartsList, now: datetime
-) -> None:
-    """Store the file by hash, its row and its glass; a superseded file no row uses is dropped."""
+) -> Changes:
+    """Store the file by hash, its row and its glass; a superseded file no row uses is dropped.
+
+    Returns the change to the `logikal_parts_lists` row (the glass rows are `parsed.glass`).
+    """
     previous = conn.execute(
         sa.select(logikal_parts_lists.c.sha256).where(logikal_parts_lists.c.elevation_id == elevation.id)
     ).scalar()
@@ -493,7 +487,7 @@ def write_parts_list(
         "parse_error": parsed.parse_error,
         **{column: parsed.summary.get(column) for column in SUMMARY_COLUMNS.values()},
     }
-    upsert(conn, logikal_parts_lists, [row])
+    written = upsert(conn, logikal_parts_lists, [row])
     conn.execute(
         sa.delete(logikal_elevation_glass).where(logikal_elevation_glass.c.elevation_id == elevation.id)
     )
@@ -504,12 +498,15 @@ def write_parts_list(
         )
     if previous != parsed.sha256:
         _drop_unreferenced_file(conn, previous)
+    return Changes(inserted=written.inserted, updated=written.updated)
 
 
-def record_fetch_failure(conn: sa.Connection, elevation: ElevationRecord, error: str, now: datetime) -> None:
+def record_fetch_failure(
+    conn: sa.Connection, elevation: ElevationRecord, error: str, now: datetime
+) -> Changes:
     """A parts list that could not be fetched: a stored copy stays; without one, the failure is the row.
 
-    The row keeps no elevation version, so the next sync tries again.
+    The row keeps no elevation version, so the next sync tries again. Returns the row's change.
     """
     exists = conn.execute(
         sa.select(logikal_parts_lists.c.parse_status).where(
@@ -524,12 +521,15 @@ def record_fetch_failure(conn: sa.Connection, elevation: ElevationRecord, error:
     }
     if exists is None:
         conn.execute(sa.insert(logikal_parts_lists).values(**row))
-    elif exists[0] == FETCH_FAILED:
+        return Changes(inserted=1)
+    if exists[0] == FETCH_FAILED:
         conn.execute(
             sa.update(logikal_parts_lists)
             .where(logikal_parts_lists.c.elevation_id == elevation.id)
             .values(fetched_at=now, parse_error=error)
         )
+        return Changes(updated=1)
+    return Changes()
 
 
 # -- what the server answers to sibling elevation selects ----------------------------

@@ -34,9 +34,10 @@ from logikal_square_sync.policies import CatalogPolicy
 from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
+from logikal_square_sync.square.engine.records import CatalogObject
 from logikal_square_sync.square.engine.rows import category_row, item_row, variation_row
-from logikal_square_sync.square.engine.sync_report import SyncReport
 from logikal_square_sync.square.engine.timestamps import format_timestamp
+from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.state import get_watermark, set_watermark
 from logikal_square_sync.warehouse.tables import (
     square_catalog_categories,
@@ -52,7 +53,7 @@ OBJECT_TYPES = ["ITEM", "ITEM_VARIATION", "CATEGORY"]  # variations must be aske
 _TOMBSTONE_FIELDS = frozenset({"id", "version", "updated_at", "is_deleted", "synced_at"})
 
 
-def _rows_of_page(objects: list[dict[str, Any]], synced_at: datetime) -> dict[sa.Table, list[dict[str, Any]]]:
+def _rows_of_page(objects: list[CatalogObject], synced_at: datetime) -> dict[sa.Table, list[dict[str, Any]]]:
     by_table: dict[sa.Table, dict[str, dict[str, Any]]] = {
         square_catalog_categories: {},
         square_catalog_items: {},
@@ -66,12 +67,12 @@ def _rows_of_page(objects: list[dict[str, Any]], synced_at: datetime) -> dict[sa
             by_table[table][row["id"]] = row
 
     for obj in objects:
-        kind = obj.get("type")
+        kind = obj.type
         if kind == "CATEGORY":
             keep_newest(square_catalog_categories, category_row(obj, synced_at))
         elif kind == "ITEM":
             keep_newest(square_catalog_items, item_row(obj, synced_at))
-            for variation in (obj.get("item_data") or {}).get("variations") or []:
+            for variation in (obj.item_data.variations if obj.item_data else None) or ():
                 keep_newest(square_catalog_variations, variation_row(variation, synced_at))
         elif kind == "ITEM_VARIATION":
             keep_newest(square_catalog_variations, variation_row(obj, synced_at))
@@ -165,7 +166,7 @@ def sync_catalog(
                 report.inserted += result.inserted
                 report.updated += result.updated
                 written = set(result.written_keys)
-                report.tombstoned += sum(1 for row in rows if row["is_deleted"] and (row["id"],) in written)
+                report.deleted += sum(1 for row in rows if row["is_deleted"] and (row["id"],) in written)
                 for row in rows:
                     if newest is None or row["updated_at"] > newest:
                         newest = row["updated_at"]

@@ -10,6 +10,13 @@ import httpx
 import orjson
 
 from logikal_square_sync.http import CallStats, RetriesExhausted, RetryingClient, RetryPolicy
+from logikal_square_sync.records import MalformedRecordError
+from logikal_square_sync.square.engine.records import (
+    Location,
+    decode_catalog_page,
+    decode_inventory_page,
+    locations_of,
+)
 
 DEFAULT_SQUARE_VERSION = "2025-08-20"  # the release of the OpenAPI spec we follow (docs/square-api.md §1)
 
@@ -114,6 +121,14 @@ class SquareClient:
     def stats(self) -> CallStats:
         return self._http.stats
 
+    def report_counts(self) -> dict[str, int]:
+        """What a sync's report shows of this client (`sync_report.ClientCounts`)."""
+        return {
+            "api_calls": self.stats.calls,
+            "retries": self.stats.retries,
+            "cursor_restarts": self.cursor_restarts,
+        }
+
     def close(self) -> None:
         self._http.close()
 
@@ -144,9 +159,9 @@ class SquareClient:
     def _post_raw(self, path: str, endpoint: str, body: dict[str, Any]) -> bytes:
         return self._request("POST", path, endpoint, decode=lambda r: r.content, json=body)[1]
 
-    def list_locations(self) -> list[dict[str, Any]]:
+    def list_locations(self) -> list[Location]:
         """ListLocations: every location, inactive included; the endpoint has no pagination."""
-        return self._call("GET", "/v2/locations", "ListLocations").get("locations", [])
+        return locations_of(self._call("GET", "/v2/locations", "ListLocations"))
 
     def pages(
         self,
@@ -203,18 +218,23 @@ class SquareClient:
     ) -> Body:
         try:
             return decode(raw)
+        except MalformedRecordError:
+            raise  # the body is whole; a record in it is wrong
         except ValueError:
             # A body cut short behind a matching Content-Length: fetch it again, decoding
-            # inside the retry loop this time.
+            # inside the retry loop this time (a cut body raises a JSONDecodeError there).
             self._http.stats.count_retry("JSONDecodeError")
-            return self._call("POST", path, endpoint, json=request)
+            return self._request("POST", path, endpoint, decode=lambda r: decode(r.content), json=request)[1]
 
     def search_catalog_page(self, body: Body) -> Body:
         """One page of SearchCatalogObjects (a probe: its cursor is not followed)."""
         return self._call("POST", "/v2/catalog/search", "SearchCatalogObjects", json=body)
 
     def search_catalog(self, body_factory: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        return self.pages("/v2/catalog/search", "SearchCatalogObjects", body_factory)
+        """SearchCatalogObjects pages of typed `CatalogObject`s."""
+        return self.pages(
+            "/v2/catalog/search", "SearchCatalogObjects", body_factory, decode=decode_catalog_page
+        )
 
     def search_orders(
         self,
@@ -225,4 +245,10 @@ class SquareClient:
         return self.pages("/v2/orders/search", "SearchOrders", body_factory, next_request, decode)
 
     def inventory_counts(self, body_factory: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        return self.pages("/v2/inventory/counts/batch-retrieve", "BatchRetrieveInventoryCounts", body_factory)
+        """BatchRetrieveInventoryCounts pages of typed `InventoryCount`s."""
+        return self.pages(
+            "/v2/inventory/counts/batch-retrieve",
+            "BatchRetrieveInventoryCounts",
+            body_factory,
+            decode=decode_inventory_page,
+        )

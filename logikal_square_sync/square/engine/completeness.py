@@ -26,6 +26,7 @@ from logikal_square_sync.square.engine.order_sync import (
     location_groups,
     search_body,
 )
+from logikal_square_sync.square.engine.records import decode_order_entries_page
 from logikal_square_sync.warehouse.state import get_watermark
 from logikal_square_sync.warehouse.tables import square_orders
 
@@ -100,8 +101,8 @@ def _source_ids(
         return search_body(group, start_at, end_at, 1000, by=by, return_entries=True)
 
     ids: set[str] = set()
-    for page in client.search_orders(body):
-        ids.update(entry["order_id"] for entry in page.get("order_entries") or [])
+    for page in client.search_orders(body, decode=decode_order_entries_page):
+        ids.update(entry.order_id for entry in page["order_entries"])
     return ids
 
 

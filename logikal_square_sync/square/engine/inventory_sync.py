@@ -30,8 +30,8 @@ from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.rows import inventory_row
-from logikal_square_sync.square.engine.sync_report import SyncReport
 from logikal_square_sync.square.engine.timestamps import format_timestamp
+from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.state import get_watermark, set_watermark
 from logikal_square_sync.warehouse.tables import square_inventory_counts
 from logikal_square_sync.warehouse.upsert import upsert

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.rows import location_row
-from logikal_square_sync.square.engine.sync_report import SyncReport
+from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.tables import square_locations
 from logikal_square_sync.warehouse.upsert import upsert
 

@@ -15,6 +15,7 @@ whenever the order itself is rewritten.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -27,14 +28,16 @@ from logikal_square_sync.memory import release_free_memory
 from logikal_square_sync.policies import OrdersPolicy
 from logikal_square_sync.square.engine.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.engine.order_days import OrderDays, OrderTime
-from logikal_square_sync.square.engine.order_structs import Order, decode_orders_page, order_struct_rows
 from logikal_square_sync.square.engine.pipeline import Prefetched
-from logikal_square_sync.square.engine.rows import order_rows, order_time
-from logikal_square_sync.square.engine.sync_report import SyncReport
+from logikal_square_sync.square.engine.records import Order, decode_orders_page
+from logikal_square_sync.square.engine.rows import order_rows
 from logikal_square_sync.square.engine.timestamps import format_timestamp
+from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.state import get_watermarks, set_watermark, set_watermarks
 from logikal_square_sync.warehouse.tables import square_locations, square_order_line_items, square_orders
 from logikal_square_sync.warehouse.upsert import insert_rows, key_filter, upsert
+
+log = logging.getLogger(__name__)
 
 LOCATION_WATERMARK = "square/orders/location/"
 SYNCED_UNTIL = "square/orders/synced_until"
@@ -141,9 +144,9 @@ def order_pages(
         orders = page.get("orders") or []
         if not page.get("cursor") or not orders:
             return follow_cursor(request, page)
-        last = order_time(orders[-1], by)
+        last = getattr(orders[-1], by)
         keep = len(orders) - 1
-        while keep > 0 and order_time(orders[keep - 1], by) == last:
+        while keep > 0 and getattr(orders[keep - 1], by) == last:
             keep -= 1
         if keep == 0:
             return follow_cursor(request, page)  # a new query from `last` would return this same page
@@ -170,13 +173,11 @@ class PreparedPage:
     orders: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
 
 
-def _prepare_page(orders: list[Any], synced_at: datetime) -> PreparedPage:
-    """Rows of a page's orders: typed `Order`s (the fast path) or dicts (`records.order_rows`)."""
+def _prepare_page(orders: list[Order], synced_at: datetime) -> PreparedPage:
+    """Rows of a page's typed orders (checked when the page was decoded)."""
     newest_by_id: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     for order in orders:
-        row, items = (
-            order_struct_rows(order, synced_at) if isinstance(order, Order) else order_rows(order, synced_at)
-        )
+        row, items = order_rows(order, synced_at)
         current = newest_by_id.get(row["id"])
         if current is None or (row["updated_at"], row["version"] or -1) > (
             current[0]["updated_at"],
@@ -256,7 +257,6 @@ def sync_orders(
     *,
     history: HistoryRefetch | None = None,
     now: datetime | None = None,
-    log: Callable[[str], None] = lambda message: None,
 ) -> SyncReport:
     """Incremental sync up to `now`, or with `history` a re-fetch of the orders of those days.
 
@@ -288,7 +288,7 @@ def sync_orders(
             start_at = history_start
         by: OrderTime = history.by if history else "updated_at"
         window = f"{format_timestamp(start_at)} .. {format_timestamp(end_at)}"
-        log(f"orders of {len(group)} location(s) by {by} {window}")
+        log.info(f"orders of {len(group)} location(s) by {by} {window}")
         _sync_group(
             client,
             engine,

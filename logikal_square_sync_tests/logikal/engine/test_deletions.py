@@ -131,7 +131,7 @@ def test_a_directory_deleted_during_the_walk_is_marked_after_its_parent_confirms
     hooked.after_each_response(delete_after_listing_the_root)
     with hooked.pool() as pool:
         result = sync_directories(pool, engine)
-    assert result.changes.deleted == 1 and result.client["confirmations"] == 1
+    assert result.report.deleted == 1 and result.client["confirmations"] == 1
     sync_everything(logikal, engine)
     assert_warehouse_equals_source(engine, sandbox)
     deleted = marked_deleted(engine)
@@ -177,7 +177,7 @@ def test_a_mass_deletion_of_directories_is_refused_too(logikal, engine, sandbox)
     # The limit is a policy: a looser one lets the same run through.
     looser = policies().logikal.deletion_limit.model_copy(update={"max_share": 0.7})
     with logikal.pool() as pool:
-        assert sync_directories(pool, engine, deletion_limit=looser).changes.deleted == 2
+        assert sync_directories(pool, engine, deletion_limit=looser).report.deleted == 2
 
 
 def test_one_deletion_is_never_a_mass_deletion(logikal, engine, sandbox) -> None:

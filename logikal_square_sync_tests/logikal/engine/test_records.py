@@ -8,6 +8,7 @@ import pytest
 
 from logikal_square_sync.logikal.engine.errors import LogikalResponseError, MalformedRecordError
 from logikal_square_sync.logikal.engine.records import ElevationRecord, ProjectRecord, parse_records
+from logikal_square_sync.records import MalformedRecordError as SharedMalformedRecordError
 
 PROJECT = {
     "id": "5DDB1393-56EB-4280-9F7E-3C3AEC51483C",
@@ -37,11 +38,12 @@ def test_milliseconds_are_recognised() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"id": None}, r"record 0 \(id None\) is malformed: id: .*GUID"),
-        ({"id": "not-a-guid"}, r"id: .*'not-a-guid' is not a GUID"),
-        ({"changedDate": "2025-01-01"}, r"changedDate: .*Unix seconds"),
-        ({"changedDate": True}, r"changedDate: .*Unix seconds"),
-        ({"name": None}, r"name: "),
+        ({"id": None}, r"project \(record 0; no id; record starts \{.*\): field 'id': expected a GUID"),
+        ({"id": "not-a-guid"}, r"project 'not-a-guid' \(record 0\): field 'id': 'not-a-guid' is not a GUID"),
+        ({"changedDate": "2025-01-01"}, r"field 'changedDate': expected Unix seconds"),
+        ({"changedDate": True}, r"field 'changedDate': expected Unix seconds"),
+        ({"changedDate": -5}, r"field 'changedDate': expected Unix seconds, got negative -5"),
+        ({"name": None}, r"field 'name': missing"),
     ],
 )
 def test_a_malformed_record_is_named_with_its_field(change, message) -> None:
@@ -49,10 +51,42 @@ def test_a_malformed_record_is_named_with_its_field(change, message) -> None:
         parse_records(ProjectRecord, [{**PROJECT, **change}], "GET /projects")
 
 
+def test_the_error_names_source_kind_record_and_field() -> None:
+    elevation = {"id": "3E62BFD7-0000-4000-8000-000000000001", "width": 2290.0, "changedDate": "yesterday"}
+    with pytest.raises(MalformedRecordError) as raised:
+        parse_records(ElevationRecord, [elevation], "GET /elevations")
+    error = raised.value
+    assert isinstance(error, SharedMalformedRecordError) and isinstance(error, LogikalResponseError)
+    assert (error.source, error.kind, error.record_id, error.field, error.position, error.call) == (
+        "LogiKal",
+        "elevation",
+        "3E62BFD7-0000-4000-8000-000000000001",
+        "changedDate",
+        0,
+        "GET /elevations",
+    )
+    assert str(error) == (
+        "GET /elevations: malformed LogiKal elevation '3E62BFD7-0000-4000-8000-000000000001' (record 0): "
+        "field 'changedDate': expected Unix seconds (a number), got 'yesterday'"
+    )
+
+
+def test_lax_json_types_are_taken_as_before() -> None:
+    (elevation,) = parse_records(
+        ElevationRecord,
+        [{"id": PROJECT["id"], "amount": "2", "isInRecycleBin": 1, "versionId": None}],
+        "GET /elevations",
+    )
+    assert (elevation.amount, elevation.is_in_recycle_bin, elevation.version_id) == (2.0, True, None)
+    assert elevation.created_at is None
+
+
 def test_a_listing_that_is_not_a_list_or_repeats_an_id_is_refused() -> None:
     with pytest.raises(LogikalResponseError, match="expected a list"):
         parse_records(ProjectRecord, {"id": 1}, "GET /projects")
     with pytest.raises(MalformedRecordError, match="records 0 and 1 both are"):
         parse_records(ProjectRecord, [PROJECT, PROJECT], "GET /projects", key=lambda p: p.id)
-    with pytest.raises(MalformedRecordError, match="record 0 is a str"):
+    with pytest.raises(
+        MalformedRecordError, match=r"elevation \(record 0; no id; .*Expected `object`, got `str`"
+    ):
         parse_records(ElevationRecord, ["x"], "GET /elevations")

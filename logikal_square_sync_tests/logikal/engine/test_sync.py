@@ -87,8 +87,8 @@ def test_a_resync_without_changes_fetches_no_parts_list_and_writes_nothing(logik
     assert sandbox.stats.logins == 2 + len(sandbox.projects())
     for contents in again.contents.values():
         assert contents.client["logins"] == 1
-        assert contents.phases.total == contents.elevations.total == 0
-    assert again.directories.changes.total == again.projects.changes.total == 0
+        assert contents.phases.changed == contents.elevations.changed == 0
+    assert again.directories.report.changed == again.projects.report.changed == 0
     assert warehouse_state(engine) == before
     assert sandbox.stats.active_sessions == 0
 

@@ -1,4 +1,8 @@
-"""A Square sync's report as Dagster materialization metadata (the engine's SyncReport knows no Dagster)."""
+"""A sync's report as Dagster materialization metadata: one helper for every source.
+
+The engines' `SyncReport` (`sync_report.py`) knows no Dagster; here its watermarks become
+the UI's timestamps.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from logikal_square_sync.square.engine.sync_report import SyncReport
+from logikal_square_sync.sync_report import SyncReport
 
 
 def report_metadata(report: SyncReport) -> dict[str, Any]:
@@ -18,7 +22,7 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
 
 
 def _timestamp(watermark: str | None) -> dg.MetadataValue:
-    """A watermark as the UI's timestamp (shown in the viewer's zone), or "none" before the first."""
+    """A watermark as the UI's timestamp (shown in the viewer's zone), or "none" without one."""
     if watermark is None:
         return dg.MetadataValue.text("none")
     return dg.MetadataValue.timestamp(datetime.fromisoformat(watermark))
