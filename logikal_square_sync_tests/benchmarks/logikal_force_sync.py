@@ -61,7 +61,8 @@ LISTING_CALLS = {"POST /directories/select", "POST /projects/select", "GET /phas
 LISTING_CALLS |= {"GET /elevations"}
 
 
-def _build_project(sandbox: LogikalSandbox) -> str:
+def build_project(sandbox: LogikalSandbox) -> str:
+    """The benchmark's project (also the walk tests'): 6 + 6 + 5 elevations in the first directory."""
     directory = sandbox.directories()[0]["path"]
     project_id = sandbox.add_project(directory, "BENCH17", phases=len(PHASE_SIZES), elevations_per_phase=0)
     for phase, size in zip(sandbox.phases(project_id), PHASE_SIZES, strict=True):
@@ -82,7 +83,7 @@ def _run_once(pool_size: int, seed: int, siblings_refused: bool = False) -> dict
             allow_sibling_elevation_select=not siblings_refused,
         )
     )
-    project_id = _build_project(sandbox)
+    project_id = build_project(sandbox)
     engine = warehouse_engine(f"sqlite:///{tempfile.mkdtemp(prefix='logikal-bench-')}/warehouse.sqlite")
     with serve_in_thread(create_app(sandbox)) as served:
         settings = ConnectionSettings(served.url + BASE_PATH, "sandbox", "sandbox")

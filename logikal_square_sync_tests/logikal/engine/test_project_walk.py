@@ -12,20 +12,10 @@ from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.logikal.engine.store import save_sibling_refusal, write_transaction
+from logikal_square_sync_tests.benchmarks.logikal_force_sync import PHASE_SIZES, build_project
 from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
 
-PHASE_SIZES = (6, 6, 5)  # the force-sync benchmark's project
 PARTS_LIST = "/elevations/selected/parts-list"
-
-
-def _project(sandbox) -> str:
-    """A project of 6 + 6 + 5 elevations beside the small tree, discovered but never synced."""
-    directory = sandbox.directories()[0]["path"]
-    project = sandbox.add_project(directory, "BENCH17", phases=len(PHASE_SIZES), elevations_per_phase=0)
-    for phase, size in zip(sandbox.phases(project), PHASE_SIZES, strict=True):
-        for _ in range(size):
-            sandbox.add_elevation(project, phase["id"])
-    return project
 
 
 def _assert_project_synced(engine, sandbox, project: str) -> None:
@@ -60,7 +50,7 @@ def _tokens_fetching(logikal) -> Counter[str]:
 def test_a_first_sync_puts_every_session_of_the_pool_to_work_with_one_login_each(
     logikal, engine, sandbox
 ) -> None:
-    project = _project(sandbox)
+    project = build_project(sandbox)  # 6 + 6 + 5 elevations, never synced
     _discover(logikal, engine)
     # Latencies at a fifth (a login 0.9-1.8 s, a parts list 0.2-0.6 s): the sessions log in side
     # by side and join while the work lasts, as at full latency.
@@ -85,7 +75,7 @@ def test_a_first_sync_puts_every_session_of_the_pool_to_work_with_one_login_each
 
 @pytest.mark.parametrize("sandbox", [{"allow_sibling_elevation_select": False}], indirect=True)
 def test_without_sibling_selects_a_first_sync_logs_in_once_per_parts_list(logikal, engine, sandbox) -> None:
-    project = _project(sandbox)
+    project = build_project(sandbox)  # 6 + 6 + 5 elevations, never synced
     _discover(logikal, engine)
     with write_transaction(engine) as conn:  # learned by an earlier run, as sync_state keeps it
         save_sibling_refusal(conn, 409, utc_now())
@@ -103,7 +93,7 @@ def test_without_sibling_selects_a_first_sync_logs_in_once_per_parts_list(logika
 
 
 def test_a_resync_logs_in_once_per_phase_with_changes(logikal, engine, sandbox) -> None:
-    project = _project(sandbox)
+    project = build_project(sandbox)  # 6 + 6 + 5 elevations, never synced
     _discover(logikal, engine)
     with logikal.pool(4) as pool:
         sync_project_contents(pool, engine, project)
