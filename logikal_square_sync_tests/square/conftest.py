@@ -118,12 +118,27 @@ def orders_policy():
     return policies().square.orders.model_copy(update={"page_size": PAGE_SIZE})
 
 
-def inventory_policy(page_size: int = PAGE_SIZE):
-    return policies().square.inventory.model_copy(update={"page_size": page_size})
+# Pages per transaction of the batching syncs (catalog, inventory) unless a test says otherwise: a few,
+# so the small sandbox still makes several transactions of several pages each. The time limit is
+# out of reach, so which pages share a transaction never depends on how fast the machine is.
+BATCH_PAGES = 3
+NO_TIME_LIMIT = 300
 
 
-def catalog_policy(page_size: int = PAGE_SIZE):
-    return policies().square.catalog.model_copy(update={"page_size": page_size})
+def _batched(page_size: int, batch_pages: int) -> dict:
+    return {
+        "page_size": page_size,
+        "rows_per_transaction": page_size * batch_pages,
+        "seconds_per_transaction": NO_TIME_LIMIT,
+    }
+
+
+def inventory_policy(page_size: int = PAGE_SIZE, batch_pages: int = BATCH_PAGES):
+    return policies().square.inventory.model_copy(update=_batched(page_size, batch_pages))
+
+
+def catalog_policy(page_size: int = PAGE_SIZE, batch_pages: int = BATCH_PAGES):
+    return policies().square.catalog.model_copy(update=_batched(page_size, batch_pages))
 
 
 def sync_everything(
