@@ -6,10 +6,12 @@ import functools
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -58,6 +60,9 @@ def create_warehouse_engine(url: str) -> sa.Engine:
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
+    # Alembic is imported where a schema is migrated, not where the definitions load.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -66,6 +71,8 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest migration; safe when several processes start at once."""
+    from alembic import command
+
     for attempt in range(5):
         try:
             with engine.begin() as conn:
