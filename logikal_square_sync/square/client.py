@@ -224,5 +224,12 @@ class SquareClient:
     ) -> Iterator[Body]:
         return self.pages("/v2/orders/search", "SearchOrders", body_factory, next_request, decode)
 
-    def inventory_counts(self, body_factory: Callable[[], dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        return self.pages("/v2/inventory/counts/batch-retrieve", "BatchRetrieveInventoryCounts", body_factory)
+    def inventory_counts(
+        self, body_factory: Callable[[], Body], decode: Callable[[bytes], Body] = orjson.loads
+    ) -> Iterator[Body]:
+        return self.pages(
+            "/v2/inventory/counts/batch-retrieve",
+            "BatchRetrieveInventoryCounts",
+            body_factory,
+            decode=decode,
+        )

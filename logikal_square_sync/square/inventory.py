@@ -33,6 +33,7 @@ from logikal_square_sync.pages import with_last_flag
 from logikal_square_sync.policies import InventoryPolicy
 from logikal_square_sync.square.batches import BatchLimits, batched
 from logikal_square_sync.square.client import SquareClient
+from logikal_square_sync.square.inventory_structs import Count, count_struct_row, decode_counts_page
 from logikal_square_sync.square.pipeline import Prefetched
 from logikal_square_sync.square.records import inventory_row
 from logikal_square_sync.square.report import SyncReport
@@ -111,10 +112,12 @@ def sync_inventory(
         return request
 
     def prepared_pages() -> Iterator[_Page]:
-        for page, is_last in with_last_flag(client.inventory_counts(body)):
+        for page, is_last in with_last_flag(client.inventory_counts(body, decode=decode_counts_page)):
             synced_at = utc_now()
             counts = page.get("counts") or []
-            yield _Page(len(counts), [inventory_row(count, synced_at) for count in counts], is_last)
+            # A page decodes into typed counts only when every one of them is plain (inventory_structs).
+            to_row = count_struct_row if counts and isinstance(counts[0], Count) else inventory_row
+            yield _Page(len(counts), [to_row(count, synced_at) for count in counts], is_last)
 
     limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest_at_start: datetime | None = None

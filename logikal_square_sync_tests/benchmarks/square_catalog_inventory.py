@@ -9,8 +9,9 @@ anything. For each of the catalog (categories, items, variations) and the
 inventory counts:
 
 - the limit: every page the sync reads, fetched and decoded with nothing
-  written, plus a PostgreSQL COPY of the rows the sync wrote into empty tables
-  of the same shape;
+  written (each with the sync's own decoder: typed counts, catalog dicts),
+  plus a PostgreSQL COPY of the rows the sync wrote into empty tables of the
+  same shape;
 - the full sync (a first run, so a full refresh), its peak RSS;
 - target: full sync / limit <= 1.5.
 """
@@ -65,8 +66,11 @@ def step_fetch(kind: str, url: str, token: str, _warehouse: str) -> dict[str, An
             for page in client.search_catalog(lambda: body):
                 records += len(page.get("objects") or [])
         else:
+            from logikal_square_sync.square.inventory_structs import decode_counts_page
+
             body = {"limit": square.inventory.page_size}
-            for page in client.inventory_counts(lambda: body):
+            # Decoded with the sync's own decoder, as the orders' limit is.
+            for page in client.inventory_counts(lambda: body, decode=decode_counts_page):
                 records += len(page.get("counts") or [])
     return {"seconds": time_now() - started, "records": records}
 
