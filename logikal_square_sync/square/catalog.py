@@ -77,6 +77,10 @@ class _Batch:
     last: bool = False
     moved_meanwhile: bool = False
     newest: datetime | None = None  # the newest updated_at of every copy read
+    # The newest version of each object put into this run's batches so far, shared by them: a copy
+    # no newer than one an earlier batch holds would not be written (a variation comes both nested
+    # in its item and on its own), so it is dropped here instead of being sent to be refused.
+    seen: dict[sa.Table, dict[str, int]] = field(default_factory=lambda: {table: {} for table in _TABLES})
 
     @property
     def size(self) -> int:
@@ -93,14 +97,20 @@ class _Batch:
             return False
         newest = self.newest
         for table, rows in page.rows.items():
-            held = self.rows[table]
+            held, seen = self.rows[table], self.seen[table]
             for row in rows:
-                current = held.get(row["id"])
-                # Ties keep the copy read first: the upsert writes only a strictly newer one.
-                if current is None or row["version"] > current["version"]:
-                    held[row["id"]] = row
                 if newest is None or row["updated_at"] > newest:
                     newest = row["updated_at"]
+                object_id, version = row["id"], row["version"]
+                current = held.get(object_id)
+                if current is None:
+                    if seen.get(object_id, -1) >= version:
+                        continue
+                # Ties keep the copy read first: the upsert writes only a strictly newer one.
+                elif version <= current["version"]:
+                    continue
+                held[object_id] = row
+                seen[object_id] = version
         self.newest = newest
         self.read += page.read
         self.pages += 1
@@ -208,8 +218,11 @@ def sync_catalog(
     newest: datetime | None = None
     # Pages are fetched, decoded, turned into rows and merged into batches in a thread of their
     # own while this one writes each batch in one transaction.
+    seen: dict[sa.Table, dict[str, int]] = {table: {} for table in _TABLES}
     for batch in Prefetched(
-        lambda: batched(prepared_pages(), _Batch, limits), depth=1, name="square-catalog-decode"
+        lambda: batched(prepared_pages(), lambda: _Batch(seen=seen), limits),
+        depth=1,
+        name="square-catalog-decode",
     ):
         report.read += batch.read
         if batch.newest is not None and (newest is None or batch.newest > newest):

@@ -292,3 +292,30 @@ def test_an_object_read_live_then_deleted_within_one_batch_keeps_its_live_name(
         ).one()
     assert tuple(stored) == (data["name"], True)
     assert report.extra["changed_during_run"] is True
+
+
+def test_a_catalog_copy_no_newer_than_one_an_earlier_batch_holds_is_dropped() -> None:
+    from logikal_square_sync.square.catalog import _Batch, _Page
+
+    def variation(object_id: str, version: int, deleted: bool = False) -> dict:
+        return {
+            "id": object_id,
+            "version": version,
+            "updated_at": ts("2026-06-01T00:00:00Z"),
+            "is_deleted": deleted,
+        }
+
+    def page(*rows: dict) -> _Page:
+        return _Page(len(rows), {t.square_catalog_variations: list(rows)}, False, False)
+
+    seen: dict = {table: {} for table in _Batch().rows}
+    first = _Batch(seen=seen)
+    assert first.add(page(variation("A", 2), variation("B", 5)))
+    second = _Batch(seen=seen)
+    # A nested copy read again, an older one, a newer one, a new object.
+    assert second.add(page(variation("A", 2), variation("B", 4), variation("B", 6), variation("C", 1)))
+    held = second.rows[t.square_catalog_variations]
+    assert {key: row["version"] for key, row in held.items()} == {"B": 6, "C": 1}
+    # A tombstone of an object this batch holds waits for a batch of its own.
+    assert not second.add(page(variation("C", 2, deleted=True)))
+    assert {key: row["version"] for key, row in held.items()} == {"B": 6, "C": 1}
