@@ -14,11 +14,12 @@ field. Both paths give identical rows for every count both accept.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import msgspec
-import orjson
+
+from logikal_square_sync.square.typed_pages import aware, decimal_quantity, decode_typed_page, page_decoder
 
 
 class Count(msgspec.Struct):
@@ -30,31 +31,14 @@ class Count(msgspec.Struct):
     calculated_at: datetime | None = None
 
 
-class _Page(msgspec.Struct):
-    counts: list[Count] | None = None
-    cursor: str | None = None
-
-
-_DECODER = msgspec.json.Decoder(_Page)
-
-
-def _quantity(value: str | int | None) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        quantity = Decimal(value)
-    except InvalidOperation:
-        return None
-    return quantity if quantity.is_finite() else None
+_DECODER = page_decoder("counts", Count)
 
 
 def _plain(count: Count) -> bool:
     """Whether the dict path would accept this count as it is (else it must judge the page)."""
     if not (count.catalog_object_id and count.location_id and count.state):
         return False
-    if count.calculated_at is None or count.calculated_at.tzinfo is None:
-        return False
-    return _quantity(count.quantity) is not None
+    return aware(count.calculated_at) and decimal_quantity(count.quantity) is not None
 
 
 def decode_counts_page(raw: bytes) -> dict[str, Any]:
@@ -62,19 +46,7 @@ def decode_counts_page(raw: bytes) -> dict[str, Any]:
 
     Raises ValueError (as `json.loads` does) when the body is no JSON at all.
     """
-    try:
-        page = _DECODER.decode(raw)
-    except msgspec.ValidationError:
-        return orjson.loads(raw)
-    except msgspec.DecodeError as error:
-        raise ValueError(f"BatchRetrieveInventoryCounts page is not JSON: {error}") from error
-    counts = page.counts or []
-    if not all(_plain(count) for count in counts):
-        return orjson.loads(raw)
-    body: dict[str, Any] = {"counts": counts}
-    if page.cursor:
-        body["cursor"] = page.cursor
-    return body
+    return decode_typed_page(raw, _DECODER, "counts", _plain, "BatchRetrieveInventoryCounts")
 
 
 def count_struct_row(count: Count, synced_at: datetime) -> dict[str, Any]:

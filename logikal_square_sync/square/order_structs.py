@@ -15,11 +15,11 @@ both accept.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
-import orjson
+
+from logikal_square_sync.square.typed_pages import aware, decimal_quantity, decode_typed_page, page_decoder
 
 
 class Money(msgspec.Struct):
@@ -48,37 +48,18 @@ class Order(msgspec.Struct):
     line_items: list[LineItem] | None = None
 
 
-class _Page(msgspec.Struct):
-    orders: list[Order] | None = None
-    cursor: str | None = None
-
-
-_DECODER = msgspec.json.Decoder(_Page)
-
-
-def _quantity(value: str | int | None) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        quantity = Decimal(value)
-    except InvalidOperation:
-        return None
-    return quantity if quantity.is_finite() else None
-
-
-def _aware(moment: datetime | None) -> bool:
-    return moment is not None and moment.tzinfo is not None
+_DECODER = page_decoder("orders", Order)
 
 
 def _plain(order: Order) -> bool:
     """Whether the dict path would accept this order as it is (else it must judge the page)."""
     if not (order.id and order.location_id and order.state):
         return False
-    if not (_aware(order.created_at) and _aware(order.updated_at)):
+    if not (aware(order.created_at) and aware(order.updated_at)):
         return False
     if order.closed_at is not None and order.closed_at.tzinfo is None:
         return False
-    return all(_quantity(item.quantity) is not None for item in order.line_items or ())
+    return all(decimal_quantity(item.quantity) is not None for item in order.line_items or ())
 
 
 def decode_orders_page(raw: bytes) -> dict[str, Any]:
@@ -86,19 +67,7 @@ def decode_orders_page(raw: bytes) -> dict[str, Any]:
 
     Raises ValueError (as `json.loads` does) when the body is no JSON at all.
     """
-    try:
-        page = _DECODER.decode(raw)
-    except msgspec.ValidationError:
-        return orjson.loads(raw)
-    except msgspec.DecodeError as error:
-        raise ValueError(f"SearchOrders page is not JSON: {error}") from error
-    orders = page.orders or []
-    if not all(_plain(order) for order in orders):
-        return orjson.loads(raw)
-    body: dict[str, Any] = {"orders": orders}
-    if page.cursor:
-        body["cursor"] = page.cursor
-    return body
+    return decode_typed_page(raw, _DECODER, "orders", _plain, "SearchOrders")
 
 
 def order_struct_rows(order: Order, synced_at: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -126,7 +95,7 @@ def order_struct_rows(order: Order, synced_at: datetime) -> tuple[dict[str, Any]
                 "order_id": order.id,
                 "uid": item.uid or f"#{position}",
                 "name": item.name,
-                "quantity": _quantity(item.quantity),
+                "quantity": decimal_quantity(item.quantity),
                 "catalog_object_id": item.catalog_object_id,
                 "base_price_amount": base.amount if base is not None else None,
                 "total_amount": item_total.amount if item_total is not None else None,

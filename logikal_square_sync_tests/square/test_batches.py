@@ -11,8 +11,6 @@ committed stays, and the next run converges exactly on the source.
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +32,9 @@ from logikal_square_sync_tests.square.conftest import (
     every_mode,
     inventory_policy,
     source_inventory,
+    sync_process,
     ts,
+    wait_while_it_runs,
     warehouse_inventory,
 )
 
@@ -206,23 +206,16 @@ def test_a_sync_killed_in_the_middle_of_a_batch_then_a_rerun_converges(
     """SIGKILL while a batch is still being read: its pages are lost, none committed before."""
     # Page 6 is held: pages 1-4 are committed, page 5 waits in the second batch for pages 6-8.
     held = sandbox.faults.inject("hold", endpoint="inventory_counts", times=1, after_calls=5)
-    script = (
-        "from logikal_square_sync.square.client import SquareClient\n"
-        "from logikal_square_sync.square.inventory import sync_inventory\n"
-        "from logikal_square_sync.warehouse.engine import warehouse_engine\n"
-        "from logikal_square_sync_tests.square.conftest import inventory_policy\n"
-        f"client = SquareClient({square_url!r}, {sandbox.config.access_token!r}, timeout=120)\n"
-        f"policy = inventory_policy(page_size={INVENTORY_PAGE}, batch_pages={INVENTORY_BATCH_PAGES})\n"
-        f"sync_inventory(client, warehouse_engine({warehouse_url!r}), policy)\n"
-    )
     committed = _first_counts(sandbox, INVENTORY_BATCH_PAGES)
-    process = subprocess.Popen([sys.executable, "-c", script])
+    policy = f"inventory_policy(page_size={INVENTORY_PAGE}, batch_pages={INVENTORY_BATCH_PAGES})"
+    process = sync_process(square_url, sandbox, warehouse_url, "inventory.sync_inventory", policy)
     try:
-        deadline = time.monotonic() + 180
-        while not (held.requests and warehouse_inventory(engine) == committed):
-            assert process.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline, "the sync did not commit its first batch and ask for page 6"
-            time.sleep(0.05)
+        wait_while_it_runs(
+            process,
+            lambda: bool(held.requests) and warehouse_inventory(engine) == committed,
+            time.monotonic() + 180,
+            "commit its first batch and ask for page 6",
+        )
     finally:
         process.kill()
         process.wait()

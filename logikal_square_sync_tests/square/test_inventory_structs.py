@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
 
 from logikal_square_sync.square.inventory_structs import Count, count_struct_row, decode_counts_page
 from logikal_square_sync.square.records import MalformedRecord, inventory_row
+from logikal_square_sync_tests.square.conftest import json_page
 
 SYNCED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 COUNT: dict[str, Any] = {
@@ -23,10 +23,7 @@ COUNT: dict[str, Any] = {
 
 
 def page(*counts: dict[str, Any], cursor: str | None = "CURSOR") -> bytes:
-    body: dict[str, Any] = {"counts": list(counts)}
-    if cursor:
-        body["cursor"] = cursor
-    return orjson.dumps(body)
+    return json_page("counts", list(counts), cursor)
 
 
 def test_plain_counts_decode_typed_into_the_rows_of_the_dict_path() -> None:
@@ -40,7 +37,7 @@ def test_plain_counts_decode_typed_into_the_rows_of_the_dict_path() -> None:
         assert count_struct_row(typed, SYNCED_AT) == inventory_row(original, SYNCED_AT)
     assert count_struct_row(decoded["counts"][0], SYNCED_AT)["calculated_at"].tzinfo == UTC
     assert "cursor" not in decode_counts_page(page(COUNT, cursor=None))
-    assert decode_counts_page(orjson.dumps({})) == {"counts": []}
+    assert decode_counts_page(b"{}") == {"counts": []}
 
 
 @pytest.mark.parametrize(
@@ -58,12 +55,10 @@ def test_plain_counts_decode_typed_into_the_rows_of_the_dict_path() -> None:
     ],
 )
 def test_a_page_with_a_bad_count_is_judged_by_the_dict_path(field: str, value: Any, message: str) -> None:
-    bad = {**COUNT, field: value}
-    decoded = decode_counts_page(page(COUNT, bad))
-    assert all(isinstance(count, dict) for count in decoded["counts"])  # the whole page
+    counts = decode_counts_page(page(COUNT, {**COUNT, field: value}))["counts"]
+    assert [type(count) for count in counts] == [dict, dict]  # the whole page
     with pytest.raises(MalformedRecord, match=message):
-        for count in decoded["counts"]:
-            inventory_row(count, SYNCED_AT)
+        [inventory_row(count, SYNCED_AT) for count in counts]
 
 
 def test_a_body_that_is_no_json_raises_value_error() -> None:

@@ -6,11 +6,11 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pytest
 
 from logikal_square_sync.square.order_structs import Order, decode_orders_page, order_struct_rows
 from logikal_square_sync.square.records import MalformedRecord, order_rows, order_time
+from logikal_square_sync_tests.square.conftest import json_page
 
 SYNCED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 ORDER: dict[str, Any] = {
@@ -38,10 +38,7 @@ ORDER: dict[str, Any] = {
 
 
 def page(*orders: dict[str, Any], cursor: str | None = "CURSOR") -> bytes:
-    body: dict[str, Any] = {"orders": list(orders)}
-    if cursor:
-        body["cursor"] = cursor
-    return orjson.dumps(body)
+    return json_page("orders", list(orders), cursor)
 
 
 def test_plain_orders_decode_typed_into_the_rows_of_the_dict_path() -> None:
