@@ -2,8 +2,10 @@
 
 Dagster loads `defs` lazily (`@dg.definitions`): importing this module builds nothing and
 touches no file; the schedules' and sensors' default status and time zone are read when
-the definitions are built. Tests call `build_defs()` for fresh definitions.
+the definitions are built, once per process. Tests call `build_defs()` for fresh definitions.
 """
+
+import functools
 
 import dagster as dg
 
@@ -29,6 +31,14 @@ def build_defs() -> dg.Definitions:
     )
 
 
+@functools.cache
+def _defs_of_this_process() -> dg.Definitions:
+    return build_defs()
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_defs()
+    # Dagster asks for the definitions again and again in one process (six times in one
+    # `dagster asset materialize`); they depend only on the environment and the policy files,
+    # read once, and a reload of the code location is a new process.
+    return _defs_of_this_process()

@@ -120,7 +120,16 @@ class SyncPolicy(BaseModel):
         return timedelta(minutes=self.fail_after_minutes)
 
 
-class CatalogPolicy(SyncPolicy):
+class BatchedSyncPolicy(SyncPolicy):
+    """A sync whose watermark moves only with its last page, so several pages may share a transaction."""
+
+    # At most this many rows in one transaction; a page is never split, so a batch holds at least one.
+    rows_per_transaction: int = Field(default=10_000, ge=1, le=100_000)
+    # A batch is written once its first page was read this long ago (checked as pages arrive).
+    seconds_per_transaction: float = Field(default=5, gt=0, le=300)
+
+
+class CatalogPolicy(BatchedSyncPolicy):
     overlap_minutes: int = Field(default=5, ge=0)
     full_refresh_days: int = Field(default=7, ge=1)
 
@@ -140,7 +149,7 @@ class OrdersPolicy(SyncPolicy):
         return self
 
 
-class InventoryPolicy(SyncPolicy):
+class InventoryPolicy(BatchedSyncPolicy):
     full_refresh_days: int = Field(default=7, ge=1)
 
 

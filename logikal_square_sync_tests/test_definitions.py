@@ -132,6 +132,24 @@ def test_importing_the_definitions_builds_and_writes_nothing(tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_loading_the_code_location_imports_no_parser_or_migration_library(tmp_path: Path) -> None:
+    """pandas (and numpy) and alembic are imported where a parts list is parsed or a schema migrated.
+
+    Together they took longer to import than the rest of the code location, which every Dagster
+    process loading it (the code server, each run) paid.
+    """
+    probe = (
+        "import sys, logikal_square_sync.definitions as d; d._defs_of_this_process(); "
+        "print(sorted(m for m in ('pandas', 'numpy', 'alembic', 'matplotlib', 'logikal_square_sync_sandbox')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None:
     """Moving the orders cron gives the orders a schedule of their own; no name changes its objects."""
     from logikal_square_sync.square.schedules import square_schedules

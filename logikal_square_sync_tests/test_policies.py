@@ -69,6 +69,22 @@ def test_the_session_budget_defaults_to_4_and_an_override_changes_it(tmp_path: P
         ("logikal: {sessions: {budget: four}}", r"logikal\.sessions\.budget: .*valid integer"),
         ("logikal: {sessions: {poll_seconds: 0}}", r"logikal\.sessions\.poll_seconds: .*greater than 0"),
         ("logikal: {sessions: {limit: 4}}", r"logikal\.sessions\.limit: Extra inputs are not permitted"),
+        (
+            "square: {inventory: {rows_per_transaction: 0}}",
+            r"square\.inventory\.rows_per_transaction: .*greater than or equal to 1",
+        ),
+        (
+            "square: {catalog: {rows_per_transaction: 1000000}}",
+            r"square\.catalog\.rows_per_transaction: .*less than or equal to 100000",
+        ),
+        (
+            "square: {catalog: {seconds_per_transaction: 0}}",
+            r"square\.catalog\.seconds_per_transaction: .*greater than 0",
+        ),
+        (
+            "square: {orders: {rows_per_transaction: 5000}}",  # orders commit each page with its watermark
+            r"square\.orders\.rows_per_transaction: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_a_bad_override_fails_naming_the_file_and_the_field(tmp_path: Path, text: str, message: str) -> None:

@@ -3,7 +3,8 @@
 COPY is several times faster than multi-row INSERT … VALUES for thousands of
 rows, and SQLAlchemy has no API for it; psycopg2's `copy_expert` takes the
 text format, which this module writes. Values are converted by column type,
-chosen once per column rather than per value, because this runs for every
+one column at a time (a list comprehension per column, one scan for escapes
+per text column) rather than value by value, because this runs for every
 field of every row of a full sync. A naive datetime is refused here as the
 UtcDateTime column type refuses it on the INSERT path.
 """
@@ -24,45 +25,62 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _NEEDS_ESCAPE = re.compile(r"[\\\n\r\t]")
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return NULL
-    text = str(value)
-    return text.translate(_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
+def _texts(values: list[Any]) -> list[str]:
+    strings = [None if value is None else str(value) for value in values]
+    # One scan of the whole column: values that need an escape are rare (ids, names, SKUs).
+    if _NEEDS_ESCAPE.search("".join([text for text in strings if text is not None])):
+        return [NULL if text is None else text.translate(_ESCAPES) for text in strings]
+    return [NULL if text is None else text for text in strings]
 
 
-def _timestamp(value: datetime | None) -> str:
-    if value is None:
-        return NULL
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given for a UTC column")
-    return value.isoformat()
+def _timestamps(values: list[datetime | None]) -> list[str]:
+    texts = []
+    last: datetime | None = None
+    last_text = NULL
+    for value in values:
+        if value is not last:  # a page's rows share one synced_at: formatted once
+            if value is None:
+                last_text = NULL
+            elif value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} given for a UTC column")
+            else:
+                last_text = value.isoformat()
+            last = value
+        texts.append(last_text)
+    return texts
 
 
-def _boolean(value: bool | None) -> str:
-    return NULL if value is None else ("t" if value else "f")
+def _booleans(values: list[bool | None]) -> list[str]:
+    return [NULL if value is None else ("t" if value else "f") for value in values]
 
 
-def _number(value: Any) -> str:
-    return NULL if value is None else str(value)
+def _numbers(values: list[Any]) -> list[str]:
+    return [NULL if value is None else str(value) for value in values]
 
 
-def _binary(value: bytes | None) -> str:
-    return NULL if value is None else "\\\\x" + bytes(value).hex()
+def _binaries(values: list[bytes | None]) -> list[str]:
+    return [NULL if value is None else "\\\\x" + bytes(value).hex() for value in values]
 
 
-def _converter(column_type: sa.types.TypeEngine) -> Callable[[Any], str]:
+def _converter(column_type: sa.types.TypeEngine) -> Callable[[list[Any]], list[str]]:
+    """How one column's values become COPY text, all of the column's values at once."""
     if isinstance(column_type, sa.types.TypeDecorator):
         column_type = column_type.impl_instance
     if isinstance(column_type, sa.DateTime):
-        return _timestamp
+        return _timestamps
     if isinstance(column_type, sa.Boolean):
-        return _boolean
+        return _booleans
     if isinstance(column_type, sa.Integer | sa.Numeric):
-        return _number
+        return _numbers
     if isinstance(column_type, sa.LargeBinary):
-        return _binary
-    return _text
+        return _binaries
+    return _texts
+
+
+def copy_text(table: sa.Table, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """`rows` in PostgreSQL's text COPY format, converted column by column."""
+    converted = [_converter(table.c[column].type)([row[column] for row in rows]) for column in columns]
+    return "\n".join(map("\t".join, zip(*converted, strict=True))) + "\n"
 
 
 def copy_rows(
@@ -70,12 +88,7 @@ def copy_rows(
 ) -> None:
     """COPY `rows` into `table` (or a table of the same shape named `into`) in the current transaction."""
     columns = list(rows[0].keys())
-    converters = [(column, _converter(table.c[column].type)) for column in columns]
-    buffer = io.StringIO()
-    buffer.writelines(
-        "\t".join([convert(row[column]) for column, convert in converters]) + "\n" for row in rows
-    )
-    buffer.seek(0)
+    buffer = io.StringIO(copy_text(table, rows, columns))
     column_list = ", ".join(f'"{column}"' for column in columns)
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None, "COPY needs a live DBAPI connection"  # an open Connection always has one

@@ -329,6 +329,14 @@ class SquareSandbox:
         with self.lock:
             self.orders.corrupt(self.orders.row_of(order_id), field, value)
 
+    def corrupt_inventory_count(self, key: tuple[str, str, str], quantity: str) -> None:
+        """Serve one count with this quantity (say "lots") where it stands: its calculated_at stays.
+
+        `key` is (catalog object, location, state); the next `set_inventory_count` repairs it.
+        """
+        with self.lock:
+            self.inventory.counts[key].quantity = quantity
+
     def expire_cursors(self) -> None:
         """Expire every outstanding cursor at once (as if the TTL had passed)."""
         self.cursors.invalidate()

@@ -9,8 +9,9 @@ anything. For each of the catalog (categories, items, variations) and the
 inventory counts:
 
 - the limit: every page the sync reads, fetched and decoded with nothing
-  written, plus a PostgreSQL COPY of the rows the sync wrote into empty tables
-  of the same shape;
+  written (each with the sync's own decoder: typed counts, catalog dicts),
+  plus a PostgreSQL COPY of the rows the sync wrote into empty tables of the
+  same shape;
 - the full sync (a first run, so a full refresh), its peak RSS;
 - target: full sync / limit <= 1.5.
 """
@@ -66,6 +67,7 @@ def step_fetch(kind: str, url: str, token: str, _warehouse: str) -> dict[str, An
                 records += len(page.get("objects") or [])
         else:
             body = {"limit": square.inventory.page_size}
+            # The client decodes with the sync's own decoder (typed counts), as the orders' limit does.
             for page in client.inventory_counts(lambda: body):
                 records += len(page.get("counts") or [])
     return {"seconds": time_now() - started, "records": records}

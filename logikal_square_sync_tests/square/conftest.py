@@ -9,12 +9,16 @@ sandbox on a `ManualClock` that moves together with the process clock.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 import sqlalchemy as sa
 import time_machine
@@ -118,12 +122,27 @@ def orders_policy():
     return policies().square.orders.model_copy(update={"page_size": PAGE_SIZE})
 
 
-def inventory_policy(page_size: int = PAGE_SIZE):
-    return policies().square.inventory.model_copy(update={"page_size": page_size})
+# Pages per transaction of the batching syncs (catalog, inventory) unless a test says otherwise: a few,
+# so the small sandbox still makes several transactions of several pages each. The time limit is
+# out of reach, so which pages share a transaction never depends on how fast the machine is.
+BATCH_PAGES = 3
+NO_TIME_LIMIT = 300
 
 
-def catalog_policy(page_size: int = PAGE_SIZE):
-    return policies().square.catalog.model_copy(update={"page_size": page_size})
+def _batched(page_size: int, batch_pages: int) -> dict:
+    return {
+        "page_size": page_size,
+        "rows_per_transaction": page_size * batch_pages,
+        "seconds_per_transaction": NO_TIME_LIMIT,
+    }
+
+
+def inventory_policy(page_size: int = PAGE_SIZE, batch_pages: int = BATCH_PAGES):
+    return policies().square.inventory.model_copy(update=_batched(page_size, batch_pages))
+
+
+def catalog_policy(page_size: int = PAGE_SIZE, batch_pages: int = BATCH_PAGES):
+    return policies().square.catalog.model_copy(update=_batched(page_size, batch_pages))
 
 
 def sync_everything(
@@ -308,3 +327,38 @@ def assert_warehouse_equals_source(engine: sa.Engine, sandbox: SquareSandbox) ->
     with engine.connect() as conn:
         locations = set(conn.execute(sa.select(t.square_locations.c.id, t.square_locations.c.status)))
     assert locations == {(loc["id"], loc["status"]) for loc in sandbox.locations()}
+
+
+def json_page(key: str, records: list[dict[str, Any]], cursor: str | None) -> bytes:
+    """A page's body as the API sends it: `records` under `key`, and the cursor if any."""
+    body: dict[str, Any] = {key: records}
+    if cursor:
+        body["cursor"] = cursor
+    return orjson.dumps(body)
+
+
+def sync_process(
+    square_url: str, sandbox: SquareSandbox, warehouse_url: str, sync: str, policy: str
+) -> subprocess.Popen:
+    """A sync in a process of its own, to be killed: `sync` is `module.function` of square/engine/,
+    `policy` an expression of this conftest (say `orders_policy()`)."""
+    module, function = sync.rsplit(".", 1)
+    script = (
+        "from logikal_square_sync.square.engine.client import SquareClient\n"
+        f"from logikal_square_sync.square.engine.{module} import {function}\n"
+        "from logikal_square_sync.warehouse.engine import warehouse_engine\n"
+        "from logikal_square_sync_tests.square import conftest\n"
+        f"client = SquareClient({square_url!r}, {sandbox.config.access_token!r}, timeout=120)\n"
+        f"{function}(client, warehouse_engine({warehouse_url!r}), conftest.{policy})\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", script])
+
+
+def wait_while_it_runs(
+    process: subprocess.Popen, done: Callable[[], bool], deadline: float, what: str
+) -> None:
+    """Polls `done` until it holds; fails if the process ended first or `deadline` (monotonic) passed."""
+    while not done():
+        assert process.poll() is None, "the sync ended before it could be killed"
+        assert time.monotonic() < deadline, f"the sync did not {what} in time"
+        time.sleep(0.05)

@@ -1,8 +1,9 @@
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
-from logikal_square_sync.warehouse.engine import migrate
+from logikal_square_sync.warehouse.engine import HEAD_REVISION, alembic_config, migrate
 from logikal_square_sync.warehouse.tables import metadata
 
 
@@ -17,3 +18,24 @@ def test_migrating_twice_is_harmless(engine: sa.Engine) -> None:
     migrate(engine)
     migrate(engine)
     assert "square_orders" in sa.inspect(engine).get_table_names()
+
+
+def test_the_head_revision_the_engine_knows_is_alembics() -> None:
+    """`migrate` skips Alembic on a schema stamped HEAD_REVISION: it must be the newest migration."""
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD_REVISION]
+
+
+def test_a_schema_at_head_is_not_migrated_again(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD_REVISION
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        migrate(engine)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert statements == ["SELECT version_num FROM alembic_version"]

@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.warehouse.tables import square_inventory_counts, square_locations, square_orders
-from logikal_square_sync.warehouse.upsert import COPY_THRESHOLD, upsert
+from logikal_square_sync.warehouse.upsert import COPY_THRESHOLD, existing_keys, key_filter, upsert
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -158,3 +158,43 @@ def test_a_large_batch_mixing_new_and_stored_rows(engine: sa.Engine) -> None:
     states = {row["id"]: row["state"] for row in _rows(engine, square_orders)}
     assert len(states) == COPY_THRESHOLD + 3
     assert (states["O0"], states["O1"], states["O2"]) == ("COMPLETED", "OPEN", "OPEN")
+
+
+# Keys a text array literal must quote: its own syntax (braces, commas, quotes, backslashes),
+# spaces, the word NULL, an empty-looking element, non-ASCII.
+AWKWARD_KEYS = ['a"b', "c\\d", "{e}", "f,g", " h ", "NULL", "null", "''", "Zürich ✓", 'i\\"j']
+
+
+def test_key_lookups_find_exactly_the_stored_keys_however_they_are_spelled(engine: sa.Engine) -> None:
+    stored = AWKWARD_KEYS[::2]
+    with engine.begin() as conn:
+        upsert(conn, square_locations, [_location(key, "x") for key in stored])
+    asked = [*AWKWARD_KEYS, "absent"]
+    with engine.connect() as conn:
+        assert existing_keys(conn, square_locations, [(key,) for key in asked]) == {(key,) for key in stored}
+        found = conn.execute(
+            sa.select(square_locations.c.id).where(key_filter(conn, square_locations.c.id, asked))
+        )
+        assert set(found.scalars()) == set(stored)
+
+
+def test_composite_key_lookups_find_exactly_the_stored_keys(engine: sa.Engine) -> None:
+    def count(obj: str, location: str) -> dict:
+        return {
+            "catalog_object_id": obj,
+            "location_id": location,
+            "state": "IN_STOCK",
+            "catalog_object_type": "ITEM_VARIATION",
+            "quantity": "1",
+            "calculated_at": T0,
+            "synced_at": T0,
+        }
+
+    stored = [(obj, location) for obj in AWKWARD_KEYS for location in AWKWARD_KEYS[:3]]
+    with engine.begin() as conn:
+        upsert(conn, square_inventory_counts, [count(obj, location) for obj, location in stored])
+    # Every stored key and, for each, one differing only in its second column.
+    asked = [(obj, location, "IN_STOCK") for obj, location in stored]
+    asked += [(obj, location + "x", "IN_STOCK") for obj, location in stored]
+    with engine.connect() as conn:
+        assert existing_keys(conn, square_inventory_counts, asked) == set(asked[: len(stored)])

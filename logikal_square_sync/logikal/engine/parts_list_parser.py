@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 PARSED = "parsed"
@@ -75,6 +73,8 @@ def _value(value: Any, column: str) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if column in _NUMERIC:
+        import pandas as pd
+
         number = pd.to_numeric(value, errors="coerce")
         return None if pd.isna(number) else float(number)
     return str(value)
@@ -96,6 +96,8 @@ def _summary(connection: sqlite3.Connection, tables: set[str], elevation_name: s
     missing = [column for column in SUMMARY_COLUMNS if column not in present]
     if missing:
         notes.append(f"Elevations lacks {', '.join(missing)}")
+    import pandas as pd
+
     frame = pd.read_sql_query("SELECT * FROM Elevations", connection)
     if frame.empty:
         notes.append("Elevations is empty")
@@ -123,6 +125,8 @@ def _glass(connection: sqlite3.Connection, tables: set[str], notes: list[str]) -
     name = '"Name"' if "Name" in columns else "NULL AS Name"
     if "Name" not in columns:
         notes.append("Glass lacks Name")
+    import pandas as pd
+
     frame = pd.read_sql_query(f'SELECT "GlassID", {name} FROM Glass', connection)
     rows: dict[str, dict[str, Any]] = {}
     for glass_id, glass_name in zip(frame["GlassID"], frame["Name"], strict=True):
@@ -139,6 +143,10 @@ def parse_parts_list(content: bytes, elevation_name: str | None) -> ParsedPartsL
         preview = content[:40].decode("latin-1").strip() or "empty file"
         return ParsedPartsList(digest, size, INVALID, f"not a SQLite database (starts with {preview!r})")
     notes: list[str] = []
+    # pandas (with numpy) is imported where a file is parsed, in this module's functions: it takes
+    # longer to import than the rest of the code location, and nothing else needs it.
+    import pandas as pd
+
     try:
         with _open(content) as connection:
             tables = {

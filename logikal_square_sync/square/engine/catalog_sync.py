@@ -18,12 +18,15 @@ not move at all: whether a result set stays fixed while it is paged is
 undocumented, and if it is re-evaluated, an edit can shift objects that did
 not change onto pages already read. The next run reads that span again.
 Every `full_refresh_days` (or with `full_refresh`) a run reads the whole
-catalog, which repairs what an incremental run could not see.
+catalog, which repairs what an incremental run could not see. Since the
+watermark moves only with the last page, pages are written several to a
+transaction (`batches.py`), merged by id as upserts in turn would leave them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +34,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.policies import CatalogPolicy
+from logikal_square_sync.square.engine.batches import BatchLimits, batched
 from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
@@ -51,14 +55,73 @@ LAST_FULL_REFRESH = "square/catalog/full_refresh_at"
 OBJECT_TYPES = ["ITEM", "ITEM_VARIATION", "CATEGORY"]  # variations must be asked for explicitly
 # What a tombstone always says; every other column keeps its last known value where the tombstone is silent.
 _TOMBSTONE_FIELDS = frozenset({"id", "version", "updated_at", "is_deleted", "synced_at"})
+_TABLES = (square_catalog_categories, square_catalog_items, square_catalog_variations)
+
+
+@dataclass
+class _Page:
+    read: int
+    rows: dict[sa.Table, list[dict[str, Any]]]
+    is_last: bool
+    moved_meanwhile: bool
+
+
+@dataclass
+class _Batch:
+    """Consecutive pages' rows by table and id: of each object the newest copy by version."""
+
+    rows: dict[sa.Table, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {table: {} for table in _TABLES}
+    )
+    read: int = 0
+    pages: int = 0
+    last: bool = False
+    moved_meanwhile: bool = False
+    newest: datetime | None = None  # the newest updated_at of every copy read
+    # The newest version of each object put into this run's batches so far, shared by them: a copy
+    # no newer than one an earlier batch holds would not be written (a variation comes both nested
+    # in its item and on its own), so it is dropped here instead of being sent to be refused.
+    seen: dict[sa.Table, dict[str, int]] = field(default_factory=lambda: {table: {} for table in _TABLES})
+
+    @property
+    def size(self) -> int:
+        return sum(len(by_id) for by_id in self.rows.values())
+
+    def add(self, page: _Page) -> bool:
+        # A tombstone of an object the batch already holds takes what it lacks from the stored row,
+        # which must be the copy held here, written first: it starts a batch of its own.
+        if self.pages and any(
+            row["is_deleted"] and row["id"] in self.rows[table]
+            for table, rows in page.rows.items()
+            for row in rows
+        ):
+            return False
+        newest = self.newest
+        for table, rows in page.rows.items():
+            held, seen = self.rows[table], self.seen[table]
+            for row in rows:
+                if newest is None or row["updated_at"] > newest:
+                    newest = row["updated_at"]
+                object_id, version = row["id"], row["version"]
+                current = held.get(object_id)
+                if current is None:
+                    if seen.get(object_id, -1) >= version:
+                        continue
+                # Ties keep the copy read first: the upsert writes only a strictly newer one.
+                elif version <= current["version"]:
+                    continue
+                held[object_id] = row
+                seen[object_id] = version
+        self.newest = newest
+        self.read += page.read
+        self.pages += 1
+        self.last = page.is_last
+        self.moved_meanwhile = page.moved_meanwhile
+        return True
 
 
 def _rows_of_page(objects: list[CatalogObject], synced_at: datetime) -> dict[sa.Table, list[dict[str, Any]]]:
-    by_table: dict[sa.Table, dict[str, dict[str, Any]]] = {
-        square_catalog_categories: {},
-        square_catalog_items: {},
-        square_catalog_variations: {},
-    }
+    by_table: dict[sa.Table, dict[str, dict[str, Any]]] = {table: {} for table in _TABLES}
 
     def keep_newest(table: sa.Table, row: dict[str, Any]) -> None:
         # A variation comes both nested in its item and on its own: keep the newer copy.
@@ -144,22 +207,30 @@ def sync_catalog(
             request["begin_time"] = format_timestamp(datetime.fromisoformat(watermark) - overlap)
         return request
 
-    def prepared_pages() -> Iterator[tuple[int, dict[sa.Table, list[dict[str, Any]]], bool, bool]]:
+    def prepared_pages() -> Iterator[_Page]:
         for page, is_last in with_last_flag(client.search_catalog(body)):
             objects = page.get("objects") or []
             rows_by_table = _rows_of_page(objects, utc_now())
             # After the last page is in: edits made since the run started show whether the read was still.
             moved_meanwhile = is_last and _changed_since(client, run_started - overlap)
-            yield len(objects), rows_by_table, is_last, moved_meanwhile
+            yield _Page(len(objects), rows_by_table, is_last, moved_meanwhile)
 
+    limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest: datetime | None = None
-    # Pages are fetched, decoded and turned into rows in a thread of their own while this one writes.
-    for read, rows_by_table, is_last, moved_meanwhile in Prefetched(
-        prepared_pages, name="square-catalog-decode"
+    # Pages are fetched, decoded, turned into rows and merged into batches in a thread of their
+    # own while this one writes each batch in one transaction.
+    seen: dict[sa.Table, dict[str, int]] = {table: {} for table in _TABLES}
+    for batch in Prefetched(
+        lambda: batched(prepared_pages(), lambda: _Batch(seen=seen), limits),
+        depth=1,
+        name="square-catalog-decode",
     ):
-        report.read += read
+        report.read += batch.read
+        if batch.newest is not None and (newest is None or batch.newest > newest):
+            newest = batch.newest
         with engine.begin() as conn:
-            for table, rows in rows_by_table.items():
+            for table, by_id in batch.rows.items():
+                rows = list(by_id.values())
                 result = upsert(
                     conn, table, _with_last_known_attributes(conn, table, rows), newer_by=("version",)
                 )
@@ -167,18 +238,16 @@ def sync_catalog(
                 report.updated += result.updated
                 written = set(result.written_keys)
                 report.deleted += sum(1 for row in rows if row["is_deleted"] and (row["id"],) in written)
-                for row in rows:
-                    if newest is None or row["updated_at"] > newest:
-                        newest = row["updated_at"]
-            if is_last:
+            if batch.last:
                 # The whole result is in: the watermark may move, atomically with its last page.
-                report.extra["changed_during_run"] = moved_meanwhile
-                covered = None if moved_meanwhile or newest is None else min(newest, run_started - overlap)
+                moved = batch.moved_meanwhile
+                report.extra["changed_during_run"] = moved
+                covered = None if moved or newest is None else min(newest, run_started - overlap)
                 if covered is not None and (watermark is None or covered > datetime.fromisoformat(watermark)):
                     report.watermark_after = format_timestamp(covered)
                     set_watermark(conn, WATERMARK, report.watermark_after)
                 if full:
                     set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
-        report.pages += 1
+        report.pages += batch.pages
     report.watermark_after = report.watermark_after or watermark
     return report.finish(client)

@@ -13,12 +13,16 @@ a later page can show a count that changed after the run started, stamped
 later than changes the run already paged past; the newest time seen over the
 whole run would skip those. A count that changes mid-run jumps to the front
 of a re-evaluated result, which is already read, so it is read next run.
-The watermark moves when the whole result is written, with its last page.
+The watermark moves when the whole result is written, with its last page;
+so pages are written several to a transaction (`batches.py`): a crash before
+the last page leaves the watermark where it was, and the next run reads the
+whole span again, rewriting nothing it already holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +30,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.policies import InventoryPolicy
+from logikal_square_sync.square.engine.batches import BatchLimits, batched
 from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
@@ -40,6 +45,45 @@ WATERMARK = "square/inventory"
 LAST_FULL_REFRESH = "square/inventory/full_refresh_at"
 # calculated_at is set by Square's servers; a little overlap covers counts committed out of order.
 OVERLAP = timedelta(minutes=5)
+
+Key = tuple[str, str, str]
+
+
+@dataclass
+class _Page:
+    read: int
+    rows: list[dict[str, Any]]
+    is_last: bool
+
+
+@dataclass
+class _Batch:
+    """Consecutive pages' counts by key: of each, the newest by `calculated_at`, as upserts in turn keep."""
+
+    rows: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    read: int = 0
+    pages: int = 0
+    last: bool = False
+    newest_on_first_page: datetime | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def add(self, page: _Page) -> bool:
+        if self.pages == 0 and page.rows:
+            self.newest_on_first_page = max(row["calculated_at"] for row in page.rows)
+        rows = self.rows
+        for row in page.rows:
+            key = (row["catalog_object_id"], row["location_id"], row["state"])
+            held = rows.get(key)
+            # Ties keep the copy read first: the upsert writes only a strictly newer one.
+            if held is None or row["calculated_at"] > held["calculated_at"]:
+                rows[key] = row
+        self.read += page.read
+        self.pages += 1
+        self.last = page.is_last
+        return True
 
 
 def sync_inventory(
@@ -66,29 +110,28 @@ def sync_inventory(
             request["updated_after"] = format_timestamp(datetime.fromisoformat(watermark) - OVERLAP)
         return request
 
-    def prepared_pages() -> Iterator[tuple[int, dict[tuple[str, str, str], dict[str, Any]], bool]]:
+    def prepared_pages() -> Iterator[_Page]:
         for page, is_last in with_last_flag(client.inventory_counts(body)):
             synced_at = utc_now()
             counts = page.get("counts") or []
-            rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-            for count in counts:
-                row = inventory_row(count, synced_at)
-                key = (row["catalog_object_id"], row["location_id"], row["state"])
-                if key not in rows or row["calculated_at"] > rows[key]["calculated_at"]:
-                    rows[key] = row
-            yield len(counts), rows, is_last
+            yield _Page(len(counts), [inventory_row(count, synced_at) for count in counts], is_last)
 
+    limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest_at_start: datetime | None = None
-    # Pages are fetched, decoded and turned into rows in a thread of their own while this one writes.
-    for read, rows, is_last in Prefetched(prepared_pages, name="square-inventory-decode"):
-        report.read += read
-        if report.pages == 0 and rows:
-            newest_at_start = max(row["calculated_at"] for row in rows.values())
+    # Pages are fetched, decoded, turned into rows and merged into batches in a thread of their
+    # own while this one writes each batch in one transaction.
+    for batch in Prefetched(
+        lambda: batched(prepared_pages(), _Batch, limits), depth=1, name="square-inventory-decode"
+    ):
+        if report.pages == 0:
+            newest_at_start = batch.newest_on_first_page
+        report.read += batch.read
         with engine.begin() as conn:
-            result = upsert(conn, square_inventory_counts, list(rows.values()), newer_by=("calculated_at",))
+            rows = list(batch.rows.values())
+            result = upsert(conn, square_inventory_counts, rows, newer_by=("calculated_at",))
             report.inserted += result.inserted
             report.updated += result.updated
-            if is_last:
+            if batch.last:
                 # The whole result is in: the watermark (and the refresh date) move with the last page.
                 if newest_at_start is not None and (
                     watermark is None or newest_at_start > datetime.fromisoformat(watermark)
@@ -97,6 +140,6 @@ def sync_inventory(
                     set_watermark(conn, WATERMARK, report.watermark_after)
                 if full:
                     set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
-        report.pages += 1
+        report.pages += batch.pages
     report.watermark_after = report.watermark_after or watermark
     return report.finish(client)

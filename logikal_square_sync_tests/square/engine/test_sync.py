@@ -7,8 +7,6 @@ undocumented (tombstones, result sets fixed or re-evaluated between pages, catal
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -35,6 +33,8 @@ from logikal_square_sync_tests.square.conftest import (
     source_order_days,
     source_orders,
     sync_everything,
+    sync_process,
+    wait_while_it_runs,
     warehouse_orders,
 )
 
@@ -254,33 +254,24 @@ def test_a_killed_sync_process_then_a_rerun_converges(
         sync_locations(client, engine)
     # The sixth page is held, so the process is surely mid-run when it is killed.
     held = sandbox.faults.inject("hold", endpoint="orders_search", times=1, after_calls=5)
-    script = (
-        "from logikal_square_sync.square.engine.client import SquareClient\n"
-        "from logikal_square_sync.square.engine.order_sync import sync_orders\n"
-        "from logikal_square_sync.warehouse.engine import warehouse_engine\n"
-        "from logikal_square_sync_tests.square.conftest import orders_policy\n"
-        f"client = SquareClient({square_url!r}, {sandbox.config.access_token!r}, timeout=120)\n"
-        f"sync_orders(client, warehouse_engine({warehouse_url!r}), orders_policy())\n"
-    )
-    process = subprocess.Popen([sys.executable, "-c", script])
+    process = sync_process(square_url, sandbox, warehouse_url, "order_sync.sync_orders", "orders_policy()")
     try:
         # The held request starts where page 5 ended: once it is in, pages 1-5 (every order of the
         # first group updated before that instant) are all the process can still commit.
         deadline = time.monotonic() + 180
-        while not held.requests:
-            assert process.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline, "the sync did not reach its sixth page in 180 s"
-            time.sleep(0.05)
+        wait_while_it_runs(process, lambda: bool(held.requests), deadline, "reach its sixth page")
         (request,) = held.requests
         group = set(request["location_ids"])
         resume_at = datetime.fromisoformat(
             request["query"]["filter"]["date_time_filter"]["updated_at"]["start_at"]
         )
         committed = {i for i, o in source_orders(sandbox).items() if o[0] in group and o[2] < resume_at}
-        while set(warehouse_orders(engine)) != committed:
-            assert process.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline, "the sync did not commit its first five pages in 180 s"
-            time.sleep(0.05)
+        wait_while_it_runs(
+            process,
+            lambda: set(warehouse_orders(engine)) == committed,
+            deadline,
+            "commit its first five pages",
+        )
     finally:
         process.kill()
         process.wait()
