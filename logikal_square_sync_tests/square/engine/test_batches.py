@@ -23,6 +23,7 @@ from logikal_square_sync.square.engine.catalog_sync import sync_catalog
 from logikal_square_sync.square.engine.client import SquareApiError
 from logikal_square_sync.square.engine.inventory_sync import sync_inventory
 from logikal_square_sync.square.engine.location_sync import sync_locations
+from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.rows import MalformedRecord
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.state import get_watermarks
@@ -165,19 +166,20 @@ def test_pages_share_transactions(make_client, engine, sandbox) -> None:
 
 def test_a_refused_request_between_pages_of_a_batch_loses_nothing(make_client, engine, sandbox) -> None:
     # Page 7 is refused. A page is handed on once the next one is in (whether it is the last is
-    # known only then), so pages 1-4 make the first transaction and page 5 waits in the second.
+    # known only then) or once reading the next one failed (then it is not the last): pages 1-4
+    # make the first transaction, pages 5 and 6 wait in the second.
     sandbox.faults.inject("unauthorized", endpoint="inventory_counts", times=100, after_calls=6)
     with make_client() as client, pytest.raises(SquareApiError, match="HTTP 401"):
         sync_inventory(client, engine, _inventory_policy())
     # Everything handed on before the error is written, the page waiting in its batch included.
-    assert warehouse_inventory(engine) == _first_counts(sandbox, 5)
+    assert warehouse_inventory(engine) == _first_counts(sandbox, 6)
     assert _watermarks(engine, "square/inventory") == {}  # it moves only with the last page
 
     sandbox.faults.clear()
     with make_client() as client:
         again = sync_inventory(client, engine, _inventory_policy())
     _assert_inventory_equals_source(engine, sandbox)
-    assert (again.inserted, again.updated) == (len(sandbox.inventory_counts()) - 5 * INVENTORY_PAGE, 0)
+    assert (again.inserted, again.updated) == (len(sandbox.inventory_counts()) - 6 * INVENTORY_PAGE, 0)
 
 
 def test_a_malformed_count_on_a_later_page_fails_naming_it_and_keeps_the_pages_before(
@@ -312,3 +314,17 @@ def test_a_catalog_copy_no_newer_than_one_an_earlier_batch_holds_is_dropped() ->
     # A tombstone of an object this batch holds waits for a batch of its own.
     assert not second.add(page(variation("C", 2, deleted=True)))
     assert {key: row["version"] for key, row in held.items()} == {"B": 6, "C": 1}
+
+
+def test_the_item_read_before_a_failed_read_is_handed_on_as_not_the_last() -> None:
+    def pages():
+        yield "page 1"
+        yield "page 2"
+        raise RuntimeError("page 3 refused")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="page 3 refused"):
+        for page, is_last in with_last_flag(pages()):
+            seen.append((page, is_last))
+    assert seen == [("page 1", False), ("page 2", False)]
+    assert list(with_last_flag(["only"])) == [("only", True)]
