@@ -36,13 +36,14 @@ from logikal_square_sync.clock import utc_now
 from logikal_square_sync.policies import CatalogPolicy
 from logikal_square_sync.square.engine.batches import BatchLimits, batched
 from logikal_square_sync.square.engine.client import SquareClient
+from logikal_square_sync.square.engine.full_refresh import sync_start
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.records import CatalogObject
 from logikal_square_sync.square.engine.rows import category_row, item_row, variation_row
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.sync_report import SyncReport
-from logikal_square_sync.warehouse.state import get_watermark, set_watermark
+from logikal_square_sync.warehouse.state import set_watermark
 from logikal_square_sync.warehouse.tables import (
     square_catalog_categories,
     square_catalog_items,
@@ -188,14 +189,16 @@ def sync_catalog(
 ) -> SyncReport:
     run_started = now or utc_now()
     overlap = timedelta(minutes=policy.overlap_minutes)
-    with engine.connect() as conn:
-        watermark = get_watermark(conn, WATERMARK)
-        last_full = get_watermark(conn, LAST_FULL_REFRESH)
-    due = last_full is None or (
-        run_started - datetime.fromisoformat(last_full) >= timedelta(days=policy.full_refresh_days)
+    start = sync_start(
+        engine,
+        watermark_key=WATERMARK,
+        last_full_refresh_key=LAST_FULL_REFRESH,
+        full_refresh_days=policy.full_refresh_days,
+        run_started=run_started,
+        full_refresh=full_refresh,
     )
-    full = full_refresh or watermark is None or due
-    report = SyncReport(watermark_before=watermark, mode="full refresh" if full else "incremental")
+    watermark, full = start.watermark, start.full
+    report = SyncReport(watermark_before=watermark, mode=start.mode)
 
     def body() -> dict[str, Any]:
         request: dict[str, Any] = {
