@@ -170,6 +170,9 @@ def test_only_the_webserver_and_the_daemon_reach_the_code_server() -> None:
     for name, pod in pods.items():
         assert _admitted(policies, pod, code_server, grpc) == (name in {"webserver", "daemon"}), name
     assert not _admitted(policies, INGRESS_CONTROLLER, code_server, grpc)
+    # Any other pod of the chart (a `helm test` pod, a future component): refused.
+    other = Pod("other chart pod", {**pods["webserver"].labels, "component": "dagster-flower"})
+    assert not _admitted(policies, other, code_server, grpc)
     # Another release's webserver in the namespace, or ours in another namespace: refused.
     stranger = _chart_pods(values, release="other")["webserver"]
     assert not _admitted(policies, stranger, code_server, grpc)
