@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import dagster as dg
 import jsonschema
 import pytest
 import yaml
 
+from logikal_square_sync.definitions import build_defs
 from logikal_square_sync.logikal.engine.base_url_check import ALLOW_HTTP_ENV
 from logikal_square_sync_tests.deploy.test_deploy_files import _variables_read
 
@@ -41,6 +43,13 @@ SECRET_OF = {
     "SMTP_USERNAME": "lss-alerts",
     "SMTP_PASSWORD": "lss-alerts",
     "LSS_HEARTBEAT_URL": "lss-alerts",
+}
+# The Secret holding the credentials of each resource of the code location.
+SECRET_OF_RESOURCE = {
+    "warehouse": "lss-warehouse",
+    "alerts": "lss-alerts",
+    "square": "lss-source-apis",
+    "logikal": "lss-source-apis",
 }
 # compose only: the password its postgres gives the warehouse role (inside WAREHOUSE_URL here).
 COMPOSE_ONLY_SECRETS = {"LSS_WAREHOUSE_PASSWORD"}
@@ -254,6 +263,24 @@ def test_each_pod_gets_only_the_secrets_it_needs() -> None:
     assert set(config["data"]) <= _variables_read() | {ALLOW_HTTP_ENV}
 
 
+def test_the_secrets_follow_the_resources_the_code_uses_where() -> None:
+    """The code server evaluates sensors and schedules; run pods materialize assets and checks."""
+    defs = build_defs()
+    assert set(defs.resources or {}) == set(SECRET_OF_RESOURCE), "a new resource needs a Secret decision"
+    repo = defs.get_repository_def()
+    evaluated: list[dg.SensorDefinition | dg.ScheduleDefinition] = [*repo.sensor_defs, *repo.schedule_defs]
+    code_server = {key for item in evaluated for key in item.required_resource_keys}
+    # Assets and asset checks alike (io_manager is Dagster's own, holding no secret).
+    run = {key for item in repo.asset_graph.assets_defs for key in item.required_resource_keys} - {
+        "io_manager"
+    }
+    values = _values()
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert _names(deployment["envSecrets"]) == {SECRET_OF_RESOURCE[key] for key in code_server}
+    assert _names(launcher["envSecrets"]) == {SECRET_OF_RESOURCE[key] for key in run}
+
+
 def _container(job: dict[str, Any]) -> dict[str, Any]:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     return container
@@ -287,10 +314,10 @@ def test_the_migrate_job_runs_the_init_role_of_the_release_image_with_the_same_d
     assert job["spec"]["backoffLimit"] == 0
 
 
-def _mounts(component: dict[str, Any]) -> dict[str, str]:
+def _mounts(component: dict[str, Any]) -> dict[str, str | None]:
     """mountPath -> the ConfigMap or Secret mounted there, for one component's values."""
     volumes = {volume["name"]: volume for volume in component.get("volumes", [])}
-    mounted = {}
+    mounted: dict[str, str | None] = {}
     for mount in component.get("volumeMounts", []):
         volume = volumes[mount["name"]]
         source = volume.get("configMap") or volume.get("secret") or {}
