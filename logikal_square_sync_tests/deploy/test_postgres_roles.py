@@ -9,6 +9,7 @@ passwords are not checked here, only that the script sets them from the environm
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
@@ -252,3 +254,25 @@ def test_compose_init_script_makes_the_warehouse_role_and_database(admin: sa.Eng
     url = _url(names.warehouse_role, names.warehouse_db)
     warehouse_engine(url).dispose()
     assert _owners(url) == {names.warehouse_role}
+
+
+def test_compose_and_env_example_agree_on_the_warehouse_role() -> None:
+    postgres = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["postgres"]
+    mounts = dict(volume.rsplit(":", 2)[:2] for volume in postgres["volumes"] if volume.startswith("./"))
+    init_dir = "/docker-entrypoint-initdb.d/"
+    assert mounts["./deploy/postgres-init.sh"].startswith(init_dir)
+    # The SQL file is given to the init script by path; inside initdb.d the image would run it bare.
+    sql_target = mounts["./deploy/postgres-roles.sql"]
+    assert postgres["environment"]["LSS_ROLES_SQL"] == sql_target and not sql_target.startswith(init_dir)
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if re.match(r"[A-Z]", line)
+    )
+    url = sa.make_url(example["WAREHOUSE_URL"])
+    assert (url.username, url.password, url.database) == (
+        example["LSS_WAREHOUSE_USER"],
+        example["LSS_WAREHOUSE_PASSWORD"],
+        example["LSS_WAREHOUSE_DB"],
+    )
+    assert url.username != example["DAGSTER_PG_USER"] and url.host == "postgres"
