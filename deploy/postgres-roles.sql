@@ -1,7 +1,8 @@
 -- Two PostgreSQL roles, each owning one database and nothing else: Dagster's storage (runs,
 -- events, schedules) and the warehouse the syncs write and the ERP reads. Neither is a
 -- superuser, neither can create roles or databases, and neither can even connect to the
--- other's database. Run it as a superuser (or, on a managed server, its admin role) with psql:
+-- other's database. Run it as a superuser or, on a managed server, its admin role (one with
+-- CREATEROLE and CREATEDB, which the script makes a member of both roles) with psql:
 --
 --   export DAGSTER_PG_PASSWORD=... LSS_WAREHOUSE_PASSWORD=...    # read with psql 15's \getenv
 --   psql "host=... user=postgres dbname=postgres sslmode=verify-full" -f deploy/postgres-roles.sql \
@@ -30,8 +31,16 @@
   \endif
   SELECT format('CREATE ROLE %I', :'dagster_role')
    WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'dagster_role') \gexec
-  ALTER ROLE :"dagster_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-    PASSWORD :'dagster_password';
+  -- Only where a role made before has more: naming the attributes at all takes a superuser.
+  SELECT format('ALTER ROLE %I WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', rolname)
+    FROM pg_roles WHERE rolname = :'dagster_role'
+     AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls) \gexec
+  ALTER ROLE :"dagster_role" WITH LOGIN PASSWORD :'dagster_password';
+  -- An admin that is not a superuser (a managed server's) must be a member of a role to make
+  -- it a database's owner.
+  SELECT format('GRANT %I TO CURRENT_USER', :'dagster_role')
+   WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = CURRENT_USER)
+     AND NOT pg_has_role(CURRENT_USER, :'dagster_role', 'MEMBER') \gexec
   SELECT format('CREATE DATABASE %I OWNER %I', :'dagster_db', :'dagster_role')
    WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'dagster_db') \gexec
   ALTER DATABASE :"dagster_db" OWNER TO :"dagster_role";
@@ -52,8 +61,16 @@
   \endif
   SELECT format('CREATE ROLE %I', :'warehouse_role')
    WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'warehouse_role') \gexec
-  ALTER ROLE :"warehouse_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-    PASSWORD :'warehouse_password';
+  -- Only where a role made before has more: naming the attributes at all takes a superuser.
+  SELECT format('ALTER ROLE %I WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', rolname)
+    FROM pg_roles WHERE rolname = :'warehouse_role'
+     AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls) \gexec
+  ALTER ROLE :"warehouse_role" WITH LOGIN PASSWORD :'warehouse_password';
+  -- An admin that is not a superuser (a managed server's) must be a member of a role to make
+  -- it a database's owner.
+  SELECT format('GRANT %I TO CURRENT_USER', :'warehouse_role')
+   WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = CURRENT_USER)
+     AND NOT pg_has_role(CURRENT_USER, :'warehouse_role', 'MEMBER') \gexec
   SELECT format('CREATE DATABASE %I OWNER %I', :'warehouse_db', :'warehouse_role')
    WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'warehouse_db') \gexec
   ALTER DATABASE :"warehouse_db" OWNER TO :"warehouse_role";

@@ -37,6 +37,7 @@ class Names:
     warehouse_db: str
     reader_role: str
     erp_login: str
+    manager: str
 
 
 @pytest.fixture
@@ -57,12 +58,14 @@ def admin() -> Iterator[sa.Engine]:
 @pytest.fixture
 def names(admin: sa.Engine) -> Iterator[Names]:
     tag = uuid.uuid4().hex[:8]
-    made = Names(*(f"lss_t{tag}_{part}" for part in ("dagster", "dagsterdb", "wh", "whdb", "reader", "erp")))
+    made = Names(
+        *(f"lss_t{tag}_{part}" for part in ("dagster", "dagsterdb", "wh", "whdb", "reader", "erp", "manager"))
+    )
     yield made
     with admin.connect() as conn:
         for database in (made.dagster_db, made.warehouse_db):
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        for role in (made.erp_login, made.reader_role, made.warehouse_role, made.dagster_role):
+        for role in (made.erp_login, made.reader_role, made.warehouse_role, made.dagster_role, made.manager):
             conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
 
 
@@ -79,7 +82,11 @@ def _libpq_env(**extra: str) -> dict[str, str]:
 
 
 def _run_script(
-    names: Names, *, passwords: bool = True, parts: tuple[str, ...] = ("dagster", "warehouse")
+    names: Names,
+    *,
+    passwords: bool = True,
+    parts: tuple[str, ...] = ("dagster", "warehouse"),
+    as_role: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     args = ["psql", "-X", "-d", sa.make_url(POSTGRES_ADMIN_URL).database or "postgres", "-f", str(SCRIPT)]
     for part in parts:
@@ -95,6 +102,8 @@ def _run_script(
         if passwords
         else _libpq_env()
     )
+    if as_role:
+        env["PGUSER"] = as_role
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -164,6 +173,18 @@ def test_each_role_owns_its_database_and_reaches_no_other(admin: sa.Engine, name
     )
 
 
+def test_a_managed_servers_admin_without_superuser_can_run_it(admin: sa.Engine, names: Names) -> None:
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{names.manager}" LOGIN CREATEROLE CREATEDB'))
+    done = _run_script(names, as_role=names.manager)
+    assert done.returncode == 0, done.stderr
+    warehouse_url = _url(names.warehouse_role, names.warehouse_db)
+    warehouse_engine(warehouse_url).dispose()
+    assert _owners(warehouse_url) == {names.warehouse_role}
+    assert "permission denied" in _cannot_connect(_url(names.warehouse_role, names.dagster_db))
+    assert _run_script(names, as_role=names.manager).returncode == 0  # and again
+
+
 def test_the_reader_role_reads_every_warehouse_table_and_writes_none(admin: sa.Engine, names: Names) -> None:
     assert _run_script(names).returncode == 0
     # Tables the migrations create after the script ran are readable too (default privileges).
@@ -184,6 +205,8 @@ def test_a_rerun_takes_over_tables_another_role_made(admin: sa.Engine, names: Na
     # A warehouse created when one (super)user held both databases: its tables are that user's.
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{names.warehouse_db}"'))
+        # ... and a role of that name that may do more than it should.
+        conn.execute(sa.text(f'CREATE ROLE "{names.warehouse_role}" CREATEDB CREATEROLE'))
     legacy = create_warehouse_engine(
         sa.make_url(POSTGRES_ADMIN_URL).set(database=names.warehouse_db).render_as_string(hide_password=False)
     )
@@ -197,6 +220,12 @@ def test_a_rerun_takes_over_tables_another_role_made(admin: sa.Engine, names: Na
         assert done.returncode == 0, done.stderr
     url = _url(names.warehouse_role, names.warehouse_db)
     assert _owners(url) == {names.warehouse_role}
+    with admin.connect() as conn:
+        powers = conn.execute(
+            sa.text("SELECT rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles WHERE rolname = :r"),
+            {"r": names.warehouse_role},
+        ).one()
+    assert tuple(powers) == (False, False, True)
     engine = warehouse_engine(url)  # the migrations run as the warehouse role beside the old table
     engine.dispose()
 
