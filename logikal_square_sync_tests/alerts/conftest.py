@@ -328,7 +328,10 @@ def monitor() -> Iterator[HeartbeatMonitor]:
         return PlainTextResponse("server error", status_code=500)
 
     app = Starlette(
-        routes=[Route(HEARTBEAT_PATH, ping, methods=["GET"]), Route("/ping/broken", broken, methods=["GET"])]
+        routes=[
+            Route(HEARTBEAT_PATH, ping, methods=["GET"]),
+            Route("/ping/broken/{secret}", broken, methods=["GET"]),
+        ]
     )
     with serve_in_thread(app) as served:
         yield HeartbeatMonitor(served.url, pings)

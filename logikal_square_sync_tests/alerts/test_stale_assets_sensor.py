@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from logikal_square_sync.alerts.notifiers import AlertDeliveryError
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.stale_sensor import alert_on_stale_assets
 from logikal_square_sync_tests.alerts import freshness_location as location
@@ -196,14 +195,15 @@ def test_alerts_off_skips_and_keeps_no_state(daemon, slack) -> None:
     assert slack.posts == []
 
 
-def test_undelivered_alert_fails_the_tick_and_is_sent_on_the_next(daemon, slack, pinned_clock) -> None:
+def test_undelivered_alert_waits_in_the_outbox_and_is_sent_once(daemon, slack, pinned_clock) -> None:
     broken = _ticker(daemon, AlertsResource(slack_webhook_url=slack.broken_webhook_url))
     _materialize(daemon, location.orders, location.locations)
     broken.tick()
     pinned_clock.shift(timedelta(minutes=11))
-    with pytest.raises(AlertDeliveryError, match="No alert delivered: 'Freshness changed for 2 assets"):
-        broken.tick()
+    message = broken.tick()
+    assert "Waiting in the outbox: 1 for slack. slack failed: Slack webhook answered HTTP 404" in message
     fixed = _ticker(daemon, AlertsResource(slack_webhook_url=slack.webhook_url))
-    fixed.cursor = broken.cursor  # the failed tick saved nothing: the next one sends it
+    fixed.cursor = broken.cursor  # the tick returned, so its cursor (with the outbox) is kept
+    assert "Sent 'Freshness changed for 2 assets" in fixed.tick()
     fixed.tick()
     assert len(slack.texts) == 1 and "WARN" in slack.texts[0]
