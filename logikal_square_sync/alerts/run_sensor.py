@@ -161,6 +161,8 @@ def build_run_failure_sensor(
         again = (
             list(context.instance.get_run_records(filters=dg.RunsFilter(run_ids=waiting))) if waiting else []
         )
+        for run_id in set(waiting) - {r.dagster_run.run_id for r in again}:
+            cursor.waiting.pop(run_id)  # deleted meanwhile: nothing left to alert on
         settled, undecided = _settled(
             context.instance,
             sorted(again + new, key=lambda r: r.update_timestamp),

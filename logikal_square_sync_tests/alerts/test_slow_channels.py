@@ -16,12 +16,14 @@ import sqlalchemy as sa
 
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.run_sensor import alert_on_run_failure
+from logikal_square_sync.policies import POLICIES_FILE, PolicyFileError, load_policies
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_tests.alerts.conftest import WEBHOOK_PATH, Mailbox, SilentPort, SlackStandIn
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, under_ci
 
-DEADLINE = 1.5  # delivery_deadline_seconds in these tests; Slack's own timeout is 10 s, SMTP's 30 s
-# What a tick may take beyond the deadline: its queries and the threads' join, on a busy machine.
+DEADLINE = 1.5  # delivery_deadline_seconds in these tests
+# Slack's own timeout (SMTP's is 30 s): a tick that took half of it did not clip its sends. The margin
+# over DEADLINE is for the tick's queries on a busy machine.
 SLACK_TIMEOUT = 10.0
 
 
@@ -182,3 +184,21 @@ def test_an_alert_is_never_lost_when_a_channel_fails_beyond_the_outbox(
     assert "*Run failed: nightly_inventory*" in last
     ticker.tick()
     assert len(slack.texts) == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            "{delivery_deadline_seconds: 50}",
+            r"alerts: .*delivery_deadline_seconds \+ heartbeat_timeout_seconds must be at most 45",
+        ),
+        ("{delivery_deadline_seconds: 0}", r"alerts\.delivery_deadline_seconds: .*greater than 0"),
+        ("{outbox_max_alerts: 0}", r"alerts\.outbox_max_alerts: .*greater than or equal to 1"),
+    ],
+)
+def test_a_deadline_dagster_would_cut_off_fails_at_load(tmp_path, values, message) -> None:
+    override = tmp_path / "policies.yaml"
+    override.write_text(f"alerts: {values}\n")
+    with pytest.raises(PolicyFileError, match=message):
+        load_policies(POLICIES_FILE, override)
