@@ -201,8 +201,9 @@ def deliver(
         )
         thread.start()
         threads.append((name, thread))
+    give_up = Deadline(deadline.end + _JOIN_GRACE_SECONDS)
     for name, thread in threads:
-        thread.join(deadline.remaining() + _JOIN_GRACE_SECONDS)
+        thread.join(give_up.remaining())
         if thread.is_alive():
             # Its send may still succeed after this tick; it stays queued and may arrive twice.
             report.failed[name] = "still sending when the tick's time was up"

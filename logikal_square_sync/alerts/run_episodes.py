@@ -81,9 +81,6 @@ class RunCursor:
             sort_keys=True,
         )
 
-    def copy(self) -> RunCursor:
-        return RunCursor.parse(self.dump())
-
     def mark_handled(self, run_id: str, updated_at: float) -> None:
         self.after = max(self.after or updated_at, updated_at)
         self.handled.append(run_id)

@@ -7,6 +7,7 @@ sensor's own cursor cannot hold.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from datetime import UTC, datetime
 
@@ -28,6 +29,8 @@ from logikal_square_sync.warehouse.tables import logikal_projects
 
 RUN_FAILURE_SENSOR_NAME = "alert_on_run_failure"
 _BATCH = 200
+# The longest a tick waits for the warehouse to name LogiKal projects before naming them by GUID.
+_NAME_LOOKUP_SECONDS = 5.0
 
 RUN_FAILURE_DESCRIPTION = """Alerts when an asset or a LogiKal project starts failing, and when it recovers.
 
@@ -64,6 +67,27 @@ def _events(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType
     return [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event]
 
 
+def project_names_within(
+    warehouse: WarehouseResource, partitions: Collection[str], deadline: Deadline
+) -> dict[str, str]:
+    """`project_names`, given up after a part of the tick's time: a warehouse that hangs (the very
+    failure being alerted, maybe) must not hold the alert; it then names projects by GUID.
+
+    A thread, because neither SQLAlchemy nor the drivers bound a whole connect-and-query; a
+    daemon thread left waiting costs one pooled connection at most.
+    """
+    if not partitions:
+        return {}
+    found: dict[str, str] = {}
+    thread = threading.Thread(
+        target=lambda: found.update(project_names(warehouse, partitions)), name="alert-names", daemon=True
+    )
+    thread.start()
+    # At most a third of the time left: the rest is for sending.
+    thread.join(min(_NAME_LOOKUP_SECONDS, deadline.remaining() / 3))
+    return dict(found) if not thread.is_alive() else {}
+
+
 def project_names(warehouse: WarehouseResource, partitions: Collection[str]) -> dict[str, str]:
     """LogiKal project names by GUID; {} when the warehouse cannot say (it may be why the run failed)."""
     if not partitions:
@@ -76,7 +100,7 @@ def project_names(warehouse: WarehouseResource, partitions: Collection[str]) -> 
                 )
             )
             return {row.id: row.name for row in rows}
-    except sa.exc.SQLAlchemyError:
+    except Exception:  # any failure (connecting, migrating, querying) only costs the names
         return {}
 
 
@@ -171,7 +195,7 @@ def build_run_failure_sensor(
         )
 
         partitions = {p for r in settled if (p := r.dagster_run.tags.get("dagster/partition"))}
-        run_context = RunContext(project_names(warehouse, partitions), alerts.runbook_url)
+        run_context = RunContext(project_names_within(warehouse, partitions, deadline), alerts.runbook_url)
         notifiers = alerts.notifiers()
         channels = [notifier.name for notifier in notifiers]
         for record in settled:

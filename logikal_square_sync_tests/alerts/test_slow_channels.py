@@ -202,3 +202,20 @@ def test_a_deadline_dagster_would_cut_off_fails_at_load(tmp_path, values, messag
     override.write_text(f"alerts: {values}\n")
     with pytest.raises(PolicyFileError, match=message):
         load_policies(POLICIES_FILE, override)
+
+
+def test_a_warehouse_that_hangs_does_not_hold_the_alert(instance, slack, silent_port, alert_policies) -> None:
+    """The warehouse only names LogiKal projects; hanging, the alert names the project by GUID in time."""
+    alert_policies(delivery_deadline_seconds=DEADLINE)
+    silent = silent_port("127.0.0.1", 5432)  # a PostgreSQL server that accepts and never answers
+    hanging = WarehouseResource(url=f"postgresql+psycopg2://lss@{silent.host}:{silent.port}/warehouse")
+    ticker = Ticker(instance, AlertsResource(slack_webhook_url=slack.webhook_url), hanging)
+    ticker.tick()
+    project = "6f1c2a7e-0d4b-4b8e-9a51-3c2d1e0f9a88"
+    result = JOBS[0].execute_in_process(
+        instance=instance, raise_on_error=False, tags={"dagster/partition": project}
+    )
+    assert "Sent 'Run failed: nightly_orders" in ticker.tick()
+    assert ticker.seconds[-1] < SLACK_TIMEOUT / 2, ticker.seconds
+    [text] = slack.texts
+    assert f"nightly_orders [{project}]" in text and result.run_id in text
