@@ -316,10 +316,7 @@ class HeartbeatMonitor:
 HEARTBEAT_PATH = "/ping/6b0e7c5e-hb-secret-4711"
 
 
-@pytest.fixture
-def monitor() -> Iterator[HeartbeatMonitor]:
-    pings: list[str] = []
-
+def heartbeat_app(pings: list[str]) -> Starlette:
     async def ping(request: Request) -> PlainTextResponse:
         pings.append(request.headers.get("user-agent", ""))
         return PlainTextResponse("OK")
@@ -327,13 +324,18 @@ def monitor() -> Iterator[HeartbeatMonitor]:
     async def broken(request: Request) -> PlainTextResponse:
         return PlainTextResponse("server error", status_code=500)
 
-    app = Starlette(
+    return Starlette(
         routes=[
             Route(HEARTBEAT_PATH, ping, methods=["GET"]),
             Route("/ping/broken/{secret}", broken, methods=["GET"]),
         ]
     )
-    with serve_in_thread(app) as served:
+
+
+@pytest.fixture
+def monitor() -> Iterator[HeartbeatMonitor]:
+    pings: list[str] = []
+    with serve_in_thread(heartbeat_app(pings)) as served:
         yield HeartbeatMonitor(served.url, pings)
 
 
