@@ -263,7 +263,8 @@ class AlertPolicies(BaseModel):
     run_failure_tick_seconds: int = Field(default=30, ge=5)
     stale_assets_tick_seconds: int = Field(default=60, ge=5)
     # No defaults here: policies.yaml holds the values (one copy of each).
-    delivery_deadline_seconds: float = Field(gt=0)
+    # At least a second: a send is not started with less than half a second left (alerts/outbox.py).
+    delivery_deadline_seconds: float = Field(ge=1)
     heartbeat_timeout_seconds: float = Field(gt=0)
     outbox_max_alerts: int = Field(ge=1, le=200)
     retry_decision_wait_seconds: float = Field(ge=0)

@@ -193,7 +193,10 @@ def test_an_alert_is_never_lost_when_a_channel_fails_beyond_the_outbox(
             "{delivery_deadline_seconds: 50}",
             r"alerts: .*delivery_deadline_seconds \+ heartbeat_timeout_seconds must be at most 45",
         ),
-        ("{delivery_deadline_seconds: 0}", r"alerts\.delivery_deadline_seconds: .*greater than 0"),
+        (
+            "{delivery_deadline_seconds: 0.2}",
+            r"alerts\.delivery_deadline_seconds: .*greater than or equal to 1",
+        ),
         ("{outbox_max_alerts: 0}", r"alerts\.outbox_max_alerts: .*greater than or equal to 1"),
     ],
 )
