@@ -249,19 +249,42 @@ class LogikalPolicies(BaseModel):
     sessions: SessionSettings = SessionSettings()
 
 
+# Dagster cuts a sensor evaluation off after this long and then saves nothing of it (its cursor, and
+# with it the alert outbox, stays as before the tick). Delivery and the heartbeat stay well inside it,
+# leaving the rest for the tick's own queries.
+SENSOR_TIMEOUT_SECONDS = 60
+_SENSOR_TIME_FOR_SENDING = 45
+
+
 class AlertPolicies(BaseModel):
-    """How often the alert sensors look: the longest a failure or staleness waits to be told."""
+    """How often the alert sensors look, and how long a tick may spend sending (policies.yaml, alerts)."""
 
     model_config = ConfigDict(extra="forbid")
     run_failure_tick_seconds: int = Field(default=30, ge=5)
     stale_assets_tick_seconds: int = Field(default=60, ge=5)
+    # No defaults here: policies.yaml holds the values (one copy of each).
+    # At least a second: a send is not started with less than half a second left (alerts/outbox.py).
+    delivery_deadline_seconds: float = Field(ge=1)
+    heartbeat_timeout_seconds: float = Field(gt=0)
+    outbox_max_alerts: int = Field(ge=1, le=200)
+    retry_decision_wait_seconds: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _inside_the_sensor_timeout(self) -> AlertPolicies:
+        if self.delivery_deadline_seconds + self.heartbeat_timeout_seconds > _SENSOR_TIME_FOR_SENDING:
+            raise ValueError(
+                "delivery_deadline_seconds + heartbeat_timeout_seconds must be at most "
+                f"{_SENSOR_TIME_FOR_SENDING} s: Dagster ends a sensor tick after {SENSOR_TIMEOUT_SECONDS} s "
+                "and then keeps nothing of it"
+            )
+        return self
 
 
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     square: SquarePolicies
     logikal: LogikalPolicies
-    alerts: AlertPolicies = AlertPolicies()
+    alerts: AlertPolicies
 
 
 class PolicyFileError(ValueError):

@@ -1,12 +1,12 @@
 """Alert delivery: Slack incoming webhooks and plain SMTP e-mail.
 
 Each notifier sends one `Alert` or raises `NotifierError` with a message safe
-to log (no webhook URL, no password). `send_all` fans an alert out to every
-notifier and reports per channel, so one broken channel never silences the
-others.
+to log (no webhook URL, no password). A send never outlasts the `Deadline` it is
+given: every network wait is clipped to the time left. `outbox.deliver` fans
+alerts out to the channels and remembers per channel what is still to send.
 """
 
-import logging
+import contextlib
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -17,9 +17,8 @@ from email.utils import formatdate, make_msgid
 from enum import StrEnum
 from typing import Protocol
 
+from logikal_square_sync.alerts.deadline import Deadline
 from logikal_square_sync.alerts.redaction import redact, register_secret
-
-logger = logging.getLogger(__name__)
 
 # Slack truncates long messages anyway; an alert is a pointer to the run, not the full log.
 _MAX_BODY_CHARS = 3500
@@ -62,15 +61,19 @@ class NotifierError(RuntimeError):
     """A channel refused or could not take an alert; the message is safe to log."""
 
 
-class AlertDeliveryError(RuntimeError):
-    """No channel took the alert: nobody has been told."""
-
-
 class Notifier(Protocol):
     @property
     def name(self) -> str: ...
 
-    def send(self, alert: Alert) -> None: ...
+    def send(self, alert: Alert, deadline: Deadline | None = None) -> None: ...
+
+
+def _time_left(timeout: float, deadline: Deadline | None) -> float:
+    """A network wait: the channel's own timeout, clipped to the deadline; none left is a timeout."""
+    left = deadline.clip(timeout) if deadline else timeout
+    if left <= 0:
+        raise TimeoutError("no time left in this sensor tick")
+    return left
 
 
 @dataclass(frozen=True)
@@ -84,18 +87,24 @@ class SlackNotifier:
     def __post_init__(self) -> None:
         register_secret(self.webhook_url)
 
-    def send(self, alert: Alert) -> None:
+    def send(self, alert: Alert, deadline: Deadline | None = None) -> None:
         # Imported when an alert is sent: httpx costs a tenth of a second to import, and loading the
         # code location need not pay it (smtplib, a millisecond, stays at the top).
         import httpx
 
         try:
+            # httpx applies the timeout to connecting and to each read and write: a webhook that
+            # accepts the connection and never answers gives up when the tick's time is up.
             response = httpx.post(
-                self.webhook_url, json={"text": slack_text(alert)}, timeout=self.timeout_seconds
+                self.webhook_url,
+                json={"text": slack_text(alert)},
+                timeout=_time_left(self.timeout_seconds, deadline),
             )
+        except TimeoutError:
+            raise NotifierError("Slack webhook: no time left in this sensor tick") from None
         except httpx.HTTPError as error:
             # httpx error texts can quote the URL; `from None` keeps the original out of tracebacks.
-            raise NotifierError(f"Slack webhook unreachable: {redact(_describe(error))}") from None
+            raise NotifierError(f"Slack webhook unreachable: {redact(describe_error(error))}") from None
         if not response.is_success:
             # Slack answers e.g. 403 invalid_token, 404 no_service, 410 channel_is_archived.
             raise NotifierError(
@@ -141,27 +150,39 @@ class EmailNotifier:
         register_secret(self.username)
         register_secret(self.password)
 
-    def send(self, alert: Alert) -> None:
+    def send(self, alert: Alert, deadline: Deadline | None = None) -> None:
         message = email_message(alert, self.sender, self.recipients)
         try:
-            self._deliver(message)
+            self._deliver(message, deadline)
         except (smtplib.SMTPException, OSError) as error:
-            raise NotifierError(f"SMTP {self.host}:{self.port}: {redact(_describe(error))}") from None
+            raise NotifierError(f"SMTP {self.host}:{self.port}: {redact(describe_error(error))}") from None
 
-    def _deliver(self, message: EmailMessage) -> None:
+    def _deliver(self, message: EmailMessage, deadline: Deadline | None) -> None:
         context = self.ssl_context or ssl.create_default_context()
         implicit_tls = self.port == 465
+
+        def timeout() -> float:
+            return _time_left(self.timeout_seconds, deadline)
+
         server = (
-            smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_seconds, context=context)
+            smtplib.SMTP_SSL(self.host, self.port, timeout=timeout(), context=context)
             if implicit_tls
-            else smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds)
+            else smtplib.SMTP(self.host, self.port, timeout=timeout())
         )
-        with server:
-            server.ehlo()
+
+        def step() -> smtplib.SMTP:
+            # smtplib keeps the timeout it connected with for every later command; a relay that goes
+            # silent mid-dialogue must not hold the tick past its deadline either.
+            if server.sock is not None:
+                server.sock.settimeout(timeout())
+            return server
+
+        try:
+            step().ehlo()
             encrypted = implicit_tls
             if not implicit_tls and server.has_extn("starttls"):
-                server.starttls(context=context)
-                server.ehlo()
+                step().starttls(context=context)
+                step().ehlo()
                 encrypted = True
             if self.username:
                 if not encrypted:
@@ -169,8 +190,14 @@ class EmailNotifier:
                         f"SMTP {self.host}:{self.port} does not offer STARTTLS; "
                         "not sending the credentials in clear text"
                     )
-                server.login(self.username, self.password or "")
-            server.send_message(message)
+                step().login(self.username, self.password or "")
+            step().send_message(message)
+            # The relay has the message: a QUIT that fails or finds no time left must not make it
+            # look undelivered (it would go out again on the next tick).
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                step().quit()
+        finally:
+            server.close()
 
 
 def email_message(alert: Alert, sender: str, recipients: Sequence[str]) -> EmailMessage:
@@ -184,43 +211,7 @@ def email_message(alert: Alert, sender: str, recipients: Sequence[str]) -> Email
     return message
 
 
-@dataclass
-class Delivery:
-    """Which channels took an alert and why the others did not."""
-
-    sent: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def delivered(self) -> bool:
-        return bool(self.sent)
-
-    def describe(self) -> str:
-        parts = [f"sent via {', '.join(self.sent)}"] if self.sent else []
-        parts += [f"{name} failed: {reason}" for name, reason in self.failed.items()]
-        return "; ".join(parts) or "no channel configured"
-
-
-def send_all(notifiers: Sequence[Notifier], alert: Alert, log: logging.Logger | None = None) -> Delivery:
-    """Sends `alert` through every notifier; never raises for a failing channel, reports it instead."""
-    log = log or logger
-    alert = alert.redacted()
-    delivery = Delivery()
-    for notifier in notifiers:
-        try:
-            notifier.send(alert)
-        except Exception as error:  # any failure of one channel must not stop the next
-            reason = redact(str(error)) if isinstance(error, NotifierError) else redact(_describe(error))
-            delivery.failed[notifier.name] = reason
-            log.warning(f"Alert '{alert.title}' not sent via {notifier.name}: {reason}")
-        else:
-            delivery.sent.append(notifier.name)
-    if delivery.sent:
-        log.info(f"Alert '{alert.title}' {delivery.describe()}")
-    return delivery
-
-
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 

@@ -1,20 +1,13 @@
 """The Dagster resource that knows where alerts go (Slack, e-mail) and how to link back to the UI."""
 
-import logging
 import os
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.alerts.notifiers import (
-    Alert,
-    Delivery,
-    EmailNotifier,
-    Notifier,
-    SlackNotifier,
-    send_all,
-)
+from logikal_square_sync.alerts.heartbeat import HEARTBEAT_ENV
+from logikal_square_sync.alerts.notifiers import EmailNotifier, Notifier, SlackNotifier
 
 DEFAULT_SMTP_PORT = 587
 
@@ -29,6 +22,7 @@ ENV_VARS = {
     "smtp_password": "SMTP_PASSWORD",
     "webserver_url": "DAGSTER_WEBSERVER_URL",
     "runbook_url": "LSS_RUNBOOK_URL",
+    "heartbeat_url": HEARTBEAT_ENV,
 }
 
 ALERTS_OFF = (
@@ -67,6 +61,13 @@ class AlertsResource(dg.ConfigurableResource):
         description=(
             "LSS_RUNBOOK_URL: where docs/runbook.md is published (e.g. its page in your Git host); "
             "alerts link its sections. Unset: alerts name the file's path in the repository."
+        ),
+    )
+    heartbeat_url: str | None = Field(
+        default=None,
+        description=(
+            f"{HEARTBEAT_ENV}: a dead-man's-switch URL (healthchecks.io, Uptime Kuma push, ...) the alert "
+            "sensors GET on every tick; its monitor alerts when the pings stop (a secret). Unset: off."
         ),
     )
     slack_timeout_seconds: float = 10.0
@@ -112,10 +113,6 @@ class AlertsResource(dg.ConfigurableResource):
                 )
             )
         return notifiers
-
-    def send_all(self, alert: Alert, log: logging.Logger | None = None) -> Delivery:
-        """Sends through every configured channel; a failing channel is reported, never raised."""
-        return send_all(self.notifiers(), alert, log)
 
     def link(self, path: str) -> str | None:
         """A link into the Dagster UI, e.g. `link("/runs/<id>")`; None without DAGSTER_WEBSERVER_URL."""

@@ -6,8 +6,9 @@ An episode starts with the first failed run of an asset or partition and ends
 with its next successful run; runs that fail in between only count.
 
 The state lives in the alert sensor's cursor (JSON), with the position in the
-run history it has read up to, so a daemon restart neither repeats nor loses
-an alert.
+run history it has read up to, the failed runs still waiting for Dagster's
+retry decision and the outbox of alerts not yet delivered, so a daemon restart
+neither repeats nor loses an alert.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+
+from logikal_square_sync.alerts.outbox import Outbox
 
 # Run ids read at the newest update time: the next query starts there again, so they are skipped.
 _MAX_REMEMBERED_RUNS = 500
@@ -46,6 +49,8 @@ class RunCursor:
     after: float | None = None  # update timestamp of the newest run handled
     handled: list[str] = field(default_factory=list)  # run ids handled at or near `after`
     failing: dict[str, Episode] = field(default_factory=dict)
+    waiting: dict[str, float] = field(default_factory=dict)  # failed run id -> when first seen undecided
+    outbox: Outbox = field(default_factory=Outbox)
 
     @classmethod
     def parse(cls, raw: str | None) -> RunCursor:
@@ -57,6 +62,8 @@ class RunCursor:
                 after=data.get("after"),
                 handled=list(data.get("handled", [])),
                 failing={key: Episode(**value) for key, value in data.get("failing", {}).items()},
+                waiting={str(k): float(v) for k, v in data.get("waiting", {}).items()},
+                outbox=Outbox.parse(data.get("outbox")),
             )
         except (ValueError, TypeError, AttributeError):
             # Unreadable: start afresh from now; at worst one episode's alert repeats.
@@ -68,12 +75,11 @@ class RunCursor:
                 "after": self.after,
                 "handled": self.handled[-_MAX_REMEMBERED_RUNS:],
                 "failing": {key: vars(episode) for key, episode in self.failing.items()},
+                "waiting": self.waiting,
+                "outbox": self.outbox.dump(),
             },
             sort_keys=True,
         )
-
-    def copy(self) -> RunCursor:
-        return RunCursor.parse(self.dump())
 
     def mark_handled(self, run_id: str, updated_at: float) -> None:
         self.after = max(self.after or updated_at, updated_at)

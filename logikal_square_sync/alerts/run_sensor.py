@@ -7,15 +7,20 @@ sensor's own cursor cannot hold.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from datetime import UTC, datetime
 
 import dagster as dg
 import sqlalchemy as sa
 
+from logikal_square_sync.alerts import heartbeat
+from logikal_square_sync.alerts.deadline import Deadline
 from logikal_square_sync.alerts.messages import RunContext, run_failure_alert, run_recovery_alert
-from logikal_square_sync.alerts.notifiers import Alert, AlertDeliveryError
+from logikal_square_sync.alerts.notifiers import Alert
+from logikal_square_sync.alerts.outbox import deliver
 from logikal_square_sync.alerts.resource import AlertsResource
+from logikal_square_sync.alerts.retry_decision import RetryDecision, retry_decision
 from logikal_square_sync.alerts.run_episodes import RunCursor, episode_keys
 from logikal_square_sync.clock import Clock, utc_now
 from logikal_square_sync.policies import policies
@@ -24,6 +29,8 @@ from logikal_square_sync.warehouse.tables import logikal_projects
 
 RUN_FAILURE_SENSOR_NAME = "alert_on_run_failure"
 _BATCH = 200
+# The longest a tick waits for the warehouse to name LogiKal projects before naming them by GUID.
+_NAME_LOOKUP_SECONDS = 5.0
 
 RUN_FAILURE_DESCRIPTION = """Alerts when an asset or a LogiKal project starts failing, and when it recovers.
 
@@ -32,7 +39,10 @@ failed run alerts, the ones after it only count, and the next successful run
 sends one "Recovered" message. Each alert names the assets, the LogiKal project
 by name, what started the run (schedule, sensor, force sync, a person), the
 failed steps with the first lines of their errors, what to check for that kind
-of error, the runbook section and a link to the run. Runs even when
+of error, the runbook section and a link to the run. A failed run Dagster
+retries (dagster/will_retry) is not alerted; its last retry is. Alerts a
+channel does not take in time wait in the sensor's outbox and go out on a
+later tick. Each tick pings LSS_HEARTBEAT_URL when set. Runs even when
 BACKGROUND_SYNC_ENABLED is false; skips when no alert channel is set up
 (SLACK_WEBHOOK_URL, or ALERT_EMAIL_TO and SMTP_HOST)."""
 
@@ -57,6 +67,27 @@ def _events(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType
     return [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event]
 
 
+def project_names_within(
+    warehouse: WarehouseResource, partitions: Collection[str], deadline: Deadline
+) -> dict[str, str]:
+    """`project_names`, given up after a part of the tick's time: a warehouse that hangs (the very
+    failure being alerted, maybe) must not hold the alert; it then names projects by GUID.
+
+    A thread, because neither SQLAlchemy nor the drivers bound a whole connect-and-query; a
+    daemon thread left waiting costs one pooled connection at most.
+    """
+    if not partitions:
+        return {}
+    found: dict[str, str] = {}
+    thread = threading.Thread(
+        target=lambda: found.update(project_names(warehouse, partitions)), name="alert-names", daemon=True
+    )
+    thread.start()
+    # At most a third of the time left: the rest is for sending.
+    thread.join(min(_NAME_LOOKUP_SECONDS, deadline.remaining() / 3))
+    return dict(found) if not thread.is_alive() else {}
+
+
 def project_names(warehouse: WarehouseResource, partitions: Collection[str]) -> dict[str, str]:
     """LogiKal project names by GUID; {} when the warehouse cannot say (it may be why the run failed)."""
     if not partitions:
@@ -69,7 +100,7 @@ def project_names(warehouse: WarehouseResource, partitions: Collection[str]) -> 
                 )
             )
             return {row.id: row.name for row in rows}
-    except sa.exc.SQLAlchemyError:
+    except Exception:  # any failure (connecting, migrating, querying) only costs the names
         return {}
 
 
@@ -99,19 +130,34 @@ def _alert_for(
     return run_recovery_alert(run, assets, since, failures, alerts.link, context)
 
 
+def _settled(
+    instance: dg.DagsterInstance, records: list[dg.RunRecord], cursor: RunCursor, now: float
+) -> tuple[list[dg.RunRecord], int]:
+    """The runs whose outcome is the last word, oldest first; a failure Dagster retries is left out.
+
+    A failure without Dagster's retry decision yet waits in `cursor.waiting` and is
+    looked at again on the next ticks, for at most retry_decision_wait_seconds.
+    """
+    wait = policies().alerts.retry_decision_wait_seconds
+    settled = []
+    for record in records:
+        run_id = record.dagster_run.run_id
+        decision = retry_decision(instance, record.dagster_run)
+        if decision == RetryDecision.PENDING and now - cursor.waiting.setdefault(run_id, now) < wait:
+            continue
+        cursor.waiting.pop(run_id, None)
+        if decision != RetryDecision.RETRIED:
+            settled.append(record)
+    return settled, len(cursor.waiting)
+
+
 def build_run_failure_sensor(
     *, clock: Clock = utc_now, name: str = RUN_FAILURE_SENSOR_NAME
 ) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=name,
-        description=RUN_FAILURE_DESCRIPTION,
-        minimum_interval_seconds=policies().alerts.run_failure_tick_seconds,
-        # Alerts never follow the master switch: a failure during maintenance must still reach someone.
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )
-    def _run_failure_sensor(
+    def evaluate(
         context: dg.SensorEvaluationContext, alerts: AlertsResource, warehouse: WarehouseResource
     ) -> dg.SensorResult | dg.SkipReason:
+        deadline = Deadline.after(policies().alerts.delivery_deadline_seconds)
         off = alerts.off_reason()
         if off:
             return dg.SkipReason(off)
@@ -130,30 +176,53 @@ def build_run_failure_sensor(
             limit=_BATCH,
         )
         # The filter is strict ('after'), but runs updated in the same instant may come again: skip them.
-        new = [r for r in records if r.dagster_run.run_id not in set(cursor.handled)]
-        partitions = {p for r in new if (p := r.dagster_run.tags.get("dagster/partition"))}
-        run_context = RunContext(project_names(warehouse, partitions), alerts.runbook_url)
-        sent: list[str] = []
-        undelivered: str | None = None
+        handled = set(cursor.handled)
+        new = [r for r in records if r.dagster_run.run_id not in handled]
         for record in new:
-            trial = cursor.copy()
-            alert = _alert_for(context.instance, record, trial, alerts, run_context)
+            cursor.mark_handled(record.dagster_run.run_id, record.update_timestamp.timestamp())
+        # Failures seen before without Dagster's retry decision: read again, with their tags as they are now.
+        waiting = [run_id for run_id in cursor.waiting if run_id not in {r.dagster_run.run_id for r in new}]
+        again = (
+            list(context.instance.get_run_records(filters=dg.RunsFilter(run_ids=waiting))) if waiting else []
+        )
+        for run_id in set(waiting) - {r.dagster_run.run_id for r in again}:
+            cursor.waiting.pop(run_id)  # deleted meanwhile: nothing left to alert on
+        settled, undecided = _settled(
+            context.instance,
+            sorted(again + new, key=lambda r: r.update_timestamp),
+            cursor,
+            clock().timestamp(),
+        )
+
+        partitions = {p for r in settled if (p := r.dagster_run.tags.get("dagster/partition"))}
+        run_context = RunContext(project_names_within(warehouse, partitions, deadline), alerts.runbook_url)
+        notifiers = alerts.notifiers()
+        channels = [notifier.name for notifier in notifiers]
+        for record in settled:
+            alert = _alert_for(context.instance, record, cursor, alerts, run_context)
             if alert is not None:
-                delivery = alerts.send_all(alert, context.log)
-                if not delivery.delivered:
-                    # Stop here: the cursor stays before this run, so the next tick tries it again.
-                    undelivered = f"'{alert.title}' ({delivery.describe()})"
-                    break
-                sent.append(f"'{alert.title}' ({delivery.describe()})")
-            trial.mark_handled(record.dagster_run.run_id, record.update_timestamp.timestamp())
-            cursor = trial
-        if undelivered and not sent:
-            raise AlertDeliveryError(f"No alert delivered, retrying next tick: {undelivered}")
-        if undelivered:
-            context.log.error(f"Alert not delivered, retrying next tick: {undelivered}")
+                cursor.outbox.add(alert, channels, clock().timestamp(), policies().alerts.outbox_max_alerts)
+        report = deliver(cursor.outbox, notifiers, deadline, context.log)
+
         failing = ", ".join(sorted(cursor.failing)) or "none"
-        summary = f"Sent {'; '.join(sent)}." if sent else "No new failure or recovery."
+        summary = report.describe() or "No new failure or recovery."
+        if undecided:
+            summary += f" {undecided} failed run(s) waiting for Dagster's retry decision."
         return dg.SensorResult(skip_reason=f"{summary} Failing now: {failing}.", cursor=cursor.dump())
+
+    @dg.sensor(
+        name=name,
+        description=RUN_FAILURE_DESCRIPTION,
+        minimum_interval_seconds=policies().alerts.run_failure_tick_seconds,
+        # Alerts never follow the master switch: a failure during maintenance must still reach someone.
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def _run_failure_sensor(
+        context: dg.SensorEvaluationContext, alerts: AlertsResource, warehouse: WarehouseResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        result = evaluate(context, alerts, warehouse)
+        heartbeat.ping(alerts.heartbeat_url, name, policies().alerts.heartbeat_timeout_seconds, context.log)
+        return result
 
     return _run_failure_sensor
 

@@ -9,10 +9,13 @@ from typing import TypeVar
 
 import dagster as dg
 
+from logikal_square_sync.alerts import heartbeat
 from logikal_square_sync.alerts.check_states import CheckState, latest_check_outcomes, needs_check_alert
+from logikal_square_sync.alerts.deadline import Deadline
 from logikal_square_sync.alerts.freshness import AlertState, alert_state, needs_alert
 from logikal_square_sync.alerts.messages import FreshnessChange, check_alert, freshness_alert
-from logikal_square_sync.alerts.notifiers import Alert, AlertDeliveryError
+from logikal_square_sync.alerts.notifiers import Alert
+from logikal_square_sync.alerts.outbox import DeliveryReport, Outbox, deliver
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.clock import Clock, utc_now
 from logikal_square_sync.policies import policies
@@ -31,8 +34,10 @@ show: PASS, WARN, FAIL) and the latest result of every asset check (e.g.
 names stale LogiKal projects). It alerts on changes only, into WARN or FAIL and
 back to fresh, so a stale asset gives one message, not one per tick. An asset
 never materialized is quiet until its first deadline after deployment has
-passed. Runs even when BACKGROUND_SYNC_ENABLED is false. Built-in freshness
-alerts are a paid Dagster+ feature; this sensor is their open-source stand-in."""
+passed. Alerts a channel does not take in time wait in the sensor's outbox and
+go out on a later tick. Each tick pings LSS_HEARTBEAT_URL when set. Runs even
+when BACKGROUND_SYNC_ENABLED is false. Built-in freshness alerts are a paid
+Dagster+ feature; this sensor is their open-source stand-in."""
 
 
 @dataclass
@@ -42,6 +47,7 @@ class _Cursor:
     assets: dict[str, str] = field(default_factory=dict)
     checks: dict[str, str] = field(default_factory=dict)
     first_seen: dict[str, float] = field(default_factory=dict)  # when this sensor first saw each asset
+    outbox: Outbox = field(default_factory=Outbox)
 
     @classmethod
     def parse(cls, raw: str | None) -> _Cursor:
@@ -53,6 +59,7 @@ class _Cursor:
                 assets=dict(data.get("assets", {})),
                 checks=dict(data.get("checks", {})),
                 first_seen={k: float(v) for k, v in data.get("first_seen", {}).items()},
+                outbox=Outbox.parse(data.get("outbox")),
             )
         except (ValueError, AttributeError, TypeError):
             # An unreadable cursor costs at most one repeated alert per stale asset; never a crash loop.
@@ -60,15 +67,14 @@ class _Cursor:
 
     def dump(self) -> str:
         return json.dumps(
-            {"assets": self.assets, "checks": self.checks, "first_seen": self.first_seen}, sort_keys=True
+            {
+                "assets": self.assets,
+                "checks": self.checks,
+                "first_seen": self.first_seen,
+                "outbox": self.outbox.dump(),
+            },
+            sort_keys=True,
         )
-
-
-@dataclass
-class _Pending:
-    alert: Alert
-    asset_keys: list[str] = field(default_factory=list)
-    check_keys: list[str] = field(default_factory=list)
 
 
 def _policies(context: dg.SensorEvaluationContext) -> dict[dg.AssetKey, dg.FreshnessPolicy]:
@@ -102,6 +108,56 @@ def build_stale_assets_sensor(
 ) -> dg.SensorDefinition:
     """The staleness sensor over every asset with a freshness policy and every check of the location."""
 
+    def evaluate(
+        context: dg.SensorEvaluationContext, alerts: AlertsResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        deadline = Deadline.after(policies().alerts.delivery_deadline_seconds)
+        off = alerts.off_reason()
+        if off:
+            return dg.SkipReason(off)
+        now = clock()
+        previous = _Cursor.parse(context.cursor)
+        current = _Cursor(first_seen=dict(previous.first_seen), outbox=previous.outbox)
+        new_alerts: list[Alert] = []
+
+        freshness_policies = _policies(context)
+        keys = list(freshness_policies)
+        records = context.instance.get_freshness_state_records(keys) if keys else {}
+        last = _last_materialized(context.instance, keys) if keys else {}
+        changes = []
+        for key, policy in freshness_policies.items():
+            label = key.to_user_string()
+            first_seen = datetime.fromtimestamp(current.first_seen.setdefault(label, now.timestamp()), UTC)
+            state = alert_state(
+                records.get(key), policy, materialized=last[key] is not None, first_seen=first_seen, now=now
+            )
+            current.assets[label] = state.value
+            before = _as_state(AlertState, previous.assets.get(label))
+            if needs_alert(before, state):
+                changes.append(FreshnessChange(key, before, state, last[key], policy, first_seen))
+        if changes:
+            new_alerts.append(freshness_alert(changes, now, alerts.link, alerts.runbook_url))
+
+        repository = context.repository_def
+        check_keys = sorted(repository.asset_graph.asset_check_keys, key=str) if repository else []
+        for check_key, outcome in latest_check_outcomes(context.instance, check_keys).items():
+            label = check_key.to_user_string()
+            current.checks[label] = outcome.state.value
+            if needs_check_alert(_as_state(CheckState, previous.checks.get(label)), outcome.state):
+                failed = outcome.state == CheckState.FAILED
+                new_alerts.append(
+                    check_alert(check_key, failed, outcome.description, outcome.run_id, alerts.link)
+                )
+
+        # The states move on now; an alert the channels do not take in this tick waits in the outbox.
+        notifiers = alerts.notifiers()
+        for alert in new_alerts:
+            current.outbox.add(
+                alert, [n.name for n in notifiers], now.timestamp(), policies().alerts.outbox_max_alerts
+            )
+        report = deliver(current.outbox, notifiers, deadline, context.log)
+        return dg.SensorResult(skip_reason=_summary(current, report), cursor=current.dump())
+
     @dg.sensor(
         name=name,
         description=STALE_ASSETS_DESCRIPTION,
@@ -113,63 +169,9 @@ def build_stale_assets_sensor(
         context: dg.SensorEvaluationContext, alerts: AlertsResource
     ) -> dg.SensorResult | dg.SkipReason:
         """Open-source stand-in for Dagster+ freshness alerts (see STALE_ASSETS_DESCRIPTION)."""
-        off = alerts.off_reason()
-        if off:
-            return dg.SkipReason(off)
-        now = clock()
-        previous = _Cursor.parse(context.cursor)
-        current = _Cursor(first_seen=dict(previous.first_seen))
-        pending: list[_Pending] = []
-
-        policies = _policies(context)
-        keys = list(policies)
-        records = context.instance.get_freshness_state_records(keys) if keys else {}
-        last = _last_materialized(context.instance, keys) if keys else {}
-        changes = []
-        for key, policy in policies.items():
-            label = key.to_user_string()
-            first_seen = datetime.fromtimestamp(current.first_seen.setdefault(label, now.timestamp()), UTC)
-            state = alert_state(
-                records.get(key), policy, materialized=last[key] is not None, first_seen=first_seen, now=now
-            )
-            current.assets[label] = state.value
-            before = _as_state(AlertState, previous.assets.get(label))
-            if needs_alert(before, state):
-                changes.append(FreshnessChange(key, before, state, last[key], policy, first_seen))
-        if changes:
-            pending.append(
-                _Pending(
-                    freshness_alert(changes, now, alerts.link, alerts.runbook_url),
-                    asset_keys=[c.key.to_user_string() for c in changes],
-                )
-            )
-
-        repository = context.repository_def
-        check_keys = sorted(repository.asset_graph.asset_check_keys, key=str) if repository else []
-        for check_key, outcome in latest_check_outcomes(context.instance, check_keys).items():
-            label = check_key.to_user_string()
-            current.checks[label] = outcome.state.value
-            if needs_check_alert(_as_state(CheckState, previous.checks.get(label)), outcome.state):
-                failed = outcome.state == CheckState.FAILED
-                alert = check_alert(check_key, failed, outcome.description, outcome.run_id, alerts.link)
-                pending.append(_Pending(alert, check_keys=[label]))
-
-        sent, undelivered = [], []
-        for item in pending:
-            delivery = alerts.send_all(item.alert, context.log)
-            if delivery.delivered:
-                sent.append(f"'{item.alert.title}' ({delivery.describe()})")
-                continue
-            undelivered.append(f"'{item.alert.title}' ({delivery.describe()})")
-            # Keep the old state so the next tick tries this alert again.
-            _restore(current.assets, previous.assets, item.asset_keys)
-            _restore(current.checks, previous.checks, item.check_keys)
-        if undelivered and not sent:
-            # Nothing went out: fail the tick (visible in the UI); its cursor is not saved, so it retries.
-            raise AlertDeliveryError(f"No alert delivered: {'; '.join(undelivered)}")
-        if undelivered:
-            context.log.error(f"Alerts not delivered, retrying next tick: {'; '.join(undelivered)}")
-        return dg.SensorResult(skip_reason=_summary(current, sent, undelivered), cursor=current.dump())
+        result = evaluate(context, alerts)
+        heartbeat.ping(alerts.heartbeat_url, name, policies().alerts.heartbeat_timeout_seconds, context.log)
+        return result
 
     return _stale_assets_sensor
 
@@ -181,23 +183,13 @@ def _as_state(kind: type[_State], value: str | None) -> _State | None:
         return None
 
 
-def _restore(current: dict[str, str], previous: dict[str, str], keys: list[str]) -> None:
-    for key in keys:
-        if key in previous:
-            current[key] = previous[key]
-        else:
-            current.pop(key, None)
-
-
-def _summary(current: _Cursor, sent: list[str], undelivered: list[str]) -> str:
+def _summary(current: _Cursor, report: DeliveryReport) -> str:
     stale = sorted(k for k, v in current.assets.items() if v not in (AlertState.FRESH, AlertState.PENDING))
     failing = sorted(k for k, v in current.checks.items() if v == CheckState.FAILED)
-    parts = [f"Sent {'; '.join(sent)}" if sent else "No change, nothing sent"]
-    if undelivered:
-        parts.append(f"not delivered (retrying): {'; '.join(undelivered)}")
-    parts.append(f"stale: {', '.join(stale) or 'none'}")
-    parts.append(f"failing checks: {', '.join(failing) or 'none'}")
-    return ". ".join(parts) + "."
+    parts = [report.describe() or "No change, nothing sent."]
+    parts.append(f"stale: {', '.join(stale) or 'none'}.")
+    parts.append(f"failing checks: {', '.join(failing) or 'none'}.")
+    return " ".join(parts)
 
 
 alert_on_stale_assets = build_stale_assets_sensor()

@@ -7,15 +7,18 @@ import contextlib
 import email
 import email.policy
 import shutil
+import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -30,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from logikal_square_sync.policies import policies
 from logikal_square_sync_sandbox.server import free_port, serve_in_thread
 
 # What a real incoming-webhook path looks like; the last part is the secret.
@@ -229,3 +233,121 @@ def stored_instance() -> Iterator[dg.DagsterInstance]:
     wiped before each test by the tests' own fixture, because creating one costs seconds."""
     with dg.instance_for_test() as test_instance:
         yield test_instance
+
+
+class SilentPort:
+    """A TCP port in front of a real server that can go silent, as a dead relay behind a firewall does.
+
+    Silent: it accepts each connection and never answers (a webhook that hangs, an SMTP
+    relay that drops the dialogue). Forwarding: bytes pass both ways to the real server.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.silent = True
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._held: list[socket.socket] = []
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+            if not self.silent:
+                upstream = socket.create_connection(self.target)
+                self._held.append(upstream)
+                for source, sink in ((conn, upstream), (upstream, conn)):
+                    threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        for conn in self._held:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[Callable[[str, int], SilentPort]]:
+    ports: list[SilentPort] = []
+
+    def make(host: str, port: int) -> SilentPort:
+        ports.append(SilentPort((host, port)))
+        return ports[-1]
+
+    yield make
+    for port in ports:
+        port.stop()
+
+
+@dataclass
+class HeartbeatMonitor:
+    """A dead-man's-switch monitor's push endpoint (healthchecks.io, Uptime Kuma): it counts pings."""
+
+    url: str
+    pings: list[str] = field(default_factory=list)  # the User-Agent of each ping
+
+    @property
+    def ping_url(self) -> str:
+        return self.url + HEARTBEAT_PATH
+
+    @property
+    def broken_url(self) -> str:
+        return self.url + "/ping/broken"
+
+
+HEARTBEAT_PATH = "/ping/6b0e7c5e-hb-secret-4711"
+
+
+def heartbeat_app(pings: list[str]) -> Starlette:
+    async def ping(request: Request) -> PlainTextResponse:
+        pings.append(request.headers.get("user-agent", ""))
+        return PlainTextResponse("OK")
+
+    async def broken(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("server error", status_code=500)
+
+    return Starlette(
+        routes=[
+            Route(HEARTBEAT_PATH, ping, methods=["GET"]),
+            Route("/ping/broken/{secret}", broken, methods=["GET"]),
+        ]
+    )
+
+
+@pytest.fixture
+def monitor() -> Iterator[HeartbeatMonitor]:
+    pings: list[str] = []
+    with serve_in_thread(heartbeat_app(pings)) as served:
+        yield HeartbeatMonitor(served.url, pings)
+
+
+@pytest.fixture
+def alert_policies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Lays `alerts:` values over policies.yaml through LSS_POLICIES_FILE, as an operator would."""
+
+    def apply(**values: float) -> None:
+        path = tmp_path / "alert-policies.yaml"
+        path.write_text(yaml.safe_dump({"alerts": values}))
+        monkeypatch.setenv("LSS_POLICIES_FILE", str(path))
+        policies.cache_clear()
+
+    yield apply
+    policies.cache_clear()

@@ -1,17 +1,20 @@
 """The notifiers against a real HTTP webhook stand-in and real SMTP servers."""
 
 import logging
+import time
 
 import pytest
 
+from logikal_square_sync.alerts.deadline import Deadline
 from logikal_square_sync.alerts.notifiers import (
     Alert,
     EmailNotifier,
+    Notifier,
     NotifierError,
     Severity,
     SlackNotifier,
-    send_all,
 )
+from logikal_square_sync.alerts.outbox import Outbox, deliver
 from logikal_square_sync_sandbox.server import free_port
 from logikal_square_sync_tests.alerts.conftest import (
     BROKEN_WEBHOOK_PATH,
@@ -145,17 +148,35 @@ def test_one_failing_channel_does_not_stop_the_other(slack, smtp, caplog) -> Non
         SlackNotifier(slack.broken_webhook_url),
         EmailNotifier(host=smtp.host, port=smtp.port, sender="d@example.com", recipients=("o@example.com",)),
     ]
-    delivery = send_all(notifiers, ALERT)
+    outbox = Outbox()
+    outbox.add(ALERT, ["slack", "email"], at=0.0, limit=10)
+    report = deliver(outbox, notifiers, Deadline.after(30), logging.getLogger("test"))
 
-    assert delivery.delivered
-    assert delivery.sent == ["email"]
-    assert list(delivery.failed) == ["slack"] and "HTTP 404" in delivery.failed["slack"]
+    assert report.sent == ["'Run failed: square/orders' via email"]
+    assert list(report.failed) == ["slack"] and "HTTP 404" in report.failed["slack"]
     assert len(smtp.envelopes) == 1
+    assert [item.channels for item in outbox.pending] == [["slack"]]  # e-mail is done with it
     assert "not sent via slack" in caplog.text
     assert "revokedSecretToken0815" not in caplog.text
 
 
-def test_nothing_delivered_is_reported_not_raised(slack) -> None:
-    delivery = send_all([SlackNotifier(slack.broken_webhook_url)], ALERT)
-    assert not delivery.delivered
-    assert "slack failed: Slack webhook answered HTTP 404" in delivery.describe()
+def test_a_send_never_outlasts_its_deadline(silent_port, slack, smtp) -> None:
+    """Each network wait is clipped to the time left, not the channel's own 10 s / 30 s."""
+    host, port = slack.url.removeprefix("http://").split(":")
+    silent_slack, silent_smtp = silent_port(host, int(port)), silent_port(smtp.host, smtp.port)
+    notifiers: list[Notifier] = [
+        SlackNotifier(f"http://{silent_slack.host}:{silent_slack.port}{WEBHOOK_PATH}"),
+        EmailNotifier(
+            host=silent_smtp.host,
+            port=silent_smtp.port,
+            sender="d@example.com",
+            recipients=("o@example.com",),
+        ),
+    ]
+    for notifier in notifiers:
+        started = time.monotonic()
+        with pytest.raises(NotifierError, match="(?i)time"):
+            notifier.send(ALERT, Deadline.after(0.5))
+        assert time.monotonic() - started < 5
+    with pytest.raises(NotifierError, match="no time left"):
+        notifiers[0].send(ALERT, Deadline.after(0))

@@ -5,17 +5,17 @@ code location (what the UI's badges show), then the sensor; the pinned clock
 moves instead of anyone sleeping.
 """
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
-from logikal_square_sync.alerts.notifiers import AlertDeliveryError
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.stale_sensor import alert_on_stale_assets
 from logikal_square_sync_tests.alerts import freshness_location as location
-from logikal_square_sync_tests.alerts.conftest import FreshnessDaemon, freshness_daemon
+from logikal_square_sync_tests.alerts.conftest import WEBHOOK_PATH, FreshnessDaemon, freshness_daemon
 from logikal_square_sync_tests.clock import awkward_moments
 
 WEBSERVER = "http://dagster.example:3000"
@@ -196,14 +196,36 @@ def test_alerts_off_skips_and_keeps_no_state(daemon, slack) -> None:
     assert slack.posts == []
 
 
-def test_undelivered_alert_fails_the_tick_and_is_sent_on_the_next(daemon, slack, pinned_clock) -> None:
+def test_undelivered_alert_waits_in_the_outbox_and_is_sent_once(daemon, slack, pinned_clock) -> None:
     broken = _ticker(daemon, AlertsResource(slack_webhook_url=slack.broken_webhook_url))
     _materialize(daemon, location.orders, location.locations)
     broken.tick()
     pinned_clock.shift(timedelta(minutes=11))
-    with pytest.raises(AlertDeliveryError, match="No alert delivered: 'Freshness changed for 2 assets"):
-        broken.tick()
+    message = broken.tick()
+    assert "Waiting in the outbox: 1 for slack. slack failed: Slack webhook answered HTTP 404" in message
     fixed = _ticker(daemon, AlertsResource(slack_webhook_url=slack.webhook_url))
-    fixed.cursor = broken.cursor  # the failed tick saved nothing: the next one sends it
+    fixed.cursor = broken.cursor  # the tick returned, so its cursor (with the outbox) is kept
+    assert "Sent 'Freshness changed for 2 assets" in fixed.tick()
     fixed.tick()
+    assert len(slack.texts) == 1 and "WARN" in slack.texts[0]
+
+
+def test_a_hanging_webhook_keeps_the_tick_inside_its_deadline(
+    daemon, slack, pinned_clock, silent_port, alert_policies
+) -> None:
+    alert_policies(delivery_deadline_seconds=1.5)
+    host, port = slack.url.removeprefix("http://").split(":")
+    silent = silent_port(host, int(port))
+    ticker = _ticker(
+        daemon, AlertsResource(slack_webhook_url=f"http://{silent.host}:{silent.port}{WEBHOOK_PATH}")
+    )
+    _materialize(daemon, location.orders, location.locations)
+    ticker.tick()
+    pinned_clock.shift(timedelta(minutes=11))
+    started = time.monotonic()
+    assert "Waiting in the outbox: 1 for slack" in ticker.tick()
+    assert time.monotonic() - started < 5  # Slack's own timeout is 10 s
+    silent.silent = False
+    ticker.tick()
+    ticker.tick()
     assert len(slack.texts) == 1 and "WARN" in slack.texts[0]

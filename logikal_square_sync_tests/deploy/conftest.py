@@ -37,7 +37,12 @@ from logikal_square_sync_sandbox.logikal import create_app as logikal_app
 from logikal_square_sync_sandbox.server import free_port, serve_in_thread
 from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig
 from logikal_square_sync_sandbox.square import create_app as square_app
-from logikal_square_sync_tests.alerts.conftest import SlackStandIn, _slack_app
+from logikal_square_sync_tests.alerts.conftest import (
+    HeartbeatMonitor,
+    SlackStandIn,
+    _slack_app,
+    heartbeat_app,
+)
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, under_ci
 from logikal_square_sync_tests.logikal.conftest import sandbox_config
 
@@ -141,6 +146,7 @@ class Topology:
     square: SquareSandbox
     logikal: LogikalSandbox
     slack: SlackStandIn
+    heartbeat: HeartbeatMonitor
     api: DagsterApi
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -304,13 +310,16 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     square = SquareSandbox(SQUARE_CONFIG)
     logikal = LogikalSandbox(sandbox_config())
     posts: list[dict] = []
+    pings: list[str] = []  # the heartbeat monitor's
     with (
         throwaway_databases("dagster", "warehouse") as (dagster_db, warehouse_db),
         serve_in_thread(square_app(square)) as square_served,
         serve_in_thread(logikal_app(logikal)) as logikal_served,
         serve_in_thread(_slack_app(posts)) as slack_served,
+        serve_in_thread(heartbeat_app(pings)) as heartbeat_served,
     ):
         slack = SlackStandIn(url=slack_served.url, posts=posts)
+        heartbeat = HeartbeatMonitor(heartbeat_served.url, pings)
         code_port, web_port = free_port(), free_port()
         webserver_url = f"http://127.0.0.1:{web_port}"
         warehouse_url = warehouse_db.render_as_string(hide_password=False)
@@ -333,6 +342,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             "LOGIKAL_PASSWORD": logikal.config.password,
             "LOGIKAL_ALLOW_HTTP": "true",  # the sandbox serves plain http
             "SLACK_WEBHOOK_URL": slack.webhook_url,
+            "LSS_HEARTBEAT_URL": heartbeat.ping_url,
             # Nothing runs by itself: the tests switch on the schedule and sensors they need,
             # as an operator would in the UI (a cron of the packaged policies could otherwise
             # fire during the test, at whatever hour it runs).
@@ -350,6 +360,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             square=square,
             logikal=logikal,
             slack=slack,
+            heartbeat=heartbeat,
             api=DagsterApi(webserver_url),
         )
         try:

@@ -4,6 +4,7 @@
    completes through the webserver's GraphQL, and the warehouse equals the sandboxes' truth.
 2. A run worker SIGKILLed mid-run: the run is failed, its pool slot given back, the next run
    of the asset succeeds, and exactly one alert reaches Slack.
+3. The running daemon's alert sensor pings LSS_HEARTBEAT_URL once per tick.
 """
 
 from __future__ import annotations
@@ -190,3 +191,18 @@ def test_a_killed_run_worker_gives_back_its_pool_slot_and_alerts_once(topology: 
     assert "Recovered: square/locations, square/orders" in recovery or "Recovered: square/orders" in recovery
     assert following in recovery
     assert topology.env["SLACK_WEBHOOK_URL"] not in alert
+
+
+def test_the_daemon_pings_the_heartbeat_once_per_alert_sensor_tick(topology: Topology) -> None:
+    """LSS_HEARTBEAT_URL hears from the running daemon: one ping per finished tick of the alert sensor."""
+    agent = f"logikal_square_sync {ALERT_SENSOR}"
+
+    def finished_ticks() -> set[str]:
+        return {t["id"] for t in topology.sensor_ticks(ALERT_SENSOR) if t["status"] != "STARTED"}
+
+    before_ticks, before_pings = finished_ticks(), topology.heartbeat.pings.count(agent)
+    wait_for("three more ticks", lambda: len(finished_ticks() - before_ticks) >= 3, timeout=120)
+    ticks = len(finished_ticks() - before_ticks)
+    pings = topology.heartbeat.pings.count(agent) - before_pings
+    # A ping goes out inside its tick, before Dagster records the tick: one may be on either side.
+    assert ticks - 1 <= pings <= ticks + 1, (ticks, pings)
