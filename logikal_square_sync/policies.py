@@ -257,11 +257,21 @@ class AlertPolicies(BaseModel):
     stale_assets_tick_seconds: int = Field(default=60, ge=5)
 
 
+class LockTimeouts(BaseModel):
+    """How long a wait for a lock may last before it fails with an error naming the lock."""
+
+    model_config = ConfigDict(extra="forbid")
+    # No defaults: policies.yaml holds the values.
+    warehouse_seconds: float = Field(gt=0, le=3600)
+    session_claim_seconds: float = Field(gt=0, le=3600)
+
+
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     square: SquarePolicies
     logikal: LogikalPolicies
     alerts: AlertPolicies = AlertPolicies()
+    lock_timeouts: LockTimeouts
 
 
 class PolicyFileError(ValueError):
