@@ -90,6 +90,7 @@ class SlackNotifier:
         import httpx
 
         from logikal_square_sync.http import tls_context
+        from logikal_square_sync.http_errors import describe, host_of
 
         try:
             response = httpx.post(
@@ -101,7 +102,9 @@ class SlackNotifier:
             )
         except httpx.HTTPError as error:
             # httpx error texts can quote the URL; `from None` keeps the original out of tracebacks.
-            raise NotifierError(f"Slack webhook unreachable: {redact(_describe(error))}") from None
+            # The host and the kind (TLS, DNS, refused, timeout) are not secret: the path is.
+            reason = describe(error, host_of(error))
+            raise NotifierError(f"Slack webhook unreachable: {redact(reason)}") from None
         if not response.is_success:
             # Slack answers e.g. 403 invalid_token, 404 no_service, 410 channel_is_archived.
             raise NotifierError(

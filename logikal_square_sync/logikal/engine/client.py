@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from logikal_square_sync.http import RetryingClient, RetryPolicy
+from logikal_square_sync.http_errors import describe, host_of
 from logikal_square_sync.logikal.engine.errors import (
     LogikalAnswerLostError,
     LogikalApiError,
@@ -306,7 +307,7 @@ class LogikalSession:
                     self.logout()
                     raise LogikalAnswerLostError(
                         f"POST {path} ({kind} {identifier!r}): the answer was lost {attempt} times, "
-                        "each time replayed in a new session"
+                        f"each time replayed in a new session (last: {describe(error, host_of(error))})"
                     ) from error
                 log.warning(
                     f"LogiKal session {self.number}: POST {path} lost its answer ({type(error).__name__}); "
