@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from logikal_square_sync import http_errors
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -55,19 +57,50 @@ class CallStats:
         self.retried_by_reason[reason] = self.retried_by_reason.get(reason, 0) + 1
 
 
+class CaBundleError(ValueError):
+    """A CA bundle setting names a file that cannot be read as PEM certificates."""
+
+
 @functools.cache
-def tls_context() -> ssl.SSLContext:
-    """One TLS context per process: building one reads the whole CA bundle (~40 ms of CPU), and a
-    LogiKal sync opens a client per session. Honours SSL_CERT_FILE / SSL_CERT_DIR like httpx does."""
-    return httpx.create_ssl_context(trust_env=True)
+def tls_context(ca_bundle: str | None = None, setting: str = "the CA bundle") -> ssl.SSLContext:
+    """The trust store of one API: its own CA bundle (`setting` names the variable, for errors), else
+    the public CAs that httpx trusts by default (certifi's Mozilla list).
+
+    An explicit context on purpose: with `verify=True` httpx 0.28 reads SSL_CERT_FILE and
+    SSL_CERT_DIR (`create_ssl_context(trust_env=True)`) and then trusts only that file, so a
+    CA meant for one purpose (the SMTP relay's) broke every API call. With `verify=<SSLContext>`
+    httpx uses the context as given and reads neither variable; `trust_env` keeps its other
+    meaning (HTTP(S)_PROXY, NO_PROXY), which the clients keep. Cached: building a context reads
+    the whole bundle (~40 ms of CPU) and a LogiKal sync opens a client per session.
+    """
+    if ca_bundle is None:
+        # trust_env=False: httpx's own default store (certifi), never what SSL_CERT_FILE names.
+        return httpx.create_ssl_context(trust_env=False)
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise CaBundleError(
+            f"{setting}={ca_bundle}: cannot load it as a PEM file of CA certificates ({reason})"
+        ) from error
 
 
 class RetriesExhausted(RuntimeError):
-    """The last attempt failed too; `response` is its answer (None after a transport error)."""
+    """The last attempt failed too (or a failure no retry can mend); `response` is its answer (None
+    after a transport error, which is then the `__cause__`). `host` and `kind` say where and what."""
 
-    def __init__(self, message: str, response: httpx.Response | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        response: httpx.Response | None = None,
+        *,
+        host: str = "",
+        kind: str = "",
+    ) -> None:
         super().__init__(message)
         self.response = response
+        self.host = host
+        self.kind = kind
 
     @property
     def status(self) -> int | None:
@@ -107,13 +140,15 @@ class RetryingClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        ca_bundle: str | None = None,
+        ca_bundle_setting: str = "the CA bundle",
     ) -> None:
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers or {},
             timeout=timeout,
             transport=transport,
-            verify=tls_context(),
+            verify=tls_context(ca_bundle, ca_bundle_setting),
         )
         self.retry = retry or RetryPolicy()
         self.stats = CallStats()
@@ -146,28 +181,61 @@ class RetryingClient:
         attempt = 0
         while True:
             self.stats.calls += 1
+            error: BaseException | None = None
             try:
                 response = self._client.request(method, url, **kwargs)
                 if response.status_code in RETRYABLE_STATUS:
-                    reason = f"HTTP {response.status_code}"
+                    kind, host = "HTTP status", self._host()
+                    counted, reason = (
+                        f"HTTP {response.status_code}",
+                        f"HTTP {response.status_code} from {host}",
+                    )
                     wait = _retry_after_seconds(response)
                 else:
                     return response, (decode(response) if response.is_success else None)
-            except _TRANSIENT_ERRORS as error:
+            except _TRANSIENT_ERRORS as caught:
                 if not retry_transport_errors:
                     raise
-                reason, wait, response = type(error).__name__, None, None
+                error, host = caught, http_errors.host_of(caught, self._client.base_url)
+                kind = http_errors.failure_kind(caught)
+                counted, reason = (
+                    type(caught).__name__,
+                    http_errors.describe(caught, host, self._client.timeout),
+                )
+                wait, response = None, None
+            # The reason names the host: `url` is relative to the client's base URL.
+            where = f"{method} {url}"
             attempt += 1
+            if kind is http_errors.FailureKind.TLS and _certificate_refused(error):
+                raise RetriesExhausted(
+                    f"{where} failed: {reason} (not retried: a certificate does not change between attempts)",
+                    response,
+                    host=host,
+                    kind=kind,
+                ) from error
             if attempt >= self.retry.max_attempts:
                 raise RetriesExhausted(
-                    f"{method} {url} still failing after {attempt} attempts (last: {reason})", response
-                )
+                    f"{where} still failing after {attempt} attempts (last: {reason})",
+                    response,
+                    host=host,
+                    kind=kind,
+                ) from error
             if wait is None:
                 wait = self.retry.backoff(attempt)
             elif wait > self.retry.max_retry_after:
                 raise RetriesExhausted(
-                    f"{method} {url}: server asks to wait {wait:.0f}s ({reason})", response
-                )
-            self.stats.count_retry(reason)
-            log.warning("%s %s: %s, retry %d in %.2fs", method, url, reason, attempt, wait)
+                    f"{where}: {host} asks to wait {wait:.0f}s ({reason})", response, host=host, kind=kind
+                ) from error
+            self.stats.count_retry(counted)
+            log.warning("%s: %s, retry %d in %.2fs", where, reason, attempt, wait)
             self._sleep(wait)
+
+    def _host(self) -> str:
+        url = self._client.base_url
+        return f"{url.host}:{url.port}" if url.port else url.host
+
+
+def _certificate_refused(error: BaseException | None) -> bool:
+    return error is not None and any(
+        isinstance(link, ssl.SSLCertVerificationError) for link in http_errors._chain(error)
+    )

@@ -280,11 +280,21 @@ class AlertPolicies(BaseModel):
         return self
 
 
+class LockTimeouts(BaseModel):
+    """How long a wait for a lock may last before it fails with an error naming the lock."""
+
+    model_config = ConfigDict(extra="forbid")
+    # No defaults: policies.yaml holds the values.
+    warehouse_seconds: float = Field(gt=0, le=3600)
+    session_claim_seconds: float = Field(gt=0, le=3600)
+
+
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     square: SquarePolicies
     logikal: LogikalPolicies
     alerts: AlertPolicies
+    lock_timeouts: LockTimeouts
 
 
 class PolicyFileError(ValueError):

@@ -36,7 +36,10 @@ class ServedApp:
         self.thread.join(timeout=10)
 
 
-def start_in_thread(app, host: str = "127.0.0.1", port: int | None = None) -> ServedApp:
+def start_in_thread(
+    app, host: str = "127.0.0.1", port: int | None = None, *, tls: tuple[str, str] | None = None
+) -> ServedApp:
+    """`tls`: (certificate file, key file) to serve https (tests of the clients' CA settings)."""
     port = port or free_port(host)
     config = uvicorn.Config(
         app,
@@ -49,6 +52,8 @@ def start_in_thread(app, host: str = "127.0.0.1", port: int | None = None) -> Se
         timeout_keep_alive=30,
         # Stopping must not wait out a deliberately slow response (fault injection).
         timeout_graceful_shutdown=1,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"sandbox-{port}", daemon=True)
@@ -58,12 +63,14 @@ def start_in_thread(app, host: str = "127.0.0.1", port: int | None = None) -> Se
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"sandbox server on {host}:{port} did not start")
         time.sleep(0.01)
-    return ServedApp(url=f"http://{host}:{port}", server=server, thread=thread)
+    return ServedApp(url=f"{'https' if tls else 'http'}://{host}:{port}", server=server, thread=thread)
 
 
 @contextlib.contextmanager
-def serve_in_thread(app, host: str = "127.0.0.1", port: int | None = None) -> Iterator[ServedApp]:
-    served = start_in_thread(app, host, port)
+def serve_in_thread(
+    app, host: str = "127.0.0.1", port: int | None = None, *, tls: tuple[str, str] | None = None
+) -> Iterator[ServedApp]:
+    served = start_in_thread(app, host, port, tls=tls)
     try:
         yield served
     finally:

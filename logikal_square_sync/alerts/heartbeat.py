@@ -26,9 +26,15 @@ def ping(url: str | None, sensor_name: str, timeout_seconds: float, log: logging
     register_secret(url)
     import httpx  # imported on use, as in notifiers.py: loading the code location need not pay it
 
+    from logikal_square_sync.http import tls_context
+
     try:
         response = httpx.get(
-            url, timeout=timeout_seconds, headers={"User-Agent": f"logikal_square_sync {sensor_name}"}
+            url,
+            timeout=timeout_seconds,
+            headers={"User-Agent": f"logikal_square_sync {sensor_name}"},
+            # The public CAs, not whatever SSL_CERT_FILE names (see http.tls_context).
+            verify=tls_context(),
         )
         if response.is_success:
             return True

@@ -68,6 +68,20 @@ _RULES: list[tuple[str, str, re.Pattern[str]]] = [
         ),
     ),
     (
+        # Before "locked in LogiKal": SQLite's own words are "database is locked".
+        "lock timeout",
+        "lock-timeout",
+        re.compile(
+            r"WarehouseLockTimeout|SessionClaimLockTimeout|lock_timeouts\.|lock timeout|database is locked",
+            re.I,
+        ),
+    ),
+    (
+        "TLS certificate",
+        "tls-certificate",
+        re.compile(r"\bTLS: |CERTIFICATE_VERIFY_FAILED|CaBundleError|_CA_BUNDLE=", re.I),
+    ),
+    (
         "locked in LogiKal",
         "locked-in-logikal",
         re.compile(r"in use by another user|\blocked\b|\(409\)", re.I),
@@ -97,6 +111,7 @@ _RULES: list[tuple[str, str, re.Pattern[str]]] = [
         re.compile(
             r"RetriesExhausted|still failing after|ConnectError|ConnectTimeout|ReadTimeout|Timeout|"
             r"RemoteProtocolError|Connection (refused|reset)|unreachable|Name or service not known|"
+            r"\bDNS: |cannot open a LogiKal session|"
             r"HTTP 5\d\d|HTTP 429|RATE_LIMITED",
             re.I,
         ),
@@ -122,6 +137,14 @@ _ADVICE = {
     ),
     "warehouse": (
         "The warehouse could not be reached or written: check WAREHOUSE_URL and the database server."
+    ),
+    "lock timeout": (
+        "A write waited longer than policies.yaml lock_timeouts allows for a lock another connection "
+        "held; the error names the lock and where to find its holder. The next run tries again."
+    ),
+    "TLS certificate": (
+        "A server's certificate is not trusted: the error names the host. For LogiKal with a private "
+        "CA set LOGIKAL_CA_BUNDLE, for the SMTP relay SMTP_CA_BUNDLE; SSL_CERT_FILE is not used."
     ),
     "run worker died or hung": (
         "The run's process died (out of memory, a redeploy) or ran past its dagster/max_runtime: "

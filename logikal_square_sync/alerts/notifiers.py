@@ -92,6 +92,9 @@ class SlackNotifier:
         # code location need not pay it (smtplib, a millisecond, stays at the top).
         import httpx
 
+        from logikal_square_sync.http import tls_context
+        from logikal_square_sync.http_errors import describe, host_of
+
         try:
             # httpx applies the timeout to connecting and to each read and write: a webhook that
             # accepts the connection and never answers gives up when the tick's time is up.
@@ -99,12 +102,16 @@ class SlackNotifier:
                 self.webhook_url,
                 json={"text": slack_text(alert)},
                 timeout=_time_left(self.timeout_seconds, deadline),
+                # The public CAs, not whatever SSL_CERT_FILE names (see http.tls_context).
+                verify=tls_context(),
             )
         except TimeoutError:
             raise NotifierError("Slack webhook: no time left in this sensor tick") from None
         except httpx.HTTPError as error:
             # httpx error texts can quote the URL; `from None` keeps the original out of tracebacks.
-            raise NotifierError(f"Slack webhook unreachable: {redact(describe_error(error))}") from None
+            # The host and the kind (TLS, DNS, refused, timeout) are not secret: the path is.
+            reason = describe(error, host_of(error))
+            raise NotifierError(f"Slack webhook unreachable: {redact(reason)}") from None
         if not response.is_success:
             # Slack answers e.g. 403 invalid_token, 404 no_service, 410 channel_is_archived.
             raise NotifierError(
@@ -142,7 +149,10 @@ class EmailNotifier:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout_seconds: float = 30.0
-    # None: the system's trust store. Tests pass a context that trusts their own certificate.
+    # SMTP_CA_BUNDLE: a PEM file of the CAs that signed the relay's certificate (a private CA);
+    # used for the relay only, so no other client's trust changes. None: the system's trust store.
+    ca_bundle: str | None = None
+    # Overrides ca_bundle: a ready context.
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
     name: str = "email"
 
@@ -157,8 +167,21 @@ class EmailNotifier:
         except (smtplib.SMTPException, OSError) as error:
             raise NotifierError(f"SMTP {self.host}:{self.port}: {redact(describe_error(error))}") from None
 
+    def _tls_context(self) -> ssl.SSLContext:
+        if self.ssl_context is not None:
+            return self.ssl_context
+        if self.ca_bundle is None:
+            return ssl.create_default_context()
+        try:
+            return ssl.create_default_context(cafile=self.ca_bundle)
+        except (OSError, ssl.SSLError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise NotifierError(
+                f"SMTP_CA_BUNDLE={self.ca_bundle}: cannot load it as a PEM file of CA certificates ({reason})"
+            ) from error
+
     def _deliver(self, message: EmailMessage, deadline: Deadline | None) -> None:
-        context = self.ssl_context or ssl.create_default_context()
+        context = self._tls_context()
         implicit_tls = self.port == 465
 
         def timeout() -> float:

@@ -20,6 +20,7 @@ ENV_VARS = {
     "smtp_port": "SMTP_PORT",
     "smtp_username": "SMTP_USERNAME",
     "smtp_password": "SMTP_PASSWORD",
+    "smtp_ca_bundle": "SMTP_CA_BUNDLE",
     "webserver_url": "DAGSTER_WEBSERVER_URL",
     "runbook_url": "LSS_RUNBOOK_URL",
     "heartbeat_url": HEARTBEAT_ENV,
@@ -53,6 +54,10 @@ class AlertsResource(dg.ConfigurableResource):
         default=None, description="SMTP_USERNAME: log in to the relay (only over TLS)"
     )
     smtp_password: str | None = Field(default=None, description="SMTP_PASSWORD (a secret)")
+    smtp_ca_bundle: str | None = Field(
+        default=None,
+        description="SMTP_CA_BUNDLE: PEM file of the CAs to trust for the SMTP relay only (a private CA)",
+    )
     webserver_url: str | None = Field(
         default=None, description="DAGSTER_WEBSERVER_URL: base URL of the Dagster UI, for links in alerts"
     )
@@ -110,6 +115,7 @@ class AlertsResource(dg.ConfigurableResource):
                     username=self.smtp_username or None,
                     password=self.smtp_password or None,
                     timeout_seconds=self.smtp_timeout_seconds,
+                    ca_bundle=self.smtp_ca_bundle or None,
                 )
             )
         return notifiers

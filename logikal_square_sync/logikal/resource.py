@@ -8,16 +8,20 @@ within it.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import Field
 
+from logikal_square_sync.http import tls_context
 from logikal_square_sync.logikal.engine.base_url_check import allow_http_from_env, check_base_url
 from logikal_square_sync.logikal.engine.client import ConnectionSettings
 from logikal_square_sync.logikal.engine.session_pool import SessionBudget, SessionPool
 from logikal_square_sync.logikal.session_budget import DagsterSessionBudget
 from logikal_square_sync.policies import policies
+
+CA_BUNDLE_ENV = "LOGIKAL_CA_BUNDLE"
 
 
 class LogikalResource(dg.ConfigurableResource):
@@ -45,6 +49,13 @@ class LogikalResource(dg.ConfigurableResource):
             "(logikal.sessions.budget in policies.yaml), which all runs share"
         ),
     )
+    ca_bundle: str | None = Field(
+        default=None,
+        description=(
+            "LOGIKAL_CA_BUNDLE: a PEM file of the CA certificates to trust for LogiKal (an on-premises "
+            "server with a private CA); unset: the public CAs. SSL_CERT_FILE is not read."
+        ),
+    )
     timeout_seconds: float = Field(default=60.0, description="read timeout per call (logins take up to 9 s)")
     connect_timeout_seconds: float = 10.0
     retry_base_delay_seconds: float = Field(default=0.5, description="first backoff of a retried call")
@@ -60,6 +71,8 @@ class LogikalResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # At resource setup: a run refuses an http:// URL before any login sends the password.
         check_base_url(self.base_url, allow_http=self.allow_http)
+        # And a CA bundle it cannot read, naming the variable, before any session is opened.
+        tls_context(self.ca_bundle, CA_BUNDLE_ENV)
 
     def settings(self, max_attempts: int = 4) -> ConnectionSettings:
         check_base_url(self.base_url, allow_http=self.allow_http)
@@ -71,6 +84,7 @@ class LogikalResource(dg.ConfigurableResource):
             connect_timeout_seconds=self.connect_timeout_seconds,
             max_attempts=max_attempts,
             retry_base_delay_seconds=self.retry_base_delay_seconds,
+            ca_bundle=self.ca_bundle,
         )
 
     @contextlib.contextmanager
@@ -114,6 +128,7 @@ def logikal_resource_from_env() -> LogikalResource:
         base_url=dg.EnvVar("LOGIKAL_BASE_URL"),
         username=dg.EnvVar("LOGIKAL_USERNAME"),
         password=dg.EnvVar("LOGIKAL_PASSWORD"),
-        # Not a secret: read when the code location loads (a change needs a reload).
+        # Not secrets: read when the code location loads (a change needs a reload).
         allow_http=allow_http_from_env(),
+        ca_bundle=os.environ.get("LOGIKAL_CA_BUNDLE", "").strip() or None,
     )

@@ -26,9 +26,16 @@ from collections.abc import Iterator
 import dagster as dg
 import sqlalchemy as sa
 
+from logikal_square_sync.policies import policies
+
 SESSIONS_POOL = "logikal_sessions"
 # pg_advisory_lock key under which claims of the pool are serialized (any fixed bigint).
 _CLAIM_LOCK_KEY = 0x4C53535F53455353  # "LSS_SESS"
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout
+
+
+class SessionClaimLockTimeout(RuntimeError):
+    """Waited longer than `lock_timeouts.session_claim_seconds` for the lock that serializes claims."""
 
 
 class DagsterSessionBudget:
@@ -46,6 +53,7 @@ class DagsterSessionBudget:
         *,
         poll_seconds: float = 0.5,
         pool: str = SESSIONS_POOL,
+        lock_timeout_seconds: float | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError("the LogiKal session budget must be >= 1")
@@ -60,6 +68,11 @@ class DagsterSessionBudget:
         self.limit = limit
         self.pool = pool
         self.poll_seconds = poll_seconds
+        self.lock_timeout_seconds = (
+            policies().lock_timeouts.session_claim_seconds
+            if lock_timeout_seconds is None
+            else lock_timeout_seconds
+        )
         self._counter = itertools.count(1)
         self._held: set[str] = set()
         self._lock = threading.Lock()
@@ -76,7 +89,13 @@ class DagsterSessionBudget:
     def try_claim(self) -> str | None:
         claim = f"{self.step_key}[logikal-session-{next(self._counter)}]"
         with self._claims_serialized():
-            status = self.storage.claim_concurrency_slot(self.pool, self.run_id, claim)
+            try:
+                status = self.storage.claim_concurrency_slot(self.pool, self.run_id, claim)
+            except BaseException:
+                # The claim may have been written before the failure: leave no slot behind.
+                with contextlib.suppress(Exception):
+                    self.storage.free_concurrency_slot_for_step(self.run_id, claim)
+                raise
         if status.is_claimed:
             with self._lock:
                 self._held.add(claim)
@@ -97,17 +116,41 @@ class DagsterSessionBudget:
         runs claiming per session). Steps claim rarely enough that Dagster's own pools seldom meet
         this; a claim per session does. A session-level advisory lock around the claim closes it;
         SQLite storage writes one transaction at a time anyway.
+
+        The wait is bounded by PostgreSQL's own `lock_timeout` (which covers advisory locks and
+        keeps the waiters in PostgreSQL's fair queue), set for this wait only: a claim holds
+        the lock for milliseconds, so a long wait means a stuck holder, and failing with its
+        name beats starving.
         """
         with self._claiming:
             if not self._on_postgres:
                 yield
                 return
             with self.storage.index_connection() as conn:  # type: ignore[attr-defined]
-                conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _CLAIM_LOCK_KEY})
+                self._take_claim_lock(conn)
                 try:
                     yield
                 finally:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _CLAIM_LOCK_KEY})
+
+    def _take_claim_lock(self, conn: sa.Connection) -> None:
+        milliseconds = max(1, round(self.lock_timeout_seconds * 1000))
+        # A session setting (the storage connection runs in AUTOCOMMIT, where SET LOCAL is void),
+        # reset at once: the connection may go back to Dagster's pool.
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": f"{milliseconds}ms"})
+        try:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _CLAIM_LOCK_KEY})
+        except sa.exc.OperationalError as error:
+            if getattr(error.orig, "pgcode", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            raise SessionClaimLockTimeout(
+                f"waited {self.lock_timeout_seconds:g} s (policies.yaml lock_timeouts.session_claim_seconds) "
+                f"for the PostgreSQL advisory lock {_CLAIM_LOCK_KEY} that serializes claims of the Dagster "
+                f"pool {self.pool!r}; it is held by {_holder(conn)}. A claim holds it for milliseconds: "
+                "that connection is stuck (end it with pg_terminate_backend if its process is gone)"
+            ) from error
+        finally:
+            conn.execute(sa.text("RESET lock_timeout"))
 
     def free(self, claim: str) -> None:
         with self._lock:
@@ -119,3 +162,23 @@ class DagsterSessionBudget:
             held, self._held = self._held, set()
         for claim in held:
             self.storage.free_concurrency_slot_for_step(self.run_id, claim)
+
+
+def _holder(conn: sa.Connection) -> str:
+    """Who holds the claim lock, from pg_locks: what an operator needs to find the stuck connection."""
+    row = conn.execute(
+        sa.text(
+            "SELECT a.pid, a.application_name, a.client_addr, a.state, a.state_change "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid::bigint = :high AND l.objid::bigint = :low AND l.objsubid = 1"
+        ),
+        {"high": _CLAIM_LOCK_KEY >> 32, "low": _CLAIM_LOCK_KEY & 0xFFFFFFFF},
+    ).first()
+    if row is None:
+        return "a connection that has let go of it since"
+    application = f" ({row.application_name})" if row.application_name else ""
+    return (
+        f"PostgreSQL backend pid {row.pid}{application} from {row.client_addr or 'a local socket'}, "
+        f"{row.state} since {row.state_change:%Y-%m-%d %H:%M:%S %Z}"
+    )

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from logikal_square_sync.policies import policies
+from logikal_square_sync.warehouse.locks import bound_lock_waits, busy_timeout_pragma, connect_options
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -27,17 +30,24 @@ def default_warehouse_url() -> str:
     return f"sqlite:///{(default_data_dir() / 'warehouse.sqlite').resolve()}"
 
 
-def _on_sqlite_connect(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the webserver read while a run writes; busy_timeout makes a second
-    # writer wait for the lock instead of failing at once.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _on_sqlite_connect(busy_timeout: str):
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the webserver read while a run writes; busy_timeout makes a second
+        # writer wait for the lock (a bounded while) instead of failing at once.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(busy_timeout)
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
-def create_warehouse_engine(url: str) -> sa.Engine:
+def create_warehouse_engine(url: str, *, lock_timeout_seconds: float | None = None) -> sa.Engine:
+    """An engine whose every lock wait ends after `lock_timeout_seconds` (default: policies.yaml
+    lock_timeouts.warehouse_seconds) with a `WarehouseLockTimeout` naming what waited."""
+    if lock_timeout_seconds is None:
+        lock_timeout_seconds = policies().lock_timeouts.warehouse_seconds
     if url.startswith("postgresql://"):
         # SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3; we ship psycopg2.
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
@@ -47,18 +57,21 @@ def create_warehouse_engine(url: str) -> sa.Engine:
             # Made here, when an engine is first needed, so loading the definitions writes nothing.
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url)
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "connect", _on_sqlite_connect(busy_timeout_pragma(lock_timeout_seconds)))
+        bound_lock_waits(engine, lock_timeout_seconds)
         return engine
     # Every sync commits page by page, data and watermark together, and re-running it
     # is idempotent. So a commit need not wait for its WAL flush: a server crash may
     # lose the last few commits (never consistency), and the next run re-reads them.
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
-        connect_args={"options": "-c synchronous_commit=off"},
+        connect_args={"options": f"-c synchronous_commit=off {connect_options(lock_timeout_seconds)}"},
     )
+    bound_lock_waits(engine, lock_timeout_seconds)
+    return engine
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

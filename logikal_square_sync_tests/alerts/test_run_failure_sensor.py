@@ -255,13 +255,12 @@ def test_secrets_never_reach_logs_or_alert_text(
             smtp_port=smtp_starttls.port,
             smtp_username="alerts@example.com",
             smtp_password=SMTP_PASSWORD,
+            # The relay's certificate is self-signed: trusted the way an operator would, for the relay only.
+            smtp_ca_bundle=str(certificate.cert),
         )
     )
     _failed_job(instance)
-    # The relay's certificate is self-signed: trust it the way an operator would, via SSL_CERT_FILE.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(certificate.cert))
-        ticker.tick()
+    ticker.tick()
 
     assert len(slack.texts) == 1 and smtp_starttls.logins == ["alerts@example.com"]
     captured = capfd.readouterr()
@@ -321,6 +320,27 @@ def test_secrets_never_reach_logs_or_alert_text(
             "",
         ),
         ("refusing to mark 5 of 12 projects deleted (42 %, limit 20 %)", "logikal", "deletion limit", ""),
+        (
+            "WarehouseLockTimeout: the warehouse (SQLite file /data/warehouse.sqlite) stayed busy for 60 s "
+            "(policies.yaml lock_timeouts.warehouse_seconds) ... database is locked",
+            "logikal",
+            "lock timeout",
+            "lock_timeouts",
+        ),
+        (
+            "GET /v2/locations failed: TLS: the certificate of connect.squareup.com "
+            "is not trusted (CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate)",
+            "square",
+            "TLS certificate",
+            "SMTP_CA_BUNDLE",
+        ),
+        (
+            "POST /auth still failing after 4 attempts (last: DNS: the host name "
+            "of logikal.lss-test.invalid cannot be resolved (Name or service not known))",
+            "logikal",
+            "network",
+            "LOGIKAL_BASE_URL",
+        ),
         ("KeyError: 'something else'", None, "other", ""),
     ],
 )

@@ -10,13 +10,10 @@ selects, so every run wants many logins. The sandbox counts the sessions open at
 from __future__ import annotations
 
 import multiprocessing
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
@@ -28,10 +25,10 @@ from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.logikal.session_budget import SESSIONS_POOL, DagsterSessionBudget
 from logikal_square_sync.policies import policies
-from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
+from logikal_square_sync.warehouse.engine import warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, _empty_all_tables
+from logikal_square_sync_tests.conftest import _empty_all_tables
 from logikal_square_sync_tests.instances import instance_for_test
 from logikal_square_sync_tests.logikal.conftest import Logikal, assert_warehouse_equals_source, sandbox_config
 
@@ -55,20 +52,8 @@ def sandbox() -> LogikalSandbox:
 
 
 @pytest.fixture
-def instance(postgres_database: str) -> Iterator[dg.DagsterInstance]:
-    """A Dagster instance on a PostgreSQL database of its own (the warehouse uses another)."""
-    admin = create_warehouse_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"lss_dagster_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        with instance_for_test({"storage": {"postgres": {"postgres_url": url}}}) as instance:
-            yield instance
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def instance(postgres_instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    return postgres_instance
 
 
 def _definitions(logikal_url: str, warehouse_url: str) -> dg.Definitions:

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from logikal_square_sync.http import RetryingClient, RetryPolicy
+from logikal_square_sync.http_errors import describe, host_of
 from logikal_square_sync.logikal.engine.errors import (
     LogikalAnswerLostError,
     LogikalApiError,
@@ -61,6 +62,9 @@ class ConnectionSettings:
     connect_timeout_seconds: float = 10.0
     max_attempts: int = 4
     retry_base_delay_seconds: float = 0.5
+    # LOGIKAL_CA_BUNDLE: a PEM file of the CAs to trust for LogiKal (an on-premises server with a
+    # private CA); None: the public CAs (logikal_square_sync.http.tls_context).
+    ca_bundle: str | None = None
     # Tests inject a transport; production talks to the network.
     transport: httpx.BaseTransport | None = field(default=None, repr=False, compare=False)
 
@@ -159,6 +163,8 @@ class LogikalSession:
                 max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay_seconds
             ),
             transport=settings.transport,
+            ca_bundle=settings.ca_bundle,
+            ca_bundle_setting="LOGIKAL_CA_BUNDLE",
         )
         self._retries_seen = 0
         self._reauthenticating = False
@@ -301,7 +307,7 @@ class LogikalSession:
                     self.logout()
                     raise LogikalAnswerLostError(
                         f"POST {path} ({kind} {identifier!r}): the answer was lost {attempt} times, "
-                        "each time replayed in a new session"
+                        f"each time replayed in a new session (last: {describe(error, host_of(error))})"
                     ) from error
                 log.warning(
                     f"LogiKal session {self.number}: POST {path} lost its answer ({type(error).__name__}); "

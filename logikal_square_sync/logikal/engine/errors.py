@@ -19,6 +19,11 @@ class LogikalAuthError(LogikalError):
     """The login itself was refused (bad credentials) or a fresh token was refused at once."""
 
 
+class LogikalSessionError(LogikalError):
+    """A session could not be opened at all (its HTTP client could not be built: a CA bundle, a proxy
+    setting); `__cause__` holds the original error."""
+
+
 class LogikalApiError(LogikalError):
     """The server answered an error for a call.
 

@@ -13,6 +13,10 @@ Every session holds a slot of the `SessionBudget` from before its login until
 after its logout (in Dagster: the pool `logikal_sessions`, shared by all runs,
 `logikal/session_budget.py`). While the budget is used up, a pool that has room
 waits for a slot or for one of its own sessions to come back, whichever comes first.
+
+A session that cannot be made or whose login is refused fails the pool: retrying cannot
+help (and repeated refused logins may lock the account), so every waiting `acquire`
+raises that error with its cause, and each failed login gives its slot back at once.
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ from enum import Enum
 from typing import Protocol
 
 from logikal_square_sync.logikal.engine.client import ClientStats, ConnectionSettings, LogikalSession
-from logikal_square_sync.logikal.engine.errors import LogikalApiError
+from logikal_square_sync.logikal.engine.errors import (
+    LogikalApiError,
+    LogikalAuthError,
+    LogikalError,
+    LogikalSessionError,
+)
 from logikal_square_sync.logikal.engine.navigation import Cursor, State, Target, route
 from logikal_square_sync.logikal.engine.planner import DEFAULT_COSTS, CostModel, Joiner
 
@@ -107,6 +116,8 @@ class SessionPool:
         self._warming: list[threading.Thread] = []
         self._warming_since: dict[threading.Thread, float] = {}  # monotonic start of each background login
         self._closed = False
+        # Why no session can be had (a client that cannot be built, a refused login): raised by acquire.
+        self._failure: LogikalSessionError | LogikalAuthError | None = None
 
     # -- sibling elevation selects ---------------------------------------------
 
@@ -184,7 +195,28 @@ class SessionPool:
     # -- lending ------------------------------------------------------------
 
     def _new_session(self) -> LogikalSession:
-        return LogikalSession(self.settings, self.stats)
+        try:
+            return LogikalSession(self.settings, self.stats)
+        except Exception as error:
+            raise LogikalSessionError(
+                f"cannot open a LogiKal session to {self.settings.base_url}: {type(error).__name__}: {error}"
+            ) from error
+
+    def _logged_in_session(self) -> LogikalSession:
+        """A new session, logged in; a failure that retrying cannot mend fails the whole pool."""
+        session: LogikalSession | None = None
+        try:
+            session = self._new_session()
+            session.login()
+        except BaseException as error:
+            if session is not None:
+                session.logout()  # closes its HTTP client
+            if isinstance(error, LogikalSessionError | LogikalAuthError):
+                with self._cond:
+                    self._failure = self._failure or error
+                    self._cond.notify_all()
+            raise
+        return session
 
     def _route_cost(self, session: LogikalSession, target: Target) -> float | None:
         steps = route(session.cursor, target, sibling_elevations=self.sibling_elevations)
@@ -194,6 +226,8 @@ class SessionPool:
         """Log in up to `count` more sessions in the background and move them to `target`."""
         claims: list[str] = []
         with self._cond:
+            if self._failure is not None:
+                return
             # Only the slots the budget has free now: a prewarm never waits.
             while len(claims) < self.size - self._live and len(claims) < count:
                 claim = self.budget.try_claim()
@@ -218,18 +252,28 @@ class SessionPool:
             self.budget.free(claim)
 
     def _warm(self, target: Target, claim: str) -> None:
-        session = self._new_session()
+        # Everything inside the try: a thread that died here would keep its slot and its count
+        # in `_live` for ever, and acquire() would wait for a session that never comes.
         try:
-            session.login()
+            session = self._logged_in_session()
+        except BaseException as error:  # noqa: BLE001 - acquire raises the pool's failure, or logs in itself
+            log.warning(f"LogiKal: a background login failed: {error}")
+            self._drop(claim)
+            return
+        try:
             session.goto(target, sibling_elevations=self.sibling_elevations)
         except Exception as error:  # noqa: BLE001 - the task that needs a session reports it
-            log.warning(f"LogiKal: a background login failed: {error}")
+            log.warning(f"LogiKal: a background session could not reach {target}: {error}")
             # An error answer (a 404: the target is gone) leaves the cursor where it was, so the
             # session can still serve; after anything else its cursor is unknown: never lend it.
             if not isinstance(error, LogikalApiError) or not session.logged_in:
                 session.logout()
                 self._drop(claim)
                 return
+        except BaseException:
+            session.logout()
+            self._drop(claim)
+            raise
         with self._cond:
             self._claims[id(session)] = claim
             self._idle.append(session)
@@ -250,6 +294,8 @@ class SessionPool:
             while True:
                 if self._closed:
                     raise RuntimeError("the LogiKal session pool is closed")
+                if self._failure is not None:
+                    raise self._failure_error()
                 reachable = [
                     (cost, s) for s in self._idle if (cost := self._route_cost(s, target)) is not None
                 ]
@@ -274,9 +320,8 @@ class SessionPool:
             # Out before the new login: the slot never stands for two sessions at once.
             stale.logout()
         if session is None:
-            session = self._new_session()
             try:
-                session.login()
+                session = self._logged_in_session()
             except BaseException:
                 self._drop(claim)
                 raise
@@ -284,6 +329,15 @@ class SessionPool:
                 if claim is not None:
                     self._claims[id(session)] = claim
         return session
+
+    def _failure_error(self) -> LogikalError:
+        """The pool's failure for one more caller: a new error of its kind, chained to the original
+        (one exception object raised in several threads at once would share a traceback)."""
+        failure = self._failure
+        assert failure is not None
+        error = type(failure)(str(failure))
+        error.__cause__ = failure
+        return error
 
     def release(self, session: LogikalSession) -> None:
         with self._cond:

@@ -200,7 +200,13 @@ def test_wrong_credentials_fail_clearly_without_leaking_the_password(logikal, en
 def test_a_login_slower_than_the_timeout_fails_clearly(logikal, engine, sandbox) -> None:
     sandbox.set_login_delay(0.5)
     logikal.timeout_seconds, logikal.max_attempts = 0.1, 2
-    with logikal.pool() as pool, pytest.raises(RetriesExhausted, match=r"POST /auth still failing.*Timeout"):
+    with (
+        logikal.pool() as pool,
+        pytest.raises(
+            RetriesExhausted,
+            match=r"POST /auth still failing.*timeout: 127\.0\.0\.1:\d+ .* no answer within 0\.1 s",
+        ),
+    ):
         sync_directories(pool, engine)
     sandbox.set_login_delay(0)
     logikal.timeout_seconds = 10
