@@ -15,8 +15,8 @@ def maintenance_schedules(retention: RetentionPolicy | None = None) -> list[dg.S
     retention = retention or policies().retention
     if not retention.enabled:
         return []
-    return [
-        dg.ScheduleDefinition(
+    try:
+        schedule = dg.ScheduleDefinition(
             name=PURGE_SCHEDULE,
             job_name=PURGE_JOB,
             cron_schedule=retention.cron,
@@ -31,4 +31,8 @@ def maintenance_schedules(retention: RetentionPolicy | None = None) -> list[dg.S
                 f"{sync_timezone()} (policies.yaml `retention`)."
             ),
         )
-    ]
+    except dg.DagsterInvalidDefinitionError as error:
+        raise ValueError(
+            f"policies: retention.cron {retention.cron!r} is not a valid cron: {error}"
+        ) from None
+    return [schedule]

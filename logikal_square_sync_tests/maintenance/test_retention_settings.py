@@ -74,3 +74,10 @@ def test_a_disabled_retention_has_no_schedule(tmp_path: Path) -> None:
     override = tmp_path / "policies.yaml"
     override.write_text("retention: {enabled: false}")
     assert maintenance_schedules(load_policies(POLICIES_FILE, override).retention) == []
+
+
+def test_a_cron_dagster_refuses_names_the_key(tmp_path: Path) -> None:
+    override = tmp_path / "policies.yaml"
+    override.write_text("retention: {cron: '0 99 * * *'}")
+    with pytest.raises(ValueError, match=r"retention\.cron '0 99 \* \* \*' is not a valid cron"):
+        maintenance_schedules(load_policies(POLICIES_FILE, override).retention)
