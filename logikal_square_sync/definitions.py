@@ -11,6 +11,7 @@ import dagster as dg
 
 from logikal_square_sync.alerts import definitions as alerts
 from logikal_square_sync.logikal import definitions as logikal
+from logikal_square_sync.maintenance import definitions as maintenance
 from logikal_square_sync.square import definitions as square
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
 
@@ -28,6 +29,7 @@ def build_defs() -> dg.Definitions:
         square.build_defs(),
         logikal.build_defs(),
         alerts.build_defs(),
+        maintenance.build_defs(),
     )
 
 

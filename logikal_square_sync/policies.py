@@ -289,12 +289,36 @@ class LockTimeouts(BaseModel):
     session_claim_seconds: float = Field(gt=0, le=3600)
 
 
+class RetentionPolicy(BaseModel):
+    """How long Dagster's run history is kept, and how much of it one purge deletes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # false: no purge schedule; the job dagster_history_purge still runs when launched by hand.
+    enabled: bool
+    # Finished runs started longer ago than this are purged (unless they hold a latest event).
+    runs_days: int = Field(ge=1)
+    # When the purge schedule runs (in SYNC_TIMEZONE).
+    cron: str
+    # At most this many runs deleted per run of the purge; the rest wait for the next one.
+    max_runs_per_tick: int = Field(gt=0, le=100_000)
+    max_runtime_minutes: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _cron_has_five_fields(self) -> RetentionPolicy:
+        # Dagster checks the fields themselves when it builds the schedule.
+        if len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r}: expected five fields")
+        return self
+
+
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     square: SquarePolicies
     logikal: LogikalPolicies
     alerts: AlertPolicies
     lock_timeouts: LockTimeouts
+    retention: RetentionPolicy
 
 
 class PolicyFileError(ValueError):

@@ -26,6 +26,7 @@ from dagster._utils.schedules import cron_string_iterator
 from logikal_square_sync.definitions import build_defs
 from logikal_square_sync.freshness_policies import freshness_policy
 from logikal_square_sync.logikal.schedules import logikal_schedules
+from logikal_square_sync.maintenance.schedules import maintenance_schedules
 from logikal_square_sync.policies import SyncPolicy, policies
 from logikal_square_sync.square.schedules import square_schedules
 from logikal_square_sync_tests.clock import TIMEZONES
@@ -47,7 +48,8 @@ def _ticks(schedule: dg.ScheduleDefinition) -> list[datetime]:
 
 def _schedules(monkeypatch: pytest.MonkeyPatch, zone: str) -> list[dg.ScheduleDefinition]:
     monkeypatch.setenv("SYNC_TIMEZONE", zone)
-    return [*square_schedules(), *logikal_schedules()]
+    # The purge syncs no asset: it is walked too, with no freshness to keep.
+    return [*square_schedules(), *logikal_schedules(), *maintenance_schedules()]
 
 
 def _policy(key: dg.AssetKey) -> SyncPolicy:

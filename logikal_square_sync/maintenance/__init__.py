@@ -1,0 +1,1 @@
+"""Housekeeping of Dagster's own storage: purging old runs, their event logs and compute logs."""
