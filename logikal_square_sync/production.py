@@ -3,10 +3,10 @@
 The production dagster.yaml (compose, the topology test, the Helm chart's instance) keeps runs,
 events and schedules in PostgreSQL; `dagster dev`, the demo and the tests keep them in SQLite
 files. That storage, as $DAGSTER_HOME/dagster.yaml names it, is what every Dagster process of one
-deployment shares: the code server, the daemon, each run worker, a Kubernetes run pod (its
-launcher mounts the same instance file). The DAGSTER_PG_* variables are no such signal: the
-Helm chart writes the host into the file instead, and a developer may have them set from .env
-while running `dagster dev` on SQLite.
+deployment shares: the code server, the daemon, each run worker (the image holds the
+repository's file), a Kubernetes run pod (its launcher mounts the chart's instance file). The
+DAGSTER_PG_* variables are no such signal: the Helm chart writes the host into the file
+instead, and a developer may have them set from .env while running `dagster dev` on SQLite.
 """
 
 from __future__ import annotations

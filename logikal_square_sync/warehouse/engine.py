@@ -111,7 +111,8 @@ def require_head(engine: sa.Engine, storage: str) -> None:
         f"The warehouse {describe_warehouse(engine.url)} {found}; this code needs revision "
         f"{HEAD_REVISION}. With Dagster's storage on a database server ({storage}) only the init "
         "role migrates the warehouse: run `deploy/commands.sh init` (compose: `docker compose "
-        "run --rm init`) with this release's image and WAREHOUSE_URL, then retry."
+        "run --rm init`; anywhere: `python -m logikal_square_sync.warehouse.migrate`) with this "
+        "release's image and WAREHOUSE_URL, then retry."
     )
 
 
