@@ -1,19 +1,33 @@
 """BACKGROUND_SYNC_ENABLED: off, every syncing schedule and sensor skips at each tick, saying why.
 
 Dagster keeps a schedule or sensor someone started in the UI running whatever its default
-status, so the switch is asked again at every evaluation. The ticks are evaluated as the
-daemon's request to the code server does (the definition's `evaluate_tick`), on a real
-instance; whether an instigator is running is not an input of that evaluation.
+status, so the switch is asked again at every evaluation. Most tests evaluate the ticks as
+the daemon's request to the code server does (the definition's `evaluate_tick`), on a real
+instance; one starts a schedule and a sensor in the instance, as the UI's toggle does, and
+runs Dagster's own scheduler and sensor daemon iterations over the code location.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+# Not exported by `dagster`: what the daemon runs, and what its own tests use to run it in-process.
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.scheduler.instigation import TickStatus
+from dagster._core.test_utils import create_test_daemon_workspace_context
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._daemon.sensor import execute_sensor_iteration
+from dagster._scheduler.scheduler import launch_scheduled_runs
+
+from logikal_square_sync import definitions
+from logikal_square_sync.clock import utc_now
 from logikal_square_sync.definitions import build_defs
 from logikal_square_sync.settings import background_sync_enabled
 from logikal_square_sync_tests.instances import instance_for_test
@@ -107,6 +121,43 @@ def test_the_switch_is_asked_at_each_tick_not_only_at_load(monkeypatch, tmp_path
     monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "off")
     requests, skipped = _evaluate(schedule, defs, instance)
     assert requests == [] and skipped and skipped.startswith("BACKGROUND_SYNC_ENABLED is false")
+
+
+def test_started_as_in_the_ui_the_daemon_records_skipped_ticks_saying_why(
+    monkeypatch, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "false")
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    definitions._defs_of_this_process.cache_clear()  # built now, with this environment
+    origin = InProcessCodeLocationOrigin(
+        loadable_target_origin=LoadableTargetOrigin(module_name=definitions.__name__, attribute="defs"),
+        location_name="logikal_square_sync",
+    )
+    logger = logging.getLogger("test_master_switch")
+    try:
+        with create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as context:
+            location = context.create_request_context().get_code_location("logikal_square_sync")
+            (repository,) = location.get_repositories().values()
+            schedule = repository.get_schedule("square_daily_sync")
+            sensor = repository.get_sensor("logikal_new_project_sensor")
+            # What the UI's toggles do: a running state stored in the instance over the STOPPED default.
+            instance.start_schedule(schedule)
+            instance.start_sensor(sensor)
+            # A day on: the daily cron has come once, and the sensor is due.
+            end = utc_now() + timedelta(days=1, minutes=1)
+            list(launch_scheduled_runs(context, logger, end_datetime_utc=end, iteration_times={}))
+            list(execute_sensor_iteration(context, logger, None, None))
+            for instigator in (schedule, sensor):
+                ticks = instance.get_ticks(instigator.get_remote_origin_id(), instigator.selector_id)
+                assert ticks, instigator.name
+                for tick in ticks:
+                    assert tick.status == TickStatus.SKIPPED, (instigator.name, tick)
+                    assert tick.skip_reason and tick.skip_reason.startswith(
+                        "BACKGROUND_SYNC_ENABLED is false"
+                    )
+            assert instance.get_runs() == []
+    finally:
+        definitions._defs_of_this_process.cache_clear()
 
 
 @pytest.mark.parametrize(
