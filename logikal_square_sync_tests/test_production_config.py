@@ -18,7 +18,15 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.definitions import build_defs
-from logikal_square_sync.warehouse.engine import default_warehouse_url
+from logikal_square_sync.warehouse.engine import (
+    HEAD_REVISION,
+    WarehouseNotMigrated,
+    create_warehouse_engine,
+    default_warehouse_url,
+    migrate,
+    schema_revisions,
+    warehouse_engine,
+)
 from logikal_square_sync.warehouse.location import WarehouseNotConfigured, describe_warehouse
 from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 
@@ -85,6 +93,26 @@ def test_sqlite_storage_keeps_the_sqlite_default(tmp_path: Path, monkeypatch, ca
     ]
     assert "warehouse_url is set: did you mean WAREHOUSE_URL?" in warning
     assert "pw" not in warning
+
+
+def test_in_production_a_process_checks_the_schema_and_never_migrates_it(
+    production_home: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    with pytest.raises(
+        WarehouseNotMigrated, match=rf"has no schema yet; this code needs revision {HEAD_REVISION}"
+    ):
+        warehouse_engine(url)
+    assert schema_revisions(create_warehouse_engine(url)) == []  # left as it was
+    migrate(create_warehouse_engine(url))  # what the init role does
+    engine = warehouse_engine(url)  # now at head: the same process goes on, no restart needed
+    assert schema_revisions(engine) == [HEAD_REVISION]
+    engine.dispose()
+
+
+def test_an_unreachable_warehouse_is_not_reported_as_unmigrated(production_home: Path) -> None:
+    with pytest.raises(sa.exc.OperationalError):
+        warehouse_engine("postgresql+psycopg2://postgres@127.0.0.1:1/warehouse")
 
 
 @pytest.mark.parametrize(

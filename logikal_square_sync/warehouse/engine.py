@@ -86,12 +86,20 @@ class WarehouseNotMigrated(RuntimeError):
 
 
 def schema_revisions(engine: sa.Engine) -> list[str]:
-    """The Alembic revisions stamped in the warehouse; none when it was never migrated."""
+    """The Alembic revisions stamped in the warehouse; none when it was never migrated.
+
+    One statement for a stamped schema (every process but the first after a release). Only when
+    it fails is the table looked for, so that a database that cannot be reached raises its own
+    error instead of reading as "no schema".
+    """
     try:
         with engine.connect() as conn:
             return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
-    except sa.exc.DBAPIError:  # no alembic_version table: never migrated
-        return []
+    except sa.exc.DBAPIError:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return []
+        raise
 
 
 def _at_head(engine: sa.Engine) -> bool:
