@@ -3,7 +3,8 @@
 # names the role of each service, and logikal_square_sync_tests/deploy/test_topology.py runs
 # the very same roles as processes on one machine (it reads them from compose.yaml).
 #
-#   deploy/commands.sh init          create / migrate Dagster's storage, then exit (run once per deploy)
+#   deploy/commands.sh init          create / migrate Dagster's storage and the warehouse's schema
+#                                    (WAREHOUSE_URL), then exit (run once per deploy, before the rest)
 #   deploy/commands.sh code-server   the code location, in its own gRPC server
 #   deploy/commands.sh webserver     the UI and GraphQL API, loading the code server's definitions
 #   deploy/commands.sh daemon        schedules, sensors, the run queue and run monitoring
@@ -31,7 +32,10 @@ role="${1:-}"
 [ $# -gt 0 ] && shift
 case "$role" in
   init)
-    exec dagster instance migrate
+    dagster instance migrate
+    # The warehouse's Alembic migrations: in production nothing else changes its schema, and a
+    # run or sensor finding it behind fails, saying to run this role.
+    exec python -m logikal_square_sync.warehouse.migrate
     ;;
   code-server)
     echo code-server >"$role_file"

@@ -12,12 +12,20 @@ import dagster as dg
 from logikal_square_sync.alerts import definitions as alerts
 from logikal_square_sync.logikal import definitions as logikal
 from logikal_square_sync.maintenance import definitions as maintenance
+from logikal_square_sync.settings import background_sync_enabled
 from logikal_square_sync.square import definitions as square
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
 
 
 def build_defs() -> dg.Definitions:
-    """The whole code location `logikal_square_sync`, read from the environment as it is now."""
+    """The whole code location `logikal_square_sync`, read from the environment as it is now.
+
+    Refuses to load on a misconfiguration that would otherwise pass unnoticed: an invalid
+    BACKGROUND_SYNC_ENABLED, or no WAREHOUSE_URL where Dagster's storage is PostgreSQL.
+    """
+    # Read here as well as by each schedule: a typo fails the load even with every schedule
+    # and sensor disabled in policies.yaml.
+    background_sync_enabled()
     return dg.Definitions.merge(
         # Shared by every source system, so it is defined once here. Each run is one process: the
         # syncs wait on HTTP and the database, not on a CPU, so a subprocess per step would only

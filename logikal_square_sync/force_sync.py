@@ -37,7 +37,8 @@ from sqlalchemy.engine import make_url
 
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
-from logikal_square_sync.warehouse.engine import default_warehouse_url, warehouse_engine
+from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.location import WarehouseNotConfigured, warehouse_url_from_env
 from logikal_square_sync.warehouse.tables import logikal_projects
 
 DEFAULT_DAGSTER_URL = "http://localhost:3000"
@@ -364,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
 
     api = DagsterApi(args.dagster_url)
     try:
-        url = os.environ.get("WAREHOUSE_URL") or default_warehouse_url()
-        project = resolve_project(warehouse_engine(url), args.project)
+        project = resolve_project(warehouse_engine(warehouse_url_from_env()), args.project)
         run_id = submit(api, project, refetch_parts_lists=args.refetch_parts_lists)
         link = f"{api.url}/runs/{run_id}"
         print(f"Submitted force sync of LogiKal project {project.describe()}: run {run_id}", flush=True)
@@ -392,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     except ForceSyncError as error:
         print(f"force sync: {error}", file=sys.stderr)
         return error.exit_code
+    except WarehouseNotConfigured as error:
+        print(f"force sync: {error}", file=sys.stderr)
+        return 2
     finally:
         api.close()
 

@@ -7,12 +7,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
-_FALSE = {"0", "false", "no", "off"}
+BACKGROUND_SYNC_ENABLED = "BACKGROUND_SYNC_ENABLED"
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def background_sync_enabled() -> bool:
-    """The master switch: false starts every schedule and sensor STOPPED; manual runs still work."""
-    return os.environ.get("BACKGROUND_SYNC_ENABLED", "true").strip().lower() not in _FALSE
+    """The master switch (default true); any value but the accepted ones fails naming the variable.
+
+    False starts every syncing schedule and sensor STOPPED and makes each tick of one started
+    anyway skip (`background_switch.py`); manual runs still work. A typo must not mean "on".
+    """
+    value = os.environ.get("BACKGROUND_SYNC_ENABLED", "").strip().lower() or "true"
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    accepted = ", ".join(f"{yes}/{no}" for yes, no in zip(_TRUE, _FALSE, strict=True))
+    raise ValueError(
+        f"{BACKGROUND_SYNC_ENABLED}={os.environ[BACKGROUND_SYNC_ENABLED]!r} is not a switch value: "
+        f"use one of {accepted} (any case; empty means true)"
+    )
 
 
 def default_status() -> dg.DefaultScheduleStatus:

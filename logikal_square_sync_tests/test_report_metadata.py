@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from logikal_square_sync.logikal.assets import logikal_directories
 from logikal_square_sync.logikal.resource import LogikalResource
@@ -18,6 +19,7 @@ from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.square.assets import square_catalog, square_locations, square_orders
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.sync_report import SyncReport
+from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox
 from logikal_square_sync_sandbox.logikal import create_app as logikal_app
 from logikal_square_sync_sandbox.server import serve_in_thread
@@ -65,8 +67,9 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
 
 def test_the_watermarks_become_timestamps_or_none() -> None:
     report = SyncReport(watermark_after="2026-06-15T12:00:00Z")
-    metadata = report_metadata(report)
-    assert set(metadata) == SHARED_KEYS
+    metadata = report_metadata(report, sa.create_engine("sqlite:////data/warehouse.sqlite"))
+    assert set(metadata) == SHARED_KEYS | {"warehouse"}
+    assert metadata["warehouse"] == dg.MetadataValue.text("sqlite:////data/warehouse.sqlite")
     assert metadata["watermark_before"] == dg.MetadataValue.text("none")
     assert isinstance(metadata["watermark_after"], dg.TimestampMetadataValue)
     assert metadata["watermark_after"].value == 1781524800.0
@@ -74,9 +77,7 @@ def test_the_watermarks_become_timestamps_or_none() -> None:
 
 
 @SQLITE_ONLY
-def test_square_and_logikal_materializations_show_the_same_keys(
-    instance, square, logikal, warehouse
-) -> None:
+def test_square_and_logikal_materializations_show_the_same_keys(instance, square, logikal, warehouse) -> None:
     resources = {"square": square, "warehouse": warehouse}
     squares = dg.materialize([square_locations, square_catalog], resources=resources, instance=instance)
     logikals = dg.materialize(
@@ -111,3 +112,38 @@ def test_the_engines_log_records_reach_the_runs_event_log(instance, square, ware
     (line, *_) = [event for event in logged if "orders of " in event.user_message]
     assert line.step_key == "square__orders"
     assert "location(s) by updated_at" in line.user_message
+
+
+def test_every_materialization_names_the_warehouse_never_its_password(
+    instance, square, logikal, warehouse_url: str
+) -> None:
+    """On both warehouses; on PostgreSQL through a URL with a password (the test server trusts any)."""
+    password = "warehouse-Pa55-never-in-metadata"
+    url = sa.make_url(warehouse_url)
+    if url.get_backend_name() == "postgresql":
+        url = url.set(password=password)
+        shown = f"postgresql://{url.host}:{url.port or 5432}/{url.database}"
+    else:
+        shown = f"sqlite:///{url.database}"
+    warehouse = WarehouseResource(url=url.render_as_string(hide_password=False))
+    try:
+        squares = dg.materialize(
+            [square_locations, square_catalog, square_orders],
+            resources={"square": square, "warehouse": warehouse},
+            instance=instance,
+        )
+        logikals = dg.materialize(
+            [logikal_directories], resources={"logikal": logikal, "warehouse": warehouse}, instance=instance
+        )
+    finally:
+        warehouse.engine.dispose()
+    assert squares.success and logikals.success
+    materializations = [
+        *squares.get_asset_materialization_events(),
+        *logikals.get_asset_materialization_events(),
+    ]
+    assert len(materializations) == 4
+    for event in materializations:
+        assert event.materialization.metadata["warehouse"] == dg.MetadataValue.text(shown), event.asset_key
+    everything = [repr(event) for result in (squares, logikals) for event in instance.all_logs(result.run_id)]
+    assert everything and not [text for text in everything if password in text]

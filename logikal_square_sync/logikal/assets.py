@@ -80,7 +80,10 @@ def logikal_directories(
     with logikal.session_pool(LOGIKAL.directories.max_attempts, context) as pool:
         result = sync_directories(pool, warehouse.engine, allow_mass_deletion=config.allow_mass_deletion)
     return dg.MaterializeResult(
-        metadata={**report_metadata(result.report), **row_count(warehouse.engine, t.logikal_directories)}
+        metadata={
+            **report_metadata(result.report, warehouse.engine),
+            **row_count(warehouse.engine, t.logikal_directories),
+        }
     )
 
 
@@ -127,7 +130,7 @@ def logikal_projects(
         context.log.info(f"Removed the partitions of {len(removed)} LogiKal project(s) deleted at the source")
     return dg.MaterializeResult(
         metadata={
-            **report_metadata(result.report),
+            **report_metadata(result.report, warehouse.engine),
             "partitions_added": len(added),
             "partitions_removed": len(removed),
             "projects_vanished": len(result.vanished_project_ids),
@@ -241,7 +244,7 @@ def logikal_project_contents(
         return
     for key in keys:
         metadata = {
-            **_project_metadata(key, result),
+            **_project_metadata(key, result, warehouse.engine),
             **_partition_rows(warehouse.engine, key, context.partition_key),
         }
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
@@ -272,10 +275,10 @@ def _not_synced_metadata(result: ProjectContentsResult, reason: str) -> dict[str
     return metadata
 
 
-def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult) -> dict[str, Any]:
+def _project_metadata(key: dg.AssetKey, result: ProjectContentsResult, engine: sa.Engine) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "project": result.project_name,
-        **report_metadata(result.reports[_PARTS[key]]),
+        **report_metadata(result.reports[_PARTS[key]], engine),
     }
     if key == PARTS_LISTS_KEY:
         metadata.update(

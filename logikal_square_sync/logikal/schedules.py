@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from logikal_square_sync.background_switch import background_schedule
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
 from logikal_square_sync.policies import LogikalPolicies, max_runtime_tags, policies
 from logikal_square_sync.settings import default_status, sync_timezone
@@ -32,7 +33,7 @@ def logikal_schedules(logikal: LogikalPolicies | None = None) -> list[dg.Schedul
             continue
         cron = policy.cron or interval_cron(policy.interval_minutes or 60, offset)
         schedules.append(
-            dg.ScheduleDefinition(
+            background_schedule(
                 name=name,
                 target=dg.AssetSelection.assets(asset),
                 cron_schedule=cron,

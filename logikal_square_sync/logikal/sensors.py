@@ -13,6 +13,7 @@ from datetime import datetime
 
 import dagster as dg
 
+from logikal_square_sync.background_switch import background_only
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.checks import evaluation
 from logikal_square_sync.logikal.engine.project_selection import (
@@ -164,6 +165,7 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
         default_status=default_sensor_status(),
         description=sensor_description(policy),
     )
+    @background_only
     def logikal_project_sync_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult:
@@ -176,6 +178,7 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
         default_status=default_sensor_status(),
         description=new_project_sensor_description(policy),
     )
+    @background_only
     def logikal_new_project_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult | dg.SkipReason:

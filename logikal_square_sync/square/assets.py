@@ -38,7 +38,10 @@ def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg
     with square.client(SQUARE.locations.max_attempts) as client:
         report = sync_locations(client, warehouse.engine)
     return dg.MaterializeResult(
-        metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_locations)}
+        metadata={
+            **report_metadata(report, warehouse.engine),
+            **row_count(warehouse.engine, t.square_locations),
+        }
     )
 
 
@@ -74,7 +77,10 @@ def square_catalog(
     with square.client(SQUARE.catalog.max_attempts) as client:
         report = sync_catalog(client, warehouse.engine, SQUARE.catalog, full_refresh=config.full_refresh)
     return dg.MaterializeResult(
-        metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_catalog_items)}
+        metadata={
+            **report_metadata(report, warehouse.engine),
+            **row_count(warehouse.engine, t.square_catalog_items),
+        }
     )
 
 
@@ -99,7 +105,7 @@ def square_orders(square: SquareResource, warehouse: WarehouseResource) -> dg.Ma
     with square.client(SQUARE.orders.max_attempts) as client:
         report = sync_orders(client, warehouse.engine, SQUARE.orders)
     return dg.MaterializeResult(
-        metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_orders)}
+        metadata={**report_metadata(report, warehouse.engine), **row_count(warehouse.engine, t.square_orders)}
     )
 
 
@@ -131,5 +137,8 @@ def square_inventory(
     with square.client(SQUARE.inventory.max_attempts) as client:
         report = sync_inventory(client, warehouse.engine, SQUARE.inventory, full_refresh=config.full_refresh)
     return dg.MaterializeResult(
-        metadata={**report_metadata(report), **row_count(warehouse.engine, t.square_inventory_counts)}
+        metadata={
+            **report_metadata(report, warehouse.engine),
+            **row_count(warehouse.engine, t.square_inventory_counts),
+        }
     )

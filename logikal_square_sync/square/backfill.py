@@ -49,7 +49,7 @@ def refetch_square_orders(
         dg.AssetMaterialization(
             asset_key=["square", "orders"],
             description=f"{history.describe()} re-fetched",
-            metadata=report_metadata(report),
+            metadata=report_metadata(report, warehouse.engine),
         )
     )
 

@@ -6,6 +6,7 @@ from collections import defaultdict
 
 import dagster as dg
 
+from logikal_square_sync.background_switch import background_schedule
 from logikal_square_sync.policies import SquarePolicies, SyncPolicy, max_runtime_tags, policies
 from logikal_square_sync.settings import default_status, sync_timezone
 
@@ -39,7 +40,7 @@ def square_schedules(square: SquarePolicies | None = None) -> list[dg.ScheduleDe
     for cron, names in names_by_cron.items():
         keys = [dg.AssetKey(["square", name]) for name in names]
         schedules.append(
-            dg.ScheduleDefinition(
+            background_schedule(
                 name=schedule_name(names, every_object),
                 target=dg.AssetSelection.assets(*keys),
                 cron_schedule=cron,

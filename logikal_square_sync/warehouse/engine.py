@@ -1,4 +1,12 @@
-"""Engines for the warehouse, migrated to the newest schema before first use."""
+"""Engines for the warehouse, at the newest schema before first use.
+
+Outside production each process migrates the schema itself before its first write (`dagster
+dev`, the demo and the tests need no extra step). In production (`production.py`) only the
+`init` role migrates (`python -m logikal_square_sync.warehouse.migrate`, run by
+`deploy/commands.sh init`): a run worker that changed the schema would do so while other runs
+of the old code still write, and with whatever rights the runs have. There a process finding
+the schema behind fails, saying to run the init role.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from logikal_square_sync.policies import policies
+from logikal_square_sync.production import production_storage
 from logikal_square_sync.warehouse.locks import bound_lock_waits, busy_timeout_pragma, connect_options
 
 if TYPE_CHECKING:
@@ -84,13 +93,47 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
-def _at_head(engine: sa.Engine) -> bool:
+class WarehouseNotMigrated(RuntimeError):
+    """In production, a warehouse whose schema is not the one this code needs."""
+
+
+def schema_revisions(engine: sa.Engine) -> list[str]:
+    """The Alembic revisions stamped in the warehouse; none when it was never migrated.
+
+    One statement for a stamped schema (every process but the first after a release). Only when
+    it fails is the table looked for, so that a database that cannot be reached raises its own
+    error instead of reading as "no schema".
+    """
     try:
         with engine.connect() as conn:
-            stamped = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-    except sa.exc.DBAPIError:  # no alembic_version table: never migrated
-        return False
-    return stamped == [HEAD_REVISION]
+            return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    except sa.exc.DBAPIError:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return []
+        raise
+
+
+def _at_head(engine: sa.Engine) -> bool:
+    return schema_revisions(engine) == [HEAD_REVISION]
+
+
+def require_head(engine: sa.Engine, storage: str) -> None:
+    """Fails unless the schema is at HEAD_REVISION, saying to run the init role."""
+    stamped = schema_revisions(engine)
+    if stamped == [HEAD_REVISION]:
+        return
+    # Not the URL itself: it may carry a password, and this message reaches logs and alerts.
+    from logikal_square_sync.warehouse.location import describe_warehouse
+
+    found = f"is at schema revision {', '.join(stamped)}" if stamped else "has no schema yet"
+    raise WarehouseNotMigrated(
+        f"The warehouse {describe_warehouse(engine.url)} {found}; this code needs revision "
+        f"{HEAD_REVISION}. With Dagster's storage on a database server ({storage}) only the init "
+        "role migrates the warehouse: run `deploy/commands.sh init` (compose: `docker compose "
+        "run --rm init`; anywhere: `python -m logikal_square_sync.warehouse.migrate`) with this "
+        "release's image and WAREHOUSE_URL, then retry."
+    )
 
 
 def migrate(engine: sa.Engine) -> None:
@@ -121,7 +164,11 @@ def migrate(engine: sa.Engine) -> None:
 
 @functools.cache
 def warehouse_engine(url: str) -> sa.Engine:
-    """One migrated engine per URL and process."""
+    """One engine per URL and process, at the newest schema (migrated here outside production)."""
     engine = create_warehouse_engine(url)
-    migrate(engine)
+    storage = production_storage()
+    if storage is None:
+        migrate(engine)
+    else:
+        require_head(engine, storage)
     return engine

@@ -205,6 +205,24 @@ class Topology:
         assert "Error" not in result["__typename"], result
         return result
 
+    def stop_background_syncs(self) -> None:
+        """Stops every running schedule and job-launching sensor via GraphQL, like the UI's toggles.
+
+        The alert sensors (they launch nothing) keep running, as in production.
+        """
+        for _ in range(2):  # the second pass checks the first
+            found = self.api.query(INSTIGATORS, {"selector": self.repository()})["repository"]
+            running = [
+                (kind, instigator["name"])
+                for kind in ("schedule", "sensor")
+                for instigator in found[f"{kind}s"]
+                if (kind == "schedule" or instigator["targets"])
+                and instigator[f"{kind}State"]["status"] == "RUNNING"
+            ]
+            for kind, name in running:
+                self.instigator(kind, name, start=False)
+        assert not running, running
+
     def sensor_ticks(self, name: str) -> list[dict[str, Any]]:
         selector = {**self.repository(), "sensorName": name}
         return self.api.query(SENSOR_TICKS, {"selector": selector})["state"]["sensorState"]["ticks"]
@@ -278,6 +296,16 @@ query State($selector: SensorSelector!) {
 }
 """,
 }
+INSTIGATORS = """
+query Instigators($selector: RepositorySelector!) {
+  repository: repositoryOrError(repositorySelector: $selector) {
+    ... on Repository {
+      schedules { name scheduleState { status } }
+      sensors { name targets { pipelineName } sensorState { status } }
+    }
+  }
+}
+"""
 SENSOR_TICKS = """
 query Ticks($selector: SensorSelector!) {
   state: sensorOrError(sensorSelector: $selector) {
@@ -343,10 +371,12 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             "LOGIKAL_ALLOW_HTTP": "true",  # the sandbox serves plain http
             "SLACK_WEBHOOK_URL": slack.webhook_url,
             "LSS_HEARTBEAT_URL": heartbeat.ping_url,
-            # Nothing runs by itself: the tests switch on the schedule and sensors they need,
-            # as an operator would in the UI (a cron of the packaged policies could otherwise
-            # fire during the test, at whatever hour it runs).
-            "BACKGROUND_SYNC_ENABLED": "false",
+            # On, as in production (off, every syncing tick skips, even one started in the UI).
+            # Nothing syncs by itself all the same: before the daemon starts, the fixture stops
+            # every schedule and syncing sensor, and the tests start the ones they need, as an
+            # operator would in the UI (a cron of the packaged policies could otherwise fire
+            # during the test, at whatever hour it runs).
+            "BACKGROUND_SYNC_ENABLED": "true",
         }
         # compose's `init` service: create Dagster's schema once, before the processes share it.
         init = subprocess.run(commands["init"], env=env, cwd=tmp, capture_output=True, text=True, timeout=300)
@@ -365,6 +395,10 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         )
         try:
             for role in ROLES:
+                if role == "daemon":
+                    # Stopped before the daemon could tick any of them.
+                    wait_for("the webserver", lambda: topology.assert_alive() or _answers(webserver_url), 180)
+                    topology.stop_background_syncs()
                 topology.processes[role] = subprocess.Popen(
                     commands[role],
                     env=env,
