@@ -26,6 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 POLICIES_FILE = Path(__file__).with_name("policies.yaml")
 OVERRIDE_ENV = "LSS_POLICIES_FILE"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
+# Dagster's run retries (the daemon re-executes a failed run carrying these tags).
+MAX_RETRIES_TAG = "dagster/max_retries"
+RETRY_STRATEGY_TAG = "dagster/retry_strategy"
+RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
 
 def _values(field: str, size: int = 60) -> list[int] | None:
@@ -312,10 +316,24 @@ class RetentionPolicy(BaseModel):
         return self
 
 
+class Retries(BaseModel):
+    """How often, and after how long, a failed sync is tried again (docs/operations.md, "Retries")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A Square step failed by an outage runs again up to this often in its run (square/retries.py);
+    # a run of our schedules, sensors and jobs whose worker died is re-executed up to this often.
+    max_retries: int = Field(ge=0, le=10)
+    # Before each retry of a failed Square step; its pool slot is free meanwhile. At most a day:
+    # the nightly run's next tick is its retry after that.
+    delay_minutes: float = Field(ge=0, le=24 * 60)
+
+
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     square: SquarePolicies
     logikal: LogikalPolicies
+    retries: Retries
     alerts: AlertPolicies
     lock_timeouts: LockTimeouts
     retention: RetentionPolicy
@@ -393,13 +411,40 @@ def policies() -> Policies:
     return load_policies(POLICIES_FILE, override_file())
 
 
-def max_runtime_tags(*policies_in_sequence: SyncPolicy) -> dict[str, str]:
+def max_runtime_tags(
+    *policies_in_sequence: SyncPolicy, step_retries: Retries | None = None
+) -> dict[str, str]:
     """The `dagster/max_runtime` run tag for a run syncing these objects one after another.
 
     The sum of their `max_runtime_minutes`, in seconds: a bound for the run, never tighter
     than any one sync's own. Run monitoring fails a run still going after that long.
+    With `step_retries` (a failed step runs again in the run, after a delay) the bound grows by
+    every retry's delay, not by a whole runtime per retry: retries are for outages that fail
+    fast, and a hung run must still give back its pools within hours, not half a day.
     """
-    return {MAX_RUNTIME_TAG: str(round(sum(p.max_runtime_minutes for p in policies_in_sequence) * 60))}
+    minutes = sum(p.max_runtime_minutes for p in policies_in_sequence)
+    if step_retries is not None:
+        minutes += step_retries.max_retries * len(policies_in_sequence) * step_retries.delay_minutes
+    return {MAX_RUNTIME_TAG: str(round(minutes * 60))}
+
+
+def run_retry_tags(retries: Retries) -> dict[str, str]:
+    """Dagster's run retries for a run our schedules, sensors and jobs launch.
+
+    Re-executed from failure (only the steps that failed or never ran), up to `max_retries`
+    times, and only when the run failed for another reason than a failed step (its worker
+    died, run monitoring ended it). A failed step was already retried in its run after the
+    delay if a retry could help (Square, `square/retries.py`), or runs again at the next tick
+    of its schedule (LogiKal directories, projects) or after its sensor's failure backoff
+    (LogiKal project syncs).
+    The instance turns the daemon on (`run_retries` in dagster.yaml); its default of 0
+    retries leaves runs without these tags, such as a click in the UI, alone.
+    """
+    return {
+        MAX_RETRIES_TAG: str(retries.max_retries),
+        RETRY_STRATEGY_TAG: "FROM_FAILURE",
+        RETRY_ON_STEP_FAILURE_TAG: "false",
+    }
 
 
 def longest(policies_: Iterable[SyncPolicy]) -> SyncPolicy:

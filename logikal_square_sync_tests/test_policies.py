@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 from logikal_square_sync.policies import (
+    MAX_RETRIES_TAG,
     MAX_RUNTIME_TAG,
     POLICIES_FILE,
+    RETRY_ON_STEP_FAILURE_TAG,
+    RETRY_STRATEGY_TAG,
     PolicyFileError,
     deep_merge,
     load_policies,
     max_runtime_tags,
+    run_retry_tags,
     shift_cron,
 )
 
@@ -114,6 +118,54 @@ def test_max_runtime_tags_add_up_the_objects_of_a_run() -> None:
     assert max_runtime_tags(square.locations, square.orders) == {MAX_RUNTIME_TAG: str(round(total * 60))}
 
 
+def test_a_run_with_step_retries_gets_room_for_every_retry_delay() -> None:
+    policies = load_policies()
+    square, retries = policies.square, policies.retries
+    total = square.locations.max_runtime_minutes + square.orders.max_runtime_minutes
+    # Every sync may wait max_retries delays; the retries themselves share the runtimes.
+    room = retries.max_retries * 2 * retries.delay_minutes
+    tags = max_runtime_tags(square.locations, square.orders, step_retries=retries)
+    assert tags == {MAX_RUNTIME_TAG: str(round((total + room) * 60))}
+
+
+def test_run_retry_tags_ask_dagster_for_retries_from_failure_of_dead_workers_only(tmp_path: Path) -> None:
+    override = _write(tmp_path, "retries:\n  max_retries: 5\n")
+    retries = load_policies(POLICIES_FILE, override).retries
+    assert run_retry_tags(retries) == {
+        MAX_RETRIES_TAG: "5",
+        RETRY_STRATEGY_TAG: "FROM_FAILURE",
+        RETRY_ON_STEP_FAILURE_TAG: "false",
+    }
+    assert retries.delay_minutes == load_policies().retries.delay_minutes  # not overridden
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("retries: {max_retries: -1}", r"retries\.max_retries: Input should be greater than or equal to 0"),
+        ("retries: {max_retries: 11}", r"retries\.max_retries: Input should be less than or equal to 10"),
+        ("retries: {delay_minutes: soon}", r"retries\.delay_minutes: Input should be a valid number"),
+        (
+            "retries: {delay_minutes: 2000}",
+            r"retries\.delay_minutes: Input should be less than or equal to 1440",
+        ),
+        ("retries: {backoff: 2}", r"retries\.backoff: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_retry_policy_names_its_key(tmp_path: Path, text: str, message: str) -> None:
+    override = _write(tmp_path, text)
+    with pytest.raises(PolicyFileError, match=re.escape(f"{override}: invalid sync policy: ") + message):
+        load_policies(POLICIES_FILE, override)
+
+
+def test_the_retry_policy_has_no_defaults_in_code(tmp_path: Path) -> None:
+    """Its values live in policies.yaml only: a file without them is refused, naming the keys."""
+    packaged = _write(tmp_path, POLICIES_FILE.read_text().replace("retries:\n  max_retries:", "other:\n  x:"))
+    with pytest.raises(PolicyFileError) as refused:
+        load_policies(packaged)
+    assert "retries: Field required" in str(refused.value)
+
+
 _PROBE = """
 import json, dagster as dg
 from logikal_square_sync.definitions import build_defs
@@ -157,7 +209,9 @@ def test_the_code_location_runs_on_the_values_in_force_and_shows_them(tmp_path: 
     assert seen["source"] == f"policies.yaml + {override}"
     # The orders now have a schedule of their own; the other Square objects keep 02:00.
     by_cron = {cron: tags for cron, tags in seen["schedules"].values()}
-    assert by_cron["30 3 * * *"] == {MAX_RUNTIME_TAG: str(45 * 60)}
+    retries = load_policies().retries
+    room = retries.max_retries * (45 + retries.delay_minutes)
+    assert by_cron["30 3 * * *"] == {MAX_RUNTIME_TAG: str(round((45 + room) * 60)), **run_retry_tags(retries)}
     assert "0 2 * * *" in by_cron
     assert seen["job_tags"][MAX_RUNTIME_TAG] == str(90 * 60)
     assert seen["sensor_intervals"]["alert_on_run_failure"] == 5
@@ -208,9 +262,9 @@ def test_a_cron_without_a_clear_deadline_is_refused(cron: str, message: str) -> 
 
 def test_a_cron_policy_has_a_deadline_not_windows(tmp_path) -> None:
     override = tmp_path / "override.yaml"
-    override.write_text('square: {orders: {warn_after_minutes: 60, fail_after_minutes: 90}}\n')
+    override.write_text("square: {orders: {warn_after_minutes: 60, fail_after_minutes: 90}}\n")
     with pytest.raises(PolicyFileError, match=r"square\.orders.*set deadline_after_minutes, not warn"):
         load_policies(override=override)
-    override.write_text('logikal: {projects: {interval_minutes: 30, fail_after_minutes: null}}\n')
+    override.write_text("logikal: {projects: {interval_minutes: 30, fail_after_minutes: null}}\n")
     with pytest.raises(PolicyFileError, match=r"logikal\.projects.*needs warn_after_minutes and fail_after"):
         load_policies(override=override)

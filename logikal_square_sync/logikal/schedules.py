@@ -6,7 +6,7 @@ import dagster as dg
 
 from logikal_square_sync.background_switch import background_schedule
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
-from logikal_square_sync.policies import LogikalPolicies, max_runtime_tags, policies
+from logikal_square_sync.policies import LogikalPolicies, max_runtime_tags, policies, run_retry_tags
 from logikal_square_sync.settings import default_status, sync_timezone
 
 
@@ -39,7 +39,7 @@ def logikal_schedules(logikal: LogikalPolicies | None = None) -> list[dg.Schedul
                 cron_schedule=cron,
                 execution_timezone=sync_timezone(),
                 default_status=default_status(),
-                tags=max_runtime_tags(policy),
+                tags={**max_runtime_tags(policy), **run_retry_tags(policies().retries)},
                 description=f"Syncs {asset.key.to_user_string()} at {cron} (policies.yaml).",
             )
         )

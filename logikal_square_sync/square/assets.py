@@ -1,4 +1,14 @@
-"""The Square assets: locations, catalog, orders, inventory."""
+"""The Square assets: locations, catalog, orders, inventory.
+
+The four are independent steps: none reads another's output, so one failing (say the catalog
+on an outage) never keeps the others from syncing in the same run. The orders ask Square for
+the location ids themselves (one ListLocations call) rather than reading `square_locations`;
+the inventory reads every count whatever the catalog holds. Declaring `deps` between them would
+make Dagster skip orders and inventory whenever locations or catalog fail. What their rows refer
+to is recorded as column lineage instead (`dagster/column_lineage`, the asset page's *Columns*),
+and docs/square.md explains it. A failed step is retried in its run when a retry can help
+(`square/retries.py`).
+"""
 
 import dagster as dg
 from pydantic import Field
@@ -11,6 +21,7 @@ from logikal_square_sync.square.engine.inventory_sync import sync_inventory
 from logikal_square_sync.square.engine.location_sync import sync_locations
 from logikal_square_sync.square.engine.order_sync import sync_orders
 from logikal_square_sync.square.resource import SquareResource
+from logikal_square_sync.square.retries import retried_when_transient
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource
@@ -18,10 +29,24 @@ from logikal_square_sync.warehouse.resource import WarehouseResource
 SQUARE = policies().square
 OWNERS = ["team:data-engineering"]
 KINDS = {"square", "python", "sql"}
+LOCATIONS_KEY = dg.AssetKey(["square", "locations"])
+CATALOG_KEY = dg.AssetKey(["square", "catalog"])
+
+
+def refers_to(**columns: dg.AssetKey) -> dict[str, dg.TableColumnLineage]:
+    """Column lineage: each column holds the `id` of a row of that asset (no execution dependency)."""
+    return {
+        "dagster/column_lineage": dg.TableColumnLineage(
+            deps_by_column={
+                column: [dg.TableColumnDep(asset_key=key, column_name="id")]
+                for column, key in columns.items()
+            }
+        )
+    }
 
 
 @dg.asset(
-    key=["square", "locations"],
+    key=LOCATIONS_KEY,
     group_name="square",
     kinds=KINDS,
     owners=OWNERS,
@@ -29,13 +54,15 @@ KINDS = {"square", "python", "sql"}
     metadata={**policy_metadata(SQUARE.locations), **table_metadata(t.square_locations)},
     pool="square_locations",
 )
-def square_locations(square: SquareResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def square_locations(
+    context: dg.AssetExecutionContext, square: SquareResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Square locations (stores), inactive ones included, in `square_locations`.
 
     Refreshed fully on every run: ListLocations has no `updated_at` and no
     paging. Locations are never deleted at Square; they turn INACTIVE.
     """
-    with square.client(SQUARE.locations.max_attempts) as client:
+    with retried_when_transient(context), square.client(SQUARE.locations.max_attempts) as client:
         report = sync_locations(client, warehouse.engine)
     return dg.MaterializeResult(
         metadata={
@@ -52,7 +79,7 @@ class CatalogSyncConfig(dg.Config):
 
 
 @dg.asset(
-    key=["square", "catalog"],
+    key=CATALOG_KEY,
     group_name="square",
     kinds=KINDS,
     owners=OWNERS,
@@ -72,9 +99,12 @@ class CatalogSyncConfig(dg.Config):
     ),
 )
 def square_catalog(
-    config: CatalogSyncConfig, square: SquareResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: CatalogSyncConfig,
+    square: SquareResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    with square.client(SQUARE.catalog.max_attempts) as client:
+    with retried_when_transient(context), square.client(SQUARE.catalog.max_attempts) as client:
         report = sync_catalog(client, warehouse.engine, SQUARE.catalog, full_refresh=config.full_refresh)
     return dg.MaterializeResult(
         metadata={
@@ -89,9 +119,12 @@ def square_catalog(
     group_name="square",
     kinds=KINDS,
     owners=OWNERS,
-    deps=[square_locations, square_catalog],
     freshness_policy=freshness_policy(SQUARE.orders),
-    metadata={**policy_metadata(SQUARE.orders), **table_metadata(t.square_orders, t.square_order_line_items)},
+    metadata={
+        **policy_metadata(SQUARE.orders),
+        **table_metadata(t.square_orders, t.square_order_line_items),
+        **refers_to(location_id=LOCATIONS_KEY),
+    },
     pool="square_orders",
     description=(
         "Orders and their line items in `square_orders` and `square_order_line_items`.\n\n"
@@ -101,8 +134,10 @@ def square_catalog(
         "a past date range, launch the job `square_orders_backfill`."
     ),
 )
-def square_orders(square: SquareResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with square.client(SQUARE.orders.max_attempts) as client:
+def square_orders(
+    context: dg.AssetExecutionContext, square: SquareResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    with retried_when_transient(context), square.client(SQUARE.orders.max_attempts) as client:
         report = sync_orders(client, warehouse.engine, SQUARE.orders)
     return dg.MaterializeResult(
         metadata={**report_metadata(report, warehouse.engine), **row_count(warehouse.engine, t.square_orders)}
@@ -120,9 +155,12 @@ class InventorySyncConfig(dg.Config):
     group_name="square",
     kinds=KINDS,
     owners=OWNERS,
-    deps=[square_locations, square_catalog],
     freshness_policy=freshness_policy(SQUARE.inventory),
-    metadata={**policy_metadata(SQUARE.inventory), **table_metadata(t.square_inventory_counts)},
+    metadata={
+        **policy_metadata(SQUARE.inventory),
+        **table_metadata(t.square_inventory_counts),
+        **refers_to(catalog_object_id=CATALOG_KEY, location_id=LOCATIONS_KEY),
+    },
     pool="square_inventory",
     description=(
         "Inventory counts per (variation, location, state) in `square_inventory_counts`.\n\n"
@@ -132,9 +170,12 @@ class InventorySyncConfig(dg.Config):
     ),
 )
 def square_inventory(
-    config: InventorySyncConfig, square: SquareResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: InventorySyncConfig,
+    square: SquareResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    with square.client(SQUARE.inventory.max_attempts) as client:
+    with retried_when_transient(context), square.client(SQUARE.inventory.max_attempts) as client:
         report = sync_inventory(client, warehouse.engine, SQUARE.inventory, full_refresh=config.full_refresh)
     return dg.MaterializeResult(
         metadata={

@@ -5,12 +5,13 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.policies import max_runtime_tags, policies
+from logikal_square_sync.policies import max_runtime_tags, policies, run_retry_tags
 from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.engine.order_days import OrderDays
 from logikal_square_sync.square.engine.order_sync import HistoryRefetch, sync_orders
 from logikal_square_sync.square.resource import SquareResource
+from logikal_square_sync.square.retries import retried_when_transient
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 
@@ -43,7 +44,7 @@ def refetch_square_orders(
         raise dg.Failure(description=f"square_orders_backfill: {error}") from None
     history = HistoryRefetch(days, by=config.by, force=config.force)
     policy = policies().square.orders
-    with square.client(policy.max_attempts) as client:
+    with retried_when_transient(context), square.client(policy.max_attempts) as client:
         report = sync_orders(client, warehouse.engine, policy, history=history)
     context.log_event(
         dg.AssetMaterialization(
@@ -61,7 +62,11 @@ def refetch_square_orders(
         "SYNC_TIMEZONE; by: created_at or updated_at; force), e.g. to recover the orders orders_complete "
         "reports missing. Idempotent: re-running it changes nothing."
     ),
-    tags={"team": "data-engineering", **max_runtime_tags(policies().square.orders)},
+    tags={
+        "team": "data-engineering",
+        **max_runtime_tags(policies().square.orders, step_retries=policies().retries),
+        **run_retry_tags(policies().retries),
+    },
 )
 def square_orders_backfill() -> None:
     refetch_square_orders()

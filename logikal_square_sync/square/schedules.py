@@ -7,7 +7,13 @@ from collections import defaultdict
 import dagster as dg
 
 from logikal_square_sync.background_switch import background_schedule
-from logikal_square_sync.policies import SquarePolicies, SyncPolicy, max_runtime_tags, policies
+from logikal_square_sync.policies import (
+    SquarePolicies,
+    SyncPolicy,
+    max_runtime_tags,
+    policies,
+    run_retry_tags,
+)
 from logikal_square_sync.settings import default_status, sync_timezone
 
 # Every Square object shares the packaged cron, and this schedule has always run them all: the name
@@ -46,7 +52,11 @@ def square_schedules(square: SquarePolicies | None = None) -> list[dg.ScheduleDe
                 cron_schedule=cron,
                 execution_timezone=sync_timezone(),
                 default_status=default_status(),
-                tags=max_runtime_tags(*policies_by_cron[cron]),
+                # Room for the steps' retries in the run, and Dagster's run retries (a dead worker).
+                tags={
+                    **max_runtime_tags(*policies_by_cron[cron], step_retries=policies().retries),
+                    **run_retry_tags(policies().retries),
+                },
                 description=(
                     f"Syncs {', '.join(key.to_user_string() for key in keys)} at `{cron}` in "
                     f"{sync_timezone()} (policies.yaml `cron`, SYNC_TIMEZONE)."

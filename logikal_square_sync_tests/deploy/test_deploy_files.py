@@ -94,6 +94,11 @@ def test_helm_values_carry_the_queue_pools_and_monitoring_of_dagster_yaml() -> N
     deadline = helm["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["jobSpecConfig"]
     assert deadline["activeDeadlineSeconds"] == ours["max_runtime_seconds"]
     assert helm["runLauncher"]["type"] == "K8sRunLauncher" and helm["postgresql"]["enabled"] is False
+    retries = instance["run_retries"]
+    assert helm["dagsterDaemon"]["runRetries"] == {
+        "enabled": retries["enabled"],
+        "maxRetries": retries["max_retries"],
+    }
     logs = instance["python_logs"]
     assert helm["pythonLogs"] == {
         "pythonLogLevel": logs["python_log_level"],

@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.policies import MAX_RUNTIME_TAG, load_policies
+from logikal_square_sync.policies import MAX_RUNTIME_TAG, load_policies, max_runtime_tags, run_retry_tags
 from logikal_square_sync.warehouse.engine import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_projects
 from logikal_square_sync_tests.deploy.conftest import LOCATION, Topology, wait_for
@@ -78,10 +78,14 @@ def test_a_schedule_tick_and_a_force_sync_go_through_the_queue_and_fill_the_ware
     with topology.instance() as instance:
         # The daemon's queue launched it (enqueued, then dequeued), bounded by the policies in force.
         assert instance.get_records_for_run(tick_run.run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED).records
-        layered = load_policies(override=Path(topology.env["LSS_POLICIES_FILE"])).square
-        bound = sum(p.max_runtime_minutes for p in (layered.locations, layered.catalog, layered.orders))
-        bound += layered.inventory.max_runtime_minutes
-        assert tick_run.tags[MAX_RUNTIME_TAG] == str(round(bound * 60))
+        layered = load_policies(override=Path(topology.env["LSS_POLICIES_FILE"]))
+        square = layered.square
+        bound = max_runtime_tags(
+            square.locations, square.catalog, square.orders, square.inventory, step_retries=layered.retries
+        )
+        assert tick_run.tags[MAX_RUNTIME_TAG] == bound[MAX_RUNTIME_TAG]
+        retry_tags = run_retry_tags(layered.retries)
+        assert {key: tick_run.tags[key] for key in retry_tags} == retry_tags
         assert tick_run.tags["dagster/schedule_name"] == SCHEDULE
         force_run = next(
             r

@@ -145,6 +145,8 @@ def test_a_wrong_token_fails_naming_the_endpoint_and_code(square_url, warehouse)
     message = error.cause.message
     assert "ListLocations failed with HTTP 401" in message and "UNAUTHORIZED" in message
     assert "not-the-token" not in message
+    # A refused token fails at once: the same request would be refused after any delay.
+    assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
 
 
 def _check(resources: dict) -> dg.AssetCheckEvaluation:

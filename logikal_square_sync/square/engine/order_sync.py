@@ -61,7 +61,17 @@ class HistoryRefetch:
         return f"orders by {self.by} {self.days.describe()}" + (", forced rewrite" if self.force else "")
 
 
+def source_location_ids(client: SquareClient) -> list[str]:
+    """Every location Square has, inactive ones included: one ListLocations call (no paging).
+
+    Asked of Square rather than read from `square_locations`, so the orders never wait for
+    (or fail with) the locations sync, and a location opened today has its orders read tonight.
+    """
+    return sorted(location.id for location in client.list_locations())
+
+
 def known_location_ids(engine: sa.Engine) -> list[str]:
+    """The locations in the warehouse (what the completeness check compares)."""
     with engine.connect() as conn:
         ids = list(conn.execute(sa.select(square_locations.c.id).order_by(square_locations.c.id)).scalars())
     if not ids:
@@ -264,7 +274,7 @@ def sync_orders(
     without changing where the next incremental run starts.
     """
     end_at = history.days.end_at if history else (now or utc_now())
-    location_ids = known_location_ids(engine)
+    location_ids = source_location_ids(client)
     with engine.connect() as conn:
         stored = get_watermarks(conn, LOCATION_WATERMARK)
     watermarks = {loc: stored.get(LOCATION_WATERMARK + loc) for loc in location_ids}
