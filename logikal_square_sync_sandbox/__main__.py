@@ -6,7 +6,7 @@ Where LogiKal's real behaviour is unknown, options make the LogiKal sandbox
 answer the other way, for acceptance runs in each mode:
 `--refuse-sibling-elevation-select 405|409`, `--first-select-answer-lost`,
 `--first-select-not-found`, `--select-applied-error 502|504` (with
-`--select-applied-error-share`).
+`--select-applied-error-share`), `--directory-cycle self|ancestor`.
 
 Prints one `READY <json>` line with both base URLs and the credentials once
 both servers accept connections; the demo and the benchmarks wait for it.
@@ -130,6 +130,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SHARE",
         help="the share of select targets --select-applied-error hits (0 < SHARE <= 1; default: all)",
     )
+    parser.add_argument(
+        "--directory-cycle",
+        choices=["self", "ancestor"],
+        default=None,
+        help="a LogiKal directory listing names the listed directory itself, or its root (a cycle)",
+    )
     return parser.parse_args(argv)
 
 
@@ -147,6 +153,7 @@ def logikal_config(args: argparse.Namespace) -> LogikalSandboxConfig:
         first_select_not_found=args.first_select_not_found,
         select_applied_error_status=args.select_applied_error,
         select_applied_error_share=args.select_applied_error_share,
+        directory_cycle=args.directory_cycle,
     )
 
 

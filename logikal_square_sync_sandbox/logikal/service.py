@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..clock import SandboxClock, SystemClock
 from .faults import Fault, FaultKind, FaultQueue
@@ -58,6 +58,10 @@ class LogikalSandboxConfig:
     # does a client replay its route, or retry blindly and misread the 405/409 it gets?
     select_applied_error_status: int | None = None
     select_applied_error_share: float = 1.0
+    # A directory listing that names more than the directory's children: "self" makes the
+    # listing of the deepest directory of the first branch name that directory itself,
+    # "ancestor" the branch's root. The truth (`directories()`) stays a tree.
+    directory_cycle: Literal["self", "ancestor"] | None = None
     # Absolute token lifetime from login; None = tokens never expire on their own.
     token_ttl_seconds: float | None = None
     parts_list_target_bytes: int = 900_000
@@ -77,6 +81,10 @@ class LogikalSandboxConfig:
         if not 0 < self.select_applied_error_share <= 1:
             raise ValueError(
                 f"select_applied_error_share must be in (0, 1], got {self.select_applied_error_share!r}"
+            )
+        if self.directory_cycle not in (None, "self", "ancestor"):
+            raise ValueError(
+                f"directory_cycle must be 'self', 'ancestor' or None, got {self.directory_cycle!r}"
             )
 
 
@@ -144,6 +152,8 @@ class LogikalSandbox:
                 seed=cfg.seed,
             ),
         )
+        if cfg.directory_cycle is not None:
+            self._make_directory_cycle(cfg.directory_cycle)
         self.faults = FaultQueue(ENDPOINTS)
         self.parts_list_cache = PartsListCache(cfg.parts_list_cache_entries)
         self.login_delay_seconds = 0.0
@@ -271,6 +281,18 @@ class LogikalSandbox:
         """Serve base64 of non-SQLite bytes for this elevation until it changes."""
         with self.lock:
             self.tree.elevation(elevation_id).corrupt = corrupt
+
+    def list_in_directory(self, path: str | None, listed: str) -> None:
+        """From now on the listing of `path` (None: the roots) names the directory `listed` too:
+        its own path or an ancestor's makes a cycle. The truth (`directories()`) is unchanged."""
+        with self.lock:
+            self.tree.list_also(path, listed)
+
+    def _make_directory_cycle(self, kind: str) -> None:
+        root = path = self.tree.children[None][0]
+        while self.tree.children[path]:
+            path = self.tree.children[path][0]
+        self.list_in_directory(path, path if kind == "self" else root)
 
     def fail_select_after_applying(self, identifier: str, status: int = 502) -> None:
         """The next select of `identifier` (a directory path or a GUID) is applied, then a gateway

@@ -287,7 +287,7 @@ class Navigator:
     def list_directories(self, session: Session) -> list[dict[str, Any]]:
         if session.state not in (State.ROOT, State.DIRECTORY):
             raise wrong_state("directory")
-        return [d.to_api() for d in self.tree.directory_children(session.directory_path)]
+        return [d.to_api() for d in self.tree.directory_listing(session.directory_path)]
 
     def select_directory(self, session: Session, path: str) -> None:
         if session.state not in (State.ROOT, State.DIRECTORY):

@@ -227,9 +227,13 @@ class LogikalSession:
     # -- listings ------------------------------------------------------------
 
     def list_directories(self) -> list[DirectoryRecord]:
-        """Children of the current directory (the roots in root state)."""
+        """Children of the current directory (the roots in root state).
+
+        A path listed twice is left in: the directory walk names it and syncs the rest
+        (`directory_sync`), where a whole listing refused here would stop the walk.
+        """
         data = self._call("GET", "/directories")
-        return parse_records(DirectoryRecord, data, "GET /directories", key=lambda d: d.path)
+        return parse_records(DirectoryRecord, data, "GET /directories")
 
     def list_projects(self) -> list[ProjectRecord]:
         data = self._call("GET", "/projects")
