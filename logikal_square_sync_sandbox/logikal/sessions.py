@@ -142,9 +142,6 @@ class FirstSelectFaults:
         """The next select of `identifier` is applied, then answered `status` (once)."""
         self._named[identifier] = status
 
-    def pending_named(self) -> list[str]:
-        return sorted(self._named)
-
     def _in_share(self, key: tuple[str, ...]) -> bool:
         # A stable pick (crc32, not hash(): PYTHONHASHSEED varies) so a seed picks the same targets.
         share = zlib.crc32(repr((self._seed, key)).encode()) / 2**32
