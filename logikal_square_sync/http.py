@@ -170,6 +170,7 @@ class RetryingClient:
         *,
         decode: Callable[[httpx.Response], Any] = lambda response: response.json(),
         retry_transport_errors: bool = True,
+        retry_server_errors: bool = True,
         **kwargs: Any,
     ) -> tuple[httpx.Response, Any]:
         """Returns `(response, decoded body)`; the body is decoded only for 2xx responses.
@@ -177,6 +178,9 @@ class RetryingClient:
         `retry_transport_errors=False` raises a connection error, timeout or cut body at
         once, for calls that change server-side state the caller must then re-establish
         (a LogiKal select the server may have applied before the answer was lost).
+        `retry_server_errors=False` returns a 5xx answer at once, for the same calls: a
+        gateway's 502 or 504 may come after the server behind it applied the call. A 429
+        is retried either way (a rate limit refuses a call before it is applied).
         """
         attempt = 0
         while True:
@@ -184,7 +188,9 @@ class RetryingClient:
             error: BaseException | None = None
             try:
                 response = self._client.request(method, url, **kwargs)
-                if response.status_code in RETRYABLE_STATUS:
+                if response.status_code in RETRYABLE_STATUS and (
+                    retry_server_errors or response.status_code == 429
+                ):
                     kind, host = "HTTP status", self._host()
                     counted, reason = (
                         f"HTTP {response.status_code}",

@@ -5,7 +5,8 @@
 Where LogiKal's real behaviour is unknown, options make the LogiKal sandbox
 answer the other way, for acceptance runs in each mode:
 `--refuse-sibling-elevation-select 405|409`, `--first-select-answer-lost`,
-`--first-select-not-found`.
+`--first-select-not-found`, `--select-applied-error 502|504` (with
+`--select-applied-error-share`), `--directory-cycle self|ancestor`.
 
 Prints one `READY <json>` line with both base URLs and the credentials once
 both servers accept connections; the demo and the benchmarks wait for it.
@@ -114,6 +115,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="LogiKal answers 404 once to the first select of each target that exists",
     )
+    parser.add_argument(
+        "--select-applied-error",
+        type=int,
+        choices=[502, 504],
+        default=None,
+        metavar="STATUS",
+        help="LogiKal applies the first select of each target, then its gateway answers STATUS (502 or 504)",
+    )
+    parser.add_argument(
+        "--select-applied-error-share",
+        type=float,
+        default=1.0,
+        metavar="SHARE",
+        help="the share of select targets --select-applied-error hits (0 < SHARE <= 1; default: all)",
+    )
+    parser.add_argument(
+        "--directory-cycle",
+        choices=["self", "ancestor"],
+        default=None,
+        help="a LogiKal directory listing names the listed directory itself, or its root (a cycle)",
+    )
     return parser.parse_args(argv)
 
 
@@ -129,6 +151,9 @@ def logikal_config(args: argparse.Namespace) -> LogikalSandboxConfig:
         sibling_refusal_status=refusal or 409,
         first_select_answer_lost=args.first_select_answer_lost,
         first_select_not_found=args.first_select_not_found,
+        select_applied_error_status=args.select_applied_error,
+        select_applied_error_share=args.select_applied_error_share,
+        directory_cycle=args.directory_cycle,
     )
 
 

@@ -124,3 +124,18 @@ def test_transport_retries_can_be_switched_off_per_request(
         # Answers with a status are still retried: only the lost or cut answers are the caller's.
         _, body = http.request("GET", "/thing", retry_transport_errors=False)
     assert body == {"ok": True} and http.stats.retries == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_error_retries_can_be_switched_off_per_request(
+    server_url: str, sleeps: list[float], status: int
+) -> None:
+    script.extend([f"status:{status}", "status:429", "ok"])
+    with client(server_url, sleeps) as http:
+        # The 5xx comes back to the caller as it is: a gateway may send it after the call was applied.
+        response, body = http.request("GET", "/thing", retry_server_errors=False)
+        assert response.status_code == status and body is None
+        assert http.stats.calls == 1 and http.stats.retries == 0 and sleeps == []
+        # A rate limit refuses the call before it is applied: still retried.
+        _, body = http.request("GET", "/thing", retry_server_errors=False)
+    assert body == {"ok": True} and http.stats.retries == 1

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from logikal_square_sync.freshness_policies import freshness_policy, policy_metadata
+from logikal_square_sync.logikal.directory_tree_check import directory_tree_check, directory_tree_check_spec
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.project_contents_sync import (
     ELEVATIONS,
@@ -62,13 +63,16 @@ class TreeSyncConfig(dg.Config):
     freshness_policy=freshness_policy(LOGIKAL.directories),
     metadata={**policy_metadata(LOGIKAL.directories), **table_metadata(t.logikal_directories)},
     pool="logikal_directories",
+    check_specs=[directory_tree_check_spec(DIRECTORIES_KEY)],
     description=(
         "LogiKal's directory tree in `logikal_directories`, keyed by full path (`Demo/Sub 1`).\n\n"
         "One session walks the whole tree (any directory is selectable by path from directory state). "
         "Directories gone from the tree keep their row with `deleted_at`; a renamed directory is a new "
         "path. A 404 counts as gone only once the parent's listing confirms it, and a run that would mark "
         f"more of them deleted than the deletion limit allows ({DELETION_LIMIT}) fails instead "
-        "(`allow_mass_deletion` accepts it)."
+        "(`allow_mass_deletion` accepts it). Each path is listed once: a listing naming the listed "
+        "directory, an ancestor or a path listed elsewhere is left out and fails the check "
+        "`directory_tree_well_formed`, while the rest of the tree syncs."
     ),
 )
 def logikal_directories(
@@ -82,8 +86,10 @@ def logikal_directories(
     return dg.MaterializeResult(
         metadata={
             **report_metadata(result.report, warehouse.engine),
+            "listing_entries_left_out": len(result.malformed),
             **row_count(warehouse.engine, t.logikal_directories),
-        }
+        },
+        check_results=[directory_tree_check(DIRECTORIES_KEY, result.malformed)],
     )
 
 

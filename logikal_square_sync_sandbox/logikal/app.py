@@ -7,7 +7,9 @@ parallel sessions really overlap, then apply the session rules under the
 sandbox lock. A lost answer (fault `lost_response`, or the first select of a
 target under `first_select_answer_lost`) is applied and then its connection
 closed without a byte: the app returns a value instead of None, on which
-uvicorn closes the transport without sending a response.
+uvicorn closes the transport without sending a response. A gateway's error
+(fault `applied_error`, or a select under `select_applied_error_status`) is
+applied too, and then answered with the gateway's status and HTML page.
 
 Paths the swagger has but the sandbox does not implement answer 404 (unknown
 path) or 501 (known path, other method) so they can never be mistaken for the
@@ -32,7 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from .service import LogikalSandbox
-from .sessions import INVALID_BODY, AnswerLost, ApiError, Session, not_found
+from .sessions import INVALID_BODY, AnswerLost, ApiError, AppliedThenFailed, Session, not_found
 from .thumbnails import MAX_SIDE, render_png
 
 BASE_PATH = "/MbioeService.svc/api/v3"
@@ -148,6 +150,19 @@ class _LostAnswer(Response):
         scope[_LOST] = True
 
 
+_GATEWAY_REASONS = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}
+
+
+def _gateway_error(status: int) -> Response:
+    """What a reverse proxy in front of LogiKal answers when it gives up: its own page, no envelope."""
+    title = f"{status} {_GATEWAY_REASONS.get(status, 'Server Error')}"
+    page = (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n"
+        f"<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+    )
+    return Response(page, status_code=status, media_type="text/html")
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     error = ApiError(404, f"The resource '{request.url.path}' does not exist.")
     return JSONResponse(error.body(), status_code=404)
@@ -229,14 +244,20 @@ class _Api:
             response = await handler(_Call(request, session, wait))
         except AnswerLost:
             return _LostAnswer()
+        except AppliedThenFailed as failed:
+            return _gateway_error(failed.status)
         except ApiError as error:
             if fault is not None and fault.kind == "lost_response":
                 return _LostAnswer()
+            if fault is not None and fault.kind == "applied_error":
+                return _gateway_error(fault.status)
             return JSONResponse(error.body(), status_code=error.status)
         if fault is not None and fault.kind == "truncate":
             return _TruncatedResponse(response)
         if fault is not None and fault.kind == "lost_response":
             return _LostAnswer()
+        if fault is not None and fault.kind == "applied_error":
+            return _gateway_error(fault.status)
         return response
 
     # -- general ----------------------------------------------------------------

@@ -10,6 +10,9 @@ endpoint, whatever the session, and are consumed in order.
 - `lost_response`: do the work (a select moves the session), then close the
   connection without sending a byte, as when a connection dies after the
   server applied a call; the client cannot tell whether the call happened.
+- `applied_error`: do the work (a select moves the session), then answer
+  `status` (give 502 or 504) with a gateway's page, as when a gateway gives up
+  waiting for a server that then applies the call anyway.
 - `not_found`: a select answers 404 for its target, which exists (a one-off
   404 the real server may send; only for `POST …/select` endpoints).
 """
@@ -21,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["error", "delay", "truncate", "lost_response", "not_found"]
+FaultKind = Literal["error", "delay", "truncate", "lost_response", "applied_error", "not_found"]
 
 
 @dataclass(frozen=True)

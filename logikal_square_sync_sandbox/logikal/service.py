@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..clock import SandboxClock, SystemClock
 from .faults import Fault, FaultKind, FaultQueue
@@ -53,6 +53,15 @@ class LogikalSandboxConfig:
     # The first select of each existing target answers 404 once: does a client
     # confirm a disappearance before it marks a whole subtree deleted?
     first_select_not_found: bool = False
+    # The first select of each target in `select_applied_error_share` (picked by a stable
+    # hash with the seed) is applied, then a gateway answers this status (502 or 504):
+    # does a client replay its route, or retry blindly and misread the 405/409 it gets?
+    select_applied_error_status: int | None = None
+    select_applied_error_share: float = 1.0
+    # A directory listing that names more than the directory's children: "self" makes the
+    # listing of the deepest directory of the first branch name that directory itself,
+    # "ancestor" the branch's root. The truth (`directories()`) stays a tree.
+    directory_cycle: Literal["self", "ancestor"] | None = None
     # Absolute token lifetime from login; None = tokens never expire on their own.
     token_ttl_seconds: float | None = None
     parts_list_target_bytes: int = 900_000
@@ -65,6 +74,17 @@ class LogikalSandboxConfig:
         if self.sibling_refusal_status not in (405, 409):
             raise ValueError(
                 f"sibling_refusal_status must be 405 or 409, got {self.sibling_refusal_status!r}"
+            )
+        status = self.select_applied_error_status
+        if status is not None and not 500 <= status <= 599:
+            raise ValueError(f"select_applied_error_status must be a 5xx status (502, 504), got {status!r}")
+        if not 0 < self.select_applied_error_share <= 1:
+            raise ValueError(
+                f"select_applied_error_share must be in (0, 1], got {self.select_applied_error_share!r}"
+            )
+        if self.directory_cycle not in (None, "self", "ancestor"):
+            raise ValueError(
+                f"directory_cycle must be 'self', 'ancestor' or None, got {self.directory_cycle!r}"
             )
 
 
@@ -124,8 +144,16 @@ class LogikalSandbox:
             self.tree,
             cfg.allow_sibling_elevation_select,
             cfg.sibling_refusal_status,
-            FirstSelectFaults(not_found=cfg.first_select_not_found, answer_lost=cfg.first_select_answer_lost),
+            FirstSelectFaults(
+                not_found=cfg.first_select_not_found,
+                answer_lost=cfg.first_select_answer_lost,
+                applied_error_status=cfg.select_applied_error_status,
+                applied_error_share=cfg.select_applied_error_share,
+                seed=cfg.seed,
+            ),
         )
+        if cfg.directory_cycle is not None:
+            self._make_directory_cycle(cfg.directory_cycle)
         self.faults = FaultQueue(ENDPOINTS)
         self.parts_list_cache = PartsListCache(cfg.parts_list_cache_entries)
         self.login_delay_seconds = 0.0
@@ -254,6 +282,24 @@ class LogikalSandbox:
         with self.lock:
             self.tree.elevation(elevation_id).corrupt = corrupt
 
+    def list_in_directory(self, path: str | None, listed: str) -> None:
+        """From now on the listing of `path` (None: the roots) names the directory `listed` too:
+        its own path or an ancestor's makes a cycle. The truth (`directories()`) is unchanged."""
+        with self.lock:
+            self.tree.list_also(path, listed)
+
+    def _make_directory_cycle(self, kind: str) -> None:
+        root = path = self.tree.children[None][0]
+        while self.tree.children[path]:
+            path = self.tree.children[path][0]
+        self.list_in_directory(path, path if kind == "self" else root)
+
+    def fail_select_after_applying(self, identifier: str, status: int = 502) -> None:
+        """The next select of `identifier` (a directory path or a GUID) is applied, then a gateway
+        answers `status` (502, 504) instead of the server's answer."""
+        with self.lock:
+            self.navigator.first_select.fail_after_applying(identifier, status)
+
     def inject_server_errors(self, endpoint: str, times: int = 1, status: int = 500) -> None:
         """The next `times` calls of `endpoint` (e.g. "GET /directories") answer `status`."""
         self.faults.add(endpoint, Fault("error", status=status), times)
@@ -264,7 +310,8 @@ class LogikalSandbox:
         """The next `times` calls of `endpoint` fail as `kind` says (see `faults`):
 
         "error" (answer `status`), "delay" (extra unscaled seconds), "truncate" (half a body),
-        "lost_response" (do the work, then close the connection without answering), "not_found"
+        "lost_response" (do the work, then close the connection without answering),
+        "applied_error" (do the work, then a gateway answers `status`, e.g. 502), "not_found"
         (a select answers 404 for a target that exists; select endpoints only).
         """
         if kind == "not_found" and not endpoint.endswith("/select"):

@@ -24,13 +24,16 @@ status, is unknown (docs/logikal-api.md §5): the sandbox allows it by default
 and refuses it with 409 "isn't valid in the current mapping" or 405 "expects
 the session to be in a phase", as configured.
 
-`FirstSelectFaults` stand for two more unknowns, per select target (a
+`FirstSelectFaults` stand for more unknowns, per select target (a
 directory path, a project, a phase of a project, an elevation): the first
 select of each existing target answers 404 once (`first_select_not_found`),
 or is applied and then loses its answer (`first_select_answer_lost`: the
-server closes the connection without a reply). Either way the next select of
-the same target behaves normally, so a client that confirms and replays
-converges, and one that trusts a single answer does not.
+server closes the connection without a reply), or is applied and then
+answered 502 or 504 by the gateway in front of the server
+(`select_applied_error_status`, for a share of the targets or for targets
+named by `fail_after_applying`). Either way the next select of the same target
+behaves normally, so a client that confirms and replays converges, and one
+that trusts a single answer does not.
 
 Lists in the wrong state answer 405 and selects that would move sideways or
 up answer 409 "isn't valid in the current mapping", as the real server does
@@ -42,6 +45,7 @@ from __future__ import annotations
 import enum
 import threading
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -103,14 +107,45 @@ class AnswerLost(Exception):
     """The call was applied; the connection is to be closed without an answer."""
 
 
-class FirstSelectFaults:
-    """Once per select target: a false 404 before applying, or a lost answer after it."""
+class AppliedThenFailed(Exception):
+    """The call was applied; a gateway is to answer `status` (502, 504) instead of the server."""
 
-    def __init__(self, *, not_found: bool = False, answer_lost: bool = False) -> None:
+    def __init__(self, status: int) -> None:
+        super().__init__(f"applied, then answered {status}")
+        self.status = status
+
+
+class FirstSelectFaults:
+    """Once per select target: a false 404 before applying, a lost answer or a 5xx after it."""
+
+    def __init__(
+        self,
+        *,
+        not_found: bool = False,
+        answer_lost: bool = False,
+        applied_error_status: int | None = None,
+        applied_error_share: float = 1.0,
+        seed: int = 0,
+    ) -> None:
         self.not_found = not_found
         self.answer_lost = answer_lost
+        self.applied_error_status = applied_error_status
+        self.applied_error_share = applied_error_share
+        self._seed = seed
         self._refused: set[tuple[str, ...]] = set()
         self._lost: set[tuple[str, ...]] = set()
+        self._failed: set[tuple[str, ...]] = set()
+        # Targets named by identifier (a path or a GUID): the next select of each answers this status.
+        self._named: dict[str, int] = {}
+
+    def fail_after_applying(self, identifier: str, status: int = 502) -> None:
+        """The next select of `identifier` is applied, then answered `status` (once)."""
+        self._named[identifier] = status
+
+    def _in_share(self, key: tuple[str, ...]) -> bool:
+        # A stable pick (crc32, not hash(): PYTHONHASHSEED varies) so a seed picks the same targets.
+        share = zlib.crc32(repr((self._seed, key)).encode()) / 2**32
+        return share < self.applied_error_share
 
     def before(self, key: tuple[str, ...], identifier: str) -> None:
         """Called once the select is known to succeed; raises the false 404 on a target's first select."""
@@ -119,10 +154,17 @@ class FirstSelectFaults:
             raise not_found(identifier)
 
     def after(self, key: tuple[str, ...]) -> None:
-        """Called once the select is applied; the first answer per target is lost."""
+        """Called once the select is applied: the first answer per target is lost, or a 5xx."""
         if self.answer_lost and key not in self._lost:
             self._lost.add(key)
             raise AnswerLost()
+        named = self._named.pop(key[-1], None)
+        if named is not None:
+            raise AppliedThenFailed(named)
+        status = self.applied_error_status
+        if status is not None and key not in self._failed and self._in_share(key):
+            self._failed.add(key)
+            raise AppliedThenFailed(status)
 
 
 def vanished(kind: str) -> ApiError:
@@ -242,7 +284,7 @@ class Navigator:
     def list_directories(self, session: Session) -> list[dict[str, Any]]:
         if session.state not in (State.ROOT, State.DIRECTORY):
             raise wrong_state("directory")
-        return [d.to_api() for d in self.tree.directory_children(session.directory_path)]
+        return [d.to_api() for d in self.tree.directory_listing(session.directory_path)]
 
     def select_directory(self, session: Session, path: str) -> None:
         if session.state not in (State.ROOT, State.DIRECTORY):

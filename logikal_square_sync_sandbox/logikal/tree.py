@@ -184,6 +184,8 @@ class LogikalTree:
         self.projects: dict[str, Project] = {}
         self.projects_by_directory: dict[str, list[str]] = {}
         self.elevations: dict[str, Elevation] = {}
+        # Directories a listing names besides its children (a malformed tree: a cycle); not the truth.
+        self.listed_also: dict[str | None, list[str]] = {}
         self._project_counter = 0
 
     # -- generation ---------------------------------------------------------
@@ -313,6 +315,19 @@ class LogikalTree:
 
     def directory_children(self, path: str | None) -> list[Directory]:
         return [self.directories[child] for child in self.children.get(path, [])]
+
+    def directory_listing(self, path: str | None) -> list[Directory]:
+        """What `GET /directories` answers in `path`: its children, then whatever `list_also` added."""
+        extra = [self.directories[p] for p in self.listed_also.get(path, []) if p in self.directories]
+        return self.directory_children(path) + extra
+
+    def list_also(self, path: str | None, listed: str) -> None:
+        """Make the listing of `path` (None: the roots) name the existing directory `listed` too."""
+        if path is not None and path not in self.directories:
+            raise KeyError(f"unknown directory {path!r}")
+        if listed not in self.directories:
+            raise KeyError(f"unknown directory {listed!r}")
+        self.listed_also.setdefault(path, []).append(listed)
 
     def iter_directories(self) -> Iterator[Directory]:
         """Depth-first, parents before children."""

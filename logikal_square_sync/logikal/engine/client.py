@@ -5,11 +5,15 @@ it moves (see `navigation`). It unwraps the `{data, hints, warnings}`
 envelope, maps error answers to the errors in `errors`, and on a 401 logs in
 again and replays its selection before it repeats the call, so an expired
 token costs one login and never a restart. Transient failures (5xx, 429,
-timeouts, cut bodies) are retried by the shared `RetryingClient` — except the
-transport failures of a select: the server may have applied a select whose
-answer was lost, and a blind retry would then be sent from a state the client
-cannot see (and answered 405 or 409). So the session ends that server session,
-logs in again and replays its route before it repeats the select.
+timeouts, cut bodies) are retried by the shared `RetryingClient` — except those
+of a select: the server may have applied a select whose answer was lost, or
+that a gateway answered 502 or 504 after the server behind it applied it, and a
+blind retry would then be sent from a state the client cannot see (and
+answered 405 or 409, read as "siblings refused" or a lock). So the session ends
+that server session, logs in again and replays its route before it repeats the
+select. Every 405 or 409 a select gets is therefore the answer to a select sent
+from a state the client knows: a server session in which a select ended in
+doubt is never used again.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from logikal_square_sync.logikal.engine.errors import (
     LogikalError,
     LogikalNotFoundError,
     LogikalResponseError,
+    LogikalSelectServerError,
     LogikalWrongStateError,
 )
 from logikal_square_sync.logikal.engine.navigation import Cursor, State, Step, Target, route
@@ -49,8 +54,9 @@ from logikal_square_sync.logikal.engine.records import (
 log = logging.getLogger(__name__)
 
 # What a select raises when its answer never arrived whole: the connection died,
-# timed out, or the body was cut (ValueError: the JSON decode of a cut body).
-_LOST_ANSWER = (httpx.TransportError, ValueError)
+# timed out, or the body was cut (ValueError: the JSON decode of a cut body); or
+# when a 5xx came instead, which a gateway may send after the server applied it.
+_LOST_ANSWER = (httpx.TransportError, ValueError, LogikalSelectServerError)
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ class ClientStats:
                 "logins": self.logins,
                 "logouts": self.logouts,
                 "reauthentications": self.reauthentications,
-                # Selects whose answer was lost and that were replayed in a new server session.
+                # Selects whose answer was lost or a 5xx, replayed in a new server session.
                 "lost_answers": self.lost_answers,
                 # 404s on selects checked against a listing in a fresh session.
                 "confirmations": self.confirmations,
@@ -227,9 +233,13 @@ class LogikalSession:
     # -- listings ------------------------------------------------------------
 
     def list_directories(self) -> list[DirectoryRecord]:
-        """Children of the current directory (the roots in root state)."""
+        """Children of the current directory (the roots in root state).
+
+        A path listed twice is left in: the directory walk names it and syncs the rest
+        (`directory_sync`), where a whole listing refused here would stop the walk.
+        """
         data = self._call("GET", "/directories")
-        return parse_records(DirectoryRecord, data, "GET /directories", key=lambda d: d.path)
+        return parse_records(DirectoryRecord, data, "GET /directories")
 
     def list_projects(self) -> list[ProjectRecord]:
         data = self._call("GET", "/projects")
@@ -307,16 +317,16 @@ class LogikalSession:
                     self.logout()
                     raise LogikalAnswerLostError(
                         f"POST {path} ({kind} {identifier!r}): the answer was lost {attempt} times, "
-                        f"each time replayed in a new session (last: {describe(error, host_of(error))})"
+                        f"each time replayed in a new session (last: {_lost_reason(error)})"
                     ) from error
                 log.warning(
-                    f"LogiKal session {self.number}: POST {path} lost its answer ({type(error).__name__}); "
+                    f"LogiKal session {self.number}: POST {path} lost its answer ({_lost_reason(error)}); "
                     "the server may have applied it, so a new session replays the route"
                 )
                 self.stats.add(lost_answers=1)
                 self._start_over(self.cursor)
             except BaseException:
-                # E.g. 5xx until the retries ran out: applied or not, nobody knows; never reuse it.
+                # E.g. 429 until the retries ran out, or a bug: never reuse a session in doubt.
                 self.logout()
                 raise
         self.cursor = _moved(self.cursor, kind, identifier)
@@ -330,7 +340,7 @@ class LogikalSession:
         *,
         json: Any = None,
         authenticated: bool = True,
-        retry_transport_errors: bool = True,
+        retry: bool = True,
     ) -> tuple[httpx.Response, Any]:
         headers = {"Authorization": f"Bearer {self._token}"} if authenticated and self._token else {}
         self.stats.count_call(f"{method} {path}")
@@ -341,7 +351,8 @@ class LogikalSession:
                 json=json,
                 headers=headers,
                 decode=_json_body,
-                retry_transport_errors=retry_transport_errors,
+                retry_transport_errors=retry,
+                retry_server_errors=retry,
             )
         finally:
             self._collect_retries()
@@ -356,14 +367,16 @@ class LogikalSession:
         label = f"{method} {path}"
         if self._token is None:
             raise LogikalError(f"LogiKal session {self.number}: {label} before login")
-        # A select is not retried on a lost answer here: `_select` replays the route instead.
+        # A select is not retried on a lost answer or a 5xx here: `_select` replays the route instead.
         retry = selects is None
-        response, decoded = self._send(method, path, json=json, retry_transport_errors=retry)
+        response, decoded = self._send(method, path, json=json, retry=retry)
         if response.status_code == 401 and not self._reauthenticating:
             self._reauthenticate(label)
-            response, decoded = self._send(method, path, json=json, retry_transport_errors=retry)
+            response, decoded = self._send(method, path, json=json, retry=retry)
         if response.status_code == 401:
             raise LogikalAuthError(f"{label}: LogiKal refused a token it had just issued")
+        if selects is not None and response.status_code >= 500:
+            raise LogikalSelectServerError(label, response.status_code, _server_message(response))
         if not response.is_success:
             raise self._error(label, response, selects)
         return self._data(decoded, label, required=selects is None)
@@ -419,6 +432,12 @@ class LogikalSession:
         if status == 409:
             return LogikalConflictError(label, status, state, message)
         return LogikalApiError(label, status, state, message)
+
+
+def _lost_reason(error: BaseException) -> str:
+    if isinstance(error, LogikalSelectServerError):
+        return f"HTTP {error.status}"
+    return describe(error, host_of(error))
 
 
 def _moved(cursor: Cursor, kind: str, identifier: str) -> Cursor:

@@ -70,7 +70,20 @@ class LogikalNotFoundError(LogikalApiError):
 
 
 class LogikalAnswerLostError(LogikalError):
-    """A select's answer was lost again and again (connection closed, timeout, cut body)."""
+    """A select's answer was lost again and again (connection closed, timeout, cut body, a 5xx)."""
+
+
+class LogikalSelectServerError(LogikalError):
+    """A select answered 5xx: a gateway's 502 or 504 may come after the server applied it.
+
+    Not a `LogikalApiError`: that one says the cursor is where it was, and here
+    nobody knows. The session treats it as a lost answer (`LogikalSession._select`).
+    """
+
+    def __init__(self, call: str, status: int, server_message: str) -> None:
+        self.call = call
+        self.status = status
+        super().__init__(f"{call} answered {status}: {server_message}")
 
 
 class LogikalResponseError(LogikalError):
