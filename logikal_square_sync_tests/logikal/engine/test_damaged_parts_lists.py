@@ -12,7 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.alerts.messages import check_alert
-from logikal_square_sync.logikal.checks import READABLE_CHECK_NAME, readable_evaluation
+from logikal_square_sync.logikal.checks import (
+    READABLE_CHECK_NAME,
+    parts_lists_readable,
+    readable_evaluation,
+)
 from logikal_square_sync.logikal.engine.damaged_parts_lists import DAMAGED_PREFIX, damaged_before
 from logikal_square_sync.logikal.engine.parts_list_parser import (
     BROKEN_AT_SOURCE,
@@ -152,7 +156,7 @@ def test_a_first_fetch_cut_short_leaves_the_elevation_pending_until_a_clean_sync
     ],
 )
 def test_a_file_broken_at_the_source_is_invalid_after_the_second_identical_fetch(
-    logikal, engine, sandbox, kind: str
+    logikal, engine, warehouse, sandbox, kind: str
 ) -> None:
     sync_everything(logikal, engine)
     project, elevation = _first_elevation(sandbox)
@@ -197,6 +201,8 @@ def test_a_file_broken_at_the_source_is_invalid_after_the_second_identical_fetch
     key = dg.AssetCheckKey(evaluation.asset_key, READABLE_CHECK_NAME)
     alert = check_alert(key, True, evaluation.description, None, lambda path: path)
     assert "broken at the source" in alert.body and "same damaged file on two fetches" in alert.body
+    checked = parts_lists_readable(warehouse=warehouse)
+    assert not checked.passed and checked.metadata["parts_lists_broken_at_source"].value == 1
 
     # Not fetched again while the elevation is unchanged; a change brings the good file back.
     sandbox.reset_stats()
