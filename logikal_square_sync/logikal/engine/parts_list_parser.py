@@ -198,9 +198,9 @@ def parse_parts_list(content: bytes, elevation_name: str | None) -> ParsedPartsL
             # pages that survived; quick_check walks every page (~20 ms for 1 MB).
             problems = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
             if problems != ["ok"]:
-                return ParsedPartsList(
-                    digest, size, INVALID, f"damaged SQLite database: {'; '.join(problems)}"
-                )
+                # One line for the warehouse and alerts: the messages carry line breaks of their own.
+                found = "; ".join(line for problem in problems for line in problem.splitlines() if line)
+                return ParsedPartsList(digest, size, INVALID, f"damaged SQLite database: {found}")
             tables = {
                 row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
