@@ -215,6 +215,32 @@ def test_a_file_broken_at_the_source_is_invalid_after_the_second_identical_fetch
     assert_warehouse_equals_source(engine, sandbox)
 
 
+def test_an_invalid_file_no_second_fetch_confirmed_is_fetched_again(logikal, engine, sandbox) -> None:
+    """A row stored `invalid` after a single fetch (as before damaged downloads were told apart)."""
+    sync_everything(logikal, engine)
+    project, elevation = _first_elevation(sandbox)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(t.logikal_parts_lists)
+            .where(t.logikal_parts_lists.c.elevation_id == elevation)
+            .values(parse_status=INVALID, parse_error="unreadable SQLite database: malformed")
+        )
+        conn.execute(
+            sa.delete(t.logikal_elevation_glass).where(t.logikal_elevation_glass.c.elevation_id == elevation)
+        )
+    with engine.connect() as conn:
+        assert pending_parts_lists(conn, project) == 1
+        [unfetched] = unfetched_elevations(conn, [project])
+    assert unfetched.id == elevation and "not yet confirmed broken at the source" in unfetched.reason
+    sandbox.reset_stats()
+
+    result = _sync(logikal, engine, project)
+
+    assert sandbox.stats.parts_lists_served == 1 and result.parts_lists_fetched == 1
+    assert _row(engine, elevation)["parse_status"] == PARSED and _glass(engine, elevation)
+    assert_warehouse_equals_source(engine, sandbox)
+
+
 def test_two_different_damaged_downloads_never_make_a_file_invalid(logikal, engine, sandbox) -> None:
     sync_everything(logikal, engine)
     project, elevation = _first_elevation(sandbox)
