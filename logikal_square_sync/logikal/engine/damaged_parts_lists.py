@@ -26,7 +26,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from logikal_square_sync.logikal.engine.parts_list_parser import INVALID
+from logikal_square_sync.logikal.engine.parts_list_parser import BROKEN_AT_SOURCE, INVALID
 from logikal_square_sync.warehouse.tables import (
     logikal_elevations,
     logikal_parts_lists,
@@ -78,6 +78,8 @@ def broken_at_source(conn: sa.Connection) -> list[BrokenPartsList]:
             p.deleted_at.is_(None),
             e.is_in_recycle_bin.is_(False),
             pl.parse_status == INVALID,
+            # Confirmed by a second fetch; an `invalid` row an older sync stored after one is refetched.
+            pl.parse_error.startswith(BROKEN_AT_SOURCE, autoescape=True),
             # A stored copy of an older version is refetched anyway: only the current one counts.
             pl.elevation_version_id.is_not_distinct_from(e.version_id),
         )

@@ -232,6 +232,7 @@ def test_an_invalid_file_no_second_fetch_confirmed_is_fetched_again(logikal, eng
         assert pending_parts_lists(conn, project) == 1
         [unfetched] = unfetched_elevations(conn, [project])
     assert unfetched.id == elevation and "not yet confirmed broken at the source" in unfetched.reason
+    assert readable_evaluation(engine).passed  # not known to be broken at the source
     sandbox.reset_stats()
 
     result = _sync(logikal, engine, project)
