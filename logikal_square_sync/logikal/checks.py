@@ -1,4 +1,5 @@
-"""Per-project freshness: Dagster judges a partitioned asset as a whole, so we name the stale projects."""
+"""The LogiKal checks: per-project freshness (Dagster judges a partitioned asset as a whole, so we
+name the stale projects), and parts lists LogiKal itself serves damaged."""
 
 from datetime import datetime
 from typing import Any
@@ -8,6 +9,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_projects
+from logikal_square_sync.logikal.engine.damaged_parts_lists import BrokenPartsList, broken_at_source
 from logikal_square_sync.logikal.engine.project_selection import (
     ProjectSyncPolicy,
     Staleness,
@@ -19,6 +21,7 @@ from logikal_square_sync.logikal.engine.project_selection import (
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 CHECK_NAME = "project_contents_fresh"
+READABLE_CHECK_NAME = "parts_lists_readable"
 
 
 def project_staleness(engine: sa.Engine, now: datetime | None = None) -> Staleness:
@@ -85,4 +88,68 @@ def project_contents_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.ERROR if report.fail else dg.AssetCheckSeverity.WARN,
         description=report.describe(),
         metadata=_metadata(report),
+    )
+
+
+def _broken_description(broken: list[BrokenPartsList], limit: int = 10) -> str:
+    if not broken:
+        return "Every stored current parts list is a readable SQLite database."
+    named = "; ".join(
+        f"{b.elevation_name} ({b.elevation_id}) of {b.project_name}: {b.error}" for b in broken[:limit]
+    )
+    more = f" and {len(broken) - limit} more" if len(broken) > limit else ""
+    return (
+        f"{len(broken)} parts list(s) broken at the source: LogiKal served the same damaged file on two "
+        f"fetches, so it is stored as served (parse_status invalid, no glass rows) and not fetched again "
+        f"until the elevation changes. Open the elevation in LogiKal and save it (or recalculate it) to "
+        f"make LogiKal write a new file. {named}{more}"
+    )
+
+
+def readable_evaluation(engine: sa.Engine) -> dg.AssetCheckEvaluation:
+    """The `parts_lists_readable` result as an event, for the project-sync sensor to record each tick."""
+    with engine.connect() as conn:
+        broken = broken_at_source(conn)
+    return dg.AssetCheckEvaluation(
+        asset_key=PROJECTS_KEY,
+        check_name=READABLE_CHECK_NAME,
+        passed=not broken,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=_broken_description(broken),
+        metadata=_broken_metadata(broken),
+    )
+
+
+def _broken_metadata(broken: list[BrokenPartsList]) -> dict[str, Any]:
+    rows = "\n".join(
+        f"| {b.project_name} | {b.elevation_name} | `{b.elevation_id}` | {b.error} |" for b in broken[:100]
+    )
+    return {
+        "parts_lists_broken_at_source": len(broken),
+        "broken_parts_lists": dg.MetadataValue.md(
+            "| project | elevation | id | why |\n|---|---|---|---|\n" + rows if rows else "none"
+        ),
+    }
+
+
+@dg.asset_check(
+    asset=logikal_projects,
+    name=READABLE_CHECK_NAME,
+    blocking=False,
+    description=(
+        "No live elevation's current parts list is broken at the source. A damaged download (cut short, "
+        "not SQLite, failing SQLite's quick_check) is fetched again by the next sync and the stored copy "
+        "kept; only when the same bytes arrive on two fetches is the file stored as `invalid`, and then "
+        "this check fails (ERROR) naming the elevations, until LogiKal serves a readable file. Runs with "
+        "every `logikal/projects` materialization and on every tick of the project-sync sensor."
+    ),
+)
+def parts_lists_readable(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.engine.connect() as conn:
+        broken = broken_at_source(conn)
+    return dg.AssetCheckResult(
+        passed=not broken,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=_broken_description(broken),
+        metadata=_broken_metadata(broken),
     )

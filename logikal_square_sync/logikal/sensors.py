@@ -15,7 +15,7 @@ import dagster as dg
 
 from logikal_square_sync.background_switch import background_only
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.checks import evaluation
+from logikal_square_sync.logikal.checks import evaluation, readable_evaluation
 from logikal_square_sync.logikal.engine.project_selection import (
     NEW,
     ProjectSyncPolicy,
@@ -82,7 +82,7 @@ def evaluate_project_sync(
         dynamic_partitions_requests=[logikal_projects_partitions.build_add_request(missing)]
         if missing
         else None,
-        asset_events=[evaluation(report)],
+        asset_events=[evaluation(report), readable_evaluation(warehouse.engine)],
     )
 
 
@@ -131,8 +131,8 @@ def sensor_description(policy: ProjectSyncPolicy) -> str:
         f"ago, then a sweep of the rest every {duration(policy.sweep_every)}. {windows(policy)} At most "
         f"{policy.max_runs_per_tick} runs per tick of {policy.tick_seconds} s, never a project already "
         "queued or running; background runs carry a negative `dagster/priority`, so force syncs jump the "
-        "queue. Each tick also records the per-project freshness check. Values from policies.yaml "
-        "`logikal.project_sync`."
+        "queue. Each tick also records the per-project freshness check and `parts_lists_readable`. "
+        "Values from policies.yaml `logikal.project_sync`."
     )
 
 

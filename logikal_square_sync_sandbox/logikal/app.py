@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from .faults import Fault
 from .service import LogikalSandbox
 from .sessions import INVALID_BODY, AnswerLost, ApiError, AppliedThenFailed, Session, not_found
 from .thumbnails import MAX_SIDE, render_png
@@ -225,6 +226,8 @@ class _Api:
 
     async def _handle(self, request: Request, label: str, handler: Handler, auth: bool) -> Response:
         fault = self.sb.faults.take(label)
+        if fault is None and label != "GET /version" and self.sb.random_server_error():
+            fault = Fault("error")
         wait = self.sb.latency.sample(label)
         try:
             if fault is not None and fault.kind == "error":
@@ -389,7 +392,7 @@ class _Api:
             elevation = self.sb.navigator.selected_elevation(call.live_session)
             source, corrupt = self.sb.parts_list_source(elevation)
         # Built in a worker thread so other sessions' requests keep flowing.
-        data = await asyncio.to_thread(self.sb.render_parts_list, source, corrupt)
+        data = await asyncio.to_thread(self.sb.serve_parts_list, source, corrupt)
         self.sb.record_served("parts_list")
         return _ok(base64.b64encode(data).decode("ascii"))
 

@@ -1,8 +1,10 @@
 """Request-level faults queued per endpoint: errors, stalls, truncated bodies, lost answers, false 404s.
 
-State-level faults (locked elevations, corrupt parts lists, expired tokens)
-belong to the data and the sessions; these here hit the next N calls of one
-endpoint, whatever the session, and are consumed in order.
+State-level faults (locked elevations, parts lists broken at the source,
+expired tokens) belong to the data and the sessions; random ones (a share of
+parts lists cut short, a share of calls answered 500) are config fields drawn
+by `LogikalSandbox`; these here hit the next N calls of one endpoint, whatever
+the session, and are consumed in order.
 
 - `error`: answer `status` (500 unless told) before doing anything.
 - `delay`: answer `seconds` (unscaled) later than the latency model says.

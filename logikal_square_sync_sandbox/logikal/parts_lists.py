@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from .tree import Elevation, ProfileSystem, Project
 
@@ -205,11 +206,37 @@ def build_parts_list(source: PartsListSource, target_bytes: int) -> bytes:
         con.close()
 
 
+# How a file broken at the source is broken; each kind gives the same bytes on every answer:
+# - `not_sqlite`: an error text where the file should be;
+# - `truncated`: the file cut at two thirds (131,072 of 196,608 bytes, say), its header intact;
+# - `damaged`: the file at its full, announced size with its second half overwritten.
+BrokenKind = Literal["not_sqlite", "truncated", "damaged"]
+BROKEN_KINDS: tuple[str, ...] = get_args(BrokenKind)
+
+
 def corrupt_parts_list(source: PartsListSource, size: int = 48_000) -> bytes:
     """Bytes that decode from base64 fine but are not a SQLite database."""
     rng = random.Random(source.seed() ^ 0x5EED)
     prefix = b"Report generation failed: object reference not set to an instance of an object.\r\n"
     return prefix + rng.randbytes(max(size - len(prefix), 0))
+
+
+def broken_parts_list(source: PartsListSource, good: bytes, kind: str) -> bytes:
+    """The file of `source` broken as `kind` says (`BrokenKind`); the same bytes on every call."""
+    if kind == "not_sqlite":
+        return corrupt_parts_list(source)
+    if kind == "truncated":
+        return good[: len(good) * 2 // 3]
+    if kind == "damaged":
+        rng = random.Random(source.seed() ^ 0xDA3A6E)
+        half = len(good) // 2
+        return good[:half] + rng.randbytes(len(good) - half)
+    raise ValueError(f"unknown broken parts-list kind {kind!r}; expected one of {BROKEN_KINDS}")
+
+
+def cut_short(content: bytes, rng: random.Random) -> bytes:
+    """A download gone wrong: the file cut at a random byte, so two cuts rarely match."""
+    return content[: rng.randrange(1, len(content))] if len(content) > 1 else b""
 
 
 def _fill_fixed_tables(con: sqlite3.Connection, rng: random.Random, source: PartsListSource) -> None:

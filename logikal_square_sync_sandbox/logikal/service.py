@@ -8,6 +8,7 @@ access goes through one re-entrant lock.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,7 +17,14 @@ from typing import Any, Literal
 from ..clock import SandboxClock, SystemClock
 from .faults import Fault, FaultKind, FaultQueue
 from .latency import DEFAULT_LATENCIES, LatencyModel
-from .parts_lists import PartsListCache, PartsListSource, build_parts_list, corrupt_parts_list
+from .parts_lists import (
+    BROKEN_KINDS,
+    PartsListCache,
+    PartsListSource,
+    broken_parts_list,
+    build_parts_list,
+    cut_short,
+)
 from .sessions import FirstSelectFaults, Navigator, SessionStore
 from .tree import Elevation, LogikalTree
 
@@ -69,6 +77,13 @@ class LogikalSandboxConfig:
     # Unknown whether LogiKal bumps a project's changedDate when one of its
     # elevations changes (docs/logikal-api.md §8); off by default so a client cannot rely on it.
     bump_project_changed_date: bool = False
+    # Random faults, drawn from a generator seeded by `seed` (the same run of draws each time);
+    # tests may change them on a running sandbox (`sandbox.config.x = …`), e.g. to 0 to stop them.
+    # Share of parts-list answers whose file is cut short at a random byte, inside a complete
+    # answer (valid JSON and base64): a download gone wrong that the next fetch gets right.
+    truncated_parts_list_share: float = 0.0
+    # Share of API calls (all but GET /version) answered 500 before any work is done.
+    server_error_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sibling_refusal_status not in (405, 409):
@@ -87,6 +102,10 @@ class LogikalSandboxConfig:
                 f"directory_cycle must be 'self', 'ancestor' or None, got {self.directory_cycle!r}"
             )
 
+        for name in ("truncated_parts_list_share", "server_error_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)!r}")
+
 
 @dataclass(frozen=True)
 class LogikalSandboxStats:
@@ -99,6 +118,9 @@ class LogikalSandboxStats:
     calls: dict[str, int]
     responses: dict[str, int]
     parts_lists_served: int
+    # Parts-list answers cut short by `truncated_parts_list_share`, and calls `server_error_share` failed.
+    parts_lists_truncated: int
+    random_server_errors: int
     thumbnails_served: int
     active_sessions: int
     max_concurrent_sessions: int
@@ -117,6 +139,8 @@ class _Counters:
     calls: Counter[str] = field(default_factory=Counter)
     responses: Counter[str] = field(default_factory=Counter)
     parts_lists_served: int = 0
+    parts_lists_truncated: int = 0
+    random_server_errors: int = 0
     thumbnails_served: int = 0
     max_concurrent_sessions: int = 0
     in_flight_requests: int = 0
@@ -158,6 +182,8 @@ class LogikalSandbox:
         self.parts_list_cache = PartsListCache(cfg.parts_list_cache_entries)
         self.login_delay_seconds = 0.0
         self._counters = _Counters()
+        # Its own generator, so random faults never shift the tree's or the latency model's draws.
+        self._fault_rng = random.Random(cfg.seed * 7919 + 17)
 
     # -- truth ----------------------------------------------------------------
 
@@ -202,17 +228,36 @@ class LogikalSandbox:
             source, corrupt = self.parts_list_source(self.tree.elevation(elevation_id))
         return self.render_parts_list(source, corrupt)
 
-    def parts_list_source(self, elevation: Elevation) -> tuple[PartsListSource, bool]:
+    def parts_list_source(self, elevation: Elevation) -> tuple[PartsListSource, str | None]:
         project = self.tree.project(elevation.project_id)
         phase = self.tree.phase(project.id, elevation.phase_id)
         return PartsListSource.of(elevation, project, phase.name), elevation.corrupt
 
-    def render_parts_list(self, source: PartsListSource, corrupt: bool) -> bytes:
-        if corrupt:
-            return corrupt_parts_list(source)
+    def render_parts_list(self, source: PartsListSource, corrupt: str | None) -> bytes:
+        """The file as the source holds it: broken as `corrupt` says, if it says."""
         target = self.config.parts_list_target_bytes
         key = (source.elevation_id, source.version_id, target)
-        return self.parts_list_cache.get(key, lambda: build_parts_list(source, target))
+        good = self.parts_list_cache.get(key, lambda: build_parts_list(source, target))
+        return good if corrupt is None else broken_parts_list(source, good, corrupt)
+
+    def serve_parts_list(self, source: PartsListSource, corrupt: str | None) -> bytes:
+        """The file one answer carries: cut short now and then (`truncated_parts_list_share`)."""
+        content = self.render_parts_list(source, corrupt)
+        with self.lock:
+            share = self.config.truncated_parts_list_share
+            if not (share and self._fault_rng.random() < share):
+                return content
+            self._counters.parts_lists_truncated += 1
+            return cut_short(content, self._fault_rng)
+
+    def random_server_error(self) -> bool:
+        """Whether this call fails with a 500 (`server_error_share`)."""
+        with self.lock:
+            share = self.config.server_error_share
+            if not (share and self._fault_rng.random() < share):
+                return False
+            self._counters.random_server_errors += 1
+            return True
 
     # -- mutations --------------------------------------------------------------
 
@@ -277,10 +322,14 @@ class LogikalSandbox:
         with self.lock:
             self.tree.elevation(elevation_id).locked = locked
 
-    def corrupt_parts_list(self, elevation_id: str, corrupt: bool = True) -> None:
-        """Serve base64 of non-SQLite bytes for this elevation until it changes."""
+    def corrupt_parts_list(self, elevation_id: str, corrupt: bool = True, kind: str = "not_sqlite") -> None:
+        """Serve this elevation's parts list broken at the source, the same bytes every time, until it
+        changes: `kind` "not_sqlite" (an error text), "truncated" (cut at two thirds) or "damaged"
+        (full size, second half garbage); `corrupt=False` serves the good file again."""
+        if kind not in BROKEN_KINDS:
+            raise ValueError(f"unknown broken parts-list kind {kind!r}; expected one of {BROKEN_KINDS}")
         with self.lock:
-            self.tree.elevation(elevation_id).corrupt = corrupt
+            self.tree.elevation(elevation_id).corrupt = kind if corrupt else None
 
     def list_in_directory(self, path: str | None, listed: str) -> None:
         """From now on the listing of `path` (None: the roots) names the directory `listed` too:
@@ -335,6 +384,8 @@ class LogikalSandbox:
                 calls=dict(c.calls),
                 responses=dict(c.responses),
                 parts_lists_served=c.parts_lists_served,
+                parts_lists_truncated=c.parts_lists_truncated,
+                random_server_errors=c.random_server_errors,
                 thumbnails_served=c.thumbnails_served,
                 active_sessions=self.sessions.active_count(),
                 max_concurrent_sessions=c.max_concurrent_sessions,

@@ -98,7 +98,8 @@ class Elevation:
     fields: int = 1
     is_in_recycle_bin: bool = False
     locked: bool = False
-    corrupt: bool = False
+    # How its parts list is broken at the source (`parts_lists.BrokenKind`), same bytes every time.
+    corrupt: str | None = None
 
     def to_api(self) -> dict[str, Any]:
         color = self.color[0]
@@ -369,7 +370,7 @@ class LogikalTree:
         elevation = self.elevation(elevation_id)
         elevation.version_id = self._guid(self._mutation_rng)
         elevation.changed_date = self._now_after(elevation.changed_date)
-        elevation.corrupt = False
+        elevation.corrupt = None
         return elevation
 
     def add_elevation(self, project_id: str, phase_id: str, name: str | None) -> Elevation:

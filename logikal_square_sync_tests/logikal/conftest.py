@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
-from logikal_square_sync.logikal.checks import project_contents_fresh
+from logikal_square_sync.logikal.checks import parts_lists_readable, project_contents_fresh
 from logikal_square_sync.logikal.engine.client import ConnectionSettings
 from logikal_square_sync.logikal.engine.directory_sync import DirectorySyncResult, sync_directories
 from logikal_square_sync.logikal.engine.project_contents_sync import (
@@ -173,7 +173,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 @pytest.fixture
 def defs(logikal_url: str, sandbox: LogikalSandbox, warehouse: WarehouseResource) -> dg.Definitions:
-    """The LogiKal assets, check, job and sensors on the sandbox and the test's warehouse."""
+    """The LogiKal assets, checks, job and sensors on the sandbox and the test's warehouse."""
     resource = LogikalResource(
         base_url=logikal_url,
         username=sandbox.config.username,
@@ -183,7 +183,7 @@ def defs(logikal_url: str, sandbox: LogikalSandbox, warehouse: WarehouseResource
     )
     return dg.Definitions(
         assets=[logikal_directories, logikal_projects, logikal_project_contents],
-        asset_checks=[project_contents_fresh],
+        asset_checks=[project_contents_fresh, parts_lists_readable],
         jobs=[logikal_project_sync],
         sensors=logikal_sensors(),
         resources={"logikal": resource, "warehouse": warehouse},

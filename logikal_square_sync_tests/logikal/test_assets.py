@@ -1,4 +1,4 @@
-"""The LogiKal assets, check, job and sensor run through Dagster (in process) against the sandbox."""
+"""The LogiKal assets, checks, job and sensor run through Dagster (in process) against the sandbox."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
-from logikal_square_sync.logikal.checks import CHECK_NAME, project_contents_fresh
+from logikal_square_sync.logikal.checks import CHECK_NAME, READABLE_CHECK_NAME, project_contents_fresh
 from logikal_square_sync.logikal.definitions import build_defs as build_logikal_defs
 from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
@@ -28,7 +28,6 @@ KEYS = [
     "logikal/elevations",
     "logikal/parts_lists",
 ]
-
 
 
 def _discover(
@@ -57,8 +56,9 @@ def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
     assert discovery.success
     projects = {p["id"] for p in sandbox.projects()}
     assert set(instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME)) == projects
-    (checked,) = [e for e in discovery.get_asset_check_evaluations() if e.check_name == CHECK_NAME]
-    assert checked.passed  # just discovered: not stale yet
+    checked = {e.check_name: e.passed for e in discovery.get_asset_check_evaluations()}
+    # Just discovered: not stale yet, every file readable, the tree a tree.
+    assert checked[CHECK_NAME] and checked[READABLE_CHECK_NAME] and all(checked.values()), checked
     listing = discovery.asset_materializations_for_node("logikal__projects")[0].metadata
     assert listing["partitions_added"].value == len(projects) and listing["logins"].value == 1
 
@@ -149,8 +149,10 @@ def test_the_sensor_queues_due_projects_once_and_records_staleness(
     )
     (added,) = result.dynamic_partitions_requests
     assert list(added.partition_keys) == [projects[0]]
-    (evaluation,) = result.asset_events
-    assert evaluation.check_name == CHECK_NAME and evaluation.passed
+    assert {e.check_name: e.passed for e in result.asset_events} == {
+        CHECK_NAME: True,
+        READABLE_CHECK_NAME: True,
+    }
 
 
 def test_definitions_follow_the_contract(monkeypatch) -> None:
@@ -247,6 +249,7 @@ def test_a_mass_deletion_fails_the_run_until_the_config_accepts_it(defs, instanc
 # second elevation of its phase (a sibling select) in the first run; with two per phase the
 # pool may give each parts list a session of its own, and nothing is ever refused.
 THREE_PER_PHASE = {"elevations_per_phase": 3}
+
 
 @pytest.mark.parametrize(
     "sandbox",

@@ -598,6 +598,52 @@ def test_corrupt_parts_list(api: Api) -> None:
     assert api.sandbox.parts_list_bytes(elevations[0]["id"]).startswith(b"SQLite format 3\x00")
 
 
+def _served_parts_list(api: Api, path: str, project_id: str, phase_id: str, elevation_id: str) -> bytes:
+    token = api.login()
+    api.navigate(token, path, project_id, phase_id, elevation_id)
+    return base64.b64decode(api.ok("GET", "/elevations/selected/parts-list", token), validate=True)
+
+
+@pytest.mark.parametrize("kind", ["not_sqlite", "truncated", "damaged"])
+def test_a_parts_list_broken_at_the_source_is_the_same_bytes_every_time(api: Api, kind: str) -> None:
+    directory, project_id, phase_id, elevations = first_elevation(api)
+    elevation = elevations[0]["id"]
+    good = api.sandbox.parts_list_bytes(elevation)
+    api.sandbox.corrupt_parts_list(elevation, kind=kind)
+    first, second = (_served_parts_list(api, directory, project_id, phase_id, elevation) for _ in range(2))
+    assert first == second == api.sandbox.parts_list_bytes(elevation) != good
+    if kind == "truncated":
+        assert first == good[: len(good) * 2 // 3]
+    if kind == "damaged":  # the announced size and a valid header; only SQLite's own check tells
+        assert len(first) == len(good) and first[:100] == good[:100]
+        with pytest.raises(sqlite3.DatabaseError):
+            open_sqlite(first).execute("PRAGMA quick_check").fetchall()
+    with pytest.raises(ValueError, match="unknown broken parts-list kind"):
+        api.sandbox.corrupt_parts_list(elevation, kind="garbled")
+
+
+def test_random_truncation_and_server_errors_follow_their_shares(serve: Callable[..., Api]) -> None:
+    api = serve(parts_list_target_bytes=0, truncated_parts_list_share=0.5, server_error_share=0.0)
+    directory, project_id, phase_id, elevations = first_elevation(api)
+    elevation = elevations[0]["id"]
+    good = api.sandbox.parts_list_bytes(elevation)
+    served = [_served_parts_list(api, directory, project_id, phase_id, elevation) for _ in range(20)]
+    cut = [data for data in served if data != good]
+    assert len(cut) == api.sandbox.stats.parts_lists_truncated and 3 <= len(cut) <= 17
+    assert all(good.startswith(data) and len(data) < len(good) for data in cut)
+    assert len(set(cut)) == len(cut)  # cut at a random byte: two cuts differ
+    api.sandbox.config.truncated_parts_list_share = 0.0
+    assert _served_parts_list(api, directory, project_id, phase_id, elevation) == good
+
+    api.sandbox.config.server_error_share = 1.0
+    response = api.client.get("/version")
+    assert response.status_code == 200  # the health probe never fails at random
+    token_response = api.client.post("/auth", json=CREDENTIALS)
+    assert token_response.status_code == 500 and api.sandbox.stats.random_server_errors == 1
+    with pytest.raises(ValueError, match="server_error_share must be between 0 and 1"):
+        LogikalSandboxConfig(server_error_share=2.0)
+
+
 def test_injected_server_errors_and_other_faults(api: Api) -> None:
     token = api.login()
     api.sandbox.inject_server_errors("GET /directories", times=2)

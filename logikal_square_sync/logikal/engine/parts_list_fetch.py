@@ -8,7 +8,11 @@ select of it, from phase state in another session, settles it (a 409 from a
 sibling that phase state repeats is a lock, not a refusal).
 
 A locked elevation (409 from phase state) or a file the server sends garbled is
-recorded and does not stop the others. A 404 on a select counts as gone only
+recorded and does not stop the others. A file that is not a whole, readable
+SQLite database is a failed fetch: the stored copy stays and the next sync
+fetches it again; only when that fetch brings the same bytes is it stored as
+LogiKal serves it, with status `invalid`, broken at the source
+(`damaged_parts_lists`). A 404 on a select counts as gone only
 once fresh listings confirm it (`not_found_confirmation`).
 
 Parsing and writing go through `after_listing`: the walk's writer thread does
@@ -23,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -30,6 +35,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.engine.client import LogikalSession
+from logikal_square_sync.logikal.engine.damaged_parts_lists import (
+    damaged_before,
+    forget_damaged,
+    remember_damaged,
+)
 from logikal_square_sync.logikal.engine.errors import (
     LogikalApiError,
     LogikalConflictError,
@@ -39,7 +49,12 @@ from logikal_square_sync.logikal.engine.errors import (
 )
 from logikal_square_sync.logikal.engine.navigation import State, Target
 from logikal_square_sync.logikal.engine.not_found_confirmation import elevation_listed, reach_after_404
-from logikal_square_sync.logikal.engine.parts_list_parser import parse_parts_list
+from logikal_square_sync.logikal.engine.parts_list_parser import (
+    BROKEN_AT_SOURCE,
+    INVALID,
+    ParsedPartsList,
+    parse_parts_list,
+)
 from logikal_square_sync.logikal.engine.records import ElevationRecord
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.engine.store import (
@@ -208,16 +223,48 @@ class PartsListFetcher:
 
     def _store(self, elevation: ElevationRecord, content: bytes) -> None:
         parsed = parse_parts_list(content, elevation.name)
+        if parsed.parse_status == INVALID:
+            self._damaged(elevation, content, parsed)
+            return
+
+        def write(conn: sa.Connection) -> Changes:
+            forget_damaged(conn, elevation.id)
+            return write_parts_list(conn, elevation, content, parsed, self.now)
+
         with self._lock:
-            changes = self._write(lambda conn: write_parts_list(conn, elevation, content, parsed, self.now))
-            if changes is None:
-                return
-            report = self.result.parts_lists
-            report.add_rows(changes)
-            report.child_rows_written += len(parsed.glass)
-            report.read += 1
-            self.result.parts_lists_fetched += 1
-            self.result.parse_status[parsed.parse_status] += 1
+            self._stored(elevation, parsed, self._write(write))
+
+    def _damaged(self, elevation: ElevationRecord, content: bytes, parsed: ParsedPartsList) -> None:
+        """A failed fetch the first time; the same bytes on the next fetch: broken at the source."""
+        confirmed: list[bool] = []
+        reason = f"damaged download, fetched again by the next sync: {parsed.parse_error}"
+        at_source = replace(parsed, parse_error=f"{BROKEN_AT_SOURCE}: {parsed.parse_error}")
+
+        def write(conn: sa.Connection) -> Changes:
+            confirmed.append(damaged_before(conn, elevation.id) == parsed.sha256)
+            if confirmed[0]:
+                forget_damaged(conn, elevation.id)
+                return write_parts_list(conn, elevation, content, at_source, self.now)
+            remember_damaged(conn, elevation.id, parsed.sha256, self.now)
+            return record_fetch_failure(conn, elevation, reason, self.now)
+
+        with self._lock:
+            changes = self._write(write)
+            if changes is not None and confirmed[0]:
+                self._stored(elevation, at_source, changes)
+            elif changes is not None:
+                self._count_failure(elevation, reason, changes)
+
+    def _stored(self, elevation: ElevationRecord, parsed: ParsedPartsList, changes: Changes | None) -> None:
+        """Count a stored file (the caller holds the lock)."""
+        if changes is None:
+            return
+        report = self.result.parts_lists
+        report.add_rows(changes)
+        report.child_rows_written += len(parsed.glass)
+        report.read += 1
+        self.result.parts_lists_fetched += 1
+        self.result.parse_status[parsed.parse_status] += 1
         if parsed.parse_error:
             log.warning(
                 f"LogiKal parts list of elevation {elevation.name!r} ({elevation.id}): "
@@ -225,14 +272,17 @@ class PartsListFetcher:
             )
 
     def _failed(self, elevation: ElevationRecord, reason: str) -> None:
-        message = f"elevation {elevation.name!r} ({elevation.id}): {reason}"
         with self._lock:
             changes = self._write(lambda conn: record_fetch_failure(conn, elevation, reason, self.now))
-            if changes is None:
-                return
-            self.result.parts_lists.add_rows(changes)
-            self.result.parts_lists_failed += 1
-            self.result.failures.append(message)
+            if changes is not None:
+                self._count_failure(elevation, reason, changes)
+
+    def _count_failure(self, elevation: ElevationRecord, reason: str, changes: Changes) -> None:
+        """Count a parts list left unfetched (the caller holds the lock)."""
+        message = f"elevation {elevation.name!r} ({elevation.id}): {reason}"
+        self.result.parts_lists.add_rows(changes)
+        self.result.parts_lists_failed += 1
+        self.result.failures.append(message)
         log.warning(f"LogiKal parts list not fetched for {message}; the next sync retries it")
 
     def _gone(self, elevation: ElevationRecord) -> None:

@@ -5,8 +5,20 @@ LogiKal's parts list is a whole SQLite database per elevation (~71 tables,
 warehouse tables: the elevation's summary (`Elevations`) and its glass
 (`Glass`). Files from other LogiKal versions may lack tables or columns; what
 is missing becomes NULL and is named in `parse_error` with status `partial`.
-A file that is not SQLite at all gets status `invalid` and its error: it is
-recorded, never dropped.
+A file that is not a whole, readable SQLite database gets status `invalid`
+and the reason (`damage`): not SQLite at all, shorter or longer than its own
+header announces, or failing SQLite's `quick_check`. Whether such a file is a
+download gone wrong or broken at the source is the fetcher's call
+(`parts_list_fetch`): only the same bytes on two fetches make it `invalid`
+in the warehouse.
+
+The API announces no file size (the spec's `data` is a bare base64 string; the
+HTTP Content-Length covers the JSON envelope, and httpx already refuses a body
+shorter than it). The SQLite header does: its page size times its page count
+is the file's length whenever the header's size field is valid (the
+version-valid-for number equals the change counter, as in every file SQLite
+3.7.0 or later writes). When it is not valid, the length must still be a whole
+number of pages, and `quick_check` finds pages that are missing or garbled.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ PARSED = "parsed"
 PARTIAL = "partial"
 INVALID = "invalid"
 FETCH_FAILED = "fetch_failed"
+# How `parse_error` of an `invalid` file begins: LogiKal served the same damaged bytes on two fetches.
+BROKEN_AT_SOURCE = "broken at the source (the same damaged file on two fetches)"
 
 # Elevations column → warehouse column (logikal_parts_lists).
 SUMMARY_COLUMNS: dict[str, str] = {
@@ -136,12 +150,43 @@ def _glass(connection: sqlite3.Connection, tables: set[str], notes: list[str]) -
     return list(rows.values())
 
 
+_HEADER_BYTES = 100
+
+
+def _page_size(content: bytes) -> int:
+    raw = int.from_bytes(content[16:18], "big")
+    return 65536 if raw == 1 else raw
+
+
+def damage(content: bytes) -> str | None:
+    """Why `content` is not a whole SQLite file by its header alone (None: it may be)."""
+    size = len(content)
+    if not content.startswith(SQLITE_HEADER):
+        preview = content[:40].decode("latin-1").strip() or "empty file"
+        return f"not a SQLite database (starts with {preview!r})"
+    if size < _HEADER_BYTES:
+        return f"cut short: {size} bytes, less than the 100-byte SQLite header"
+    page_size = _page_size(content)
+    if page_size < 512 or page_size & (page_size - 1):
+        return f"damaged SQLite header: page size {page_size}"
+    pages = int.from_bytes(content[28:32], "big")
+    if pages and content[92:96] == content[24:28] and pages * page_size != size:
+        announced = pages * page_size
+        how = "cut short" if size < announced else "longer than announced"
+        return (
+            f"{how}: {size:,} bytes where the SQLite header announces {announced:,} "
+            f"({pages} pages of {page_size})"
+        )
+    if size % page_size:
+        return f"cut short: {size:,} bytes is not a whole number of {page_size}-byte pages"
+    return None
+
+
 def parse_parts_list(content: bytes, elevation_name: str | None) -> ParsedPartsList:
     """Hash and parse one decoded parts-list file; never raises for bad content."""
     digest, size = content_hash(content), len(content)
-    if not content.startswith(SQLITE_HEADER):
-        preview = content[:40].decode("latin-1").strip() or "empty file"
-        return ParsedPartsList(digest, size, INVALID, f"not a SQLite database (starts with {preview!r})")
+    if (reason := damage(content)) is not None:
+        return ParsedPartsList(digest, size, INVALID, reason)
     notes: list[str] = []
     # pandas (with numpy) is imported where a file is parsed, in this module's functions: it takes
     # longer to import than the rest of the code location, and nothing else needs it.
@@ -149,6 +194,13 @@ def parse_parts_list(content: bytes, elevation_name: str | None) -> ParsedPartsL
 
     try:
         with _open(content) as connection:
+            # A file cut or garbled inside its pages can still answer the queries below from the
+            # pages that survived; quick_check walks every page (~20 ms for 1 MB).
+            problems = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                # One line for the warehouse and alerts: the messages carry line breaks of their own.
+                found = "; ".join(line for problem in problems for line in problem.splitlines() if line)
+                return ParsedPartsList(digest, size, INVALID, f"damaged SQLite database: {found}")
             tables = {
                 row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }

@@ -24,7 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from logikal_square_sync.logikal.engine.parts_list_parser import (
+    BROKEN_AT_SOURCE,
     FETCH_FAILED,
+    INVALID,
     SUMMARY_COLUMNS,
     ParsedPartsList,
 )
@@ -362,7 +364,18 @@ class StoredPartsList:
     version_id: str | None
     changed_at: datetime | None
     parse_status: str
+    # The file is there, and is not a damaged one that no second fetch confirmed (`_unconfirmed_invalid`).
     has_file: bool
+
+
+def _unconfirmed_invalid() -> sa.ColumnElement[bool]:
+    """An `invalid` row no second fetch confirmed broken at the source: stored before damaged downloads
+    were told apart (`damaged_parts_lists`), so possibly a download gone wrong; fetched again."""
+    pl = logikal_parts_lists.c
+    return sa.and_(
+        pl.parse_status == INVALID,
+        sa.not_(sa.func.coalesce(pl.parse_error, "").startswith(BROKEN_AT_SOURCE, autoescape=True)),
+    )
 
 
 def stored_parts_lists(conn: sa.Connection, project_id: str) -> dict[str, StoredPartsList]:
@@ -374,7 +387,7 @@ def stored_parts_lists(conn: sa.Connection, project_id: str) -> dict[str, Stored
             pl.c.elevation_version_id,
             pl.c.elevation_changed_at,
             pl.c.parse_status,
-            files.c.sha256.is_not(None),
+            sa.and_(files.c.sha256.is_not(None), sa.not_(_unconfirmed_invalid())),
         )
         .join(elevations, elevations.c.id == pl.c.elevation_id)
         .outerjoin(files, files.c.sha256 == pl.c.sha256)
@@ -384,7 +397,8 @@ def stored_parts_lists(conn: sa.Connection, project_id: str) -> dict[str, Stored
 
 
 def _unfetched(query: sa.Select[Any]) -> sa.Select[Any]:
-    """`query` over live elevations whose parts list is missing, failed, or older than the elevation."""
+    """`query` over live elevations whose parts list is missing, failed, older than the elevation, or
+    stored damaged without a second fetch confirming it."""
     e, pl, files = logikal_elevations, logikal_parts_lists, logikal_parts_list_files
     return (
         query.select_from(e)
@@ -395,6 +409,7 @@ def _unfetched(query: sa.Select[Any]) -> sa.Select[Any]:
             e.c.is_in_recycle_bin.is_(False),
             sa.or_(
                 files.c.sha256.is_(None),
+                _unconfirmed_invalid(),
                 pl.c.elevation_version_id.is_distinct_from(e.c.version_id),
                 pl.c.elevation_changed_at.is_distinct_from(e.c.changed_at),
             ),
@@ -438,6 +453,8 @@ def unfetched_elevations(conn: sa.Connection, project_ids: Collection[str]) -> l
     for project_id, elevation_id, name, status, error in conn.execute(query.order_by(e.project_id, e.name)):
         if status == FETCH_FAILED:
             reason = f"fetch failed: {error}"
+        elif status == INVALID and not (error or "").startswith(BROKEN_AT_SOURCE):
+            reason = f"stored damaged, not yet confirmed broken at the source: {error}"
         elif status is None:
             reason = "never fetched"
         else:

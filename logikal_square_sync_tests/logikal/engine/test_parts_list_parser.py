@@ -93,3 +93,50 @@ def test_the_sandbox_files_parse_completely() -> None:
         parsed = parse_parts_list(sandbox.parts_list_bytes(elevation_id), elevation["name"])
         assert parsed.parse_status == PARSED, parsed.parse_error
         assert parsed.glass and parsed.summary["width_output"] == elevation["width"]
+
+
+def _sandbox_file() -> tuple[bytes, str]:
+    sandbox = LogikalSandbox(LogikalSandboxConfig(parts_list_target_bytes=200_000))
+    elevation_id = sandbox.all_elevation_ids()[0]
+    _, project, phase = sandbox.elevation_location(elevation_id)
+    name = next(e["name"] for e in sandbox.elevations(project, phase) if e["id"] == elevation_id)
+    return sandbox.parts_list_bytes(elevation_id), name
+
+
+def test_a_file_cut_short_is_invalid_by_the_size_its_header_announces() -> None:
+    content, name = _sandbox_file()
+    pages = len(content) // 4096
+    assert parse_parts_list(content, name).parse_status == PARSED
+    cut = content[: (pages * 2 // 3) * 4096]  # whole pages: only the header's page count tells
+    parsed = parse_parts_list(cut, name)
+    assert parsed.parse_status == INVALID and parsed.sha256 == hashlib.sha256(cut).hexdigest()
+    assert parsed.parse_error == (
+        f"cut short: {len(cut):,} bytes where the SQLite header announces {len(content):,} "
+        f"({pages} pages of 4096)"
+    )
+    longer = parse_parts_list(content + bytes(4096), name)
+    assert longer.parse_status == INVALID and longer.parse_error.startswith("longer than announced")
+
+
+def test_without_a_valid_size_field_a_file_must_be_whole_pages_and_pass_quick_check() -> None:
+    content, name = _sandbox_file()
+    # A change counter that differs from version-valid-for: the header's page count is not to be trusted.
+    unannounced = content[:24] + (7).to_bytes(4, "big") + content[28:]
+    assert parse_parts_list(unannounced, name).parse_status == PARSED
+    odd = parse_parts_list(unannounced[:-1000], name)
+    assert odd.parse_status == INVALID and "not a whole number of 4096-byte pages" in odd.parse_error
+    cut = parse_parts_list(unannounced[: len(content) // 2 // 4096 * 4096], name)
+    assert cut.parse_status == INVALID and cut.parse_error.startswith("damaged SQLite database: ")
+    assert "invalid page number" in cut.parse_error and "\n" not in cut.parse_error
+
+
+def test_a_file_of_the_right_size_with_garbled_pages_fails_quick_check() -> None:
+    content, name = _sandbox_file()
+    half = len(content) // 2
+    garbled = content[:half] + (bytes(range(256)) * len(content))[: len(content) - half]
+    assert len(garbled) == len(content) and garbled[:100] == content[:100]
+    parsed = parse_parts_list(garbled, name)
+    assert parsed.parse_status == INVALID
+    assert (
+        parsed.parse_error.startswith("damaged SQLite database: ") and "btreeInitPage" in parsed.parse_error
+    )

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.engine.parts_list_parser import INVALID, PARSED
+from logikal_square_sync.logikal.engine.parts_list_parser import FETCH_FAILED, INVALID, PARSED
 from logikal_square_sync.logikal.engine.project_contents_sync import (
     ELEVATIONS,
     PHASES,
@@ -162,10 +162,16 @@ def test_a_file_that_is_not_sqlite_is_recorded_and_the_others_still_sync(logikal
 
     result = sync_everything(logikal, engine)
 
-    assert_warehouse_equals_source(engine, sandbox)  # the garbled file is stored under its own hash
+    # The first garbled file is a failed fetch (test_damaged_parts_lists); every other one is stored.
+    assert result.total("parts_lists_failed") == 1
+    assert result.total("parts_lists_fetched") == len(sandbox.all_elevation_ids()) - 1
+    row = next(r for r in table_rows(engine, t.logikal_parts_lists) if r["elevation_id"] == broken)
+    assert row["parse_status"] == FETCH_FAILED and "not a SQLite database" in row["parse_error"]
+    # The same bytes on the next fetch: recorded as the source serves them, under their own hash.
+    sync_everything(logikal, engine)
+    assert_warehouse_equals_source(engine, sandbox)
     row = next(r for r in table_rows(engine, t.logikal_parts_lists) if r["elevation_id"] == broken)
     assert row["parse_status"] == INVALID and "not a SQLite database" in row["parse_error"]
-    assert result.total("parts_lists_fetched") == len(sandbox.all_elevation_ids())
     # An unchanged elevation is not fetched again, garbled or not; a change fetches the good file.
     sandbox.reset_stats()
     sync_everything(logikal, engine)
