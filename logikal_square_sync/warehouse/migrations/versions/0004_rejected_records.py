@@ -16,9 +16,10 @@ CASCADE), so they are kept aside and put back.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = "0004"
 down_revision = "0003"
@@ -26,7 +27,7 @@ branch_labels = None
 depends_on = None
 
 # (table, column, narrower type, wider type)
-_WIDENED = [
+_WIDENED: list[tuple[str, str, sa.types.TypeEngine[Any], sa.types.TypeEngine[Any]]] = [
     ("square_locations", "currency", sa.String(3), sa.String(16)),
     ("square_catalog_variations", "price_currency", sa.String(3), sa.String(16)),
     ("square_orders", "total_currency", sa.String(3), sa.String(16)),
