@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from logikal_square_sync.warehouse.types import UtcDateTime
+from logikal_square_sync.warehouse.types import ExactDecimal, UtcDateTime
 
 metadata = sa.MetaData()
 
@@ -144,7 +144,7 @@ square_inventory_counts = sa.Table(
     sa.Column("state", sa.String(32), primary_key=True),
     sa.Column("catalog_object_type", sa.String(32)),
     # Square sends up to 26 characters with at most 5 decimals: 26 digits before the point.
-    sa.Column("quantity", sa.Numeric(31, 5), nullable=False),
+    sa.Column("quantity", ExactDecimal(31, 5), nullable=False),
     sa.Column("calculated_at", UtcDateTime(), nullable=False),
     _synced_at(),
 )

@@ -21,11 +21,13 @@ whole span again, rewriting nothing it already holds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
@@ -38,16 +40,35 @@ from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.rows import inventory_row
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.sync_report import SyncReport
+from logikal_square_sync.warehouse.quarantine import Candidate, quarantined_ids, release, write_quarantining
 from logikal_square_sync.warehouse.state import set_watermark
 from logikal_square_sync.warehouse.tables import square_inventory_counts
-from logikal_square_sync.warehouse.upsert import upsert
+from logikal_square_sync.warehouse.upsert import UpsertResult, upsert
 
 WATERMARK = "square/inventory"
 LAST_FULL_REFRESH = "square/inventory/full_refresh_at"
 # calculated_at is set by Square's servers; a little overlap covers counts committed out of order.
 OVERLAP = timedelta(minutes=5)
+SOURCE = "Square"
+OBJECT_TYPE = "inventory count"
 
 Key = tuple[str, str, str]
+Row = dict[str, Any]
+
+
+def count_id(row: Row) -> str:
+    """A count's id in `rejected_records`: catalog object, location and state."""
+    return f"{row['catalog_object_id']}/{row['location_id']}/{row['state']}"
+
+
+def _candidate(row: Row) -> Candidate[Row]:
+    return Candidate(
+        OBJECT_TYPE,
+        count_id(row),
+        row,
+        [(square_inventory_counts, row)],
+        lambda: orjson.dumps(row, default=str).decode(),
+    )
 
 
 @dataclass
@@ -121,6 +142,30 @@ def sync_inventory(
 
     limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest_at_start: datetime | None = None
+    quarantined = quarantined_ids(engine, SOURCE).get(OBJECT_TYPE, set())
+
+    def released(conn: sa.Connection, rows: list[Row]) -> None:
+        if quarantined:  # read once per run: nothing to look up while the quarantine is empty
+            taken = quarantined.intersection(count_id(row) for row in rows)
+            release(conn, SOURCE, OBJECT_TYPE, taken)
+            quarantined.difference_update(taken)
+
+    def write(
+        conn: sa.Connection, rows: list[Row], *, last: bool, newest_at_start: datetime | None
+    ) -> tuple[UpsertResult, str | None]:
+        result = upsert(conn, square_inventory_counts, rows, newer_by=("calculated_at",))
+        moved_to = None
+        if last:
+            # The whole result is in: the watermark (and the refresh date) move with the last page.
+            if newest_at_start is not None and (
+                watermark is None or newest_at_start > datetime.fromisoformat(watermark)
+            ):
+                moved_to = format_timestamp(newest_at_start)
+                set_watermark(conn, WATERMARK, moved_to)
+            if full:
+                set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
+        return result, moved_to
+
     # Pages are fetched, decoded, turned into rows and merged into batches in a thread of their
     # own while this one writes each batch in one transaction.
     for batch in Prefetched(
@@ -129,20 +174,18 @@ def sync_inventory(
         if report.pages == 0:
             newest_at_start = batch.newest_on_first_page
         report.read += batch.read
-        with engine.begin() as conn:
-            rows = list(batch.rows.values())
-            result = upsert(conn, square_inventory_counts, rows, newer_by=("calculated_at",))
-            report.inserted += result.inserted
-            report.updated += result.updated
-            if batch.last:
-                # The whole result is in: the watermark (and the refresh date) move with the last page.
-                if newest_at_start is not None and (
-                    watermark is None or newest_at_start > datetime.fromisoformat(watermark)
-                ):
-                    report.watermark_after = format_timestamp(newest_at_start)
-                    set_watermark(conn, WATERMARK, report.watermark_after)
-                if full:
-                    set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
+        (result, moved_to), rejected = write_quarantining(
+            engine,
+            SOURCE,
+            list(batch.rows.values()),
+            functools.partial(write, last=batch.last, newest_at_start=newest_at_start),
+            _candidate,
+            released=released,
+        )
+        report.inserted += result.inserted
+        report.updated += result.updated
+        report.rejected += len(rejected)
+        report.watermark_after = moved_to or report.watermark_after
         report.pages += batch.pages
     report.watermark_after = report.watermark_after or watermark
     return report.finish(client)

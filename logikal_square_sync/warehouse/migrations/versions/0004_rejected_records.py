@@ -37,6 +37,8 @@ _WIDENED: list[tuple[str, str, sa.types.TypeEngine[Any], sa.types.TypeEngine[Any
     ("square_inventory_counts", "location_id", sa.String(64), sa.String(100)),
     ("square_inventory_counts", "quantity", sa.Numeric(20, 5), sa.Numeric(31, 5)),
 ]
+# SQLite would turn a 26-digit quantity into a float: it is kept as text there (`types.ExactDecimal`).
+_SQLITE_QUANTITY = sa.String()
 
 
 def _retype(*, widen: bool) -> None:
@@ -48,6 +50,8 @@ def _retype(*, widen: bool) -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             for name, column, narrow, wide in _WIDENED:
                 if name == table:
+                    if sqlite and column == "quantity":
+                        wide = _SQLITE_QUANTITY
                     batch_op.alter_column(
                         column,
                         existing_type=narrow if widen else wide,
