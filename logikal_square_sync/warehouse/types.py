@@ -51,7 +51,7 @@ class ExactDecimal(sa.types.TypeDecorator[Decimal]):
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(sa.String())
-        return dialect.type_descriptor(sa.Numeric(self.impl_instance.precision, self.impl_instance.scale))
+        return dialect.type_descriptor(self.impl_instance)
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
         if value is None or dialect.name != "sqlite":
