@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +50,8 @@ def _text_check(name: str, length: int | None) -> Check:
 def _numeric_check(name: str, precision: int, scale: int) -> Check:
     step = Decimal(1).scaleb(-scale)
     limit = precision - scale  # digits before the point
+    # Room for every digit a fitting value has after rounding; one that needs more does not fit.
+    context = Context(prec=precision + 1, rounding=ROUND_HALF_UP)
 
     def check(value: Any) -> str | None:
         if value is None:
@@ -59,7 +61,7 @@ def _numeric_check(name: str, precision: int, scale: int) -> Check:
             if not number.is_finite():
                 return f"{name} is {value!r}, not a finite number"
             # PostgreSQL rounds to the scale first (half away from zero), then checks the digits.
-            rounded = number.quantize(step, rounding=ROUND_HALF_UP)
+            rounded = number.quantize(step, context=context)
         except InvalidOperation:
             return f"{name} {value!r} has more than {limit} digits before the point"
         if rounded and rounded.adjusted() >= limit:

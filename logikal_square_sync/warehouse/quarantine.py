@@ -16,6 +16,7 @@ Nothing here imports Dagster.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,8 @@ T = TypeVar("T")
 _DATA_STATES = ("22", "23502", "23514")
 # What psycopg2 raises, before sending anything, for a NUL in a bound string.
 _NUL_MESSAGE = "cannot contain NUL (0x00) characters"
+# SQLite's words for the constraints SQLSTATE 23502 and 23514 name on PostgreSQL.
+_SQLITE_REFUSALS = ("NOT NULL constraint failed", "CHECK constraint failed")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def refused_for_its_data(error: BaseException) -> bool:
     code = getattr(cause, "pgcode", None)
     if isinstance(code, str):
         return code.startswith(_DATA_STATES)
+    if isinstance(cause, sqlite3.IntegrityError):
+        return str(cause).startswith(_SQLITE_REFUSALS)
     return isinstance(cause, ValueError) and _NUL_MESSAGE in str(cause)
 
 
