@@ -85,7 +85,7 @@ def serve_spec_edges(sandbox: SquareSandbox, max_length: Mapping[tuple[str, str]
         item = next(r for r in records if r.type == "ITEM" and not r.is_deleted)
         category = next(r for r in records if r.type == "CATEGORY" and not r.is_deleted)
         variation = next(r for r in records if r.type == "ITEM_VARIATION" and not r.is_deleted)
-        location = next(loc.id for loc in sandbox.locations())
+        location = next(loc["id"] for loc in sandbox.locations())
     sandbox.update_catalog_object(item.id, name=_text(max_length[("CatalogItem", "name")], "Ü"))
     sandbox.update_catalog_object(category.id, name=_text(max_length[("CatalogCategory", "name")], "Ç"))
     sandbox.update_catalog_object(variation.id, price_amount=INT64_MAX, price_currency=currency)
