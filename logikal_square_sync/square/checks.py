@@ -47,7 +47,9 @@ def orders_complete(square: SquareResource, warehouse: WarehouseResource) -> dg.
 rejected_records_checks = [
     rejected_records_check(square_locations, location_sync.SOURCE, [location_sync.OBJECT_TYPE]),
     rejected_records_check(
-        square_catalog, catalog_sync.SOURCE, list(catalog_sync.OBJECT_TYPES_BY_TABLE.values())
+        square_catalog,
+        catalog_sync.SOURCE,
+        [*catalog_sync.OBJECT_TYPES_BY_TABLE.values(), "catalog object"],
     ),
     rejected_records_check(square_orders, order_sync.SOURCE, [order_sync.OBJECT_TYPE]),
     rejected_records_check(square_inventory, inventory_sync.SOURCE, [inventory_sync.OBJECT_TYPE]),

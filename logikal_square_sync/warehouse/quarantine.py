@@ -197,11 +197,14 @@ def write_quarantining(
     candidate: Callable[[R], Candidate[R]],
     *,
     released: Callable[[sa.Connection, list[R]], None] | None = None,
+    rejected: Sequence[Rejection] = (),
 ) -> tuple[T, list[Rejection]]:
     """`write(conn, records)` in one transaction; if the database refuses records in it, again without them.
 
     Returns what `write` returned and the rejections, already in
-    `rejected_records` in the same transaction as the rest of the page.
+    `rejected_records` in the same transaction as the rest of the page;
+    `rejected` are records refused before (they failed validation), put
+    there with them.
     `candidate(record)` names a record and gives its rows and JSON; it is
     called only after a refusal. `released(conn, written)` runs in the
     transaction that wrote the page, to take written records out of
@@ -212,28 +215,29 @@ def write_quarantining(
     try:
         with engine.begin() as conn:
             result = write(conn, list(records))
+            quarantine(conn, rejected)
             if released is not None:
                 released(conn, list(records))
-            return result, []
+            return result, list(rejected)
     except Exception as error:
         if not refused_for_its_data(error):
             raise
         first_error = error
-    kept, rejected = _screened(source, [candidate(record) for record in records])
+    kept, refused = _screened(source, [candidate(record) for record in records])
     for attempt in range(2):
         try:
             with engine.begin() as conn:
                 result = write(conn, [c.record for c in kept])
-                quarantine(conn, rejected)
+                quarantine(conn, [*rejected, *refused])
                 if released is not None:
                     released(conn, [c.record for c in kept])
         except Exception as error:
             if attempt or not refused_for_its_data(error):
                 raise
             kept, more = _probed(engine, source, kept, write, first_error)
-            rejected += more
+            refused += more
             continue
-        for rejection in rejected:
+        for rejection in refused:
             log.warning(
                 "%s %s %r quarantined in rejected_records: %s",
                 rejection.source,
@@ -241,5 +245,5 @@ def write_quarantining(
                 rejection.record_id,
                 rejection.reason,
             )
-        return result, rejected
+        return result, [*rejected, *refused]
     raise AssertionError("unreachable")  # the loop returns or raises

@@ -41,11 +41,17 @@ from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.full_refresh import sync_start
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
-from logikal_square_sync.square.engine.records import CatalogObject
+from logikal_square_sync.square.engine.records import REJECTED, CatalogObject
 from logikal_square_sync.square.engine.rows import category_row, item_row, variation_row
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.sync_report import SyncReport
-from logikal_square_sync.warehouse.quarantine import Candidate, quarantined_ids, release, write_quarantining
+from logikal_square_sync.warehouse.quarantine import (
+    Candidate,
+    Rejection,
+    quarantined_ids,
+    release,
+    write_quarantining,
+)
 from logikal_square_sync.warehouse.state import set_watermark
 from logikal_square_sync.warehouse.tables import (
     square_catalog_categories,
@@ -97,6 +103,7 @@ class _Page:
     rows: dict[sa.Table, list[dict[str, Any]]]
     is_last: bool
     moved_meanwhile: bool
+    rejected: list[Rejection]
 
 
 @dataclass
@@ -115,6 +122,7 @@ class _Batch:
     # no newer than one an earlier batch holds would not be written (a variation comes both nested
     # in its item and on its own), so it is dropped here instead of being sent to be refused.
     seen: dict[sa.Table, dict[str, int]] = field(default_factory=lambda: {table: {} for table in _TABLES})
+    rejected: list[Rejection] = field(default_factory=list)  # records that failed validation
 
     @property
     def size(self) -> int:
@@ -150,6 +158,7 @@ class _Batch:
         self.pages += 1
         self.last = page.is_last
         self.moved_meanwhile = page.moved_meanwhile
+        self.rejected += page.rejected
         return True
 
 
@@ -248,7 +257,8 @@ def sync_catalog(
             rows_by_table = _rows_of_page(objects, utc_now())
             # After the last page is in: edits made since the run started show whether the read was still.
             moved_meanwhile = is_last and _changed_since(client, run_started - overlap)
-            yield _Page(len(objects), rows_by_table, is_last, moved_meanwhile)
+            rejected = page.get(REJECTED) or []
+            yield _Page(len(objects) + len(rejected), rows_by_table, is_last, moved_meanwhile, rejected)
 
     limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest: datetime | None = None
@@ -306,6 +316,7 @@ def sync_catalog(
             functools.partial(write, last=batch.last, moved=batch.moved_meanwhile, newest=newest),
             _candidate,
             released=released,
+            rejected=batch.rejected,
         )
         report.inserted += written.inserted
         report.updated += written.updated

@@ -37,10 +37,17 @@ from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.full_refresh import sync_start
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
+from logikal_square_sync.square.engine.records import REJECTED
 from logikal_square_sync.square.engine.rows import inventory_row
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.sync_report import SyncReport
-from logikal_square_sync.warehouse.quarantine import Candidate, quarantined_ids, release, write_quarantining
+from logikal_square_sync.warehouse.quarantine import (
+    Candidate,
+    Rejection,
+    quarantined_ids,
+    release,
+    write_quarantining,
+)
 from logikal_square_sync.warehouse.state import set_watermark
 from logikal_square_sync.warehouse.tables import square_inventory_counts
 from logikal_square_sync.warehouse.upsert import UpsertResult, upsert
@@ -76,6 +83,7 @@ class _Page:
     read: int
     rows: list[dict[str, Any]]
     is_last: bool
+    rejected: list[Rejection]
 
 
 @dataclass
@@ -87,6 +95,7 @@ class _Batch:
     pages: int = 0
     last: bool = False
     newest_on_first_page: datetime | None = None
+    rejected: list[Rejection] = field(default_factory=list)  # records that failed validation
 
     @property
     def size(self) -> int:
@@ -105,6 +114,7 @@ class _Batch:
         self.read += page.read
         self.pages += 1
         self.last = page.is_last
+        self.rejected += page.rejected
         return True
 
 
@@ -138,7 +148,9 @@ def sync_inventory(
         for page, is_last in with_last_flag(client.inventory_counts(body)):
             synced_at = utc_now()
             counts = page.get("counts") or []
-            yield _Page(len(counts), [inventory_row(count, synced_at) for count in counts], is_last)
+            rejected = page.get(REJECTED) or []
+            rows = [inventory_row(count, synced_at) for count in counts]
+            yield _Page(len(counts) + len(rejected), rows, is_last, rejected)
 
     limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest_at_start: datetime | None = None
@@ -181,6 +193,7 @@ def sync_inventory(
             functools.partial(write, last=batch.last, newest_at_start=newest_at_start),
             _candidate,
             released=released,
+            rejected=batch.rejected,
         )
         report.inserted += result.inserted
         report.updated += result.updated

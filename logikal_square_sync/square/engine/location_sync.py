@@ -37,14 +37,17 @@ def _write(conn: sa.Connection, rows: list[Row]) -> UpsertResult:
 def sync_locations(client: SquareClient, engine: sa.Engine) -> SyncReport:
     report = SyncReport(mode="full refresh")
     synced_at = utc_now()
-    rows = [location_row(location, synced_at) for location in client.list_locations()]
+    locations, malformed = client.list_locations()
+    rows = [location_row(location, synced_at) for location in locations]
     report.pages, report.read = 1, len(rows)
     quarantined = quarantined_ids(engine, SOURCE).get(OBJECT_TYPE, set())
 
     def released(conn: sa.Connection, written: list[Row]) -> None:
         release(conn, SOURCE, OBJECT_TYPE, quarantined.intersection(row["id"] for row in written))
 
-    result, rejected = write_quarantining(engine, SOURCE, rows, _write, _candidate, released=released)
+    result, rejected = write_quarantining(
+        engine, SOURCE, rows, _write, _candidate, released=released, rejected=malformed
+    )
     report.inserted, report.updated, report.rejected = result.inserted, result.updated, len(rejected)
     report.extra["locations_at_source"] = len(rows)
     report.extra["active_locations"] = sum(1 for row in rows if row["status"] == "ACTIVE")

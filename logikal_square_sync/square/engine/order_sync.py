@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -30,11 +30,17 @@ from logikal_square_sync.policies import OrdersPolicy
 from logikal_square_sync.square.engine.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.engine.order_days import OrderDays, OrderTime
 from logikal_square_sync.square.engine.pipeline import Prefetched
-from logikal_square_sync.square.engine.records import Order, decode_orders_page
+from logikal_square_sync.square.engine.records import REJECTED, Order, decode_orders_page
 from logikal_square_sync.square.engine.rows import order_rows
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.sync_report import SyncReport
-from logikal_square_sync.warehouse.quarantine import Candidate, quarantined_ids, release, write_quarantining
+from logikal_square_sync.warehouse.quarantine import (
+    Candidate,
+    Rejection,
+    quarantined_ids,
+    release,
+    write_quarantining,
+)
 from logikal_square_sync.warehouse.state import get_watermarks, set_watermark, set_watermarks
 from logikal_square_sync.warehouse.tables import square_locations, square_order_line_items, square_orders
 from logikal_square_sync.warehouse.upsert import insert_rows, key_filter, upsert
@@ -179,9 +185,12 @@ class PreparedPage:
     read: int
     synced_at: datetime
     orders: dict[str, OrderRows]
+    rejected: list[Rejection] = field(default_factory=list)  # records that failed validation
 
 
-def _prepare_page(orders: list[Order], synced_at: datetime) -> PreparedPage:
+def _prepare_page(
+    orders: list[Order], synced_at: datetime, rejected: list[Rejection] | None = None
+) -> PreparedPage:
     """Rows of a page's typed orders (checked when the page was decoded)."""
     newest_by_id: dict[str, OrderRows] = {}
     for order in orders:
@@ -192,7 +201,7 @@ def _prepare_page(orders: list[Order], synced_at: datetime) -> PreparedPage:
             current[0]["version"] or -1,
         ):
             newest_by_id[row["id"]] = (row, items, order)
-    return PreparedPage(len(orders), synced_at, newest_by_id)
+    return PreparedPage(len(orders) + len(rejected or ()), synced_at, newest_by_id, rejected or [])
 
 
 def _candidate(order: OrderRows) -> Candidate[OrderRows]:
@@ -252,7 +261,7 @@ def _sync_group(
 
     def prepared_pages() -> Iterator[PreparedPage]:
         for page in order_pages(client, group, end_at, policy.page_size, restart_at, by=by):
-            yield _prepare_page(page.get("orders") or [], utc_now())
+            yield _prepare_page(page.get("orders") or [], utc_now(), page.get(REJECTED))
 
     def write(conn: sa.Connection, orders: list[OrderRows]) -> tuple[PageWrite | None, dict[str, str]]:
         page = PreparedPage(len(orders), prepared.synced_at, {order[0]["id"]: order for order in orders})
@@ -276,7 +285,13 @@ def _sync_group(
             release_free_memory()
         report.read += prepared.read
         (written, moved), rejected = write_quarantining(
-            engine, SOURCE, list(prepared.orders.values()), write, _candidate, released=released
+            engine,
+            SOURCE,
+            list(prepared.orders.values()),
+            write,
+            _candidate,
+            released=released,
+            rejected=prepared.rejected,
         )
         if watermarks is not None:
             watermarks.update(moved)
