@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
@@ -247,3 +248,40 @@ def write_quarantining(
             )
         return result, [*rejected, *refused]
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def screen_rows(
+    table: sa.Table, rows: Sequence[Mapping[str, Any]], source: str, object_type: str
+) -> tuple[list[Mapping[str, Any]], list[Rejection]]:
+    """`rows` split into those `table` can hold and rejections for the others, checked before writing.
+
+    For sources whose listings are small (LogiKal): checking every row costs
+    little there, and a listing must stay whole for its deletions to be
+    judged, so its refused rows are taken out before the write instead of
+    after a failed one. The id is the row's primary key, joined by '/'.
+    """
+    kept: list[Mapping[str, Any]] = []
+    refused: list[Rejection] = []
+    keys = [column.name for column in table.primary_key.columns]
+    for row in rows:
+        problem = row_problem(table, row)
+        if problem is None:
+            kept.append(row)
+        else:
+            record_id = "/".join(str(row[key]) for key in keys)
+            raw = orjson.dumps(dict(row), default=str).decode()
+            refused.append(Rejection(source, object_type, record_id, f"{table.name}: {problem}", raw))
+    return kept, refused
+
+
+def release_written(
+    conn: sa.Connection, source: str, object_type: str, table: sa.Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Takes `rows` (just written to `table`) out of quarantine, if the source has anything there."""
+    c = rejected_records.c
+    held = conn.execute(
+        sa.select(c.id).where(c.source == source, c.object_type == object_type).limit(1)
+    ).first()
+    if held is not None:
+        keys = [column.name for column in table.primary_key.columns]
+        release(conn, source, object_type, ["/".join(str(row[key]) for key in keys) for row in rows])
