@@ -272,7 +272,6 @@ def sync_catalog(
             if held:
                 taken = held.intersection(row["id"] for written_to, row in records if written_to is table)
                 release(conn, SOURCE, object_type, taken)
-                held.difference_update(taken)
 
     def write(
         conn: sa.Connection, records: list[TableRow], *, last: bool, moved: bool, newest: datetime | None

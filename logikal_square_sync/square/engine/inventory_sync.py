@@ -160,7 +160,6 @@ def sync_inventory(
         if quarantined:  # read once per run: nothing to look up while the quarantine is empty
             taken = quarantined.intersection(count_id(row) for row in rows)
             release(conn, SOURCE, OBJECT_TYPE, taken)
-            quarantined.difference_update(taken)
 
     def write(
         conn: sa.Connection, rows: list[Row], *, last: bool, newest_at_start: datetime | None

@@ -275,9 +275,9 @@ def _sync_group(
 
     def released(conn: sa.Connection, orders: list[OrderRows]) -> None:
         if quarantined:  # read once per run: nothing to look up while the quarantine is empty
+            # The set stays as read: this transaction may still roll back, and deleting twice is harmless.
             taken = quarantined.intersection(order[0]["id"] for order in orders)
             release(conn, SOURCE, OBJECT_TYPE, taken)
-            quarantined.difference_update(taken)
 
     # Pages are fetched, decoded and validated in a thread of their own while this one writes.
     for prepared in Prefetched(prepared_pages, depth=1, name="square-orders-decode"):
