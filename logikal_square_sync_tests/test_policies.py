@@ -208,9 +208,9 @@ def test_a_cron_without_a_clear_deadline_is_refused(cron: str, message: str) -> 
 
 def test_a_cron_policy_has_a_deadline_not_windows(tmp_path) -> None:
     override = tmp_path / "override.yaml"
-    override.write_text("square: {orders: {warn_after_minutes: 60, fail_after_minutes: 90}}\n")
+    override.write_text('square: {orders: {warn_after_minutes: 60, fail_after_minutes: 90}}\n')
     with pytest.raises(PolicyFileError, match=r"square\.orders.*set deadline_after_minutes, not warn"):
         load_policies(override=override)
-    override.write_text("logikal: {projects: {interval_minutes: 30, fail_after_minutes: null}}\n")
+    override.write_text('logikal: {projects: {interval_minutes: 30, fail_after_minutes: null}}\n')
     with pytest.raises(PolicyFileError, match=r"logikal\.projects.*needs warn_after_minutes and fail_after"):
         load_policies(override=override)

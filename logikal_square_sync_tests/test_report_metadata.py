@@ -74,7 +74,9 @@ def test_the_watermarks_become_timestamps_or_none() -> None:
 
 
 @SQLITE_ONLY
-def test_square_and_logikal_materializations_show_the_same_keys(instance, square, logikal, warehouse) -> None:
+def test_square_and_logikal_materializations_show_the_same_keys(
+    instance, square, logikal, warehouse
+) -> None:
     resources = {"square": square, "warehouse": warehouse}
     squares = dg.materialize([square_locations, square_catalog], resources=resources, instance=instance)
     logikals = dg.materialize(

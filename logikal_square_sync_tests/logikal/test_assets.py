@@ -30,6 +30,7 @@ KEYS = [
 ]
 
 
+
 def _discover(
     defs: dg.Definitions, instance, run_config: dict | None = None, *, raise_on_error: bool = True
 ) -> dg.ExecuteInProcessResult:
@@ -246,7 +247,6 @@ def test_a_mass_deletion_fails_the_run_until_the_config_accepts_it(defs, instanc
 # second elevation of its phase (a sibling select) in the first run; with two per phase the
 # pool may give each parts list a session of its own, and nothing is ever refused.
 THREE_PER_PHASE = {"elevations_per_phase": 3}
-
 
 @pytest.mark.parametrize(
     "sandbox",

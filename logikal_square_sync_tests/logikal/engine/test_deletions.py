@@ -98,7 +98,9 @@ def test_one_off_404s_in_a_project_sync_delete_nothing(logikal, engine, sandbox,
     assert sandbox.stats.active_sessions == 0
 
 
-def test_a_select_that_keeps_answering_404_for_a_listed_phase_fails_clearly(logikal, engine, sandbox) -> None:
+def test_a_select_that_keeps_answering_404_for_a_listed_phase_fails_clearly(
+    logikal, engine, sandbox
+) -> None:
     sync_everything(logikal, engine)
     before = warehouse_state(engine, live_only=False)
     project = _project_ids(sandbox)[0]
