@@ -80,6 +80,14 @@ class MalformedRecordError(ValueError):
         return f"{prefix}malformed {self.source} {name}: {what}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """A record left out of an answer because it failed: the error naming it, and the record as sent."""
+
+    error: MalformedRecordError
+    record: Any
+
+
 def _start(value: Any) -> str:
     try:
         text = orjson.dumps(value).decode()
@@ -135,6 +143,46 @@ class Decoder(Generic[T]):
         except msgspec.DecodeError as error:
             orjson.loads(raw)  # raises orjson's JSONDecodeError, a json.JSONDecodeError
             raise ValueError(f"{self.source} answer is not JSON: {error}") from error
+
+    def decode_salvaging(
+        self, raw: bytes, records: str, *, call: str | None = None
+    ) -> tuple[T, list[Refused]]:
+        """As `decode`, but a record that fails is left out of the list `records` and returned refused.
+
+        Costs nothing while every record is valid; only an answer with a bad
+        record is decoded again, generically, and converted without it (once
+        per bad record). An answer that is wrong as a whole still raises.
+        """
+        try:
+            return self._json.decode(raw), []
+        except msgspec.ValidationError:
+            pass
+        except msgspec.DecodeError as error:
+            orjson.loads(raw)  # raises orjson's JSONDecodeError, a json.JSONDecodeError
+            raise ValueError(f"{self.source} answer is not JSON: {error}") from error
+        return self.convert_salvaging(orjson.loads(raw), records, call=call)
+
+    def convert_salvaging(
+        self, data: Any, records: str, *, call: str | None = None
+    ) -> tuple[T, list[Refused]]:
+        """As `convert`, leaving out of the list `records` each record that fails (`decode_salvaging`)."""
+        refused: list[Refused] = []
+        while True:
+            try:
+                return msgspec.convert(data, self.target, dec_hook=self.dec_hook, strict=self.strict), refused
+            except msgspec.ValidationError as error:
+                named = _named(error, data, self, call)
+                match = _AT_PATH.match(str(error))
+                steps = _STEP.findall(match["path"].removeprefix("$")) if match else []
+                listing = data.get(records) if isinstance(data, dict) else None
+                if (
+                    len(steps) < 2
+                    or steps[0][0] != records
+                    or not steps[1][1]
+                    or not isinstance(listing, list)
+                ):
+                    raise named from None
+                refused.append(Refused(named, listing.pop(int(steps[1][1]))))
 
     def convert(self, data: Any, *, call: str | None = None) -> T:
         """Already decoded JSON into `target`."""

@@ -43,6 +43,7 @@ class SyncReport:
     # Rows the source no longer has, kept and marked (`deleted_at` / `is_deleted`): never removed.
     deleted: int = 0
     child_rows_written: int = 0  # rows written with their parent (line items, ...)
+    rejected: int = 0  # records put in quarantine (`rejected_records`) instead of written
     read: int = 0  # records the API returned, re-reads included
     pages: int = 0  # API answers that carried records
     api_calls: int = 0
@@ -82,6 +83,7 @@ class SyncReport:
             "rows_updated": self.updated,
             "rows_marked_deleted": self.deleted,
             "child_rows_written": self.child_rows_written,
+            "records_rejected": self.rejected,
             "records_read": self.read,
             "pages": self.pages,
             "api_calls": self.api_calls,

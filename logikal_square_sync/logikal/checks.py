@@ -8,7 +8,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_projects
+from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_directories, logikal_projects
+from logikal_square_sync.logikal.engine import store
 from logikal_square_sync.logikal.engine.damaged_parts_lists import BrokenPartsList, broken_at_source
 from logikal_square_sync.logikal.engine.project_selection import (
     ProjectSyncPolicy,
@@ -18,6 +19,7 @@ from logikal_square_sync.logikal.engine.project_selection import (
     staleness,
     windows,
 )
+from logikal_square_sync.rejected_checks import rejected_records_check
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 CHECK_NAME = "project_contents_fresh"
@@ -153,3 +155,11 @@ def parts_lists_readable(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         description=_broken_description(broken),
         metadata=_broken_metadata(broken),
     )
+
+
+# Rows the warehouse refused (`store._upsert`): directories on their asset; projects, and the
+# phases and elevations of their contents syncs, on the projects asset.
+rejected_records_checks = [
+    rejected_records_check(logikal_directories, store.SOURCE, ["directory"]),
+    rejected_records_check(logikal_projects, store.SOURCE, ["project", "phase", "elevation"]),
+]

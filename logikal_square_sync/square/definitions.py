@@ -10,7 +10,7 @@ from logikal_square_sync.square.assets import (
     square_orders,
 )
 from logikal_square_sync.square.backfill import square_orders_backfill
-from logikal_square_sync.square.checks import orders_complete
+from logikal_square_sync.square.checks import orders_complete, rejected_records_checks
 from logikal_square_sync.square.resource import square_resource_from_env
 from logikal_square_sync.square.schedules import square_schedules
 
@@ -20,7 +20,7 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         # Each asset page links to the file and line that defines it (*Definition → Code references*).
         assets=with_code_references([square_locations, square_catalog, square_orders, square_inventory]),
-        asset_checks=[orders_complete],
+        asset_checks=[orders_complete, *rejected_records_checks],
         jobs=[square_orders_backfill],
         schedules=square_schedules(),
         resources={"square": square_resource_from_env()},

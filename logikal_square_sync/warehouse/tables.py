@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from logikal_square_sync.warehouse.types import UtcDateTime
+from logikal_square_sync.warehouse.types import ExactDecimal, UtcDateTime
 
 metadata = sa.MetaData()
 
@@ -31,6 +31,19 @@ sync_state = sa.Table(
     comment="Watermarks: each commits in the same transaction as the data it covers.",
 )
 
+rejected_records = sa.Table(
+    "rejected_records",
+    metadata,
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("object_type", sa.String(64), primary_key=True),
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("raw_json", sa.Text, nullable=False),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
+    comment="Records the warehouse could not take (quarantine); a later sync that writes one removes it.",
+)
+
 # --- Square ------------------------------------------------------------------
 
 square_locations = sa.Table(
@@ -41,7 +54,7 @@ square_locations = sa.Table(
     sa.Column("status", sa.String(16)),
     sa.Column("type", sa.String(16)),
     sa.Column("timezone", sa.String(64)),
-    sa.Column("currency", sa.String(3)),
+    sa.Column("currency", sa.String(16)),
     sa.Column("merchant_id", sa.String(64)),
     sa.Column("created_at", UtcDateTime()),
     _synced_at(),
@@ -80,7 +93,7 @@ square_catalog_variations = sa.Table(
     sa.Column("name", sa.Text),
     sa.Column("sku", sa.Text),
     sa.Column("price_amount", sa.BigInteger),
-    sa.Column("price_currency", sa.String(3)),
+    sa.Column("price_currency", sa.String(16)),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("is_deleted", sa.Boolean, nullable=False),
@@ -98,7 +111,7 @@ square_orders = sa.Table(
     sa.Column("closed_at", UtcDateTime()),
     sa.Column("version", sa.BigInteger),
     sa.Column("total_amount", sa.BigInteger),
-    sa.Column("total_currency", sa.String(3)),
+    sa.Column("total_currency", sa.String(16)),
     _synced_at(),
     sa.Index("ix_square_orders_location_updated", "location_id", "updated_at"),
     sa.Index("ix_square_orders_updated_at", "updated_at"),
@@ -117,20 +130,21 @@ square_order_line_items = sa.Table(
     sa.Column("uid", sa.String(64), primary_key=True),
     sa.Column("name", sa.Text),
     sa.Column("quantity", sa.Numeric(20, 5)),
-    sa.Column("catalog_object_id", sa.String(64)),
+    sa.Column("catalog_object_id", sa.String(192)),
     sa.Column("base_price_amount", sa.BigInteger),
     sa.Column("total_amount", sa.BigInteger),
-    sa.Column("currency", sa.String(3)),
+    sa.Column("currency", sa.String(16)),
 )
 
 square_inventory_counts = sa.Table(
     "square_inventory_counts",
     metadata,
-    sa.Column("catalog_object_id", sa.String(64), primary_key=True),
-    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("catalog_object_id", sa.String(100), primary_key=True),
+    sa.Column("location_id", sa.String(100), primary_key=True),
     sa.Column("state", sa.String(32), primary_key=True),
     sa.Column("catalog_object_type", sa.String(32)),
-    sa.Column("quantity", sa.Numeric(20, 5), nullable=False),
+    # Square sends up to 26 characters with at most 5 decimals: 26 digits before the point.
+    sa.Column("quantity", ExactDecimal(31, 5), nullable=False),
     sa.Column("calculated_at", UtcDateTime(), nullable=False),
     _synced_at(),
 )

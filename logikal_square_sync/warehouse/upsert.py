@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from logikal_square_sync.warehouse.copy import copy_rows
+from logikal_square_sync.warehouse.limits import enforce
 
 # Bookkeeping columns that change on every write and so never count as a change.
 _BOOKKEEPING = frozenset({"synced_at"})
@@ -195,6 +196,8 @@ def upsert(
     """
     if not rows:
         return UpsertResult()
+    if conn.dialect.name == "sqlite":
+        enforce(table, rows)  # what PostgreSQL would refuse (`limits.py`)
     keys = row_keys(table, rows)
     if len(set(keys)) != len(keys):
         raise ValueError(f"upsert into {table.name}: the batch repeats a primary key")
@@ -259,6 +262,8 @@ def _guarded_upsert(
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Plain bulk insert of rows known to be new: COPY on PostgreSQL, executemany elsewhere."""
+    if conn.dialect.name == "sqlite":
+        enforce(table, rows)  # what PostgreSQL would refuse (`limits.py`)
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
         copy_rows(conn, table, rows)
     elif rows:

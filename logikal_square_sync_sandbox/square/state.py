@@ -282,6 +282,11 @@ class SquareSandbox:
                 raise KeyError(f"no location {location_id!r}")
             self.inventory.put((catalog_object_id, location_id, state), str(quantity), self.now_ms())
 
+    def put_inventory_count(self, key: tuple[str, str, str], quantity: str) -> None:
+        """A count calculated now, its catalog object and location taken as given (ids at Square's limits)."""
+        with self.lock:
+            self.inventory.put(key, quantity, self.now_ms())
+
     def random_edit(self, endpoint: str) -> str:
         """One random change of what `endpoint` serves (a variation's price, a count, an order); its id."""
         with self.lock:

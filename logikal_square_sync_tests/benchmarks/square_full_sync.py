@@ -63,7 +63,7 @@ def step_fetch(url: str, token: str, _warehouse: str) -> dict[str, Any]:
     started = time_now()
     orders = 0
     with _client(url, token) as client:
-        ids = sorted(location.id for location in client.list_locations())
+        ids = sorted(location.id for location in client.list_locations()[0])
         start = datetime.combine(policy.history_start, time.min, UTC)
         end = datetime.now(UTC)
         for group in location_groups(ids, {}, policy.location_group_size):

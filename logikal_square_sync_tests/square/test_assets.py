@@ -18,9 +18,10 @@ from logikal_square_sync.square.assets import (
     square_orders,
 )
 from logikal_square_sync.square.backfill import square_orders_backfill
-from logikal_square_sync.square.checks import orders_complete
+from logikal_square_sync.square.checks import orders_complete, rejected_records_checks
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync_sandbox.square.edge_records import fix_unwritable, serve_unwritable
 from logikal_square_sync_tests.square.conftest import (
     assert_warehouse_equals_source,
     every_mode_on_sqlite,
@@ -251,4 +252,42 @@ def test_the_catalog_asset_reads_everything_with_full_refresh(resources, engine,
     with engine.connect() as conn:
         assert conn.execute(sa.select(v.id).where(v.id == variation)).first() is None
     assert catalog(full_refresh=True) == "full refresh"
+    assert_warehouse_equals_source(engine, sandbox)
+
+
+def test_each_assets_check_names_its_quarantined_records_until_a_sync_writes_them(
+    resources, engine, sandbox
+) -> None:
+    assets = [*ASSETS, *rejected_records_checks]
+    assert dg.materialize(assets, resources=resources).success
+    bad = serve_unwritable(sandbox)
+
+    result = dg.materialize(assets, resources=resources)
+    assert result.success  # every sync completed
+    checks = {
+        c.asset_key.to_user_string(): c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "no_rejected_records"
+    }
+    assert {key: check.passed for key, check in checks.items()} == {
+        "square/locations": True,
+        "square/catalog": False,
+        "square/orders": False,
+        "square/inventory": False,
+    }
+    orders = checks["square/orders"]
+    assert orders.description is not None and orders.description.startswith(
+        "3 Square record(s) the warehouse refused are in rejected_records: order "
+    )
+    assert all(order_id in orders.description for order_id in bad.orders)
+    assert "name contains a NUL character" in orders.description
+    assert orders.metadata["rejected_records"].value == 3
+    assert bad.items[0] in (checks["square/catalog"].description or "")
+    assert "/".join(bad.counts[0]) in (checks["square/inventory"].description or "")
+    metadata = result.asset_materializations_for_node("square__orders")[0].metadata
+    assert metadata["records_rejected"].value == 3
+
+    fix_unwritable(sandbox, bad)
+    result = dg.materialize(assets, resources=resources)
+    assert all(c.passed for c in result.get_asset_check_evaluations())
     assert_warehouse_equals_source(engine, sandbox)

@@ -66,6 +66,7 @@ def sync_projects(
             "no LogiKal directories in the warehouse yet: materialize logikal/directories first"
         )
     seen: set[str] = set()
+    refused: set[str] = set()  # quarantined (`store._upsert`): seen, so never marked deleted
     lock = threading.Lock()
     cost = pool.costs.select_directory + pool.costs.listing
 
@@ -85,7 +86,10 @@ def sync_projects(
             projects = session.list_projects()
             with lock:
                 with write_transaction(engine) as conn:
-                    report.add_rows(write_projects(conn, [(project, path) for project in projects], now))
+                    changes = write_projects(conn, [(project, path) for project in projects], now)
+                report.add_rows(changes)
+                report.rejected += len(changes.rejected)
+                refused.update(changes.rejected)
                 report.read += len(projects)
                 seen.update(project.id for project in projects)
 
@@ -111,8 +115,9 @@ def sync_projects(
     report.pages = pool.stats.listings("/projects")
     return ProjectSyncResult(
         report=report.finish(pool.stats),
-        live_project_ids=seen,
-        new_project_ids=seen - known,
+        # A project whose row the warehouse refused, and holds no earlier copy of, has nothing to sync.
+        live_project_ids=seen - (refused - known),
+        new_project_ids=seen - refused - known,
         vanished_project_ids=vanished,
         client=pool.stats.snapshot(),
     )

@@ -50,7 +50,12 @@ def _unix_time(value: Any) -> UnixTime:
     if value < 0:
         raise ValueError(f"expected Unix seconds, got negative {value!r}")
     seconds = value / 1000 if value >= _MILLISECONDS_ABOVE else value
-    return UnixTime.fromtimestamp(seconds, UTC)
+    try:
+        return UnixTime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        # Past the year 9999 (or NaN): Python raises one of three errors, none naming the record.
+        # A ValueError here becomes msgspec's ValidationError, which names the record and field.
+        raise ValueError(f"{value!r} is out of range for a date (Unix seconds or milliseconds)") from None
 
 
 _CONVERTERS: dict[type, Callable[[Any], Any]] = {Guid: _guid, UnixTime: _unix_time}

@@ -15,8 +15,9 @@ nothing live, and a deletion committed after it also marks what it wrote.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from logikal_square_sync.logikal.engine.records import (
     PhaseRecord,
     ProjectRecord,
 )
+from logikal_square_sync.warehouse.quarantine import quarantine, release_written, screen_rows
 from logikal_square_sync.warehouse.tables import (
     logikal_directories,
     logikal_elevation_glass,
@@ -52,6 +54,9 @@ _BATCH = 500
 
 # The sync_state stream holding what the server answered to sibling elevation selects.
 SIBLINGS_STREAM = "logikal/sibling_elevation_select"
+
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -77,14 +82,42 @@ class Changes:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    rejected: list[str] = field(default_factory=list)  # ids of rows put in `rejected_records` instead
+
+
+SOURCE = "LogiKal"
+# How `rejected_records` names the rows of each table (as a malformed record names them).
+OBJECT_TYPES = {
+    logikal_directories: "directory",
+    logikal_projects: "project",
+    logikal_phases: "phase",
+    logikal_elevations: "elevation",
+}
 
 
 def _upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Changes:
+    """Writes `rows`; those the warehouse cannot hold go to `rejected_records` instead.
+
+    A refused row still counts as seen (its key is in the listing), so it is
+    never marked deleted; written, a row leaves the quarantine.
+    """
+    object_type = OBJECT_TYPES[table]
+    rows, refused = screen_rows(table, rows, SOURCE, object_type)
+    quarantine(conn, refused)
+    for rejection in refused:
+        log.warning(
+            "LogiKal %s %r quarantined in rejected_records: %s",
+            object_type,
+            rejection.record_id,
+            rejection.reason,
+        )
     changes = Changes()
     for start in range(0, len(rows), _BATCH):
         result = upsert(conn, table, rows[start : start + _BATCH])
         changes.inserted += result.inserted
         changes.updated += result.updated
+    release_written(conn, SOURCE, object_type, table, rows)
+    changes.rejected = [rejection.record_id for rejection in refused]
     return changes
 
 

@@ -25,11 +25,13 @@ transaction (`batches.py`), merged by id as upserts in turn would leave them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
@@ -39,10 +41,17 @@ from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.full_refresh import sync_start
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
-from logikal_square_sync.square.engine.records import CatalogObject
+from logikal_square_sync.square.engine.records import REJECTED, CatalogObject
 from logikal_square_sync.square.engine.rows import category_row, item_row, variation_row
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.sync_report import SyncReport
+from logikal_square_sync.warehouse.quarantine import (
+    Candidate,
+    Rejection,
+    quarantined_ids,
+    release,
+    write_quarantining,
+)
 from logikal_square_sync.warehouse.state import set_watermark
 from logikal_square_sync.warehouse.tables import (
     square_catalog_categories,
@@ -57,6 +66,35 @@ OBJECT_TYPES = ["ITEM", "ITEM_VARIATION", "CATEGORY"]  # variations must be aske
 # What a tombstone always says; every other column keeps its last known value where the tombstone is silent.
 _TOMBSTONE_FIELDS = frozenset({"id", "version", "updated_at", "is_deleted", "synced_at"})
 _TABLES = (square_catalog_categories, square_catalog_items, square_catalog_variations)
+SOURCE = "Square"
+# How `rejected_records` names each table's objects (as a malformed record names them).
+OBJECT_TYPES_BY_TABLE = {
+    square_catalog_categories: "catalog category",
+    square_catalog_items: "catalog item",
+    square_catalog_variations: "catalog item variation",
+}
+Row = dict[str, Any]
+TableRow = tuple[sa.Table, Row]
+
+
+@dataclass
+class _Written:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    watermark_after: str | None = None
+    changed_during_run: bool | None = None
+
+
+def _candidate(record: TableRow) -> Candidate[TableRow]:
+    table, row = record
+    return Candidate(
+        OBJECT_TYPES_BY_TABLE[table],
+        row["id"],
+        record,
+        [record],
+        lambda: orjson.dumps(row, default=str).decode(),
+    )
 
 
 @dataclass
@@ -65,6 +103,7 @@ class _Page:
     rows: dict[sa.Table, list[dict[str, Any]]]
     is_last: bool
     moved_meanwhile: bool
+    rejected: list[Rejection]
 
 
 @dataclass
@@ -83,6 +122,7 @@ class _Batch:
     # no newer than one an earlier batch holds would not be written (a variation comes both nested
     # in its item and on its own), so it is dropped here instead of being sent to be refused.
     seen: dict[sa.Table, dict[str, int]] = field(default_factory=lambda: {table: {} for table in _TABLES})
+    rejected: list[Rejection] = field(default_factory=list)  # records that failed validation
 
     @property
     def size(self) -> int:
@@ -118,6 +158,7 @@ class _Batch:
         self.pages += 1
         self.last = page.is_last
         self.moved_meanwhile = page.moved_meanwhile
+        self.rejected += page.rejected
         return True
 
 
@@ -216,10 +257,46 @@ def sync_catalog(
             rows_by_table = _rows_of_page(objects, utc_now())
             # After the last page is in: edits made since the run started show whether the read was still.
             moved_meanwhile = is_last and _changed_since(client, run_started - overlap)
-            yield _Page(len(objects), rows_by_table, is_last, moved_meanwhile)
+            rejected = page.get(REJECTED) or []
+            yield _Page(len(objects) + len(rejected), rows_by_table, is_last, moved_meanwhile, rejected)
 
     limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest: datetime | None = None
+    quarantined = quarantined_ids(engine, SOURCE)
+
+    def released(conn: sa.Connection, records: list[TableRow]) -> None:
+        if not quarantined:  # read once per run: nothing to look up while the quarantine is empty
+            return
+        for table, object_type in OBJECT_TYPES_BY_TABLE.items():
+            held = quarantined.get(object_type)
+            if held:
+                taken = held.intersection(row["id"] for written_to, row in records if written_to is table)
+                release(conn, SOURCE, object_type, taken)
+
+    def write(
+        conn: sa.Connection, records: list[TableRow], *, last: bool, moved: bool, newest: datetime | None
+    ) -> _Written:
+        written = _Written()
+        for table in _TABLES:
+            rows = [row for written_to, row in records if written_to is table]
+            result = upsert(
+                conn, table, _with_last_known_attributes(conn, table, rows), newer_by=("version",)
+            )
+            written.inserted += result.inserted
+            written.updated += result.updated
+            keys = set(result.written_keys)
+            written.deleted += sum(1 for row in rows if row["is_deleted"] and (row["id"],) in keys)
+        if last:
+            # The whole result is in: the watermark may move, atomically with its last page.
+            written.changed_during_run = moved
+            covered = None if moved or newest is None else min(newest, run_started - overlap)
+            if covered is not None and (watermark is None or covered > datetime.fromisoformat(watermark)):
+                written.watermark_after = format_timestamp(covered)
+                set_watermark(conn, WATERMARK, written.watermark_after)
+            if full:
+                set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
+        return written
+
     # Pages are fetched, decoded, turned into rows and merged into batches in a thread of their
     # own while this one writes each batch in one transaction.
     seen: dict[sa.Table, dict[str, int]] = {table: {} for table in _TABLES}
@@ -231,26 +308,22 @@ def sync_catalog(
         report.read += batch.read
         if batch.newest is not None and (newest is None or batch.newest > newest):
             newest = batch.newest
-        with engine.begin() as conn:
-            for table, by_id in batch.rows.items():
-                rows = list(by_id.values())
-                result = upsert(
-                    conn, table, _with_last_known_attributes(conn, table, rows), newer_by=("version",)
-                )
-                report.inserted += result.inserted
-                report.updated += result.updated
-                written = set(result.written_keys)
-                report.deleted += sum(1 for row in rows if row["is_deleted"] and (row["id"],) in written)
-            if batch.last:
-                # The whole result is in: the watermark may move, atomically with its last page.
-                moved = batch.moved_meanwhile
-                report.extra["changed_during_run"] = moved
-                covered = None if moved or newest is None else min(newest, run_started - overlap)
-                if covered is not None and (watermark is None or covered > datetime.fromisoformat(watermark)):
-                    report.watermark_after = format_timestamp(covered)
-                    set_watermark(conn, WATERMARK, report.watermark_after)
-                if full:
-                    set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
+        (written, rejected) = write_quarantining(
+            engine,
+            SOURCE,
+            [(table, row) for table, by_id in batch.rows.items() for row in by_id.values()],
+            functools.partial(write, last=batch.last, moved=batch.moved_meanwhile, newest=newest),
+            _candidate,
+            released=released,
+            rejected=batch.rejected,
+        )
+        report.inserted += written.inserted
+        report.updated += written.updated
+        report.deleted += written.deleted
+        report.rejected += len(rejected)
+        if written.changed_during_run is not None:
+            report.extra["changed_during_run"] = written.changed_during_run
+        report.watermark_after = written.watermark_after or report.watermark_after
         report.pages += batch.pages
     report.watermark_after = report.watermark_after or watermark
     return report.finish(client)

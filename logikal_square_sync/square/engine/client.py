@@ -17,6 +17,7 @@ from logikal_square_sync.square.engine.records import (
     decode_inventory_page,
     locations_of,
 )
+from logikal_square_sync.warehouse.quarantine import Rejection
 
 DEFAULT_SQUARE_VERSION = "2025-08-20"  # the release of the OpenAPI spec we follow (docs/square-api.md §1)
 
@@ -159,8 +160,9 @@ class SquareClient:
     def _post_raw(self, path: str, endpoint: str, body: dict[str, Any]) -> bytes:
         return self._request("POST", path, endpoint, decode=lambda r: r.content, json=body)[1]
 
-    def list_locations(self) -> list[Location]:
-        """ListLocations: every location, inactive included; the endpoint has no pagination."""
+    def list_locations(self) -> tuple[list[Location], list[Rejection]]:
+        """ListLocations: every location, inactive included (the endpoint has no pagination), and
+        those that failed validation."""
         return locations_of(self._call("GET", "/v2/locations", "ListLocations"))
 
     def pages(

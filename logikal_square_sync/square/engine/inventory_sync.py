@@ -21,11 +21,13 @@ whole span again, rewriting nothing it already holds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
@@ -35,19 +37,45 @@ from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.full_refresh import sync_start
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
+from logikal_square_sync.square.engine.records import REJECTED
 from logikal_square_sync.square.engine.rows import inventory_row
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.sync_report import SyncReport
+from logikal_square_sync.warehouse.quarantine import (
+    Candidate,
+    Rejection,
+    quarantined_ids,
+    release,
+    write_quarantining,
+)
 from logikal_square_sync.warehouse.state import set_watermark
 from logikal_square_sync.warehouse.tables import square_inventory_counts
-from logikal_square_sync.warehouse.upsert import upsert
+from logikal_square_sync.warehouse.upsert import UpsertResult, upsert
 
 WATERMARK = "square/inventory"
 LAST_FULL_REFRESH = "square/inventory/full_refresh_at"
 # calculated_at is set by Square's servers; a little overlap covers counts committed out of order.
 OVERLAP = timedelta(minutes=5)
+SOURCE = "Square"
+OBJECT_TYPE = "inventory count"
 
 Key = tuple[str, str, str]
+Row = dict[str, Any]
+
+
+def count_id(row: Row) -> str:
+    """A count's id in `rejected_records`: catalog object, location and state."""
+    return f"{row['catalog_object_id']}/{row['location_id']}/{row['state']}"
+
+
+def _candidate(row: Row) -> Candidate[Row]:
+    return Candidate(
+        OBJECT_TYPE,
+        count_id(row),
+        row,
+        [(square_inventory_counts, row)],
+        lambda: orjson.dumps(row, default=str).decode(),
+    )
 
 
 @dataclass
@@ -55,6 +83,7 @@ class _Page:
     read: int
     rows: list[dict[str, Any]]
     is_last: bool
+    rejected: list[Rejection]
 
 
 @dataclass
@@ -66,6 +95,7 @@ class _Batch:
     pages: int = 0
     last: bool = False
     newest_on_first_page: datetime | None = None
+    rejected: list[Rejection] = field(default_factory=list)  # records that failed validation
 
     @property
     def size(self) -> int:
@@ -84,6 +114,7 @@ class _Batch:
         self.read += page.read
         self.pages += 1
         self.last = page.is_last
+        self.rejected += page.rejected
         return True
 
 
@@ -117,10 +148,35 @@ def sync_inventory(
         for page, is_last in with_last_flag(client.inventory_counts(body)):
             synced_at = utc_now()
             counts = page.get("counts") or []
-            yield _Page(len(counts), [inventory_row(count, synced_at) for count in counts], is_last)
+            rejected = page.get(REJECTED) or []
+            rows = [inventory_row(count, synced_at) for count in counts]
+            yield _Page(len(counts) + len(rejected), rows, is_last, rejected)
 
     limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest_at_start: datetime | None = None
+    quarantined = quarantined_ids(engine, SOURCE).get(OBJECT_TYPE, set())
+
+    def released(conn: sa.Connection, rows: list[Row]) -> None:
+        if quarantined:  # read once per run: nothing to look up while the quarantine is empty
+            taken = quarantined.intersection(count_id(row) for row in rows)
+            release(conn, SOURCE, OBJECT_TYPE, taken)
+
+    def write(
+        conn: sa.Connection, rows: list[Row], *, last: bool, newest_at_start: datetime | None
+    ) -> tuple[UpsertResult, str | None]:
+        result = upsert(conn, square_inventory_counts, rows, newer_by=("calculated_at",))
+        moved_to = None
+        if last:
+            # The whole result is in: the watermark (and the refresh date) move with the last page.
+            if newest_at_start is not None and (
+                watermark is None or newest_at_start > datetime.fromisoformat(watermark)
+            ):
+                moved_to = format_timestamp(newest_at_start)
+                set_watermark(conn, WATERMARK, moved_to)
+            if full:
+                set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
+        return result, moved_to
+
     # Pages are fetched, decoded, turned into rows and merged into batches in a thread of their
     # own while this one writes each batch in one transaction.
     for batch in Prefetched(
@@ -129,20 +185,19 @@ def sync_inventory(
         if report.pages == 0:
             newest_at_start = batch.newest_on_first_page
         report.read += batch.read
-        with engine.begin() as conn:
-            rows = list(batch.rows.values())
-            result = upsert(conn, square_inventory_counts, rows, newer_by=("calculated_at",))
-            report.inserted += result.inserted
-            report.updated += result.updated
-            if batch.last:
-                # The whole result is in: the watermark (and the refresh date) move with the last page.
-                if newest_at_start is not None and (
-                    watermark is None or newest_at_start > datetime.fromisoformat(watermark)
-                ):
-                    report.watermark_after = format_timestamp(newest_at_start)
-                    set_watermark(conn, WATERMARK, report.watermark_after)
-                if full:
-                    set_watermark(conn, LAST_FULL_REFRESH, format_timestamp(run_started))
+        (result, moved_to), rejected = write_quarantining(
+            engine,
+            SOURCE,
+            list(batch.rows.values()),
+            functools.partial(write, last=batch.last, newest_at_start=newest_at_start),
+            _candidate,
+            released=released,
+            rejected=batch.rejected,
+        )
+        report.inserted += result.inserted
+        report.updated += result.updated
+        report.rejected += len(rejected)
+        report.watermark_after = moved_to or report.watermark_after
         report.pages += batch.pages
     report.watermark_after = report.watermark_after or watermark
     return report.finish(client)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
 from logikal_square_sync.clock import utc_now
@@ -29,10 +30,17 @@ from logikal_square_sync.policies import OrdersPolicy
 from logikal_square_sync.square.engine.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.engine.order_days import OrderDays, OrderTime
 from logikal_square_sync.square.engine.pipeline import Prefetched
-from logikal_square_sync.square.engine.records import Order, decode_orders_page
+from logikal_square_sync.square.engine.records import NO_ID, REJECTED, Order, decode_orders_page
 from logikal_square_sync.square.engine.rows import order_rows
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.sync_report import SyncReport
+from logikal_square_sync.warehouse.quarantine import (
+    Candidate,
+    Rejection,
+    quarantined_ids,
+    release,
+    write_quarantining,
+)
 from logikal_square_sync.warehouse.state import get_watermarks, set_watermark, set_watermarks
 from logikal_square_sync.warehouse.tables import square_locations, square_order_line_items, square_orders
 from logikal_square_sync.warehouse.upsert import insert_rows, key_filter, upsert
@@ -43,6 +51,8 @@ LOCATION_WATERMARK = "square/orders/location/"
 SYNCED_UNTIL = "square/orders/synced_until"
 # How often a long sync hands freed heap memory back (`memory.py`): peak RSS at 1M orders.
 TRIM_EVERY_PAGES = 20
+SOURCE = "Square"
+OBJECT_TYPE = "order"
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,12 @@ def source_location_ids(client: SquareClient) -> list[str]:
     Asked of Square rather than read from `square_locations`, so the orders never wait for
     (or fail with) the locations sync, and a location opened today has its orders read tonight.
     """
-    return sorted(location.id for location in client.list_locations())
+    locations, rejected = client.list_locations()
+    # A location the warehouse refused (quarantined by the locations sync) still sells: its orders
+    # are read all the same, when its id could be told.
+    ids = {location.id for location in locations}
+    ids.update(r.record_id for r in rejected if not r.record_id.startswith(NO_ID))
+    return sorted(ids)
 
 
 def known_location_ids(engine: sa.Engine) -> list[str]:
@@ -174,18 +189,25 @@ class PageWrite:
     newest: dict[str, datetime]  # by order time field: the newest `created_at` / `updated_at` written
 
 
+# An order's row, its line items' rows, and the order as read (for the quarantine, if refused).
+OrderRows = tuple[dict[str, Any], list[dict[str, Any]], Order]
+
+
 @dataclass
 class PreparedPage:
     """A page turned into rows: the newest copy of each order with its line items."""
 
     read: int
     synced_at: datetime
-    orders: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
+    orders: dict[str, OrderRows]
+    rejected: list[Rejection] = field(default_factory=list)  # records that failed validation
 
 
-def _prepare_page(orders: list[Order], synced_at: datetime) -> PreparedPage:
+def _prepare_page(
+    orders: list[Order], synced_at: datetime, rejected: list[Rejection] | None = None
+) -> PreparedPage:
     """Rows of a page's typed orders (checked when the page was decoded)."""
-    newest_by_id: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    newest_by_id: dict[str, OrderRows] = {}
     for order in orders:
         row, items = order_rows(order, synced_at)
         current = newest_by_id.get(row["id"])
@@ -193,15 +215,26 @@ def _prepare_page(orders: list[Order], synced_at: datetime) -> PreparedPage:
             current[0]["updated_at"],
             current[0]["version"] or -1,
         ):
-            newest_by_id[row["id"]] = (row, items)
-    return PreparedPage(len(orders), synced_at, newest_by_id)
+            newest_by_id[row["id"]] = (row, items, order)
+    return PreparedPage(len(orders) + len(rejected or ()), synced_at, newest_by_id, rejected or [])
+
+
+def _candidate(order: OrderRows) -> Candidate[OrderRows]:
+    row, items, record = order
+    return Candidate(
+        OBJECT_TYPE,
+        row["id"],
+        order,
+        [(square_orders, row), *((square_order_line_items, item) for item in items)],
+        lambda: msgspec.json.encode(record).decode(),
+    )
 
 
 def _write_page(conn: sa.Connection, page: PreparedPage, *, force: bool = False) -> PageWrite | None:
     newest_by_id = page.orders
     if not newest_by_id:
         return None
-    rows = [row for row, _ in newest_by_id.values()]
+    rows = [order[0] for order in newest_by_id.values()]
     result = upsert(conn, square_orders, rows, newer_by=("updated_at", "version"), overwrite=force)
     written = [key[0] for key in result.written_keys]
     line_items = [item for order_id in written for item in newest_by_id[order_id][1]]
@@ -228,8 +261,13 @@ def _sync_group(
     watermarks: dict[str, str | None] | None,
     by: OrderTime = "updated_at",
     force: bool = False,
+    quarantined: set[str] | None = None,
 ) -> None:
-    """Pages of one location group; `watermarks` None leaves them untouched (history re-fetch)."""
+    """Pages of one location group; `watermarks` None leaves them untouched (history re-fetch).
+
+    `quarantined`: the ids of orders in `rejected_records`; those written are taken out.
+    """
+    quarantined = set() if quarantined is None else quarantined
     # Where an expired cursor restarts: the last committed page, never further.
     checkpoint = start_at
 
@@ -238,20 +276,41 @@ def _sync_group(
 
     def prepared_pages() -> Iterator[PreparedPage]:
         for page in order_pages(client, group, end_at, policy.page_size, restart_at, by=by):
-            yield _prepare_page(page.get("orders") or [], utc_now())
+            yield _prepare_page(page.get("orders") or [], utc_now(), page.get(REJECTED))
+
+    def write(conn: sa.Connection, orders: list[OrderRows]) -> tuple[PageWrite | None, dict[str, str]]:
+        page = PreparedPage(len(orders), prepared.synced_at, {order[0]["id"]: order for order in orders})
+        written = _write_page(conn, page, force=force)
+        moved: dict[str, str] = {}
+        if written is not None and watermarks is not None:
+            mark = format_timestamp(written.newest["updated_at"])
+            moved = {loc: mark for loc in group if (watermarks[loc] or "") < mark}
+            set_watermarks(conn, {LOCATION_WATERMARK + loc: value for loc, value in moved.items()})
+        return written, moved
+
+    def released(conn: sa.Connection, orders: list[OrderRows]) -> None:
+        if quarantined:  # read once per run: nothing to look up while the quarantine is empty
+            # The set stays as read: this transaction may still roll back, and deleting twice is harmless.
+            taken = quarantined.intersection(order[0]["id"] for order in orders)
+            release(conn, SOURCE, OBJECT_TYPE, taken)
 
     # Pages are fetched, decoded and validated in a thread of their own while this one writes.
     for prepared in Prefetched(prepared_pages, depth=1, name="square-orders-decode"):
         if report.pages % TRIM_EVERY_PAGES == TRIM_EVERY_PAGES - 1:
             release_free_memory()
         report.read += prepared.read
-        with engine.begin() as conn:
-            written = _write_page(conn, prepared, force=force)
-            if written is not None and watermarks is not None:
-                mark = format_timestamp(written.newest["updated_at"])
-                moved = {loc: mark for loc in group if (watermarks[loc] or "") < mark}
-                watermarks.update(moved)
-                set_watermarks(conn, {LOCATION_WATERMARK + loc: value for loc, value in moved.items()})
+        (written, moved), rejected = write_quarantining(
+            engine,
+            SOURCE,
+            list(prepared.orders.values()),
+            write,
+            _candidate,
+            released=released,
+            rejected=prepared.rejected,
+        )
+        if watermarks is not None:
+            watermarks.update(moved)
+        report.rejected += len(rejected)
         report.pages += 1
         if written is not None:
             report.inserted += written.inserted
@@ -286,6 +345,7 @@ def sync_orders(
     groups = location_groups(location_ids, watermarks, policy.location_group_size)
     report.extra["location_groups"] = len(groups)
     history_start = datetime.combine(policy.history_start, time.min, UTC)
+    quarantined = quarantined_ids(engine, SOURCE).get(OBJECT_TYPE, set())
 
     for group in groups:
         group_watermarks = [watermarks[loc] for loc in group]
@@ -310,6 +370,7 @@ def sync_orders(
             watermarks=None if history else watermarks,
             by=by,
             force=bool(history and history.force),
+            quarantined=quarantined,
         )
 
     if not history:

@@ -5,9 +5,10 @@ The style of every source (`logikal_square_sync/records.py`): field types and
 quantities decimal), `__post_init__` where a check needs Python (a decimal
 that is NaN or infinite). Pages decode straight from the response bytes
 into these Structs, only the fields the warehouse keeps, in C: decoding was
-most of a sync's CPU (docs/benchmarks.md). A record that fails raises
-`MalformedRecordError` naming the record and the field; the page it came in
-is not written, and everything committed before it stays as it was.
+most of a sync's CPU (docs/benchmarks.md). A record that fails is named
+by a `MalformedRecordError` (the record and the field); the page decoders
+leave it out of their page and hand it on under `rejected`, as a
+`Rejection` for `rejected_records`, so the rest of the page is written.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
+import orjson
 
-from logikal_square_sync.records import Decoder, field_error
+from logikal_square_sync.records import Decoder, Refused, field_error
+from logikal_square_sync.warehouse.quarantine import Rejection
 
 Body = dict[str, Any]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
@@ -173,17 +176,47 @@ _ORDERS = Decoder(_OrdersPage, "Square", "order")
 _ORDER_ENTRIES = Decoder(_OrderEntriesPage, "Square", "order entry", id_field="order_id")
 
 
-def _body(key: str, records: list[Any] | None, cursor: str | None) -> Body:
+# What a page carries besides its records: those that failed, as `Rejection`s.
+REJECTED = "rejected"
+_COUNT_KEY = ("catalog_object_id", "location_id", "state")
+
+
+# The prefix of the id a record without one is filed under in `rejected_records`.
+NO_ID = "no id: "
+
+
+def record_id(refused: Refused) -> str:
+    """The id `rejected_records` files a refused record under: as the sync would name it when written."""
+    record = refused.record if isinstance(refused.record, dict) else {}
+    if refused.error.record_id:
+        return refused.error.record_id
+    if all(isinstance(record.get(key), str) for key in _COUNT_KEY):
+        return "/".join(record[key] for key in _COUNT_KEY)  # an inventory count (`inventory_sync.count_id`)
+    return NO_ID + orjson.dumps(refused.record).decode()[:120]
+
+
+def rejections(refused: list[Refused]) -> list[Rejection]:
+    return [
+        Rejection(r.error.source, r.error.kind, record_id(r), str(r.error), orjson.dumps(r.record).decode())
+        for r in refused
+    ]
+
+
+def _body(key: str, records: list[Any] | None, cursor: str | None, refused: list[Refused]) -> Body:
     # Pages stay dicts of typed records: the client's paging reads `cursor` and may trim the records.
     body: Body = {key: records or []}
     if cursor:
         body["cursor"] = cursor
+    if refused:
+        body[REJECTED] = rejections(refused)
     return body
 
 
-def locations_of(answer: Body) -> list[Location]:
-    """A ListLocations answer (already decoded: it comes in one small response) as typed locations."""
-    return _LOCATIONS.convert(answer, call="ListLocations").locations or []
+def locations_of(answer: Body) -> tuple[list[Location], list[Rejection]]:
+    """A ListLocations answer (already decoded: it comes in one small response) as typed locations,
+    and the locations that failed."""
+    decoded, refused = _LOCATIONS.convert_salvaging(answer, "locations", call="ListLocations")
+    return decoded.locations or [], rejections(refused)
 
 
 def decode_catalog_page(raw: bytes) -> Body:
@@ -191,23 +224,24 @@ def decode_catalog_page(raw: bytes) -> Body:
 
     Raises ValueError (as `json.loads` does) when the body is no JSON at all.
     """
-    page = _CATALOG.decode(raw, call="SearchCatalogObjects")
-    return _body("objects", page.objects, page.cursor)
+    page, refused = _CATALOG.decode_salvaging(raw, "objects", call="SearchCatalogObjects")
+    return _body("objects", page.objects, page.cursor, refused)
 
 
 def decode_inventory_page(raw: bytes) -> Body:
     """A BatchRetrieveInventoryCounts page: typed `InventoryCount`s under `counts`, and the cursor."""
-    page = _INVENTORY.decode(raw, call="BatchRetrieveInventoryCounts")
-    return _body("counts", page.counts, page.cursor)
+    page, refused = _INVENTORY.decode_salvaging(raw, "counts", call="BatchRetrieveInventoryCounts")
+    return _body("counts", page.counts, page.cursor, refused)
 
 
 def decode_orders_page(raw: bytes) -> Body:
     """A SearchOrders page: typed `Order`s under `orders`, and the cursor."""
-    page = _ORDERS.decode(raw, call="SearchOrders")
-    return _body("orders", page.orders, page.cursor)
+    page, refused = _ORDERS.decode_salvaging(raw, "orders", call="SearchOrders")
+    return _body("orders", page.orders, page.cursor, refused)
 
 
 def decode_order_entries_page(raw: bytes) -> Body:
     """A SearchOrders page with `return_entries`: typed `OrderEntry`s, and the cursor."""
+    # Only counted (completeness.py), never written: a bad entry fails the check naming it.
     page = _ORDER_ENTRIES.decode(raw, call="SearchOrders")
-    return _body("order_entries", page.order_entries, page.cursor)
+    return _body("order_entries", page.order_entries, page.cursor, [])

@@ -43,6 +43,11 @@ def test_milliseconds_are_recognised() -> None:
         ({"changedDate": "2025-01-01"}, r"field 'changedDate': expected Unix seconds"),
         ({"changedDate": True}, r"field 'changedDate': expected Unix seconds"),
         ({"changedDate": -5}, r"field 'changedDate': expected Unix seconds, got negative -5"),
+        # Past the year 9999 as seconds and as milliseconds: Python's OverflowError/OSError/ValueError.
+        ({"changedDate": 1e17}, r"'changedDate': 1e\+17 is out of range for a date"),
+        ({"createdDate": 10**20}, r"'createdDate': 100000000000000000000 is out of range for a date"),
+        ({"changedDate": 9e15}, r"'changedDate': 9000000000000000.0 is out of range for a date"),
+        ({"changedDate": float("inf")}, r"'changedDate': inf is out of range for a date"),
         ({"name": None}, r"field 'name': missing"),
     ],
 )

@@ -3,14 +3,16 @@
 The unit tests drive `batched` with a hand-moved clock. The sync tests run the
 catalog and inventory syncs over HTTP against the sandbox, on SQLite and
 PostgreSQL, with a few pages to a transaction (conftest `BATCH_PAGES`), and
-break them between two pages of one batch: by a refused request, a malformed
-record and SIGKILL. Each time the watermark stays where it was, what was
-committed stays, and the next run converges exactly on the source.
+break them between two pages of one batch: by a refused request and SIGKILL.
+Each time the watermark stays where it was, what was committed stays, and
+the next run converges exactly on the source. A malformed record breaks
+nothing: it is quarantined and the rest of its batch written.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,8 +26,8 @@ from logikal_square_sync.square.engine.client import SquareApiError
 from logikal_square_sync.square.engine.inventory_sync import sync_inventory
 from logikal_square_sync.square.engine.location_sync import sync_locations
 from logikal_square_sync.square.engine.pages import with_last_flag
-from logikal_square_sync.square.engine.rows import MalformedRecord
 from logikal_square_sync.warehouse import tables as t
+from logikal_square_sync.warehouse.quarantine import quarantined
 from logikal_square_sync.warehouse.state import get_watermarks
 from logikal_square_sync_tests.square.conftest import (
     assert_catalog_equals_source,
@@ -182,24 +184,31 @@ def test_a_refused_request_between_pages_of_a_batch_loses_nothing(make_client, e
     assert (again.inserted, again.updated) == (len(sandbox.inventory_counts()) - 6 * INVENTORY_PAGE, 0)
 
 
-def test_a_malformed_count_on_a_later_page_fails_naming_it_and_keeps_the_pages_before(
+def test_a_malformed_count_on_a_later_page_is_quarantined_and_every_other_count_written(
     make_client, engine, sandbox
 ) -> None:
     counts = sandbox.inventory_counts()
-    before = _first_counts(sandbox, 6)
     victim = counts[6 * INVENTORY_PAGE + 3]  # on page 7, while the second transaction holds pages 5 and 6
     key = (victim["catalog_object_id"], victim["location_id"], victim["state"])
+    expected = {k: (q.normalize(), at) for k, (q, at) in source_inventory(sandbox).items() if k != key}
     sandbox.corrupt_inventory_count(key, "lots")
     message = rf"inventory count \(no id; record starts .*{victim['catalog_object_id']}.*: field 'quantity'"
-    with make_client() as client, pytest.raises(MalformedRecord, match=message):
-        sync_inventory(client, engine, _inventory_policy())
-    assert warehouse_inventory(engine) == before  # pages 5 and 6 written, page 7 not at all
-    assert _watermarks(engine, "square/inventory") == {}
+    with make_client() as client:
+        report = sync_inventory(client, engine, _inventory_policy())
+    assert report.rejected == 1
+    stored = warehouse_inventory(engine)
+    assert key not in stored
+    assert stored == expected
+    (rejected,) = quarantined(engine, "Square", ["inventory count"])
+    assert rejected.id == "/".join(key) and re.search(message, rejected.reason)
+    assert _watermarks(engine, "square/inventory") != {}  # the bad count holds nothing back
 
-    sandbox.corrupt_inventory_count(key, victim["quantity"])
+    # Counted again at the source: the next sync writes it and takes it out of quarantine.
+    sandbox.set_inventory_count(*key, victim["quantity"])
     with make_client() as client:
         sync_inventory(client, engine, _inventory_policy())
     _assert_inventory_equals_source(engine, sandbox)
+    assert quarantined(engine, "Square", ["inventory count"]) == []
 
 
 def test_a_sync_killed_in_the_middle_of_a_batch_then_a_rerun_converges(
@@ -301,7 +310,7 @@ def test_a_catalog_copy_no_newer_than_one_an_earlier_batch_holds_is_dropped() ->
         }
 
     def page(*rows: dict) -> _Page:
-        return _Page(len(rows), {t.square_catalog_variations: list(rows)}, False, False)
+        return _Page(len(rows), {t.square_catalog_variations: list(rows)}, False, False, [])
 
     seen: dict = {table: {} for table in _Batch().rows}
     first = _Batch(seen=seen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 
 from logikal_square_sync.records import MalformedRecordError
 from logikal_square_sync.square.engine.records import (
+    _ORDERS,
+    REJECTED,
     Order,
     decode_catalog_page,
     decode_inventory_page,
@@ -29,8 +32,17 @@ from logikal_square_sync.square.engine.rows import (
     order_rows,
     variation_row,
 )
+from logikal_square_sync.warehouse.quarantine import Rejection
 
 SYNCED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def refusal(body: dict[str, Any]) -> Rejection:
+    """The one record a page decoder left out, as it goes to `rejected_records`."""
+    (rejection,) = body[REJECTED]
+    return rejection
+
+
 ORDER: dict[str, Any] = {
     "id": "ORDER-1",
     "location_id": "LOC-1",
@@ -138,15 +150,25 @@ def test_a_malformed_order_is_named_with_its_field(path, value, message) -> None
         target = target[step]
     target[path[-1]] = value
     named = message if message.startswith("order") else "order 'ORDER-1': " + message
-    with pytest.raises(MalformedRecord, match=r"^SearchOrders: malformed Square " + named):
-        decode_orders_page(page(ORDER, bad))
+    body = decode_orders_page(page(ORDER, bad))
+    assert len(body["orders"]) == 1  # the good one: the bad one is left out, refused
+    assert re.match(r"^SearchOrders: malformed Square " + named, refusal(body).reason)
+
+
+def test_the_refusal_names_source_kind_record_and_field_and_keeps_the_record() -> None:
+    bad = copy.deepcopy(ORDER)
+    del bad["location_id"]
+    rejection = refusal(decode_orders_page(page(ORDER, bad)))
+    assert (rejection.source, rejection.object_type, rejection.record_id) == ("Square", "order", "ORDER-1")
+    assert rejection.reason == "SearchOrders: malformed Square order 'ORDER-1': field 'location_id': missing"
+    assert orjson.loads(rejection.raw_json) == bad
 
 
 def test_the_error_names_source_kind_record_and_field() -> None:
     bad = copy.deepcopy(ORDER)
     del bad["location_id"]
     with pytest.raises(MalformedRecordError) as raised:
-        decode_orders_page(page(ORDER, bad))
+        _ORDERS.decode(page(ORDER, bad), call="SearchOrders")
     error = raised.value
     assert (error.source, error.kind, error.record_id, error.field, error.call) == (
         "Square",
@@ -263,8 +285,9 @@ def test_catalog_objects_decode_into_typed_objects_and_their_rows() -> None:
     ],
 )
 def test_a_malformed_catalog_object_is_named_by_its_type_id_and_field(objects, message) -> None:
-    with pytest.raises(MalformedRecordError, match=r"^SearchCatalogObjects: malformed Square " + message):
-        decode_catalog_page(orjson.dumps({"objects": objects, "cursor": "C"}))
+    body = decode_catalog_page(orjson.dumps({"objects": objects, "cursor": "C"}))
+    assert len(body["objects"]) == len(objects) - 1
+    assert re.match(r"^SearchCatalogObjects: malformed Square " + message, refusal(body).reason)
 
 
 COUNT = {
@@ -303,21 +326,27 @@ def test_inventory_counts_decode_into_typed_counts_and_their_rows() -> None:
 def test_a_malformed_inventory_count_is_named_with_its_field(change, message) -> None:
     # Counts have no id of their own: the record is named by how it starts.
     expected = r"malformed Square inventory count \(no id; record starts \{\"catalog_object_id\":\"VAR-1\".*"
-    with pytest.raises(MalformedRecordError, match=expected + message):
-        decode_inventory_page(orjson.dumps({"counts": [COUNT, {**COUNT, **change}]}))
+    body = decode_inventory_page(orjson.dumps({"counts": [COUNT, {**COUNT, **change}]}))
+    assert len(body["counts"]) == 1
+    rejection = refusal(body)
+    assert re.search(expected + message, rejection.reason)
+    # Filed under the id the sync gives a count (catalog object/location/state) while it has one.
+    assert rejection.record_id == "/".join(
+        str({**COUNT, **change}[key]) for key in ("catalog_object_id", "location_id", "state")
+    )
 
 
 def test_locations_are_typed_and_a_malformed_one_is_named() -> None:
     answer = {"locations": [{"id": "LOC-1", "name": "Main", "status": "ACTIVE", "created_at": MOMENT}]}
-    (location,) = locations_of(answer)
+    (location,), refused = locations_of(answer)
+    assert refused == []
     row = location_row(location, SYNCED_AT)
     assert (row["id"], row["status"], row["timezone"]) == ("LOC-1", "ACTIVE", None)
     assert row["created_at"] == datetime(2026, 11, 2, 12, tzinfo=UTC)
-    assert locations_of({}) == []
-    with pytest.raises(
-        MalformedRecordError, match=r"^ListLocations: malformed Square location 'LOC-2': field 'name'"
-    ):
-        locations_of({"locations": [{"id": "LOC-2", "name": 7}]})
+    assert locations_of({}) == ([], [])
+    kept, (rejection,) = locations_of({"locations": [answer["locations"][0], {"id": "LOC-2", "name": 7}]})
+    assert [location.id for location in kept] == ["LOC-1"]
+    assert rejection.reason.startswith("ListLocations: malformed Square location 'LOC-2': field 'name'")
 
 
 def test_order_entries_are_typed() -> None:
