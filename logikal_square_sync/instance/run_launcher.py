@@ -23,8 +23,9 @@ One subtlety of `dagster code-server start`: a *reload* of the code location rep
 gRPC process that answers, while runs it started go on in the old one, which only a cancel
 request reaches (the code server routes cancels by run). So before calling a run dead, a
 cancel request is sent: a restarted server knows nothing of the run and reports so (the run
-is dead: FAILED); after a reload the old process accepts it and ends the run as CANCELED,
-like any termination, instead of leaving it running unseen.
+is dead: FAILED); after a reload the old process accepts it, the run is marked CANCELING as
+by a termination from the UI, and ends CANCELED once its step notices, instead of going on
+unseen.
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ class HealthCheckedRunLauncher(dg.DefaultRunLauncher):
                 f"The code location at {where} was reloaded while this run ran; the process that "
                 "runs it was asked to cancel it, so that no run goes on unseen."
             )
-            self._instance.report_engine_event(message, run, cls=self.__class__)
+            # CANCELING, as a termination from the UI would: the interrupted run then ends
+            # CANCELED (not "interrupted unexpectedly", a failure), or after
+            # run_monitoring.cancel_timeout_seconds at the latest.
+            self._instance.report_run_canceling(run, message=message)
             return self._reachable(run, CheckRunHealthResult(WorkerStatus.RUNNING, message))
         return self._reachable(
             run,

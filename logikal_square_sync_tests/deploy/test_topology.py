@@ -8,7 +8,10 @@
    worker dies with it, the run launcher's health check fails the run within two minutes,
    its slot comes back, one alert, the next run succeeds and the warehouse is exact.
 4. The daemon SIGKILLed and restarted under a running sync: the run finishes, nothing is lost.
-5. PostgreSQL (a private cluster: Dagster's storage and the warehouse) restarted mid-sync.
+5. A reload of the code location under a running sync: the run left in the old process is
+   canceled, the next run succeeds.
+6. PostgreSQL (a private cluster: Dagster's storage and the warehouse) restarted mid-sync: the
+   run fails or finishes cleanly, nothing half-written, the next run succeeds.
 """
 
 from __future__ import annotations
@@ -313,6 +316,7 @@ def test_a_killed_daemon_leaves_the_running_sync_alone(topology: Topology) -> No
             lambda: topology.square.stats.faults_fired["slow"] > fired,
             timeout=150,
         )
+        killed_at = time.monotonic()
         topology.kill("daemon")
     finally:
         topology.square.faults.clear()
@@ -320,12 +324,52 @@ def test_a_killed_daemon_leaves_the_running_sync_alone(topology: Topology) -> No
     # The run worker is the code server's child: it goes on without the daemon, and the new
     # daemon's run monitoring finds it alive.
     assert topology.wait_for_run(run_id, timeout=180) == "SUCCESS", topology.log_tail()
+    print(f"\nrun {run_id} ended SUCCESS {time.monotonic() - killed_at:.0f} s after the daemon was killed")
     topology.wait_healthy("daemon")
     assert_warehouse_equals_source(warehouse_engine(topology.warehouse_url), topology.square)
     _sync_all_square_and_check_the_warehouse(topology)
     # The restarted daemon's alert sensor resumes from its stored cursor: nothing failed, nothing sent.
     _wait_for_another_alert_tick(topology)
     assert [text for text in _run_alerts(topology, alerts_before) if "Run failed" in text] == []
+
+
+RELOAD = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on WorkspaceLocationEntry { name }
+    ... on Error { message }
+  }
+}
+"""
+
+
+def test_a_reload_of_the_code_location_cancels_the_run_it_leaves_behind(topology: Topology) -> None:
+    """A reload (UI: Deployment -> Reload) replaces the code server's gRPC process; a run it started
+    goes on in the old one, which no longer answers for it. The launcher's health check has that
+    process cancel it rather than take it for dead: no run goes on unseen, none is failed alive.
+    The cancel takes effect once the step's call to Square returns: 45 s here, well after it."""
+    fired = _hang_orders_search(topology, delay_seconds=45, times=1)
+    try:
+        run_id = topology.launch_assets(["square", "locations"], ["square", "orders"])
+        wait_for(
+            "the orders sync to hang at Square",
+            lambda: topology.square.stats.faults_fired["slow"] > fired,
+            timeout=150,
+        )
+        reloaded = topology.api.query(RELOAD, {"name": LOCATION})["reloadRepositoryLocation"]
+        assert reloaded["__typename"] == "WorkspaceLocationEntry", reloaded
+        reloaded_at = time.monotonic()
+        status = topology.wait_for_run(run_id, timeout=150)
+    finally:
+        topology.square.faults.clear()
+    print(f"\nrun {run_id} ended {status} {time.monotonic() - reloaded_at:.0f} s after the reload")
+    assert status == "CANCELED", topology.log_tail()
+    with topology.instance() as instance:
+        records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_CANCELING).records
+    assert any("was reloaded while this run ran" in (r.event_log_entry.message or "") for r in records)
+    wait_for("the pool slot to be free", lambda: not _slot_holders(topology, "square_orders"), timeout=90)
+    _sync_all_square_and_check_the_warehouse(topology)
 
 
 def _status_through_restarts(topology: Topology, run_id: str) -> str | None:
