@@ -409,6 +409,8 @@ def _launch_past_a_dead_pooled_connection(topology: Topology) -> str:
     raise AssertionError("unreachable")
 
 
+# A topology of its own: its own xdist group too, so the suite runs it beside the shared one.
+@pytest.mark.xdist_group("private_postgres")
 def test_postgresql_restarting_under_a_running_sync_ends_it_cleanly(tmp_path: Path) -> None:
     # Its own cluster (Dagster's storage and the warehouse): the machine's is every other test's.
     with private_postgres() as postgres, running_topology(tmp_path, postgres.admin_url) as topology:
