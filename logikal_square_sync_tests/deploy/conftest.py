@@ -79,14 +79,14 @@ def compose_commands() -> dict[str, list[str]]:
 
 
 @contextlib.contextmanager
-def throwaway_databases(*purposes: str) -> Iterator[list[sa.URL]]:
+def throwaway_databases(*purposes: str, admin_url: str = POSTGRES_ADMIN_URL) -> Iterator[list[sa.URL]]:
     """Fresh databases on the test PostgreSQL, dropped afterwards; fail under CI if it is down."""
-    admin = create_warehouse_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+    admin = create_warehouse_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as error:
-        message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error.orig}"
+        message = f"PostgreSQL at {admin_url} is unreachable: {error.orig}"
         if under_ci():
             pytest.fail(message)
         pytest.skip(message)
@@ -115,6 +115,26 @@ def _stop(processes: list[subprocess.Popen], grace: float = 30) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
 
 
 def _answers(url: str) -> bool:
@@ -148,7 +168,47 @@ class Topology:
     slack: SlackStandIn
     heartbeat: HeartbeatMonitor
     api: DagsterApi
+    commands: dict[str, list[str]]
+    cwd: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, role: str) -> None:
+        """Starts `role` as its container would, appending to its log (a restart keeps the old lines)."""
+        with (self.logs / f"{role}.log").open("a") as log:
+            self.processes[role] = subprocess.Popen(
+                self.commands[role],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self, role: str) -> None:
+        """SIGKILLs `role` with every process under it at once, as when its container or node dies."""
+        process = self.processes[role]
+        tree = process_tree(process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in tree:  # anything that left the process group dies with the "container" too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=60)
+
+    def restart(self, role: str) -> None:
+        """What compose's `restart: unless-stopped` does for a dead container: the same command again."""
+        self.start(role)
+
+    def wait_healthy(self, role: str, timeout: float = 180) -> None:
+        """Waits until `role` passes the image's HEALTHCHECK (one Python process per try)."""
+        check = [str(ROOT / "deploy" / "commands.sh"), "healthcheck", role]
+
+        def healthy() -> bool:
+            self.assert_alive()
+            done = subprocess.run(check, env=self.env, cwd=self.cwd, capture_output=True, timeout=120)
+            return done.returncode == 0
+
+        wait_for(f"the {role} healthcheck", healthy, timeout=timeout, poll=2.0)
 
     def log_tail(self, chars: int = 6000) -> str:
         parts = []
@@ -327,8 +387,14 @@ def _pg_env(url: sa.URL) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    with running_topology(tmp_path_factory.mktemp("topology")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_topology(tmp: Path, postgres_admin_url: str = POSTGRES_ADMIN_URL) -> Iterator[Topology]:
+    """The processes of compose.yaml in `tmp`, on two throw-away databases of that PostgreSQL."""
     commands = compose_commands()
-    tmp = tmp_path_factory.mktemp("topology")
     home, logs = tmp / "dagster_home", tmp / "logs"
     home.mkdir()
     logs.mkdir()
@@ -340,12 +406,13 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     posts: list[dict] = []
     pings: list[str] = []  # the heartbeat monitor's
     with (
-        throwaway_databases("dagster", "warehouse") as (dagster_db, warehouse_db),
+        throwaway_databases("dagster", "warehouse", admin_url=postgres_admin_url) as databases,
         serve_in_thread(square_app(square)) as square_served,
         serve_in_thread(logikal_app(logikal)) as logikal_served,
         serve_in_thread(_slack_app(posts)) as slack_served,
         serve_in_thread(heartbeat_app(pings)) as heartbeat_served,
     ):
+        dagster_db, warehouse_db = databases
         slack = SlackStandIn(url=slack_served.url, posts=posts)
         heartbeat = HeartbeatMonitor(heartbeat_served.url, pings)
         code_port, web_port = free_port(), free_port()
@@ -392,6 +459,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             slack=slack,
             heartbeat=heartbeat,
             api=DagsterApi(webserver_url),
+            commands=commands,
+            cwd=tmp,
         )
         try:
             for role in ROLES:
@@ -399,27 +468,13 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
                     # Stopped before the daemon could tick any of them.
                     wait_for("the webserver", lambda: topology.assert_alive() or _answers(webserver_url), 180)
                     topology.stop_background_syncs()
-                topology.processes[role] = subprocess.Popen(
-                    commands[role],
-                    env=env,
-                    cwd=tmp,
-                    stdout=(logs / f"{role}.log").open("w"),
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                topology.start(role)
             # Ready once the webserver serves the code server's definitions (cheap to poll) ...
             wait_for("the webserver", lambda: topology.assert_alive() or _answers(webserver_url), timeout=180)
             topology.repository()
-            # ... then each role passes the image's HEALTHCHECK (one Python process per try).
+            # ... then each role passes the image's HEALTHCHECK.
             for role in ROLES:
-                check = [str(ROOT / "deploy" / "commands.sh"), "healthcheck", role]
-
-                def healthy(check: list[str] = check) -> bool:
-                    topology.assert_alive()
-                    done = subprocess.run(check, env=env, cwd=tmp, capture_output=True, timeout=120)
-                    return done.returncode == 0
-
-                wait_for(f"the {role} healthcheck", healthy, timeout=120, poll=2.0)
+                topology.wait_healthy(role, timeout=120)
             topology.instigator("sensor", "alert_on_run_failure", start=True)
             yield topology
         finally:

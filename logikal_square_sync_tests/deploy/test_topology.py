@@ -4,7 +4,15 @@
    completes through the webserver's GraphQL, and the warehouse equals the sandboxes' truth.
 2. A run worker SIGKILLed mid-run: the run is failed, its pool slot given back, the next run
    of the asset succeeds, and exactly one alert reaches Slack.
-3. The running daemon's alert sensor pings LSS_HEARTBEAT_URL once per tick.
+3. The whole code server SIGKILLed mid-step and restarted (a container's crash): the run
+   worker dies with it, the run launcher's health check fails the run within two minutes,
+   its slot comes back, one alert, the next run succeeds and the warehouse is exact.
+4. The daemon SIGKILLed and restarted under a running sync: the run finishes, nothing is lost.
+5. A reload of the code location under a running sync: the run left in the old process is
+   canceled, the next run succeeds.
+6. PostgreSQL (a private cluster: Dagster's storage and the warehouse) restarted mid-sync: the
+   run fails or finishes cleanly, nothing half-written, the next run succeeds.
+7. The running daemon's alert sensor pings LSS_HEARTBEAT_URL once per tick.
 """
 
 from __future__ import annotations
@@ -14,20 +22,33 @@ import re
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from logikal_square_sync.force_sync import ForceSyncError
 from logikal_square_sync.policies import MAX_RUNTIME_TAG, load_policies, max_runtime_tags, run_retry_tags
 from logikal_square_sync.warehouse.engine import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_projects
-from logikal_square_sync_tests.deploy.conftest import LOCATION, Topology, wait_for
+from logikal_square_sync_tests.deploy.conftest import (
+    LOCATION,
+    Topology,
+    process_tree,
+    running_topology,
+    wait_for,
+)
+from logikal_square_sync_tests.deploy.private_postgres import private_postgres
 from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
 from logikal_square_sync_tests.square.conftest import (
     assert_warehouse_equals_source,
+    normalized,
+    source_line_items,
     source_orders,
+    warehouse_line_items,
     warehouse_orders,
 )
 
@@ -112,26 +133,6 @@ def test_a_schedule_tick_and_a_force_sync_go_through_the_queue_and_fill_the_ware
     assert [post for post in topology.slack.posts if "Run failed" in post["text"]] == []
 
 
-def _process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
-
-
 def _worker_pid(topology: Topology, run_id: str) -> int | None:
     with topology.instance() as instance:
         for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records:
@@ -139,6 +140,14 @@ def _worker_pid(topology: Topology, run_id: str) -> int | None:
             if found:
                 return int(found.group(1))
     return None
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie that nobody has reaped yet (its parent died with it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in {"Z", "X"}
+    except OSError:
+        return True
 
 
 def _slot_holders(topology: Topology, pool: str) -> set[str]:
@@ -157,14 +166,16 @@ def test_a_killed_run_worker_gives_back_its_pool_slot_and_alerts_once(topology: 
         assert _slot_holders(topology, "square_orders") == {run_id}
         pid = wait_for("the run worker's pid", lambda: _worker_pid(topology, run_id), 30)
         # The code server started it (DefaultRunLauncher): a process of the code-server "container".
-        assert pid in _process_tree(topology.processes["code-server"].pid)
+        assert pid in process_tree(topology.processes["code-server"].pid)
         # The worker and its step processes die at once, as in an OOM kill or a redeploy.
-        for process in _process_tree(pid):
+        killed_at = time.monotonic()
+        for process in process_tree(pid):
             os.kill(process, signal.SIGKILL)
     finally:
         square.faults.clear()
 
     assert topology.wait_for_run(run_id, timeout=60) == "FAILURE"
+    print(f"\nrun {run_id} ended FAILURE {time.monotonic() - killed_at:.0f} s after its worker was killed")
     # run_monitoring.free_slots_after_run_end_seconds (dagster.yaml) gives the slot back.
     wait_for("the pool slot to be free", lambda: not _slot_holders(topology, "square_orders"), timeout=90)
 
@@ -210,3 +221,242 @@ def test_the_daemon_pings_the_heartbeat_once_per_alert_sensor_tick(topology: Top
     pings = topology.heartbeat.pings.count(agent) - before_pings
     # A ping goes out inside its tick, before Dagster records the tick: one may be on either side.
     assert ticks - 1 <= pings <= ticks + 1, (ticks, pings)
+
+
+SQUARE_ASSETS = [["square", name] for name in ("locations", "catalog", "orders", "inventory")]
+
+
+def _run_alerts(topology: Topology, since: int) -> list[str]:
+    """The run alerts since post number `since` (freshness alerts of the every-minute crons aside)."""
+    texts = [post["text"] for post in topology.slack.posts[since:]]
+    return [text for text in texts if "Run failed" in text or "Recovered" in text]
+
+
+def _wait_for_another_alert_tick(topology: Topology) -> None:
+    """One more completed tick of the alert sensor: it had its chance to send anything twice."""
+    seen = {tick["id"] for tick in topology.sensor_ticks(ALERT_SENSOR)}
+
+    def another_tick() -> bool:
+        return any(
+            t["id"] not in seen and t["status"] != "STARTED" for t in topology.sensor_ticks(ALERT_SENSOR)
+        )
+
+    wait_for(f"another tick of {ALERT_SENSOR}", another_tick, timeout=120)
+
+
+def _hang_orders_search(topology: Topology, delay_seconds: float, times: int | None) -> int:
+    """Makes Square's SearchOrders answer late; returns how often that fault had fired before."""
+    fired = topology.square.stats.faults_fired["slow"]
+    topology.square.faults.inject("slow", endpoint="orders_search", times=times, delay_seconds=delay_seconds)
+    return fired
+
+
+def _sync_all_square_and_check_the_warehouse(
+    topology: Topology, launch: Callable[[], str] | None = None
+) -> str:
+    """The next run of every Square asset succeeds and leaves the warehouse equal to the source."""
+    run_id = launch() if launch else topology.launch_assets(*SQUARE_ASSETS)
+    assert topology.wait_for_run(run_id, timeout=180) == "SUCCESS", topology.log_tail()
+    assert_warehouse_equals_source(warehouse_engine(topology.warehouse_url), topology.square)
+    return run_id
+
+
+def _failure_message(topology: Topology, run_id: str) -> str:
+    with topology.instance() as instance:
+        records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+    return " ".join(record.event_log_entry.message or "" for record in records)
+
+
+def test_a_killed_code_server_fails_its_run_within_two_minutes_and_frees_its_slot(topology: Topology) -> None:
+    alerts_before = len(topology.slack.posts)
+    fired = _hang_orders_search(topology, delay_seconds=3600, times=None)
+    try:
+        run_id = topology.launch_assets(["square", "locations"], ["square", "orders"])
+        wait_for(
+            "the orders sync to hang at Square",
+            lambda: topology.square.stats.faults_fired["slow"] > fired,
+            timeout=150,
+        )
+        assert _slot_holders(topology, "square_orders") == {run_id}
+        worker = wait_for("the run worker's pid", lambda: _worker_pid(topology, run_id), 30)
+        assert worker in process_tree(topology.processes["code-server"].pid)
+        # The code server's container dies (OOM, crash, node gone): it and its run workers at once.
+        killed_at = time.monotonic()
+        topology.kill("code-server")
+        wait_for("the run worker to die with it", lambda: _dead(worker), timeout=30)
+    finally:
+        topology.square.faults.clear()
+    # compose's `restart: unless-stopped` starts the container again, on the same address.
+    topology.restart("code-server")
+
+    def failed() -> bool:
+        topology.assert_alive()
+        return topology.api.status(run_id) == "FAILURE"
+
+    wait_for(f"run {run_id} to fail\n{topology.log_tail()}", failed, timeout=150, poll=1.0)
+    seconds = time.monotonic() - killed_at
+    print(f"\nrun {run_id} ended FAILURE {seconds:.0f} s after its code server was killed")
+    assert seconds < 120, f"the run ended FAILURE only {seconds:.0f} s after the kill\n{topology.log_tail()}"
+    # Failed by run monitoring through the launcher's health check, not by the maximum runtime.
+    message = _failure_message(topology, run_id)
+    assert "Detected run worker status FAILED" in message and "does not run this run" in message, message
+    # run_monitoring.free_slots_after_run_end_seconds (dagster.yaml) gives the slot back.
+    wait_for("the pool slot to be free", lambda: not _slot_holders(topology, "square_orders"), timeout=90)
+    print(f"its square_orders pool slot was free {time.monotonic() - killed_at:.0f} s after the kill")
+
+    topology.wait_healthy("code-server")
+    following = _sync_all_square_and_check_the_warehouse(topology)
+
+    wait_for(
+        "the run-failure alert",
+        lambda: any(run_id in text for text in _run_alerts(topology, alerts_before)),
+        timeout=120,
+    )
+    wait_for(
+        "the recovery message",
+        lambda: any(following in text for text in _run_alerts(topology, alerts_before)),
+        timeout=120,
+    )
+    _wait_for_another_alert_tick(topology)
+    alerts = _run_alerts(topology, alerts_before)
+    failures = [text for text in alerts if "Run failed" in text]
+    recoveries = [text for text in alerts if "Recovered" in text]
+    assert len(failures) == 1 and run_id in failures[0] and "square/orders" in failures[0], alerts
+    assert len(recoveries) == 1 and following in recoveries[0], alerts
+
+
+def test_a_killed_daemon_leaves_the_running_sync_alone(topology: Topology) -> None:
+    alerts_before = len(topology.slack.posts)
+    # The first SearchOrders call answers after 10 s: the sync is mid-step while the daemon dies.
+    fired = _hang_orders_search(topology, delay_seconds=10, times=1)
+    try:
+        run_id = topology.launch_assets(*SQUARE_ASSETS)
+        wait_for(
+            "the orders sync to wait at Square",
+            lambda: topology.square.stats.faults_fired["slow"] > fired,
+            timeout=150,
+        )
+        killed_at = time.monotonic()
+        topology.kill("daemon")
+    finally:
+        topology.square.faults.clear()
+    topology.restart("daemon")
+    # The run worker is the code server's child: it goes on without the daemon, and the new
+    # daemon's run monitoring finds it alive.
+    assert topology.wait_for_run(run_id, timeout=180) == "SUCCESS", topology.log_tail()
+    print(f"\nrun {run_id} ended SUCCESS {time.monotonic() - killed_at:.0f} s after the daemon was killed")
+    topology.wait_healthy("daemon")
+    assert_warehouse_equals_source(warehouse_engine(topology.warehouse_url), topology.square)
+    _sync_all_square_and_check_the_warehouse(topology)
+    # The restarted daemon's alert sensor resumes from its stored cursor: nothing failed, nothing sent.
+    _wait_for_another_alert_tick(topology)
+    assert [text for text in _run_alerts(topology, alerts_before) if "Run failed" in text] == []
+
+
+RELOAD = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on WorkspaceLocationEntry { name }
+    ... on Error { message }
+  }
+}
+"""
+
+
+def test_a_reload_of_the_code_location_cancels_the_run_it_leaves_behind(topology: Topology) -> None:
+    """A reload (UI: Deployment -> Reload) replaces the code server's gRPC process; a run it started
+    goes on in the old one, which no longer answers for it. The launcher's health check has that
+    process cancel it rather than take it for dead: no run goes on unseen, none is failed alive.
+    The cancel takes effect once the step's call to Square returns: 45 s here, well after it."""
+    fired = _hang_orders_search(topology, delay_seconds=45, times=1)
+    try:
+        run_id = topology.launch_assets(["square", "locations"], ["square", "orders"])
+        wait_for(
+            "the orders sync to hang at Square",
+            lambda: topology.square.stats.faults_fired["slow"] > fired,
+            timeout=150,
+        )
+        reloaded = topology.api.query(RELOAD, {"name": LOCATION})["reloadRepositoryLocation"]
+        assert reloaded["__typename"] == "WorkspaceLocationEntry", reloaded
+        reloaded_at = time.monotonic()
+        status = topology.wait_for_run(run_id, timeout=150)
+    finally:
+        topology.square.faults.clear()
+    print(f"\nrun {run_id} ended {status} {time.monotonic() - reloaded_at:.0f} s after the reload")
+    assert status == "CANCELED", topology.log_tail()
+    with topology.instance() as instance:
+        records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_CANCELING).records
+    assert any("was reloaded while this run ran" in (r.event_log_entry.message or "") for r in records)
+    wait_for("the pool slot to be free", lambda: not _slot_holders(topology, "square_orders"), timeout=90)
+    _sync_all_square_and_check_the_warehouse(topology)
+
+
+def _status_through_restarts(topology: Topology, run_id: str) -> str | None:
+    """The run's status once it has ended; None while it runs or while the webserver's storage is
+    still reconnecting after the database restart."""
+    topology.assert_alive()
+    try:
+        status = topology.api.status(run_id)
+    except ForceSyncError:
+        return None
+    return status if status in {"SUCCESS", "FAILURE", "CANCELED"} else None
+
+
+def _assert_nothing_half_written(topology: Topology) -> None:
+    """Every order in the warehouse is the source's, with exactly its line items: an order and its
+    items commit together, so an interrupted sync leaves whole orders or none."""
+    engine = warehouse_engine(topology.warehouse_url)
+    stored, truth = warehouse_orders(engine), source_orders(topology.square)
+    assert {key: truth.get(key) for key in stored} == stored
+    items = {item for item in normalized(source_line_items(topology.square)) if item[0] in stored}
+    assert warehouse_line_items(engine) == items
+
+
+def _launch_past_a_dead_pooled_connection(topology: Topology) -> str:
+    """Launches the Square assets once the webserver's storage connections work again.
+
+    The webserver (alone among Dagster's processes) keeps a pooled connection to each storage; after
+    PostgreSQL restarted, the first request on it fails ("server closed the connection
+    unexpectedly"), SQLAlchemy drops the pool, and the next request connects anew."""
+    for attempt in range(3):
+        try:
+            return topology.launch_assets(*SQUARE_ASSETS)
+        except ForceSyncError as error:
+            if "server closed the connection unexpectedly" not in str(error) or attempt == 2:
+                raise
+            print(f"launch attempt {attempt + 1} after the restart met the dead pooled connection")
+    raise AssertionError("unreachable")
+
+
+# A topology of its own: its own xdist group too, so the suite runs it beside the shared one.
+@pytest.mark.xdist_group("private_postgres")
+def test_postgresql_restarting_under_a_running_sync_ends_it_cleanly(tmp_path: Path) -> None:
+    # Its own cluster (Dagster's storage and the warehouse): the machine's is every other test's.
+    with private_postgres() as postgres, running_topology(tmp_path, postgres.admin_url) as topology:
+        fired = _hang_orders_search(topology, delay_seconds=10, times=1)
+        try:
+            run_id = topology.launch_assets(*SQUARE_ASSETS)
+            wait_for(
+                "the orders sync to wait at Square",
+                lambda: topology.square.stats.faults_fired["slow"] > fired,
+                timeout=150,
+            )
+            restarted_at = time.monotonic()
+            postgres.restart("immediate")  # as in a crash of the database server: no checkpoint
+        finally:
+            topology.square.faults.clear()
+        status = wait_for(
+            f"run {run_id} to end after the restart\n{topology.log_tail()}\n{postgres.log_tail()}",
+            lambda: _status_through_restarts(topology, run_id),
+            timeout=180,
+            poll=1.0,
+        )
+        seconds = time.monotonic() - restarted_at
+        print(f"\nrun {run_id} ended {status} {seconds:.0f} s after PostgreSQL restarted")
+        assert status in {"SUCCESS", "FAILURE"}, topology.log_tail()
+        _assert_nothing_half_written(topology)
+        wait_for("the pool slot to be free", lambda: not _slot_holders(topology, "square_orders"), timeout=90)
+        _sync_all_square_and_check_the_warehouse(
+            topology, lambda: _launch_past_a_dead_pooled_connection(topology)
+        )

@@ -1,0 +1,1 @@
+"""Classes that the Dagster instance (dagster.yaml) names: every Dagster process imports them."""
