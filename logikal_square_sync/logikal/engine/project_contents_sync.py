@@ -4,7 +4,9 @@
    selected and its elevations listed, the phases side by side on the sessions
    that logged in meanwhile (`project_walk`).
 2. The listing is written in one transaction; phases and elevations the
-   source no longer lists get `deleted_at`.
+   source no longer lists get `deleted_at`: only once a listing in a fresh
+   session lacks them too, and within the deletion limit per project
+   (`listing_confirmation`).
 3. Parts lists are fetched only for elevations that are new or changed
    (`versionId`, `changedDate`) or whose stored copy is missing; elevations in
    the recycle bin are skipped. Elevation state cannot leave its phase, so each

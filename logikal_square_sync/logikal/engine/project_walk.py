@@ -1,6 +1,8 @@
 """One project's walk on the session pool: its phases listed side by side, parts lists from a queue per phase.
 
-1. One session selects the project and lists its phases (`list_phases`).
+1. One session selects the project and lists its phases (`list_phases`). A
+   phase or elevation listing that lacks live rows is listed again in a fresh
+   session first (`listing_confirmation`).
 2. Each phase is a listing task (select it, `GET /elevations`), ahead of every
    parts list in the runner's queue, so the sessions that log in beside the
    first one list a phase each instead of waiting for one session to list them
@@ -9,7 +11,8 @@
    once, provided every listing has a session of its own by then: the listing
    is then at most one listing away.
 4. One writer thread writes: first the listing, in one transaction, when its
-   last phase is in (`write_listing` marks what vanished), then each parts list
+   last phase is in (`write_listing` marks what vanished, within the deletion
+   limit), then each parts list
    (parsed, stored, or recorded as failed or gone) in the order the sessions
    hand them over. So nothing of the parts lists is written before the listing
    (a listing written after an elevation was marked gone would undo that), the
