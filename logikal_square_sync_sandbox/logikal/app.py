@@ -300,7 +300,7 @@ class _Api:
     async def list_projects(self, call: _Call) -> Response:
         await call.pause()
         with self.sb.lock:
-            return _ok(self.sb.navigator.list_projects(call.live_session))
+            return _ok(self.sb.served_projects(call.live_session))
 
     async def select_project(self, call: _Call) -> Response:
         identifier = await _identifier(call.request, guid=True)

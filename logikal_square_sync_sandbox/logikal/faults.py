@@ -13,11 +13,11 @@ endpoint, whatever the session, and are consumed in order.
 - `not_found`: a select answers 404 for its target, which exists (a one-off
   404 the real server may send; only for `POST …/select` endpoints).
 
-`ListingFaults` are per target instead: the next `GET /phases` of a project, or
-`GET /elevations` of a phase, answers 200 with a short list once (empty, or
-shrunken to the first half), whichever session asks. Nothing says LogiKal never
-sends one (docs/logikal-api.md §11), and a client that takes it at its word
-marks live phases and elevations deleted.
+`ListingFaults` are per target instead: the next `GET /projects` of a
+directory, `GET /phases` of a project, or `GET /elevations` of a phase, answers
+200 with a short list once (empty, or shrunken to the first half), whichever
+session asks. Nothing says LogiKal never sends one (docs/logikal-api.md §11),
+and a client that takes it at its word marks live rows deleted.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 FaultKind = Literal["error", "delay", "truncate", "lost_response", "not_found"]
-# Which listing answers short: a project's phases, or a phase's elevations.
-ListingKind = Literal["phases", "elevations"]
+# Which listing answers short: a directory's projects, a project's phases, or a phase's elevations.
+ListingKind = Literal["projects", "phases", "elevations"]
 # How short: nothing at all, or the first half (rounded down) of what is there.
 ShortListing = Literal["empty", "shrunken"]
-# A listing's target: (project id,) for phases, (project id, phase id) for elevations.
+# A listing's target: (directory path,) for projects, (project id,) for phases, (project id, phase id)
+# for elevations.
 ListingTarget = tuple[str, ...]
 
 _T = TypeVar("_T")
@@ -87,11 +88,11 @@ class ListingFaults:
         self._lock = threading.Lock()
 
     def add(self, kind: ListingKind, targets: Iterable[ListingTarget], how: ShortListing) -> None:
-        if kind not in ("phases", "elevations"):
-            raise ValueError(f"unknown listing {kind!r}; expected 'phases' or 'elevations'")
+        if kind not in ("projects", "phases", "elevations"):
+            raise ValueError(f"unknown listing {kind!r}; expected 'projects', 'phases' or 'elevations'")
         if how not in ("empty", "shrunken"):
             raise ValueError(f"unknown short listing {how!r}; expected 'empty' or 'shrunken'")
-        size = 1 if kind == "phases" else 2
+        size = 2 if kind == "elevations" else 1
         with self._lock:
             for target in targets:
                 if len(target) != size:

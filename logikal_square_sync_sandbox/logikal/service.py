@@ -289,10 +289,12 @@ class LogikalSandbox:
         share: float | None = None,
         targets: Iterable[ListingTarget] | None = None,
     ) -> list[ListingTarget]:
-        """The next `GET /phases` of each target project, or `GET /elevations` of each target phase,
-        answers 200 with an `empty` or `shrunken` (first half) list, once; returns the targets.
+        """The next `GET /projects` of each target directory, `GET /phases` of each target project, or
+        `GET /elevations` of each target phase, answers 200 with an `empty` or `shrunken` (first half)
+        list, once; returns the targets.
 
-        `targets` names them ((project id,) for phases, (project id, phase id) for elevations);
+        `targets` names them ((directory path,) for projects, (project id,) for phases, (project id,
+        phase id) for elevations);
         `share` picks that share of every current target instead (at least one), seeded.
         """
         if (share is None) == (targets is None):
@@ -312,10 +314,18 @@ class LogikalSandbox:
             return sorted(chosen)
 
     def _listing_targets(self, kind: ListingKind) -> list[ListingTarget]:
+        if kind == "projects":
+            return sorted((path,) for path, ids in self.tree.projects_by_directory.items() if ids)
         projects = sorted(self.tree.projects.values(), key=lambda p: p.id)
         if kind == "phases":
             return [(project.id,) for project in projects]
         return [(project.id, phase.id) for project in projects for phase in project.phases]
+
+    def served_projects(self, session: Session) -> list[dict[str, Any]]:
+        """`GET /projects` as served (see `served_phases`)."""
+        projects = self.navigator.list_projects(session)
+        assert session.directory_path is not None
+        return self.listing_faults.apply("projects", (session.directory_path,), projects)
 
     def served_phases(self, session: Session) -> list[dict[str, Any]]:
         """`GET /phases` as served: the session's listing, short when a listing fault waits for it."""

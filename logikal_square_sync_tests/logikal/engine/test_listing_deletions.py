@@ -12,8 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.alerts.hints import hint_for
+from logikal_square_sync.alerts.messages import error_summary
 from logikal_square_sync.logikal.engine.deletion_limit import MassDeletionError
 from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.logikal import ZERO_GUID
@@ -76,6 +78,24 @@ def test_a_short_elevation_listing_once_marks_nothing_deleted(logikal, engine, s
     assert marked_deleted(engine) == NOTHING_DELETED
     assert result.client["relistings"] == len(phases)
     assert warehouse_state(engine, live_only=False) == before
+    assert_warehouse_equals_source(engine, sandbox)
+    assert sandbox.stats.active_sessions == 0
+
+
+def test_a_short_project_listing_once_marks_no_project_deleted(logikal, engine, sandbox) -> None:
+    sync_everything(logikal, engine)
+    directories = sandbox.short_listing_once("projects", share=1.0)
+    assert len(directories) == 3
+    gone = _project(sandbox)
+    sandbox.delete_project(gone["id"])  # a real deletion beside the short listings: confirmed, marked
+
+    with logikal.pool() as pool:
+        result = sync_projects(pool, engine)
+
+    assert sandbox.listing_faults.pending() == []
+    assert result.vanished_project_ids == [gone["id"]]
+    assert result.client["relistings"] == 3  # one fresh listing per directory that lacked a live project
+    assert marked_deleted(engine)["projects"] == {gone["id"]}
     assert_warehouse_equals_source(engine, sandbox)
     assert sandbox.stats.active_sessions == 0
 
@@ -209,6 +229,9 @@ def test_a_mass_deletion_fails_the_run_until_the_config_accepts_it(defs, instanc
     (failure,) = [event for event in refused.all_events if event.is_step_failure]
     error = failure.step_failure_data.error
     message = (error.cause or error).message
+    alert = error_summary(error)  # what the run-failure alert quotes
+    assert f"4 of 4 elevations of LogiKal project {project['name']!r} ({project['id']})" in alert
+    assert hint_for(alert, "logikal").kind == "deletion limit"
     assert f"4 of 4 elevations of LogiKal project {project['name']!r} ({project['id']})" in message
     assert marked_deleted(engine) == NOTHING_DELETED
 
@@ -234,6 +257,7 @@ def test_short_listings_for_30_percent_of_targets_mark_no_live_row_deleted(logik
     sync_everything(logikal, engine)
     for elevation in sandbox.all_elevation_ids():
         sandbox.change_elevation(elevation)
+    directories = sandbox.short_listing_once("projects", share=0.3)
     projects = sandbox.short_listing_once("phases", share=0.3)
     phases = sandbox.short_listing_once("elevations", share=0.3)
     shrunken = sandbox.short_listing_once("elevations", share=0.3, how="shrunken")
@@ -244,6 +268,7 @@ def test_short_listings_for_30_percent_of_targets_mark_no_live_row_deleted(logik
     assert sandbox.listing_faults.pending() == []
     assert marked_deleted(engine) == NOTHING_DELETED
     assert_warehouse_equals_source(engine, sandbox)
+    assert result.projects.client["relistings"] == len(directories) == 1
     relisted = sum(contents.client["relistings"] for contents in result.contents.values())
     assert relisted == len(projects) + len(set(phases) | set(shrunken))
     assert all(contents.not_synced_because is None for contents in result.contents.values())
