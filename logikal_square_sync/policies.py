@@ -218,7 +218,8 @@ class FailureBackoff(BaseModel):
 
 
 class DeletionLimit(BaseModel):
-    """How much of the LogiKal tree one run of logikal/directories or logikal/projects may mark deleted."""
+    """How much of the LogiKal tree one run may mark deleted: of the live directories or projects, or of
+    one project's live phases or elevations."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -150,6 +150,14 @@ class ProjectSyncConfig(dg.Config):
         default=False,
         description="Fetch every parts list again, changed or not (normally only new or changed ones).",
     )
+    allow_mass_deletion: bool = Field(
+        default=False,
+        description=(
+            "Mark deleted the phases and elevations the source no longer lists even when that is more of "
+            "the project than the deletion limit allows (logikal.deletion_limit in policies.yaml: "
+            f"{DELETION_LIMIT}): for a real mass deletion at the source, after a run refused it."
+        ),
+    )
 
 
 _PARTS = {PHASES_KEY: PHASES, ELEVATIONS_KEY: ELEVATIONS, PARTS_LISTS_KEY: PARTS_LISTS}
@@ -189,7 +197,9 @@ def _per_project(
             LOGIKAL.elevations,
             "Elevations of each LogiKal project in `logikal_elevations`, with `version_id` and "
             "`changed_at`, the change signals. Recycle-bin elevations are kept with "
-            "`is_in_recycle_bin`; vanished ones get `deleted_at`.",
+            "`is_in_recycle_bin`; vanished ones get `deleted_at` once a listing in a fresh session "
+            "confirms it, within the deletion limit per project "
+            f"({DELETION_LIMIT}; `allow_mass_deletion` accepts more).",
             t.logikal_elevations,
         ),
         _per_project(
@@ -226,6 +236,7 @@ def logikal_project_contents(
             context.partition_key,
             include=include,
             refetch_parts_lists=config.refetch_parts_lists,
+            allow_mass_deletion=config.allow_mass_deletion,
         )
     selected = context.selected_asset_keys
     keys = [key for key in (PHASES_KEY, ELEVATIONS_KEY, PARTS_LISTS_KEY) if key in selected]

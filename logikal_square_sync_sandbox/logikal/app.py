@@ -324,7 +324,7 @@ class _Api:
     async def list_projects(self, call: _Call) -> Response:
         await call.pause()
         with self.sb.lock:
-            return _ok(self.sb.navigator.list_projects(call.live_session))
+            return _ok(self.sb.served_projects(call.live_session))
 
     async def select_project(self, call: _Call) -> Response:
         identifier = await _identifier(call.request, guid=True)
@@ -341,7 +341,7 @@ class _Api:
     async def list_phases(self, call: _Call) -> Response:
         await call.pause()
         with self.sb.lock:
-            return _ok(self.sb.navigator.list_phases(call.live_session))
+            return _ok(self.sb.served_phases(call.live_session))
 
     async def select_phase(self, call: _Call) -> Response:
         identifier = await _identifier(call.request, guid=True)
@@ -353,7 +353,7 @@ class _Api:
     async def list_elevations(self, call: _Call) -> Response:
         await call.pause()
         with self.sb.lock:
-            return _ok(self.sb.navigator.list_elevations(call.live_session))
+            return _ok(self.sb.served_elevations(call.live_session))
 
     async def select_elevation(self, call: _Call) -> Response:
         identifier = await _identifier(call.request, guid=True)

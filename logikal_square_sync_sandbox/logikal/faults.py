@@ -17,16 +17,32 @@ the session, and are consumed in order.
   waiting for a server that then applies the call anyway.
 - `not_found`: a select answers 404 for its target, which exists (a one-off
   404 the real server may send; only for `POST …/select` endpoints).
+
+`ListingFaults` are per target instead: the next `GET /projects` of a
+directory, `GET /phases` of a project, or `GET /elevations` of a phase, answers
+200 with a short list once (empty, or shrunken to the first half), whichever
+session asks. Nothing says LogiKal never sends one (docs/logikal-api.md §11),
+and a client that takes it at its word marks live rows deleted.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 FaultKind = Literal["error", "delay", "truncate", "lost_response", "applied_error", "not_found"]
+# Which listing answers short: a directory's projects, a project's phases, or a phase's elevations.
+ListingKind = Literal["projects", "phases", "elevations"]
+# How short: nothing at all, or the first half (rounded down) of what is there.
+ShortListing = Literal["empty", "shrunken"]
+# A listing's target: (directory path,) for projects, (project id,) for phases, (project id, phase id)
+# for elevations.
+ListingTarget = tuple[str, ...]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -67,3 +83,39 @@ class FaultQueue:
     def clear(self) -> None:
         with self._lock:
             self._queues.clear()
+
+
+class ListingFaults:
+    """Listings answered short once per target (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[ListingKind, ListingTarget], ShortListing] = {}
+        self._lock = threading.Lock()
+
+    def add(self, kind: ListingKind, targets: Iterable[ListingTarget], how: ShortListing) -> None:
+        if kind not in ("projects", "phases", "elevations"):
+            raise ValueError(f"unknown listing {kind!r}; expected 'projects', 'phases' or 'elevations'")
+        if how not in ("empty", "shrunken"):
+            raise ValueError(f"unknown short listing {how!r}; expected 'empty' or 'shrunken'")
+        size = 2 if kind == "elevations" else 1
+        with self._lock:
+            for target in targets:
+                if len(target) != size:
+                    raise ValueError(f"a {kind} listing's target is {size} id(s), got {target!r}")
+                self._pending[(kind, target)] = how
+
+    def apply(self, kind: ListingKind, target: ListingTarget, items: Sequence[_T]) -> list[_T]:
+        """`items` as this listing answers them: short when a fault waits for the target (used up)."""
+        with self._lock:
+            how = self._pending.pop((kind, target), None)
+        if how is None:
+            return list(items)
+        return [] if how == "empty" else list(items[: len(items) // 2])
+
+    def pending(self, kind: ListingKind | None = None) -> list[ListingTarget]:
+        with self._lock:
+            return sorted(target for (k, target) in self._pending if kind is None or k == kind)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()

@@ -11,11 +11,12 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..clock import SandboxClock, SystemClock
-from .faults import Fault, FaultKind, FaultQueue
+from .faults import Fault, FaultKind, FaultQueue, ListingFaults, ListingKind, ListingTarget, ShortListing
 from .latency import DEFAULT_LATENCIES, LatencyModel
 from .parts_lists import (
     BROKEN_KINDS,
@@ -25,7 +26,7 @@ from .parts_lists import (
     build_parts_list,
     cut_short,
 )
-from .sessions import FirstSelectFaults, Navigator, SessionStore
+from .sessions import FirstSelectFaults, Navigator, Session, SessionStore
 from .tree import Elevation, LogikalTree
 
 ENDPOINTS: frozenset[str] = frozenset(DEFAULT_LATENCIES)
@@ -179,6 +180,7 @@ class LogikalSandbox:
         if cfg.directory_cycle is not None:
             self._make_directory_cycle(cfg.directory_cycle)
         self.faults = FaultQueue(ENDPOINTS)
+        self.listing_faults = ListingFaults()
         self.parts_list_cache = PartsListCache(cfg.parts_list_cache_entries)
         self.login_delay_seconds = 0.0
         self._counters = _Counters()
@@ -283,6 +285,13 @@ class LogikalSandbox:
             elevation = self.tree.delete_elevation(elevation_id)
             self._touch(elevation.project_id)
 
+    def delete_phase(self, project_id: str, phase_id: str) -> list[str]:
+        """Delete a phase (not the default one) with its elevations; returns the elevation ids removed."""
+        with self.lock:
+            phase = self.tree.delete_phase(project_id, phase_id)
+            self._touch(project_id)
+            return list(phase.elevation_ids)
+
     def add_project(
         self, directory_path: str, name: str | None = None, phases: int = 1, elevations_per_phase: int = 2
     ) -> str:
@@ -366,6 +375,64 @@ class LogikalSandbox:
         if kind == "not_found" and not endpoint.endswith("/select"):
             raise ValueError(f"a not_found fault is for select endpoints, not {endpoint!r}")
         self.faults.add(endpoint, Fault(kind, status=status, seconds=seconds), times)
+
+    def short_listing_once(
+        self,
+        kind: ListingKind,
+        *,
+        how: ShortListing = "empty",
+        share: float | None = None,
+        targets: Iterable[ListingTarget] | None = None,
+    ) -> list[ListingTarget]:
+        """The next `GET /projects` of each target directory, `GET /phases` of each target project, or
+        `GET /elevations` of each target phase, answers 200 with an `empty` or `shrunken` (first half)
+        list, once; returns the targets.
+
+        `targets` names them ((directory path,) for projects, (project id,) for phases, (project id,
+        phase id) for elevations);
+        `share` picks that share of every current target instead (at least one), seeded.
+        """
+        if (share is None) == (targets is None):
+            raise ValueError("give either share or targets")
+        with self.lock:
+            if targets is None:
+                assert share is not None
+                if not 0 < share <= 1:
+                    raise ValueError(f"share must be in (0, 1], got {share!r}")
+                every = self._listing_targets(kind)
+                chosen = random.Random(f"{self.config.seed}-{kind}").sample(
+                    every, max(1, round(share * len(every)))
+                )
+            else:
+                chosen = [tuple(target) for target in targets]
+            self.listing_faults.add(kind, chosen, how)
+            return sorted(chosen)
+
+    def _listing_targets(self, kind: ListingKind) -> list[ListingTarget]:
+        if kind == "projects":
+            return sorted((path,) for path, ids in self.tree.projects_by_directory.items() if ids)
+        projects = sorted(self.tree.projects.values(), key=lambda p: p.id)
+        if kind == "phases":
+            return [(project.id,) for project in projects]
+        return [(project.id, phase.id) for project in projects for phase in project.phases]
+
+    def served_projects(self, session: Session) -> list[dict[str, Any]]:
+        """`GET /projects` as served (see `served_phases`)."""
+        projects = self.navigator.list_projects(session)
+        assert session.directory_path is not None
+        return self.listing_faults.apply("projects", (session.directory_path,), projects)
+
+    def served_phases(self, session: Session) -> list[dict[str, Any]]:
+        """`GET /phases` as served: the session's listing, short when a listing fault waits for it."""
+        phases = self.navigator.list_phases(session)
+        assert session.project_id is not None
+        return self.listing_faults.apply("phases", (session.project_id,), phases)
+
+    def served_elevations(self, session: Session) -> list[dict[str, Any]]:
+        """`GET /elevations` as served (see `served_phases`)."""
+        elevations = self.navigator.list_elevations(session)
+        assert session.project_id is not None and session.phase_id is not None
+        return self.listing_faults.apply("elevations", (session.project_id, session.phase_id), elevations)
 
     def set_login_delay(self, seconds: float) -> None:
         """Extra unscaled seconds on every login, on top of the latency model."""

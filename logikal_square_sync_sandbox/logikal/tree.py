@@ -386,6 +386,17 @@ class LogikalTree:
         self.phase(elevation.project_id, elevation.phase_id).elevation_ids.remove(elevation_id)
         return elevation
 
+    def delete_phase(self, project_id: str, phase_id: str) -> Phase:
+        """Remove a phase with its elevations; the default phase stays (LogiKal always has it)."""
+        project = self.project(project_id)
+        phase = self.phase(project_id, phase_id)
+        if phase_id == ZERO_GUID:
+            raise ValueError(f"the default phase of project {project_id!r} cannot be deleted")
+        for elevation_id in phase.elevation_ids:
+            self.elevations.pop(elevation_id, None)
+        project.phases.remove(phase)
+        return phase
+
     def add_project(
         self, directory_path: str, name: str | None, phases: int, elevations_per_phase: int
     ) -> Project:

@@ -664,6 +664,54 @@ def test_injected_server_errors_and_other_faults(api: Api) -> None:
     assert api.sandbox.stats.responses["GET /directories 500"] == 2
 
 
+def test_short_listings_once_per_target(api: Api) -> None:
+    sandbox = api.sandbox
+    directory, project_id, phase_id, elevations = first_elevation(api)
+    phases = sandbox.phases(project_id)
+    projects = sandbox.projects(directory)
+    sandbox.short_listing_once("projects", targets=[(directory,)])
+    sandbox.short_listing_once("phases", targets=[(project_id,)], how="shrunken")
+    sandbox.short_listing_once("elevations", targets=[(project_id, phase_id)])
+    token = api.login()
+    api.navigate(token, directory)
+    assert api.ok("GET", "/projects", token) == []  # empty, once
+    assert api.ok("GET", "/projects", token) == projects
+    api.navigate(token, directory, project_id)
+    assert api.ok("GET", "/phases", token) == phases[: len(phases) // 2]  # the first half, once
+    assert api.ok("GET", "/phases", token) == phases
+    other = api.login()  # whichever session asks next gets the short answer
+    api.navigate(other, directory, project_id, phase_id)
+    assert api.ok("GET", "/elevations", other) == []
+    assert api.ok("GET", "/elevations", other) == elevations
+    assert sandbox.listing_faults.pending() == []
+    chosen = sandbox.short_listing_once("elevations", share=0.3)
+    every = sum(len(sandbox.phases(p["id"])) for p in sandbox.projects())
+    assert (
+        len(chosen) == max(1, round(0.3 * every)) and sandbox.listing_faults.pending("elevations") == chosen
+    )
+    assert chosen == sandbox.short_listing_once("elevations", share=0.3)  # seeded: the same share again
+    with pytest.raises(ValueError, match="either share or targets"):
+        sandbox.short_listing_once("phases")
+    with pytest.raises(ValueError, match="target is 2 id"):
+        sandbox.short_listing_once("elevations", targets=[(project_id,)])
+    with pytest.raises(ValueError, match="unknown listing"):
+        sandbox.short_listing_once("parts_lists", targets=[(project_id,)])  # type: ignore[arg-type]
+
+
+def test_delete_phase(api: Api) -> None:
+    sandbox = api.sandbox
+    directory, project_id, _, _ = first_elevation(api)
+    default, doomed = (phase["id"] for phase in sandbox.phases(project_id)[:2])
+    with pytest.raises(ValueError, match="default phase"):
+        sandbox.delete_phase(project_id, default)
+    removed = sandbox.delete_phase(project_id, doomed)
+    assert removed and not set(removed) & set(sandbox.all_elevation_ids())
+    token = api.login()
+    api.navigate(token, directory, project_id)
+    assert doomed not in {phase["id"] for phase in api.ok("GET", "/phases", token)}
+    api.expect_error(api.select("phases", token, doomed), 404)
+
+
 def test_a_lost_answer_is_applied_and_the_connection_closed_unanswered(api: Api) -> None:
     directory, project_id, _, _ = first_elevation(api)
     token = api.login()

@@ -85,6 +85,7 @@ class ClientStats:
         self.reauthentications = 0
         self.lost_answers = 0
         self.confirmations = 0
+        self.relistings = 0
         self.retries = 0
         self.calls: Counter[str] = Counter()
 
@@ -121,6 +122,8 @@ class ClientStats:
                 "lost_answers": self.lost_answers,
                 # 404s on selects checked against a listing in a fresh session.
                 "confirmations": self.confirmations,
+                # Phase or elevation listings that lacked live rows, listed again in a fresh session.
+                "relistings": self.relistings,
                 "retries": self.retries,
                 "api_calls": sum(self.calls.values()) + self.retries,
                 "calls_by_endpoint": dict(sorted(self.calls.items())),

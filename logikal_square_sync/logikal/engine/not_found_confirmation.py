@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from logikal_square_sync.logikal.engine.client import LogikalSession
 from logikal_square_sync.logikal.engine.errors import LogikalError, LogikalNotFoundError
+from logikal_square_sync.logikal.engine.records import ProjectRecord
 
 # Walks after the first 404 before giving up: a target that keeps answering 404 while
 # every listing shows it is a server problem to report, not a deletion to record.
@@ -54,12 +55,19 @@ def directory_listed(session: LogikalSession, path: str) -> bool:
     return _walk_to_directory(session, path, enter=False)
 
 
-def project_listed(session: LogikalSession, directory: str, project_id: str) -> bool:
-    """In a fresh session: does `directory` list the project? The session stays in the directory."""
+def directory_projects(session: LogikalSession, directory: str) -> list[ProjectRecord] | None:
+    """In a fresh session: the projects `directory` lists; None when its parent does not list it.
+
+    The session stays in the directory (or where the walk stopped)."""
     session.restart()
     if not _walk_to_directory(session, directory, enter=True):
-        return False
-    return project_id in {p.id for p in session.list_projects()}
+        return None
+    return session.list_projects()
+
+
+def project_listed(session: LogikalSession, directory: str, project_id: str) -> bool:
+    """In a fresh session: does `directory` list the project? The session stays in the directory."""
+    return project_id in {p.id for p in directory_projects(session, directory) or []}
 
 
 def phase_listed(session: LogikalSession, directory: str, project_id: str, phase_id: str) -> bool:

@@ -4,7 +4,9 @@
    selected and its elevations listed, the phases side by side on the sessions
    that logged in meanwhile (`project_walk`).
 2. The listing is written in one transaction; phases and elevations the
-   source no longer lists get `deleted_at`.
+   source no longer lists get `deleted_at`: only once a listing in a fresh
+   session lacks them too, and within the deletion limit per project
+   (`listing_confirmation`).
 3. Parts lists are fetched only for elevations that are new or changed
    (`versionId`, `changedDate`) or whose stored copy is missing; elevations in
    the recycle bin are skipped. Elevation state cannot leave its phase, so each
@@ -57,8 +59,10 @@ from logikal_square_sync.logikal.engine.project_failures import clear_failures, 
 from logikal_square_sync.logikal.engine.project_walk import ProjectWalk, list_phases, project_target
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.engine.store import (
+    StoredListing,
     StoredPartsList,
     StoredProject,
+    live_listing,
     load_project,
     load_sibling_refusal,
     mark_contents_synced,
@@ -67,6 +71,7 @@ from logikal_square_sync.logikal.engine.store import (
     stored_parts_lists,
     write_transaction,
 )
+from logikal_square_sync.policies import DeletionLimit
 from logikal_square_sync.sync_report import FULL_REFRESH, INCREMENTAL, SyncReport
 
 log = logging.getLogger(__name__)
@@ -147,11 +152,15 @@ def sync_project_contents(
     *,
     include: Collection[str] = EVERYTHING,
     refetch_parts_lists: bool = False,
+    allow_mass_deletion: bool = False,
+    deletion_limit: DeletionLimit | None = None,
 ) -> ProjectContentsResult:
     """Sync one project's phases, elevations and parts lists (those in `include`).
 
     A project marked deleted, or that its directory no longer lists, is not an
-    error: the result says why nothing was synced (`not_synced_because`).
+    error: the result says why nothing was synced (`not_synced_because`). A
+    listing that would mark more of the project deleted than `deletion_limit`
+    allows raises `MassDeletionError` unless `allow_mass_deletion`.
     """
     started, now = time.monotonic(), utc_now()
     include = frozenset(include)
@@ -162,6 +171,7 @@ def sync_project_contents(
         stored = stored_parts_lists(conn, project_id) if PARTS_LISTS in include else {}
         pending = pending_parts_lists(conn, project_id) if PARTS_LISTS in include else 0
         refusal = load_sibling_refusal(conn)
+        live = live_listing(conn, project_id)
     if project is None:
         raise UnknownProjectError(
             f"LogiKal project {project_id!r} is not in the warehouse: check the id, or materialize "
@@ -176,7 +186,8 @@ def sync_project_contents(
     if refusal is not None and now - refusal.since < SIBLING_REFUSAL_TRUSTED_FOR:
         pool.assume_siblings_refused(refusal.status, refusal.since)
     try:
-        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now)
+        limits = _Limits(live, allow_mass_deletion, deletion_limit)
+        _sync(pool, engine, project, include, stored, pending, refetch_parts_lists, result, now, limits)
     except BaseException:
         _count_failure(engine, project.id)
         raise
@@ -217,6 +228,15 @@ def _finish(result: ProjectContentsResult, pool: SessionPool, started: float) ->
     return result
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """What guards the deletions of a listing: the rows live before, and the deletion limit."""
+
+    live: StoredListing
+    allow_mass_deletion: bool
+    deletion_limit: DeletionLimit | None
+
+
 def _sync(
     pool: SessionPool,
     engine: sa.Engine,
@@ -227,12 +247,13 @@ def _sync(
     refetch: bool,
     result: ProjectContentsResult,
     now: datetime,
+    limits: _Limits,
 ) -> None:
     if PARTS_LISTS in include:
         pool.prewarm(_sessions_to_prewarm(pool, project, pending, refetch), project_target(project))
     session = pool.acquire(project_target(project))
     try:
-        phases = list_phases(session, pool, project)
+        phases = list_phases(session, pool, project, limits.live)
     finally:
         pool.release(session)
     if phases is None:
@@ -250,6 +271,9 @@ def _sync(
         fetch_parts_lists=PARTS_LISTS in include,
         result=result,
         now=now,
+        live=limits.live,
+        allow_mass_deletion=limits.allow_mass_deletion,
+        deletion_limit=limits.deletion_limit,
     )
     walk.run()
     if walk.project_gone:

@@ -7,12 +7,17 @@ directory's projects are written as they arrive. Projects that no directory
 lists any more get `deleted_at` (with their phases and elevations) once
 every directory was listed; a failed run marks nothing deleted. A directory
 whose select answers 404 lists no projects only once a fresh session's listing
-of its parent confirms it is gone, and a run that would mark more projects
-deleted than the deletion limit allows fails instead (`deletion_limit`).
+of its parent confirms it is gone. A live project that no listing showed is
+gone only once a fresh session (a new login, walking down from the root) lists
+its directory without it too: a momentarily empty or short `GET /projects`
+would otherwise take the project's phases and elevations with it. A run that
+would mark more projects deleted than the deletion limit allows fails instead
+(`deletion_limit`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +29,15 @@ from logikal_square_sync.logikal.engine.client import LogikalSession
 from logikal_square_sync.logikal.engine.deletion_limit import check_deletion_limit, default_limit
 from logikal_square_sync.logikal.engine.errors import LogikalError, LogikalNotFoundError
 from logikal_square_sync.logikal.engine.navigation import Target
-from logikal_square_sync.logikal.engine.not_found_confirmation import directory_listed, reach_after_404
+from logikal_square_sync.logikal.engine.not_found_confirmation import (
+    directory_listed,
+    directory_projects,
+    reach_after_404,
+)
+from logikal_square_sync.logikal.engine.records import ProjectRecord
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.engine.store import (
+    ProjectRef,
     forget_contents_sync,
     live_directories,
     live_project_ids,
@@ -38,6 +49,8 @@ from logikal_square_sync.logikal.engine.store import (
 from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
 from logikal_square_sync.policies import DeletionLimit
 from logikal_square_sync.sync_report import FULL_REFRESH, SyncReport
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,7 +111,13 @@ def sync_projects(
     run_tasks(
         pool, [Task(Target(path), cost, lister(path), f"list projects in '{path}'") for path in directories]
     )
+    with engine.connect() as conn:
+        unseen = unseen_projects(conn, seen)
+    relisted = _listed_again(pool, unseen) if unseen else []
+    seen.update(project.id for project, _ in relisted)
     with write_transaction(engine) as conn:
+        report.add_rows(write_projects(conn, relisted, now))
+        report.read += len(relisted)
         unseen = unseen_projects(conn, seen)
         check_deletion_limit(
             asset="logikal/projects",
@@ -121,3 +140,27 @@ def sync_projects(
         vanished_project_ids=vanished,
         client=pool.stats.snapshot(),
     )
+
+
+def _listed_again(pool: SessionPool, unseen: list[ProjectRef]) -> list[tuple[ProjectRecord, str]]:
+    """The unseen projects that a fresh session's listing of their directory still shows.
+
+    One login per directory that lacked a live project: only when projects went missing.
+    """
+    directories = sorted({project.directory_path for project in unseen})
+    wanted = {project.id for project in unseen}
+    found: list[tuple[ProjectRecord, str]] = []
+    session = pool.acquire(Target(directories[0]))
+    try:
+        for directory in directories:
+            session.stats.add(relistings=1)
+            missing = sum(project.directory_path == directory for project in unseen)
+            log.info(
+                f"LogiKal directory '{directory}' did not list {missing} live project(s); listing it again "
+                "in a fresh session before any counts as gone"
+            )
+            listed = directory_projects(session, directory) or []
+            found += [(project, directory) for project in listed if project.id in wanted]
+    finally:
+        pool.release(session)
+    return found

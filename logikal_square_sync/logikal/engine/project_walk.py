@@ -1,6 +1,8 @@
 """One project's walk on the session pool: its phases listed side by side, parts lists from a queue per phase.
 
-1. One session selects the project and lists its phases (`list_phases`).
+1. One session selects the project and lists its phases (`list_phases`). A
+   phase or elevation listing that lacks live rows is listed again in a fresh
+   session first (`listing_confirmation`).
 2. Each phase is a listing task (select it, `GET /elevations`), ahead of every
    parts list in the runner's queue, so the sessions that log in beside the
    first one list a phase each instead of waiting for one session to list them
@@ -9,7 +11,8 @@
    once, provided every listing has a session of its own by then: the listing
    is then at most one listing away.
 4. One writer thread writes: first the listing, in one transaction, when its
-   last phase is in (`write_listing` marks what vanished), then each parts list
+   last phase is in (`write_listing` marks what vanished, within the deletion
+   limit), then each parts list
    (parsed, stored, or recorded as failed or gone) in the order the sessions
    hand them over. So nothing of the parts lists is written before the listing
    (a listing written after an elevation was marked gone would undo that), the
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from queue import Queue
@@ -37,7 +40,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.engine.client import LogikalSession
+from logikal_square_sync.logikal.engine.deletion_limit import default_limit
 from logikal_square_sync.logikal.engine.errors import LogikalConflictError, LogikalNotFoundError
+from logikal_square_sync.logikal.engine.listing_confirmation import (
+    check_listing_deletions,
+    elevations_confirmed,
+    lacks,
+    phases_confirmed,
+)
 from logikal_square_sync.logikal.engine.navigation import Target, route
 from logikal_square_sync.logikal.engine.not_found_confirmation import (
     phase_listed,
@@ -52,8 +62,15 @@ from logikal_square_sync.logikal.engine.parts_list_fetch import (
 from logikal_square_sync.logikal.engine.planner import Joiner, assign_sessions
 from logikal_square_sync.logikal.engine.records import ElevationRecord, PhaseRecord
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
-from logikal_square_sync.logikal.engine.store import StoredPartsList, StoredProject, write_listing
+from logikal_square_sync.logikal.engine.store import (
+    StoredListing,
+    StoredPartsList,
+    StoredProject,
+    live_listing,
+    write_listing,
+)
 from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
+from logikal_square_sync.policies import DeletionLimit
 
 if TYPE_CHECKING:
     from logikal_square_sync.logikal.engine.project_contents_sync import ProjectContentsResult
@@ -73,9 +90,12 @@ def project_target(
 
 
 def list_phases(
-    session: LogikalSession, pool: SessionPool, project: StoredProject
+    session: LogikalSession, pool: SessionPool, project: StoredProject, live: StoredListing
 ) -> list[PhaseRecord] | None:
-    """Select the project and list its phases; None when fresh listings confirm it left its directory."""
+    """Select the project and list its phases; None when fresh listings confirm it left its directory.
+
+    A listing that lacks a phase `live` holds is listed again in a fresh session (`listing_confirmation`).
+    """
     sibling = pool.sibling_elevations
     target = project_target(project)
     try:
@@ -88,13 +108,23 @@ def list_phases(
             what=f"LogiKal project {project.name!r} ({project.id}) in '{project.directory_path}'",
         ):
             return None
-    return session.list_phases()
+    phases = session.list_phases()
+    if missing := lacks(phases, live.phases):
+        return phases_confirmed(session, project, phases, missing)
+    return phases
 
 
 def _list_elevations(
-    session: LogikalSession, pool: SessionPool, project: StoredProject, phase: PhaseRecord
+    session: LogikalSession,
+    pool: SessionPool,
+    project: StoredProject,
+    phase: PhaseRecord,
+    live: Collection[str],
 ) -> list[ElevationRecord] | None:
-    """Select the phase and list its elevations; None when the phase is confirmed gone."""
+    """Select the phase and list its elevations; None when the phase is confirmed gone.
+
+    A listing that lacks an elevation of `live` is listed again in a fresh session (`listing_confirmation`).
+    """
     sibling = pool.sibling_elevations
     target = project_target(project, phase.id)
     try:
@@ -110,7 +140,13 @@ def _list_elevations(
             if session.cursor.project_id != project.id:
                 raise _ProjectGone from None  # the walk did not even find the project
             return None  # deleted since GET /phases: not part of the project any more
-    return session.list_elevations()
+    elevations = session.list_elevations()
+    if missing := lacks(elevations, live):
+        confirmed = elevations_confirmed(session, project, phase, elevations, missing)
+        if confirmed is None and session.cursor.project_id != project.id:
+            raise _ProjectGone
+        return confirmed
+    return elevations
 
 
 @dataclass
@@ -148,8 +184,13 @@ class ProjectWalk:
         fetch_parts_lists: bool,
         result: ProjectContentsResult,
         now: datetime,
+        live: StoredListing,
+        allow_mass_deletion: bool = False,
+        deletion_limit: DeletionLimit | None = None,
     ) -> None:
         self.pool, self.engine, self.project, self.phases = pool, engine, project, list(phases)
+        self.live, self.allow_mass_deletion = live, allow_mass_deletion
+        self.deletion_limit = deletion_limit or default_limit()
         self.stored, self.refetch, self.result, self.now = stored, refetch, result, now
         self.include_phases, self.include_elevations = include_phases, include_elevations
         self.fetch_parts_lists = fetch_parts_lists
@@ -208,7 +249,9 @@ class ProjectWalk:
         with self._lock:
             self._claimed.add(phase.id)
         try:
-            elevations = _list_elevations(session, self.pool, self.project, phase)
+            elevations = _list_elevations(
+                session, self.pool, self.project, phase, self.live.elevations_in(phase.id)
+            )
         except _ProjectGone:
             self.project_gone = True
             self._stop()
@@ -282,6 +325,17 @@ class ProjectWalk:
 
     def _write_listing(self, phases: list[PhaseRecord], listed: dict[str, list[ElevationRecord]]) -> None:
         def write(conn: sa.Connection) -> None:
+            if self.include_phases or self.include_elevations:
+                # What is live now, in this transaction: the same rows `write_listing` would mark.
+                check_listing_deletions(
+                    live_listing(conn, self.project.id),
+                    phases,
+                    listed,
+                    project=self.project,
+                    include_elevations=self.include_elevations,
+                    limit=self.deletion_limit,
+                    allow_mass_deletion=self.allow_mass_deletion,
+                )
             changes = write_listing(
                 conn,
                 self.project.id,

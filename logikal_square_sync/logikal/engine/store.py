@@ -316,6 +316,36 @@ def mark_contents_synced(
 # -- phases and elevations ------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StoredListing:
+    """A project's live phases and elevations in the warehouse, with their names."""
+
+    phases: Mapping[str, str]  # phase id -> name
+    elevations: Mapping[str, Mapping[str, str]]  # phase id -> {elevation id -> name}
+
+    def elevations_in(self, phase_id: str) -> Mapping[str, str]:
+        return self.elevations.get(phase_id, {})
+
+    @property
+    def elevation_count(self) -> int:
+        return sum(map(len, self.elevations.values()))
+
+
+def live_listing(conn: sa.Connection, project_id: str) -> StoredListing:
+    """What the warehouse holds live of the project: a listing that lacks any of it is confirmed first."""
+    ph, e = logikal_phases.c, logikal_elevations.c
+    phases = conn.execute(
+        sa.select(ph.id, ph.name).where(ph.project_id == project_id, ph.deleted_at.is_(None))
+    )
+    elevations: dict[str, dict[str, str]] = {}
+    rows = conn.execute(
+        sa.select(e.phase_id, e.id, e.name).where(e.project_id == project_id, e.deleted_at.is_(None))
+    )
+    for phase_id, elevation_id, name in rows:
+        elevations.setdefault(phase_id, {})[elevation_id] = name or ""
+    return StoredListing({phase_id: name or "" for phase_id, name in phases}, elevations)
+
+
 @dataclass
 class ListingChanges:
     phases: Changes
