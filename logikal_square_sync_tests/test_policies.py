@@ -210,7 +210,7 @@ def test_the_code_location_runs_on_the_values_in_force_and_shows_them(tmp_path: 
     # The orders now have a schedule of their own; the other Square objects keep 02:00.
     by_cron = {cron: tags for cron, tags in seen["schedules"].values()}
     retries = load_policies().retries
-    room = retries.max_retries * (45 + retries.delay_minutes)
+    room = retries.max_retries * retries.delay_minutes
     assert by_cron["30 3 * * *"] == {MAX_RUNTIME_TAG: str(round((45 + room) * 60)), **run_retry_tags(retries)}
     assert "0 2 * * *" in by_cron
     assert seen["job_tags"][MAX_RUNTIME_TAG] == str(90 * 60)

@@ -65,6 +65,12 @@ square:
   catalog: {{max_attempts: 1}}
   orders: {{max_attempts: 1}}
   inventory: {{max_attempts: 1}}
+# No other schedule: the scheduler fires every running one whose tick has come.
+logikal:
+  directories: {{enabled: false}}
+  projects: {{enabled: false}}
+retention:
+  enabled: false
 """
 # Variables of the outer environment that would change what the code server does.
 _OWN_PREFIXES = ("LSS_", "SQUARE_", "LOGIKAL_", "SMTP_", "ALERT_")
@@ -100,6 +106,9 @@ class Deployment:
         """Starts `square_daily_sync` and lets the scheduler reach past its next 02:00 tick."""
         location = self.workspace.create_request_context().get_code_location(LOCATION)
         schedule = location.get_repository("__repository__").get_schedule(SCHEDULE)
+        # Running by default (the master switch is on): stopped and started, as in the UI, so that its
+        # state records a start before the tick (a schedule first seen running starts at that look).
+        self.instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
         self.instance.start_schedule(schedule)
         now = datetime.now(UTC)
         tick = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=2)
@@ -166,8 +175,9 @@ def deployment(
     monkeypatch.setenv("WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("SQUARE_BASE_URL", square_url)
     monkeypatch.setenv("SQUARE_ACCESS_TOKEN", sandbox.config.access_token)
-    # Nothing starts by itself: the test starts the one schedule it fires.
-    monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "false")
+    # On (off, the schedule's ticks would skip); the policies above leave it the only schedule, and
+    # no daemon but the test's own calls ticks anything.
+    monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "true")
     target = ModuleTarget(
         module_name="logikal_square_sync.definitions",
         attribute="defs",
