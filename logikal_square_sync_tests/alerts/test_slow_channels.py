@@ -90,6 +90,15 @@ class Ticker:
         self.cursor = data.cursor
         return data.skip_message or ""
 
+    def until_sent(self, channel: str, most: int = 10) -> list[str]:
+        """Ticks until nothing waits for `channel` (a busy machine may need more than one tick of
+        DEADLINE for a few deliveries); the tick messages."""
+        messages = []
+        while channel in self.waiting():
+            assert len(messages) < most, (messages, self.waiting())
+            messages.append(self.tick())
+        return messages
+
     def waiting(self) -> dict[str, list[str]]:
         """Channel -> titles of the alerts waiting for it in the outbox, oldest first."""
         pending = json.loads(self.cursor or "{}").get("outbox", {}).get("pending", [])
@@ -140,13 +149,14 @@ def test_hanging_channels_keep_the_deadline_and_deliver_each_alert_once(
 
     # Slack is back, the relay still hangs: Slack gets both, e-mail keeps waiting for them.
     slack_port.silent = False
-    ticker.tick()
+    ticker.until_sent("slack")
     assert [first in text for text in slack.texts] == [True, False]
     assert [second in text for text in slack.texts] == [False, True]
     assert ticker.waiting() == {"email": titles}
 
     third = _fail(storage, JOBS[2])
     ticker.tick()
+    ticker.until_sent("slack")
     ticker.tick()
     assert len(slack.texts) == 3 and third in slack.texts[2]  # each once, however many ticks pass
     assert smtp.envelopes == []
@@ -155,7 +165,8 @@ def test_hanging_channels_keep_the_deadline_and_deliver_each_alert_once(
 
     # The relay is back: each alert by e-mail once, oldest first; Slack hears nothing again.
     smtp_port.silent = False
-    assert "Sent 'Run failed: nightly_orders' via email" in ticker.tick()
+    messages = ticker.until_sent("email")
+    assert any("Sent 'Run failed: nightly_orders' via email" in message for message in messages), messages
     ticker.tick()
     subjects = [m["Subject"] for m in smtp.messages]
     assert subjects == [f"[ERROR] {title}" for title in [*titles, "Run failed: nightly_inventory"]]
