@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
+from logikal_square_sync.warehouse.engine import create_warehouse_engine, migrate, warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import metadata
 from logikal_square_sync_tests.clock import ANCHOR
@@ -81,6 +81,11 @@ def postgres_database() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = admin.url.set(database=name).render_as_string(hide_password=False)
+    # At the newest schema from the start, as the init role leaves a production warehouse: a test
+    # whose Dagster instance is on PostgreSQL is "production", whose processes never migrate.
+    migration = create_warehouse_engine(url)
+    migrate(migration)
+    migration.dispose()
     try:
         yield url
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,12 +28,11 @@ from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.logikal.sensors import logikal_sensors
 from logikal_square_sync.warehouse import tables as t
-from logikal_square_sync.warehouse.engine import create_warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, SQLITE_ONLY
-from logikal_square_sync_tests.instances import instance_for_test
+from logikal_square_sync_tests.instances import instance_for_test, postgres_instance_for_test
 
 # 3 directories, 3 projects of 2 phases with 2 elevations each: every rule, little data.
 # Parts lists at their minimum (~70 KB: one page per table).
@@ -151,18 +149,9 @@ class FullSync:
 @pytest.fixture
 def postgres_instance(postgres_database: str) -> Iterator[dg.DagsterInstance]:
     """A Dagster instance on a PostgreSQL database of its own (the warehouse uses another)."""
-    admin = create_warehouse_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"lss_dagster_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        with instance_for_test({"storage": {"postgres": {"postgres_url": url}}}) as instance:
-            yield instance
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    # `postgres_database` first: it fails (under CI) or skips with the reason when PostgreSQL is away.
+    with postgres_instance_for_test(POSTGRES_ADMIN_URL) as instance:
+        yield instance
 
 
 @pytest.fixture
