@@ -14,6 +14,7 @@ from logikal_square_sync.logikal.force_sync.graphql import (
 )
 from logikal_square_sync.logikal.force_sync.projects import (
     ProjectLookupError,
+    ProjectNotInWarehouse,
     ProjectRef,
     describe_warehouse,
     resolve_project,
@@ -26,6 +27,7 @@ __all__ = [
     "DagsterUnreachable",
     "ForceSyncError",
     "ProjectLookupError",
+    "ProjectNotInWarehouse",
     "ProjectRef",
     "describe_warehouse",
     "main",

@@ -79,20 +79,22 @@ query RunEvents($runId: ID!) {
     ... on EventConnection {
       events {
         __typename
-        ... on MaterializationEvent {
-          assetKey { path }
-          metadataEntries {
-            label
-            ... on IntMetadataEntry { intValue }
-            ... on FloatMetadataEntry { floatValue }
-            ... on TextMetadataEntry { text }
-          }
-        }
+        ... on MaterializationEvent { assetKey { path } metadataEntries { ...Entry } }
+        ... on ObservationEvent { assetKey { path } metadataEntries { ...Entry } }
         ... on ExecutionStepFailureEvent { stepKey error { message } }
         ... on RunFailureEvent { message }
       }
     }
   }
+}
+
+fragment Entry on MetadataEntry {
+  label
+  ... on IntMetadataEntry { intValue }
+  ... on FloatMetadataEntry { floatValue }
+  ... on TextMetadataEntry { text }
+  ... on MarkdownMetadataEntry { mdStr }
+  ... on BoolMetadataEntry { boolValue }
 }
 """
 
@@ -174,12 +176,9 @@ class DagsterApi:
         errors: list[str] = []
         for event in result.get("events", []):
             kind = event["__typename"]
-            if kind == "MaterializationEvent":
-                values = {
-                    entry["label"]: entry.get("intValue", entry.get("floatValue", entry.get("text")))
-                    for entry in event["metadataEntries"]
-                }
-                metadata["/".join(event["assetKey"]["path"])] = values
+            if kind in {"MaterializationEvent", "ObservationEvent"}:
+                values = {entry["label"]: _value(entry) for entry in event["metadataEntries"]}
+                metadata.setdefault("/".join(event["assetKey"]["path"]), {}).update(values)
             elif kind == "ExecutionStepFailureEvent":
                 errors.append(f"{event['stepKey']}: {event['error']['message'].strip()}")
             elif kind == "RunFailureEvent" and not errors:
@@ -187,3 +186,8 @@ class DagsterApi:
         return metadata, errors
 
 
+def _value(entry: dict[str, Any]) -> Any:
+    for kind in ("intValue", "floatValue", "text", "mdStr", "boolValue"):
+        if kind in entry:
+            return entry[kind]
+    return None

@@ -17,6 +17,10 @@ class ProjectLookupError(ForceSyncError):
     exit_code = 2
 
 
+class ProjectNotInWarehouse(ProjectLookupError):
+    """Neither the GUID nor the name is a project the warehouse knows (it may be new at LogiKal)."""
+
+
 @dataclass(frozen=True)
 class ProjectRef:
     id: str
@@ -53,7 +57,7 @@ def resolve_project(engine: sa.Engine, text: str) -> ProjectRef:
         if guid is not None:
             row = conn.execute(sa.select(*columns, p.deleted_at).where(p.id == guid)).one_or_none()
             if row is None:
-                raise ProjectLookupError(
+                raise ProjectNotInWarehouse(
                     f"no LogiKal project {guid} in {describe_warehouse(engine.url)}; if it is new, "
                     "materialize logikal/projects first (it runs every 30 minutes)"
                 )
@@ -74,10 +78,8 @@ def resolve_project(engine: sa.Engine, text: str) -> ProjectRef:
         names = list(conn.execute(sa.select(p.name).where(p.deleted_at.is_(None))).scalars())
     close = difflib.get_close_matches(text, names, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise ProjectLookupError(
+    raise ProjectNotInWarehouse(
         f"no LogiKal project named {text!r} in {describe_warehouse(engine.url)}.{hint} A project created "
         "in LogiKal in the last half hour appears after the next logikal/projects run; a wrong warehouse "
         "means WAREHOUSE_URL is not the one the code location uses."
     )
-
-
