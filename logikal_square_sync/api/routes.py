@@ -29,6 +29,7 @@ from logikal_square_sync.logikal.engine.project_selection import (
 )
 from logikal_square_sync.logikal.engine.store import unfetched_elevations
 from logikal_square_sync.logikal.force_sync import (
+    AmbiguousProject,
     DagsterUnreachable,
     ForceSyncError,
     ProjectLookupError,
@@ -74,8 +75,10 @@ def resolve(text: str) -> tuple[ProjectRef, bool]:
         return resolve_project(engine, text), False
     except ProjectNotInWarehouse:
         pass
-    except ProjectLookupError as error:  # ambiguous name, or deleted at the source
-        raise ApiError(409 if "Pass the GUID" in str(error) else 404, str(error)) from None
+    except AmbiguousProject as error:
+        raise ApiError(409, str(error)) from None
+    except ProjectLookupError as error:  # deleted at the source
+        raise ApiError(404, str(error)) from None
     try:
         found = find_at_logikal(connection_settings(), text)
     except LogikalNotConfigured as error:

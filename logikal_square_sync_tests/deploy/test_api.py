@@ -220,6 +220,24 @@ def test_a_project_created_at_logikal_a_minute_ago_syncs_at_once(api: Api, topol
         missing = client.post(f"/api/v1/sync/force-sync/{uuid.uuid4()}", params={"wait": 0})
     assert missing.status_code == 404 and "neither in the warehouse nor at LogiKal" in missing.json()["error"]
 
+    # A name two new projects share: 409 naming both, nothing launched.
+    directories = [d["path"] for d in topology.logikal.directories()]
+    twins = {topology.logikal.add_project(path, name="ERP-NEW-TWIN") for path in directories[:2]}
+    with api.client("new") as client:
+        ambiguous = client.post("/api/v1/sync/force-sync", params={"name": "ERP-NEW-TWIN", "wait": 0})
+    assert ambiguous.status_code == 409, ambiguous.text
+    assert (
+        all(twin in ambiguous.json()["error"] for twin in twins)
+        and "Pass the GUID" in ambiguous.json()["error"]
+    )
+    assert not any(_project_runs(topology, twin) for twin in twins)
+    # The lookups' LogiKal sessions claimed slots of the session budget and gave them back.
+    with topology.instance() as instance:
+        assert (
+            "lss-api"
+            not in instance.event_log_storage.get_concurrency_info("logikal_sessions").active_run_ids
+        )
+
 
 def test_a_locked_elevation_answers_failure_with_the_reason(api: Api, topology: Topology) -> None:
     project = _projects(topology)[2]

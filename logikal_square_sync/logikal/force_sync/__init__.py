@@ -13,6 +13,7 @@ from logikal_square_sync.logikal.force_sync.graphql import (
     ForceSyncError,
 )
 from logikal_square_sync.logikal.force_sync.projects import (
+    AmbiguousProject,
     ProjectLookupError,
     ProjectNotInWarehouse,
     ProjectRef,
@@ -21,6 +22,7 @@ from logikal_square_sync.logikal.force_sync.projects import (
 )
 
 __all__ = [
+    "AmbiguousProject",
     "DEFAULT_DAGSTER_URL",
     "FINISHED",
     "DagsterApi",

@@ -21,6 +21,10 @@ class ProjectNotInWarehouse(ProjectLookupError):
     """Neither the GUID nor the name is a project the warehouse knows (it may be new at LogiKal)."""
 
 
+class AmbiguousProject(ProjectLookupError):
+    """The name is shared by several live projects: the GUID must say which."""
+
+
 @dataclass(frozen=True)
 class ProjectRef:
     id: str
@@ -72,7 +76,7 @@ def resolve_project(engine: sa.Engine, text: str) -> ProjectRef:
             return ProjectRef(*rows[0])
         if len(rows) > 1:
             found = "; ".join(ProjectRef(*row).describe() for row in rows)
-            raise ProjectLookupError(
+            raise AmbiguousProject(
                 f"{len(rows)} LogiKal projects are named {text!r}: {found}. Pass the GUID instead."
             )
         names = list(conn.execute(sa.select(p.name).where(p.deleted_at.is_(None))).scalars())
