@@ -141,6 +141,10 @@ class Endpoints:
         except ForceSyncError as error:
             log.warning("Dagster refused: %s", error)
             return problem(502, f"Dagster refused: {error}")
+        except sa.exc.OperationalError as error:
+            # The driver's message names host and port, never the password; logged, not answered.
+            log.warning("warehouse unreachable: %s", error.orig)
+            return problem(503, "the warehouse cannot be reached; try again later")
         return JSONResponse(body, status_code=status)
 
     async def force_sync(self, request: Request) -> Response:
@@ -200,9 +204,13 @@ class Endpoints:
     async def health(self, request: Request) -> Response:
         try:
             parts = await run_in_threadpool(self.dagster.health)
-        except ForceSyncError as error:
+        except DagsterUnreachable as error:
             log.warning("health: Dagster unreachable: %s", error)
             parts = {"dagster": "Dagster cannot be reached"}
+        except ForceSyncError as error:
+            # The webserver answered, but not the query: most often its storage is down.
+            log.warning("health: Dagster's GraphQL failed: %s", error)
+            parts = {"dagster": "ok", "storage": "Dagster could not answer from its storage"}
         healthy = all(state == "ok" for state in parts.values())
         return JSONResponse(
             {"status": "ok" if healthy else "unhealthy", "checks": parts}, 200 if healthy else 503

@@ -309,6 +309,23 @@ def test_dagster_unreachable_answers_503(api: Api, topology: Topology, tmp_path:
     assert down.log.read_text().count("Dagster webserver unreachable") >= 1
 
 
+def test_an_unreachable_warehouse_answers_503_without_its_password(
+    topology: Topology, tmp_path: Path
+) -> None:
+    closed = free_port()
+    url = f"postgresql+psycopg2://lss:Warehouse-S3cret@127.0.0.1:{closed}/warehouse"
+    down = _start_api(topology, tmp_path, WAREHOUSE_URL=url)
+    try:
+        with down.client() as client:
+            answer = client.post(f"/api/v1/sync/force-sync/{uuid.uuid4()}", params={"wait": 0})
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {"error": "the warehouse cannot be reached; try again later"}
+    finally:
+        _stop([down.process])
+    assert "warehouse unreachable" in down.log.read_text()
+    assert "Warehouse-S3cret" not in down.log.read_text()
+
+
 def test_the_api_refuses_to_start_without_tokens(topology: Topology, tmp_path: Path) -> None:
     env = {k: v for k, v in topology.env.items() if k != "LSS_API_TOKENS"}
     done = subprocess.run(
