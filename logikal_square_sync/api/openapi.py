@@ -33,6 +33,7 @@ _FORCE_SYNC_ANSWERS = {
     "202": _answer("the run is QUEUED or STARTED: poll status_url", _RUN),
     "404": _answer("no such project, neither in the warehouse nor at LogiKal"),
     "409": _answer("the name matches several projects: pass the GUID"),
+    "502": _answer("Dagster refused the launch (the message says why)"),
     **_COMMON,
 }
 
@@ -50,11 +51,13 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Error": {
                     "type": "object",
+                    "additionalProperties": False,
                     "required": ["error"],
                     "properties": {"error": {"type": "string"}},
                 },
                 "Run": {
                     "type": "object",
+                    "additionalProperties": False,
                     "required": ["status", "run_id", "run_url", "project"],
                     "properties": {
                         "status": {"type": "string", "enum": ["QUEUED", "STARTED", "SUCCESS", "FAILURE"]},

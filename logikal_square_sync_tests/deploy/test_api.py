@@ -8,6 +8,7 @@ project at LogiKal after the last discovery and lock an elevation as a LogiKal u
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import subprocess
 import uuid
@@ -20,6 +21,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
 
 from logikal_square_sync.warehouse.engine import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_projects
@@ -46,7 +49,31 @@ class Api:
 
     def client(self, token: str | None = "erp") -> httpx.Client:
         headers = {"Authorization": f"Bearer {TOKENS[token]}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=400)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=400, event_hooks=_CONFORMS)
+
+
+def _conforms(answer: httpx.Response) -> None:
+    """Every answer a test gets is one the served OpenAPI document describes (status and body)."""
+    answer.read()
+    if answer.request.url.path == "/api/v1/openapi.json":
+        return
+    base = f"{answer.request.url.scheme}://{answer.request.url.netloc.decode()}"
+    request = MockRequest(
+        base,
+        answer.request.method.lower(),
+        answer.request.url.path,
+        args=dict(answer.request.url.params),
+    )
+    response = MockResponse(answer.content, status_code=answer.status_code, content_type="application/json")
+    _served_spec(base).validate_response(request, response)
+
+
+@functools.cache
+def _served_spec(base: str) -> OpenAPI:
+    return OpenAPI.from_dict(httpx.get(f"{base}/api/v1/openapi.json", timeout=30).json())
+
+
+_CONFORMS = {"response": [_conforms]}
 
 
 def _start_api(topology: Topology, tmp: Path, **env: str) -> Api:
@@ -104,7 +131,8 @@ def _projects(topology: Topology) -> list[dict]:
 
 
 def test_health_needs_no_token_and_reveals_no_address_or_secret(api: Api, topology: Topology) -> None:
-    answer = httpx.get(f"{api.url}/api/v1/health", timeout=30)
+    with api.client(token=None) as client:
+        answer = client.get("/api/v1/health")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "status": "ok",
@@ -126,7 +154,7 @@ def test_a_missing_or_wrong_token_gets_401_and_launches_nothing(api: Api, topolo
     project = _projects(topology)[0]["id"]
     before = len(_project_runs(topology))
     path = f"/api/v1/sync/force-sync/{project}?wait=0"
-    with httpx.Client(base_url=api.url, timeout=60) as client:
+    with httpx.Client(base_url=api.url, timeout=60, event_hooks=_CONFORMS) as client:
         assert client.post(path).status_code == 401
         for header in (f"Bearer {TOKENS['erp']}x", f"Bearer {TOKENS['erp'][:-1]}", "Bearer", TOKENS["erp"]):
             answer = client.post(path, headers={"Authorization": header})
@@ -301,7 +329,8 @@ def test_dagster_unreachable_answers_503(api: Api, topology: Topology, tmp_path:
             assert answer.status_code == 503, answer.text
             assert str(closed) not in answer.text
             assert client.get("/api/v1/sync/status").status_code == 503
-        health = httpx.get(f"{down.url}/api/v1/health", timeout=30)
+        with down.client(token=None) as client:
+            health = client.get("/api/v1/health")
         assert health.status_code == 503 and str(closed) not in health.text
         assert health.json()["checks"] == {"dagster": "Dagster cannot be reached"}
     finally:
