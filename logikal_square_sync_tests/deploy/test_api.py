@@ -139,6 +139,11 @@ def test_health_needs_no_token_and_reveals_no_address_or_secret(api: Api, topolo
         "checks": {"storage": "ok", "daemon": "ok", "code_location": "ok"},
     }
     assert "127.0.0.1" not in answer.text and "postgres" not in answer.text
+    # The image's HEALTHCHECK for the role: the API answers.
+    port = api.url.rsplit(":", 1)[1]
+    check = [str(ROOT / "deploy" / "commands.sh"), "healthcheck", "api"]
+    done = subprocess.run(check, env={**topology.env, "LSS_API_PORT": port}, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
     document = httpx.get(f"{api.url}/api/v1/openapi.json", timeout=30).json()
     assert set(document["paths"]) == {
         "/api/v1/sync/force-sync/{project_id}",
