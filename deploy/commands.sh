@@ -8,6 +8,8 @@
 #   deploy/commands.sh code-server   the code location, in its own gRPC server
 #   deploy/commands.sh webserver     the UI and GraphQL API, loading the code server's definitions
 #   deploy/commands.sh daemon        schedules, sensors, the run queue and run monitoring
+#   deploy/commands.sh api           the ERP's HTTP API (force sync, freshness; docs/api.md) on
+#                                    LSS_API_HOST:LSS_API_PORT, talking to DAGSTER_WEBSERVER_URL
 #   deploy/commands.sh healthcheck [ROLE]   exit 0 if ROLE (default: this container's) is healthy
 #   deploy/commands.sh COMMAND ...   any other command, as given (Kubernetes run pods, one-off CLI calls)
 #
@@ -52,6 +54,10 @@ case "$role" in
     echo daemon >"$role_file"
     exec dagster-daemon run --workspace "$workspace" "$@"
     ;;
+  api)
+    echo api >"$role_file"
+    exec python -m logikal_square_sync.api "$@"
+    ;;
   healthcheck)
     check="${1:-$(cat "$role_file" 2>/dev/null || true)}"
     case "$check" in
@@ -63,12 +69,18 @@ urllib.request.urlopen(sys.argv[1], timeout=5)' \
           "http://127.0.0.1:$webserver_port${DAGSTER_WEBSERVER_PATH_PREFIX:-}/server_info" ;;
       daemon)
         exec dagster-daemon liveness-check ;;
+      api)
+        # Only that the API answers: its /api/v1/health reports Dagster's state, which must
+        # not restart the API (Dagster down is answered 503, not a dead container).
+        exec python -c 'import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=5)' \
+          "http://127.0.0.1:${LSS_API_PORT:-8080}/api/v1/openapi.json" ;;
       *)
         echo "healthcheck: unknown role '$check'" >&2; exit 1 ;;
     esac
     ;;
   "")
-    echo "usage: $0 init|code-server|webserver|daemon|healthcheck [ROLE] | COMMAND [ARG...]" >&2
+    echo "usage: $0 init|code-server|webserver|daemon|api|healthcheck [ROLE] | COMMAND [ARG...]" >&2
     exit 64
     ;;
   *)
@@ -77,7 +89,7 @@ urllib.request.urlopen(sys.argv[1], timeout=5)' \
     if command -v "$role" >/dev/null 2>&1; then
       exec "$role" "$@"
     fi
-    echo "unknown role or command '$role'; roles: init code-server webserver daemon healthcheck" >&2
+    echo "unknown role or command '$role'; roles: init code-server webserver daemon api healthcheck" >&2
     exit 64
     ;;
 esac

@@ -330,6 +330,17 @@ class Retries(BaseModel):
     delay_minutes: float = Field(ge=0, le=24 * 60)
 
 
+class ApiPolicy(BaseModel):
+    """The ERP's HTTP API (logikal_square_sync.api, docs/api.md): what one client may send."""
+
+    model_config = ConfigDict(extra="forbid")
+    # No defaults: policies.yaml holds the values.
+    # Requests one token may make in any sliding minute; more get 429 with Retry-After.
+    requests_per_minute: int = Field(ge=1, le=10_000)
+    # The largest request body accepted (no endpoint needs one: a click carries its query only).
+    max_body_bytes: int = Field(ge=0, le=1_048_576)
+
+
 class Policies(BaseModel):
     model_config = ConfigDict(extra="forbid")
     square: SquarePolicies
@@ -338,6 +349,7 @@ class Policies(BaseModel):
     alerts: AlertPolicies
     lock_timeouts: LockTimeouts
     retention: RetentionPolicy
+    api: ApiPolicy
 
 
 class PolicyFileError(ValueError):

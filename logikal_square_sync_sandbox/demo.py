@@ -9,7 +9,9 @@ warehouse in .data), and
 submits runs through the run queue that materialize every asset — every
 LogiKal project partition included — so the UI shows the asset graph filled
 in. Ctrl-C stops everything. `--exit-when-done` stops after the runs instead
-and exits non-zero if any failed (a smoke test for scripts).
+and exits non-zero if any failed (a smoke test for scripts). `--api` also starts the ERP's
+HTTP API (docs/api.md) on 127.0.0.1:8080 (`--api-port`), with the token of LSS_API_TOKENS or
+a new one written to api-token in the data folder.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -163,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir", default=str(ROOT / ".data"), help="warehouse, Dagster storage and logs (default .data)"
     )
+    parser.add_argument("--api", action="store_true", help="also start the ERP's HTTP API (docs/api.md)")
+    parser.add_argument("--api-port", type=int, default=8080, help="the API's port (default 8080)")
     args = parser.parse_args(argv)
 
     data = Path(args.data_dir).resolve()
@@ -212,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Starting Dagster (webserver + daemon); log in {data / 'dagster.log'} ...", flush=True)
         _wait_for_webserver(webserver_url, dagster)
         print(f"Dagster UI: {webserver_url}  (asset graph: {webserver_url}/asset-groups)", flush=True)
+        if args.api:
+            children.append(_start_api(env, data, webserver_url, args.api_port))
 
         ok = True
         if not args.no_materialize:
@@ -228,6 +235,33 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         _stop(children)
+
+
+def _start_api(env: dict[str, str], data: Path, webserver_url: str, port: int) -> subprocess.Popen:
+    """The `api` role against this demo; its token is never printed, only where it is."""
+    token_file = data / "api-token"
+    token = env.get("LSS_API_TOKENS", "").strip()
+    if not token:
+        token = secrets.token_urlsafe(24)
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+    api_env = {
+        **env,
+        "LSS_API_TOKENS": token,
+        "LSS_API_PORT": str(port),
+        "DAGSTER_WEBSERVER_URL": webserver_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logikal_square_sync.api"],
+        cwd=ROOT,
+        env=api_env,
+        stdout=(data / "api.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    where = "LSS_API_TOKENS" if env.get("LSS_API_TOKENS", "").strip() else token_file
+    print(f"ERP API: http://127.0.0.1:{port}/api/v1/ (token: {where}; log {data / 'api.log'})", flush=True)
+    return process
 
 
 def _stop(children: list[subprocess.Popen]) -> None:

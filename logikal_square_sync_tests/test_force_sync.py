@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.force_sync import ProjectLookupError, describe_warehouse, main, resolve_project
+from logikal_square_sync.logikal.force_sync import (
+    ProjectLookupError,
+    describe_warehouse,
+    main,
+    resolve_project,
+)
 from logikal_square_sync.warehouse.tables import logikal_projects
 from logikal_square_sync_tests.clock import ANCHOR
 

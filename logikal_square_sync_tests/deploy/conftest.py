@@ -30,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from logikal_square_sync.force_sync import DagsterApi
+from logikal_square_sync.logikal.force_sync import DagsterApi
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox
 from logikal_square_sync_sandbox.logikal import create_app as logikal_app

@@ -46,6 +46,10 @@ def test_compose_runs_the_entrypoint_roles_and_publishes_the_ui_on_loopback_only
     for role in ("init", "code-server", "webserver", "daemon"):
         assert services[role]["command"] == [role]
     assert services["webserver"]["ports"] == ["127.0.0.1:${DAGSTER_WEBSERVER_PUBLISH_PORT:-3000}:3000"]
+    # The ERP's HTTP API: its own role, on the host's loopback too, after the webserver it calls.
+    assert services["api"]["command"] == ["api"]
+    assert services["api"]["ports"] == ["127.0.0.1:${LSS_API_PUBLISH_PORT:-8080}:8080"]
+    assert services["api"]["depends_on"] == {"webserver": {"condition": "service_healthy"}}
     assert "ports" not in services["code-server"] and "ports" not in services["postgres"]
     assert set(compose["volumes"]) == {"postgres-data", "dagster-storage"}
 

@@ -43,6 +43,7 @@ SECRET_OF = {
     "SMTP_USERNAME": "lss-alerts",
     "SMTP_PASSWORD": "lss-alerts",
     "LSS_HEARTBEAT_URL": "lss-alerts",
+    "LSS_API_TOKENS": "lss-api",
 }
 # The Secret holding the credentials of each resource of the code location.
 SECRET_OF_RESOURCE = {
@@ -104,7 +105,13 @@ def _chart_pods(values: dict[str, Any], release: str = RELEASE) -> dict[str, Pod
             },
         ),
         "migrate job": Pod("migrate job", migrate["spec"]["template"]["metadata"]["labels"]),
+        # Not the chart's: deploy/k8s/api.yaml, applied beside it.
+        "api": Pod("api", _api_deployment()["spec"]["template"]["metadata"]["labels"]),
     }
+
+
+def _api_deployment() -> dict[str, Any]:
+    return next(doc for doc in _documents("api.yaml") if doc["kind"] == "Deployment")
 
 
 INGRESS_CONTROLLER = Pod(
@@ -200,7 +207,13 @@ def test_only_the_ingress_controller_reaches_the_webserver_and_nothing_else_is_r
     http = values["dagsterWebserver"]["service"]["port"]
     assert _admitted(policies, INGRESS_CONTROLLER, pods["webserver"], http)
     for pod in pods.values():
-        assert not _admitted(policies, pod, pods["webserver"], http), pod.name
+        assert not _admitted(policies, pod, pods["webserver"], http) or pod.name == "api", pod.name
+    # The ERP's HTTP API calls GraphQL; it is reached from the ingress controller only.
+    assert _admitted(policies, pods["api"], pods["webserver"], http)
+    api_port = _api_deployment()["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    assert _admitted(policies, INGRESS_CONTROLLER, pods["api"], api_port)
+    for pod in pods.values():
+        assert not _admitted(policies, pod, pods["api"], api_port), pod.name
     # Run pods, the daemon and the migrate Job serve nothing: no one reaches them on any port.
     for target in ("run pod", "daemon", "migrate job"):
         for source in [*pods.values(), INGRESS_CONTROLLER]:
@@ -261,6 +274,23 @@ def test_each_pod_gets_only_the_secrets_it_needs() -> None:
     )
     assert not set(config["data"]) & (secrets | set(SECRET_OF))
     assert set(config["data"]) <= _variables_read() | {ALLOW_HTTP_ENV}
+
+    # The ERP's HTTP API: its tokens, the warehouse, LogiKal's password alone (a new project is
+    # looked up there) and Dagster's storage (the LogiKal session budget); never Square's token.
+    api = _api_deployment()["spec"]["template"]["spec"]["containers"][0]
+    from_secrets = {
+        entry["name"]: (entry["valueFrom"]["secretKeyRef"]["name"], entry["valueFrom"]["secretKeyRef"]["key"])
+        for entry in api["env"]
+        if "secretKeyRef" in entry.get("valueFrom", {})
+    }
+    assert from_secrets == {
+        "LSS_API_TOKENS": ("lss-api", "LSS_API_TOKENS"),
+        "WAREHOUSE_URL": ("lss-warehouse", "WAREHOUSE_URL"),
+        "LOGIKAL_PASSWORD": ("lss-source-apis", "LOGIKAL_PASSWORD"),
+        "DAGSTER_PG_PASSWORD": (values["global"]["postgresqlSecretName"], "postgresql-password"),
+    }
+    assert not any("secretRef" in source for source in api["envFrom"])
+    assert created["lss-api"] == {"LSS_API_TOKENS"}
 
 
 def test_the_secrets_follow_the_resources_the_code_uses_where() -> None:
