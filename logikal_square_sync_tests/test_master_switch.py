@@ -96,6 +96,13 @@ def test_switched_off_every_syncing_schedule_and_sensor_skips_saying_why(
             name,
             skipped,
         )
+    # The project-sync sensor still records how stale the projects get, for the staleness alerts.
+    context = dg.build_sensor_context(
+        instance=instance, resources={"warehouse": defs.resources["warehouse"]}, definitions=defs
+    )
+    result = defs.resolve_sensor_def("logikal_project_sync_sensor").evaluate_tick(context)
+    checks = {event.check_name for event in result.asset_events}
+    assert checks == {"project_contents_fresh", "parts_lists_readable"}, result.asset_events
     # The alert sensors are evaluated as usual: a failure during maintenance still pages.
     for name in ALERT_SENSORS:
         _, skipped = _evaluate(defs.resolve_sensor_def(name), defs, instance)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import dagster as dg
 
-from logikal_square_sync.background_switch import background_only
+from logikal_square_sync.background_switch import SKIP_MESSAGE, background_only
 from logikal_square_sync.clock import utc_now
 from logikal_square_sync.logikal.checks import evaluation, readable_evaluation
 from logikal_square_sync.logikal.engine.project_selection import (
@@ -29,7 +29,7 @@ from logikal_square_sync.logikal.engine.project_selection import (
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.policies import policies
-from logikal_square_sync.settings import default_sensor_status
+from logikal_square_sync.settings import background_sync_enabled, default_sensor_status
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 SENSOR_NAME = "logikal_project_sync_sensor"
@@ -58,6 +58,13 @@ def evaluate_project_sync(
     with warehouse.engine.connect() as conn:
         states = load_project_states(conn)
         report = name_unfetched(conn, staleness(states, now, policy))
+    if not background_sync_enabled():
+        # Nothing is queued, but the checks still say how stale the projects are getting: with the
+        # syncs off for long, the staleness alerts (alert sensors keep running) must still fire.
+        return dg.SensorResult(
+            skip_reason=SKIP_MESSAGE,
+            asset_events=[evaluation(report), readable_evaluation(warehouse.engine)],
+        )
     due = due_projects(states, now, policy, in_flight=in_flight_projects(context.instance))
     existing = set(context.instance.get_dynamic_partitions(PROJECTS_PARTITIONS_NAME))
     missing = sorted({state.id for state in states} - existing)
@@ -165,7 +172,7 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
         default_status=default_sensor_status(),
         description=sensor_description(policy),
     )
-    @background_only
+    # Not `background_only`: switched off, it still records its checks (evaluate_project_sync).
     def logikal_project_sync_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult:
