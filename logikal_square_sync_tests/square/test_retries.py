@@ -103,7 +103,7 @@ class Deployment:
         list(self.run_retries.run_iteration(self.workspace))
 
     def fire_schedule(self) -> dg.DagsterRun:
-        """Starts `square_daily_sync` and lets the scheduler reach past its next 02:00 tick."""
+        """Starts `square_daily_sync` and lets the scheduler reach just past its next 02:00 UTC tick."""
         location = self.workspace.create_request_context().get_code_location(LOCATION)
         schedule = location.get_repository("__repository__").get_schedule(SCHEDULE)
         # Running by default (the master switch is on): stopped and started, as in the UI, so that its
@@ -111,7 +111,11 @@ class Deployment:
         self.instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
         self.instance.start_schedule(schedule)
         now = datetime.now(UTC)
-        tick = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=2)
+        # The first 02:00 UTC after now, today's or tomorrow's: exactly one tick lies between the
+        # schedule's start and the end below, whatever the hour of the run.
+        tick = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(hours=2)
+        if tick <= now:
+            tick += timedelta(days=1)
         list(
             launch_scheduled_runs(
                 self.workspace,
