@@ -65,18 +65,26 @@ def pinned_clock() -> Iterator[time_machine.Traveller]:
         yield traveller
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A throw-away database on the PostgreSQL service, dropped after the session."""
-    admin = create_warehouse_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+def reachable_postgres_admin(admin_url: str = POSTGRES_ADMIN_URL) -> sa.Engine:
+    """An AUTOCOMMIT engine on the test PostgreSQL; fails the test under CI when the server is
+    unreachable, skips it with the reason elsewhere."""
+    admin = create_warehouse_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as error:
-        message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error.orig}"
+        admin.dispose()
+        message = f"PostgreSQL at {admin_url} is unreachable: {error.orig}"
         if under_ci():
             pytest.fail(message)
         pytest.skip(message)
+    return admin
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throw-away database on the PostgreSQL service, dropped after the session."""
+    admin = reachable_postgres_admin()
     name = f"lss_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

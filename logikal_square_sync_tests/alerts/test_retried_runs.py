@@ -17,8 +17,8 @@ from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_ret
 
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.retry_decision import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
-from logikal_square_sync.alerts.run_sensor import alert_on_run_failure
 from logikal_square_sync.warehouse.resource import WarehouseResource
+from logikal_square_sync_tests.alerts.ticker import Ticker
 
 RETRIES = {"run_retries": {"enabled": True, "max_retries": 1}}
 
@@ -31,22 +31,6 @@ def fetch_orders() -> None:
 @dg.job(executor_def=dg.in_process_executor)
 def nightly_orders() -> None:
     fetch_orders()
-
-
-class Ticker:
-    def __init__(self, instance: dg.DagsterInstance, alerts: AlertsResource, warehouse: WarehouseResource):
-        self.instance, self.alerts, self.warehouse = instance, alerts, warehouse
-        self.cursor: str | None = None
-
-    def tick(self) -> str:
-        context = dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            resources={"alerts": self.alerts, "warehouse": self.warehouse},
-        )
-        data = alert_on_run_failure.evaluate_tick(context)
-        self.cursor = data.cursor
-        return data.skip_message or ""
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 
 from logikal_square_sync.alerts.hints import hint_for
 from logikal_square_sync.alerts.resource import AlertsResource, alerts_resource_from_env
-from logikal_square_sync.alerts.run_sensor import alert_on_run_failure
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import logikal_projects
 from logikal_square_sync_tests.alerts.conftest import SMTP_PASSWORD
+from logikal_square_sync_tests.alerts.ticker import Ticker
 from logikal_square_sync_tests.clock import ANCHOR
 
 WEBSERVER = "http://dagster.example:3000"
@@ -71,24 +71,6 @@ def warehouse(tmp_path) -> WarehouseResource:
             ],
         )
     return resource
-
-
-class Ticker:
-    """Sensor ticks the way the daemon makes them, carrying the cursor."""
-
-    def __init__(self, instance: dg.DagsterInstance, alerts: AlertsResource, warehouse: WarehouseResource):
-        self.instance, self.alerts, self.warehouse = instance, alerts, warehouse
-        self.cursor: str | None = None
-
-    def tick(self) -> str:
-        context = dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            resources={"alerts": self.alerts, "warehouse": self.warehouse},
-        )
-        data = alert_on_run_failure.evaluate_tick(context)
-        self.cursor = data.cursor
-        return data.skip_message or ""
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ never answer, as a relay behind a firewall that drops packets does. Alerts wait
 in the sensor's outbox (its cursor) per channel until each channel takes them.
 """
 
-import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -15,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.alerts.resource import AlertsResource
-from logikal_square_sync.alerts.run_sensor import alert_on_run_failure
 from logikal_square_sync.policies import POLICIES_FILE, PolicyFileError, load_policies
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_tests.alerts.conftest import WEBHOOK_PATH, Mailbox, SilentPort, SlackStandIn
+from logikal_square_sync_tests.alerts.ticker import Ticker
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, under_ci
 
 DEADLINE = 1.5  # delivery_deadline_seconds in these tests
@@ -68,45 +66,6 @@ def storage(request: pytest.FixtureRequest) -> Iterator[dg.DagsterInstance]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-class Ticker:
-    """Sensor ticks as the daemon makes them: the cursor is kept only from a tick that returned."""
-
-    def __init__(self, instance: dg.DagsterInstance, alerts: AlertsResource, warehouse: WarehouseResource):
-        self.instance, self.alerts, self.warehouse = instance, alerts, warehouse
-        self.cursor: str | None = None
-        self.seconds: list[float] = []
-
-    def tick(self) -> str:
-        context = dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            resources={"alerts": self.alerts, "warehouse": self.warehouse},
-        )
-        started = time.monotonic()
-        data = alert_on_run_failure.evaluate_tick(context)
-        self.seconds.append(time.monotonic() - started)
-        self.cursor = data.cursor
-        return data.skip_message or ""
-
-    def until_sent(self, channel: str, most: int = 10) -> list[str]:
-        """Ticks until nothing waits for `channel` (a busy machine may need more than one tick of
-        DEADLINE for a few deliveries); the tick messages."""
-        messages = []
-        while channel in self.waiting():
-            assert len(messages) < most, (messages, self.waiting())
-            messages.append(self.tick())
-        return messages
-
-    def waiting(self) -> dict[str, list[str]]:
-        """Channel -> titles of the alerts waiting for it in the outbox, oldest first."""
-        pending = json.loads(self.cursor or "{}").get("outbox", {}).get("pending", [])
-        channels: dict[str, list[str]] = {}
-        for item in pending:
-            for channel in item["channels"]:
-                channels.setdefault(channel, []).append(item["title"])
-        return channels
 
 
 @pytest.fixture

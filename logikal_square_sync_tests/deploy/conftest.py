@@ -31,7 +31,7 @@ import sqlalchemy as sa
 import yaml
 
 from logikal_square_sync.logikal.force_sync import DagsterApi
-from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
+from logikal_square_sync.warehouse.engine import warehouse_engine
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox
 from logikal_square_sync_sandbox.logikal import create_app as logikal_app
 from logikal_square_sync_sandbox.server import free_port, serve_in_thread
@@ -43,7 +43,7 @@ from logikal_square_sync_tests.alerts.conftest import (
     _slack_app,
     heartbeat_app,
 )
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, under_ci
+from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, reachable_postgres_admin
 from logikal_square_sync_tests.logikal.conftest import sandbox_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,15 +81,7 @@ def compose_commands() -> dict[str, list[str]]:
 @contextlib.contextmanager
 def throwaway_databases(*purposes: str, admin_url: str = POSTGRES_ADMIN_URL) -> Iterator[list[sa.URL]]:
     """Fresh databases on the test PostgreSQL, dropped afterwards; fail under CI if it is down."""
-    admin = create_warehouse_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as error:
-        message = f"PostgreSQL at {admin_url} is unreachable: {error.orig}"
-        if under_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+    admin = reachable_postgres_admin(admin_url)
     names = [f"lss_{purpose}_{uuid.uuid4().hex[:10]}" for purpose in purposes]
     try:
         with admin.connect() as conn:

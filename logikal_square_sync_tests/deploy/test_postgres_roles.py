@@ -22,7 +22,8 @@ import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, under_ci
+from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, reachable_postgres_admin
+from logikal_square_sync_tests.deploy.connections import refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "postgres-roles.sql"
@@ -42,15 +43,7 @@ class Names:
 
 @pytest.fixture
 def admin() -> Iterator[sa.Engine]:
-    engine = create_warehouse_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as error:
-        message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error.orig}"
-        if under_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+    engine = reachable_postgres_admin()
     yield engine
     engine.dispose()
 
@@ -128,16 +121,6 @@ def _owners(url: str) -> set[str]:
         engine.dispose()
 
 
-def _cannot_connect(url: str) -> str:
-    engine = create_warehouse_engine(url)
-    try:
-        with pytest.raises(sa.exc.OperationalError) as refused, engine.connect():
-            pass
-    finally:
-        engine.dispose()
-    return str(refused.value.orig)
-
-
 def test_each_role_owns_its_database_and_reaches_no_other(admin: sa.Engine, names: Names) -> None:
     done = _run_script(names)
     assert done.returncode == 0, done.stderr
@@ -154,8 +137,8 @@ def test_each_role_owns_its_database_and_reaches_no_other(admin: sa.Engine, name
         storage(dagster_url).dispose()
     assert _owners(dagster_url) == {names.dagster_role}
 
-    assert "permission denied" in _cannot_connect(_url(names.warehouse_role, names.dagster_db))
-    assert "permission denied" in _cannot_connect(_url(names.dagster_role, names.warehouse_db))
+    assert "permission denied" in refusal(_url(names.warehouse_role, names.dagster_db))
+    assert "permission denied" in refusal(_url(names.dagster_role, names.warehouse_db))
     with admin.connect() as conn:
         attributes = conn.execute(
             sa.text(
@@ -181,7 +164,7 @@ def test_a_managed_servers_admin_without_superuser_can_run_it(admin: sa.Engine, 
     warehouse_url = _url(names.warehouse_role, names.warehouse_db)
     warehouse_engine(warehouse_url).dispose()
     assert _owners(warehouse_url) == {names.warehouse_role}
-    assert "permission denied" in _cannot_connect(_url(names.warehouse_role, names.dagster_db))
+    assert "permission denied" in refusal(_url(names.warehouse_role, names.dagster_db))
     assert _run_script(names, as_role=names.manager).returncode == 0  # and again
 
 

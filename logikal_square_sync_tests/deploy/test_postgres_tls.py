@@ -27,6 +27,7 @@ from dagster_postgres.utils import get_conn_string
 from logikal_square_sync.warehouse.engine import create_warehouse_engine
 from logikal_square_sync_sandbox.server import free_port
 from logikal_square_sync_tests.conftest import under_ci
+from logikal_square_sync_tests.deploy.connections import refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -148,23 +149,13 @@ def _connects_with_tls(url: str) -> bool:
         engine.dispose()
 
 
-def _refusal(url: str) -> str:
-    engine = create_warehouse_engine(url)
-    try:
-        with pytest.raises(sa.exc.OperationalError) as refused, engine.connect():
-            pass
-    finally:
-        engine.dispose()
-    return str(refused.value.orig)
-
-
 def test_the_warehouse_url_query_verifies_the_server(tls_server: TlsServer) -> None:
     good = tls_server.url(sslmode="verify-full", sslrootcert=str(tls_server.ca))
     assert _connects_with_tls(good)
-    assert "certificate verify failed" in _refusal(
+    assert "certificate verify failed" in refusal(
         tls_server.url(sslmode="verify-full", sslrootcert=str(tls_server.other_ca))
     )
-    assert "does not match host name" in _refusal(
+    assert "does not match host name" in refusal(
         tls_server.url("127.0.0.1", sslmode="verify-full", sslrootcert=str(tls_server.ca))
     )
     # What `require` alone accepts: any server that answers TLS, under any name, whoever signed it.
@@ -188,8 +179,8 @@ def test_the_charts_postgresql_params_verify_dagsters_storage(tls_server: TlsSer
         assert storage.get_runs() == []
     finally:
         storage.dispose()
-    assert "certificate verify failed" in _refusal(storage_url(tls_server.other_ca))
-    assert "does not match host name" in _refusal(storage_url(tls_server.ca, host="127.0.0.1"))
+    assert "certificate verify failed" in refusal(storage_url(tls_server.other_ca))
+    assert "does not match host name" in refusal(storage_url(tls_server.ca, host="127.0.0.1"))
 
 
 def test_the_migrate_jobs_libpq_variables_verify_a_url_without_params(
@@ -205,6 +196,6 @@ def test_the_migrate_jobs_libpq_variables_verify_a_url_without_params(
     plain = tls_server.url()  # as the image's dagster.yaml builds it: no TLS parameters
     monkeypatch.setenv("PGSSLMODE", env["PGSSLMODE"])
     monkeypatch.setenv("PGSSLROOTCERT", str(tls_server.other_ca))
-    assert "certificate verify failed" in _refusal(plain)
+    assert "certificate verify failed" in refusal(plain)
     monkeypatch.setenv("PGSSLROOTCERT", str(tls_server.ca))
     assert _connects_with_tls(plain)

@@ -17,13 +17,12 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
+from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
 from logikal_square_sync.logikal.engine.errors import LogikalAuthError, LogikalSessionError
 from logikal_square_sync.logikal.engine.navigation import ROOT, Target
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
-from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.logikal.session_budget import (
     _CLAIM_LOCK_KEY,
     SESSIONS_POOL,
@@ -31,10 +30,10 @@ from logikal_square_sync.logikal.session_budget import (
     SessionClaimLockTimeout,
 )
 from logikal_square_sync.warehouse.engine import warehouse_engine
-from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import _empty_all_tables
 from logikal_square_sync_tests.logikal.conftest import Logikal
+from logikal_square_sync_tests.logikal.project_sync_definitions import project_sync_definitions
 
 pytestmark = pytest.mark.postgres
 
@@ -149,23 +148,6 @@ def test_a_claim_waits_for_a_held_claim_lock_only_up_to_its_bound(
 # -- a whole run ---------------------------------------------------------------------------
 
 
-def _definitions(logikal_url: str, warehouse_url: str, password: str) -> dg.Definitions:
-    return dg.Definitions(
-        assets=[logikal_directories, logikal_projects, logikal_project_contents],
-        jobs=[logikal_project_sync],
-        resources={
-            "logikal": LogikalResource(
-                base_url=logikal_url,
-                allow_http=True,  # the sandbox serves plain http
-                username="sandbox",
-                password=password,
-                retry_base_delay_seconds=0.01,
-            ),
-            "warehouse": WarehouseResource(url=warehouse_url),
-        },
-    )
-
-
 def _error_chain(result: dg.ExecuteInProcessResult) -> str:
     """Every message of the failed steps' errors and their causes."""
     texts = []
@@ -184,7 +166,7 @@ def discovered(
 ) -> Iterator[str]:
     """The warehouse and instance after logikal/directories and logikal/projects: the first project's id."""
     _empty_all_tables(warehouse_engine(postgres_database))
-    defs = _definitions(logikal_url, postgres_database, sandbox.config.password)
+    defs = project_sync_definitions(logikal_url, postgres_database, sandbox.config.password)
     discovery = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=postgres_instance, asset_selection=[logikal_directories.key, logikal_projects.key]
     )
@@ -207,7 +189,8 @@ def test_a_run_whose_sessions_cannot_be_had_fails_with_the_cause_and_the_next_ru
         password = "not-the-password"
     else:
         monkeypatch.setenv("ALL_PROXY", BROKEN_PROXY)
-    job = _definitions(logikal_url, postgres_database, password).resolve_job_def(logikal_project_sync.name)
+    defs = project_sync_definitions(logikal_url, postgres_database, password)
+    job = defs.resolve_job_def(logikal_project_sync.name)
     # A first sync of the project: its run logs in the whole pool in the background at once.
     failed = within_watchdog(
         lambda: job.execute_in_process(
@@ -228,7 +211,7 @@ def test_a_run_whose_sessions_cannot_be_had_fails_with_the_cause_and_the_next_ru
 
     # Fixed, the next run of the project proceeds.
     monkeypatch.delenv("ALL_PROXY", raising=False)
-    job = _definitions(logikal_url, postgres_database, sandbox.config.password).resolve_job_def(
+    job = project_sync_definitions(logikal_url, postgres_database, sandbox.config.password).resolve_job_def(
         logikal_project_sync.name
     )
     again = within_watchdog(

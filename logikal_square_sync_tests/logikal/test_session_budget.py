@@ -15,22 +15,21 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import dagster as dg
 import pytest
 
-from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
+from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
-from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.logikal.session_budget import SESSIONS_POOL, DagsterSessionBudget
 from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.engine import warehouse_engine
-from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import _empty_all_tables
 from logikal_square_sync_tests.instances import instance_for_test
 from logikal_square_sync_tests.logikal.conftest import Logikal, assert_warehouse_equals_source, sandbox_config
+from logikal_square_sync_tests.logikal.project_sync_definitions import project_sync_definitions
 
 BUDGET = policies().logikal.sessions.budget
 RUNS_AT_ONCE = 6  # dagster.yaml: run_queue max_concurrent_runs
@@ -56,34 +55,17 @@ def instance(postgres_instance: dg.DagsterInstance) -> dg.DagsterInstance:
     return postgres_instance
 
 
-def _definitions(logikal_url: str, warehouse_url: str) -> dg.Definitions:
-    return dg.Definitions(
-        assets=[logikal_directories, logikal_projects, logikal_project_contents],
-        jobs=[logikal_project_sync],
-        resources={
-            "logikal": LogikalResource(
-                base_url=logikal_url,
-                allow_http=True,  # the sandbox serves plain http
-                username="sandbox",
-                password="sandbox",
-                retry_base_delay_seconds=0.01,
-            ),
-            "warehouse": WarehouseResource(url=warehouse_url),
-        },
-    )
-
-
 def _run_project(instance_ref: object, logikal_url: str, warehouse_url: str, project: str) -> bool:
     """One project run in a process of its own (a run worker), on the shared instance."""
     with dg.DagsterInstance.from_ref(instance_ref) as instance:  # type: ignore[arg-type]
-        job = _definitions(logikal_url, warehouse_url).resolve_job_def(logikal_project_sync.name)
+        job = project_sync_definitions(logikal_url, warehouse_url).resolve_job_def(logikal_project_sync.name)
         return job.execute_in_process(partition_key=project, instance=instance).success
 
 
 @pytest.fixture
 def defs(logikal_url: str, postgres_database: str) -> dg.Definitions:
     _empty_all_tables(warehouse_engine(postgres_database))
-    return _definitions(logikal_url, postgres_database)
+    return project_sync_definitions(logikal_url, postgres_database)
 
 
 @pytest.mark.postgres
