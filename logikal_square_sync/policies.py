@@ -331,7 +331,7 @@ class Retries(BaseModel):
 
 
 class ApiPolicy(BaseModel):
-    """The ERP's HTTP API (logikal_square_sync.api, docs/api.md): what one client may send."""
+    """The ERP's HTTP API (logikal_square_sync.interfaces.api, docs/api.md): what one client may send."""
 
     model_config = ConfigDict(extra="forbid")
     # No defaults: policies.yaml holds the values.

@@ -252,7 +252,7 @@ def _start_api(env: dict[str, str], data: Path, webserver_url: str, port: int) -
         "DAGSTER_WEBSERVER_URL": webserver_url,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "logikal_square_sync.api"],
+        [sys.executable, "-m", "logikal_square_sync.interfaces.api"],
         cwd=ROOT,
         env=api_env,
         stdout=(data / "api.log").open("w"),

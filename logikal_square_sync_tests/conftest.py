@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from logikal_square_sync.warehouse.engine import create_warehouse_engine, migrate, warehouse_engine
+from logikal_square_sync.warehouse.connections import create_warehouse_engine, migrate, warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import metadata
 from logikal_square_sync_tests.clock import ANCHOR

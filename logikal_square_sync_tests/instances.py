@@ -12,7 +12,7 @@ import dagster as dg
 import sqlalchemy as sa
 import yaml
 
-from logikal_square_sync.warehouse.engine import create_warehouse_engine
+from logikal_square_sync.warehouse.connections import create_warehouse_engine
 
 PYTHON_LOGS: dict[str, Any] = yaml.safe_load((Path(__file__).parents[1] / "dagster.yaml").read_text())[
     "python_logs"

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from logikal_square_sync.definitions import build_defs
-from logikal_square_sync.freshness_policies import freshness_policy
+from logikal_square_sync.orchestration.freshness_policies import freshness_policy
 from logikal_square_sync.policies import PolicyFileError, load_policies, policies
 from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 

@@ -24,9 +24,9 @@ from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowF
 from dagster._utils.schedules import cron_string_iterator
 
 from logikal_square_sync.definitions import build_defs
-from logikal_square_sync.freshness_policies import freshness_policy
 from logikal_square_sync.logikal.schedules import logikal_schedules
 from logikal_square_sync.maintenance.schedules import maintenance_schedules
+from logikal_square_sync.orchestration.freshness_policies import freshness_policy
 from logikal_square_sync.policies import SyncPolicy, policies
 from logikal_square_sync.square.schedules import square_schedules
 from logikal_square_sync_tests.clock import TIMEZONES

@@ -17,7 +17,7 @@ from logikal_square_sync.alerts.messages import FreshnessChange, check_alert, fr
 from logikal_square_sync.alerts.notifiers import Alert
 from logikal_square_sync.alerts.outbox import DeliveryReport, Outbox, deliver
 from logikal_square_sync.alerts.resource import AlertsResource
-from logikal_square_sync.clock import Clock, utc_now
+from logikal_square_sync.common.clock import Clock, utc_now
 from logikal_square_sync.policies import policies
 
 _State = TypeVar("_State", AlertState, CheckState)

@@ -7,7 +7,6 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from logikal_square_sync.freshness_policies import freshness_policy, policy_metadata
 from logikal_square_sync.logikal.directory_tree_check import directory_tree_check, directory_tree_check_spec
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.project_contents_sync import (
@@ -21,8 +20,9 @@ from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.logikal.engine.store import deleted_project_ids
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.logikal.resource import LogikalResource
+from logikal_square_sync.orchestration.freshness_policies import freshness_policy, policy_metadata
+from logikal_square_sync.orchestration.report_metadata import report_metadata
 from logikal_square_sync.policies import SyncPolicy, policies
-from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource

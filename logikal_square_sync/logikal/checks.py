@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_directories, logikal_projects
 from logikal_square_sync.logikal.engine import store
 from logikal_square_sync.logikal.engine.damaged_parts_lists import BrokenPartsList, broken_at_source
@@ -19,7 +19,7 @@ from logikal_square_sync.logikal.engine.project_selection import (
     staleness,
     windows,
 )
-from logikal_square_sync.rejected_checks import rejected_records_check
+from logikal_square_sync.orchestration.rejected_checks import rejected_records_check
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 CHECK_NAME = "project_contents_fresh"

@@ -13,8 +13,7 @@ from datetime import datetime
 
 import dagster as dg
 
-from logikal_square_sync.background_switch import SKIP_MESSAGE, background_only
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.checks import evaluation, readable_evaluation
 from logikal_square_sync.logikal.engine.project_selection import (
     NEW,
@@ -28,8 +27,9 @@ from logikal_square_sync.logikal.engine.project_selection import (
 )
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
+from logikal_square_sync.orchestration.background_switch import SKIP_MESSAGE, background_only
+from logikal_square_sync.orchestration.settings import background_sync_enabled, default_sensor_status
 from logikal_square_sync.policies import policies
-from logikal_square_sync.settings import background_sync_enabled, default_sensor_status
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 SENSOR_NAME = "logikal_project_sync_sensor"

@@ -13,9 +13,9 @@ and docs/square.md explains it. A failed step is retried in its run when a retry
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.freshness_policies import freshness_policy, policy_metadata
+from logikal_square_sync.orchestration.freshness_policies import freshness_policy, policy_metadata
+from logikal_square_sync.orchestration.report_metadata import report_metadata
 from logikal_square_sync.policies import policies
-from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.square.engine.catalog_sync import sync_catalog
 from logikal_square_sync.square.engine.inventory_sync import sync_inventory
 from logikal_square_sync.square.engine.location_sync import sync_locations

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from logikal_square_sync.orchestration.rejected_checks import rejected_records_check
+from logikal_square_sync.orchestration.settings import sync_zone
 from logikal_square_sync.policies import policies
-from logikal_square_sync.rejected_checks import rejected_records_check
-from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.assets import (
     square_catalog,
     square_inventory,

@@ -14,8 +14,8 @@ import os
 
 import sqlalchemy as sa
 
-from logikal_square_sync.production import production_storage
-from logikal_square_sync.warehouse.engine import default_warehouse_url
+from logikal_square_sync.common.production import production_storage
+from logikal_square_sync.warehouse.connections import default_warehouse_url
 
 WAREHOUSE_URL = "WAREHOUSE_URL"
 # Variables of ours whose names resemble WAREHOUSE_URL on purpose.

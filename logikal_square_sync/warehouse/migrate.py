@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from logikal_square_sync.warehouse.engine import (
+from logikal_square_sync.warehouse.connections import (
     HEAD_REVISION,
     create_warehouse_engine,
     migrate,

@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.engine.client import ConnectionSettings
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.planner import lower_bound_seconds, minimal_calls
@@ -52,7 +52,7 @@ from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
 from logikal_square_sync.logikal.engine.session_pool import SessionPool
 from logikal_square_sync.logikal.engine.store import save_sibling_refusal, write_transaction
 from logikal_square_sync.policies import policies
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
 from logikal_square_sync_sandbox.server import serve_in_thread
 

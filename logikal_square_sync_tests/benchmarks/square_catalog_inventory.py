@@ -78,7 +78,7 @@ def step_sync(kind: str, url: str, token: str, warehouse: str) -> dict[str, Any]
     from logikal_square_sync.square.engine.catalog_sync import sync_catalog
     from logikal_square_sync.square.engine.inventory_sync import sync_inventory
     from logikal_square_sync.square.engine.location_sync import sync_locations
-    from logikal_square_sync.warehouse.engine import warehouse_engine
+    from logikal_square_sync.warehouse.connections import warehouse_engine
 
     square = policies().square
     engine = warehouse_engine(warehouse)

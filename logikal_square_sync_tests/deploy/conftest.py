@@ -30,8 +30,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from logikal_square_sync.logikal.force_sync import DagsterApi
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.interfaces.force_sync import DagsterApi
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox
 from logikal_square_sync_sandbox.logikal import create_app as logikal_app
 from logikal_square_sync_sandbox.server import free_port, serve_in_thread

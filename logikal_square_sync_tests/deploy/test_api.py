@@ -24,7 +24,7 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_projects
 from logikal_square_sync_sandbox.server import free_port
 from logikal_square_sync_tests.deploy.conftest import ROOT, Topology, _stop, wait_for

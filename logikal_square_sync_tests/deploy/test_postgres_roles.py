@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
+from logikal_square_sync.warehouse.connections import create_warehouse_engine, warehouse_engine
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, reachable_postgres_admin
 from logikal_square_sync_tests.deploy.connections import refusal
 

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from logikal_square_sync.warehouse.engine import HEAD_REVISION, alembic_config, create_warehouse_engine
+from logikal_square_sync.warehouse.connections import HEAD_REVISION, alembic_config, create_warehouse_engine
 from logikal_square_sync.warehouse.location import describe_warehouse
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig

@@ -30,9 +30,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.force_sync import ForceSyncError
+from logikal_square_sync.interfaces.force_sync import ForceSyncError
 from logikal_square_sync.policies import MAX_RUNTIME_TAG, load_policies, max_runtime_tags, run_retry_tags
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_projects
 from logikal_square_sync_tests.deploy.conftest import (
     LOCATION,
@@ -81,7 +81,7 @@ def test_a_schedule_tick_and_a_force_sync_go_through_the_queue_and_fill_the_ware
         ).one()
 
     # Force sync by name, exactly as documented: through the webserver's GraphQL and the queue.
-    command = [sys.executable, "-m", "logikal_square_sync.force_sync", "--project", name, "--wait"]
+    command = [sys.executable, "-m", "logikal_square_sync.interfaces.force_sync", "--project", name, "--wait"]
     done = subprocess.run(
         command, env=topology.env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
     )

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
 from logikal_square_sync.logikal.checks import CHECK_NAME, READABLE_CHECK_NAME, project_contents_fresh
 from logikal_square_sync.logikal.definitions import build_defs as build_logikal_defs

@@ -29,7 +29,7 @@ from logikal_square_sync.logikal.session_budget import (
     DagsterSessionBudget,
     SessionClaimLockTimeout,
 )
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import _empty_all_tables
 from logikal_square_sync_tests.logikal.conftest import Logikal

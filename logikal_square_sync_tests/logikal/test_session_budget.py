@@ -24,7 +24,7 @@ from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.session_budget import SESSIONS_POOL, DagsterSessionBudget
 from logikal_square_sync.policies import policies
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import _empty_all_tables
 from logikal_square_sync_tests.instances import instance_for_test

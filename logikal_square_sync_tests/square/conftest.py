@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from logikal_square_sync.http import RetryPolicy
+from logikal_square_sync.common.http import RetryPolicy
 from logikal_square_sync.policies import policies
 from logikal_square_sync.square.engine.catalog_sync import sync_catalog
 from logikal_square_sync.square.engine.client import SquareClient
@@ -346,7 +346,7 @@ def sync_process(
     script = (
         "from logikal_square_sync.square.engine.client import SquareClient\n"
         f"from logikal_square_sync.square.engine.{module} import {function}\n"
-        "from logikal_square_sync.warehouse.engine import warehouse_engine\n"
+        "from logikal_square_sync.warehouse.connections import warehouse_engine\n"
         "from logikal_square_sync_tests.square import conftest\n"
         f"client = SquareClient({square_url!r}, {sandbox.config.access_token!r}, timeout=120)\n"
         f"{function}(client, warehouse_engine({warehouse_url!r}), conftest.{policy})\n"

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.settings import sync_zone
+from logikal_square_sync.orchestration.settings import sync_zone
 from logikal_square_sync.square.assets import (
     square_catalog,
     square_inventory,

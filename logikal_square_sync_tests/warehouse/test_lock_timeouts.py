@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.policies import policies
-from logikal_square_sync.warehouse.engine import create_warehouse_engine, migrate
+from logikal_square_sync.warehouse.connections import create_warehouse_engine, migrate
 from logikal_square_sync.warehouse.locks import WarehouseLockTimeout
 from logikal_square_sync.warehouse.tables import square_locations
 from logikal_square_sync.warehouse.upsert import upsert

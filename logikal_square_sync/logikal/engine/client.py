@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
-from logikal_square_sync.http import RetryingClient, RetryPolicy
-from logikal_square_sync.http_errors import describe, host_of
+from logikal_square_sync.common.http import RetryingClient, RetryPolicy
+from logikal_square_sync.common.http_errors import describe, host_of
 from logikal_square_sync.logikal.engine.errors import (
     LogikalAnswerLostError,
     LogikalApiError,
@@ -69,7 +69,7 @@ class ConnectionSettings:
     max_attempts: int = 4
     retry_base_delay_seconds: float = 0.5
     # LOGIKAL_CA_BUNDLE: a PEM file of the CAs to trust for LogiKal (an on-premises server with a
-    # private CA); None: the public CAs (logikal_square_sync.http.tls_context).
+    # private CA); None: the public CAs (logikal_square_sync.common.http.tls_context).
     ca_bundle: str | None = None
     # Tests inject a transport; production talks to the network.
     transport: httpx.BaseTransport | None = field(default=None, repr=False, compare=False)

@@ -28,7 +28,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.sync_report import FULL_REFRESH, SyncReport
 from logikal_square_sync.logikal.engine.client import LogikalSession
 from logikal_square_sync.logikal.engine.deletion_limit import check_deletion_limit, default_limit
 from logikal_square_sync.logikal.engine.errors import LogikalNotFoundError, MalformedRecordError
@@ -43,7 +44,6 @@ from logikal_square_sync.logikal.engine.store import (
 )
 from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
 from logikal_square_sync.policies import DeletionLimit
-from logikal_square_sync.sync_report import FULL_REFRESH, SyncReport
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ the state (`phase of project 5ddb… in 'Demo/Sub 1'`) and the server's words.
 
 from __future__ import annotations
 
-from logikal_square_sync import records
+from logikal_square_sync.common import records
 
 
 class LogikalError(RuntimeError):

@@ -52,7 +52,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.sync_report import FULL_REFRESH, INCREMENTAL, SyncReport
 from logikal_square_sync.logikal.engine.errors import LogikalError
 from logikal_square_sync.logikal.engine.parts_list_fetch import write_if_live
 from logikal_square_sync.logikal.engine.project_failures import clear_failures, record_failure
@@ -72,7 +73,6 @@ from logikal_square_sync.logikal.engine.store import (
     write_transaction,
 )
 from logikal_square_sync.policies import DeletionLimit
-from logikal_square_sync.sync_report import FULL_REFRESH, INCREMENTAL, SyncReport
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A record the sync cannot trust (no id, a date that is not a number) stops
 the sync of what contains it with an error naming the call, the record and
 the field, before anything is written: writing a half-understood listing
 could mark good rows deleted. The style is the one of every source
-(`logikal_square_sync/records.py`); LogiKal's own value types, GUIDs and
+(`logikal_square_sync/common/records.py`); LogiKal's own value types, GUIDs and
 Unix times, are converted by `_dec_hook`, so an error names their field.
 """
 
@@ -17,8 +17,8 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
+from logikal_square_sync.common.records import Decoder
 from logikal_square_sync.logikal.engine.errors import LogikalResponseError, MalformedRecordError
-from logikal_square_sync.records import Decoder
 
 # Unix seconds before this are plausible dates; beyond it a value is milliseconds
 # (the old Odoo addon met both, docs/logikal-api.md §7). 1e11 s is the year 5138.

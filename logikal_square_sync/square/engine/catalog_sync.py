@@ -34,7 +34,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.sync_report import SyncReport
 from logikal_square_sync.policies import CatalogPolicy
 from logikal_square_sync.square.engine.batches import BatchLimits, batched
 from logikal_square_sync.square.engine.client import SquareClient
@@ -44,7 +45,6 @@ from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.records import REJECTED, CatalogObject
 from logikal_square_sync.square.engine.rows import category_row, item_row, variation_row
 from logikal_square_sync.square.engine.timestamps import format_timestamp
-from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.quarantine import (
     Candidate,
     Rejection,

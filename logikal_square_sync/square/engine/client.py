@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import orjson
 
-from logikal_square_sync.http import CallStats, RetriesExhausted, RetryingClient, RetryPolicy
-from logikal_square_sync.records import MalformedRecordError
+from logikal_square_sync.common.http import CallStats, RetriesExhausted, RetryingClient, RetryPolicy
+from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.square.engine.records import (
     Location,
     decode_catalog_page,

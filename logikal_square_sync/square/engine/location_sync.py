@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.sync_report import SyncReport
 from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.rows import location_row
-from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.quarantine import Candidate, quarantined_ids, release, write_quarantining
 from logikal_square_sync.warehouse.tables import square_locations
 from logikal_square_sync.warehouse.upsert import UpsertResult, upsert

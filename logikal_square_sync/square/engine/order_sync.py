@@ -24,8 +24,9 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
-from logikal_square_sync.memory import release_free_memory
+from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.memory import release_free_memory
+from logikal_square_sync.common.sync_report import SyncReport
 from logikal_square_sync.policies import OrdersPolicy
 from logikal_square_sync.square.engine.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.engine.order_days import OrderDays, OrderTime
@@ -33,7 +34,6 @@ from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.records import NO_ID, REJECTED, Order, decode_orders_page
 from logikal_square_sync.square.engine.rows import order_rows
 from logikal_square_sync.square.engine.timestamps import format_timestamp
-from logikal_square_sync.sync_report import SyncReport
 from logikal_square_sync.warehouse.quarantine import (
     Candidate,
     Rejection,

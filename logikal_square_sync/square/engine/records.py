@@ -1,6 +1,6 @@
 """Square API records as msgspec Structs: what each record must be, checked while it is decoded.
 
-The style of every source (`logikal_square_sync/records.py`): field types and
+The style of every source (`logikal_square_sync/common/records.py`): field types and
 `msgspec.Meta` constraints (ids not empty, timestamps with a UTC offset,
 quantities decimal), `__post_init__` where a check needs Python (a decimal
 that is NaN or infinite). Pages decode straight from the response bytes
@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from logikal_square_sync.records import Decoder, Refused, field_error
+from logikal_square_sync.common.records import Decoder, Refused, field_error
 from logikal_square_sync.warehouse.quarantine import Rejection
 
 Body = dict[str, Any]

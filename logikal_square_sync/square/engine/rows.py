@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from logikal_square_sync.records import MalformedRecordError
+from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.square.engine.records import CatalogObject, InventoryCount, Location, Order
 
 # The name Square's callers knew; every source now raises the shared error.

@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from logikal_square_sync.http import RetriesExhausted
+from logikal_square_sync.common.http import RetriesExhausted
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.errors import (
     LogikalAnswerLostError,

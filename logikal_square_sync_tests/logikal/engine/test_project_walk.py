@@ -7,7 +7,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.engine.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.project_list_sync import sync_projects

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from logikal_square_sync.common.records import MalformedRecordError as SharedMalformedRecordError
 from logikal_square_sync.logikal.engine.errors import LogikalResponseError, MalformedRecordError
 from logikal_square_sync.logikal.engine.records import ElevationRecord, ProjectRecord, parse_records
-from logikal_square_sync.records import MalformedRecordError as SharedMalformedRecordError
 
 PROJECT = {
     "id": "5DDB1393-56EB-4280-9F7E-3C3AEC51483C",

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.engine.parts_list_parser import FETCH_FAILED, INVALID, PARSED
 from logikal_square_sync.logikal.engine.project_contents_sync import (
     ELEVATIONS,
