@@ -48,7 +48,7 @@ def _square_id_and_name(kind: str) -> list[sa.Column]:
 def _money(prefix: str, of: str) -> list[sa.Column]:
     """A Square money field: its amount in the currency's minor unit and the currency."""
     return [
-        sa.Column(f"{prefix}_amount", sa.BigInteger, doc=f"{of} in the currency's minor unit (cents)."),
+        sa.Column(f"{prefix}_amount", sa.BigInteger, doc=f"{of} in the currency's minor unit (e.g. cents)."),
         sa.Column(f"{prefix}_currency", sa.String(16), doc=f"The ISO 4217 currency code of {of.lower()}."),
     ]
 
@@ -180,9 +180,11 @@ square_order_line_items = sa.Table(
     sa.Column("quantity", sa.Numeric(20, 5), doc="How many were sold (decimal)."),
     sa.Column("catalog_object_id", sa.String(192), doc="The variation sold; NULL for an ad-hoc item."),
     sa.Column(
-        "base_price_amount", sa.BigInteger, doc="The price of one, in the currency's minor unit (cents)."
+        "base_price_amount", sa.BigInteger, doc="The price of one, in the currency's minor unit (e.g. cents)."
     ),
-    sa.Column("total_amount", sa.BigInteger, doc="The line's total, in the currency's minor unit (cents)."),
+    sa.Column(
+        "total_amount", sa.BigInteger, doc="The line's total, in the currency's minor unit (e.g. cents)."
+    ),
     sa.Column("currency", sa.String(16), doc="The line total's ISO 4217 currency code."),
 )
 
