@@ -2,7 +2,7 @@
 
 The `init` role of deploy/commands.sh runs it after `dagster instance migrate`, once per deploy,
 before the code server and the runs start: in production they never change the schema
-themselves (`engine.py`). Safe to run again and from two places at once (Alembic under an
+themselves (`connections.py`). Safe to run again and from two places at once (Alembic under an
 advisory lock). The URL comes from WAREHOUSE_URL, refused unset in production like everywhere.
 """
 
