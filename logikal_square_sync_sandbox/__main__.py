@@ -123,9 +123,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="time_scale",
         type=float,
         default=0.05,
+        metavar="SCALE",
         help="multiplier of LogiKal's real latencies (1.0 = a 4.5-9 s login)",
     )
-    parser.add_argument("--parts-list-bytes", dest="parts_list_target_bytes", type=int, default=300_000)
+    parser.add_argument(
+        "--parts-list-bytes", dest="parts_list_target_bytes", type=int, default=300_000, metavar="BYTES"
+    )
     _status_option(
         parser,
         "--refuse-sibling-elevation-select",

@@ -36,9 +36,6 @@ ENDPOINTS: frozenset[str] = frozenset(DEFAULT_LATENCIES)
 class LogikalSandboxConfig:
     """The sandbox's world (its seed and size) and switches for LogiKal's unknown behaviours and faults."""
 
-    username: str = "sandbox"
-    password: str = "sandbox"
-    """The one account `POST /auth` accepts."""
     seed: int = 11
     """Seeds the tree, the latency model and the random faults: the same seed, the same run."""
     root_directories: int = 2
@@ -51,6 +48,9 @@ class LogikalSandboxConfig:
     """Phases of each generated project, counting phase 1: the all-zero GUID default phase that
     every project has."""
     elevations_per_phase: int = 3
+    username: str = "sandbox"
+    password: str = "sandbox"
+    """The one account `POST /auth` accepts."""
     time_scale: float = 0.0
     """Multiplier on the latency model: 1.0 = the real latencies, 0 = none."""
     allow_sibling_elevation_select: bool = True
