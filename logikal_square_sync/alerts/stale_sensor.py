@@ -92,8 +92,11 @@ def _policies(context: dg.SensorEvaluationContext) -> dict[dg.AssetKey, dg.Fresh
 def _last_materialized(
     instance: dg.DagsterInstance, keys: list[dg.AssetKey]
 ) -> dict[dg.AssetKey, datetime | None]:
-    events = instance.get_latest_materialization_events(keys)
-    return {key: _timestamp(events.get(key)) for key in keys}
+    latest = {
+        record.asset_entry.asset_key: record.asset_entry.last_materialization
+        for record in instance.get_asset_records(keys)
+    }
+    return {key: _timestamp(latest.get(key)) for key in keys}
 
 
 def _timestamp(event: dg.EventLogEntry | None) -> datetime | None:
