@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
 
 from logikal_square_sync.alerts import heartbeat
 from logikal_square_sync.alerts.check_states import CheckState, latest_check_outcomes, needs_check_alert
+from logikal_square_sync.alerts.cursor import SensorCursor
 from logikal_square_sync.alerts.deadline import Deadline
 from logikal_square_sync.alerts.freshness import AlertState, alert_state, needs_alert
 from logikal_square_sync.alerts.messages import FreshnessChange, check_alert, freshness_alert
@@ -41,7 +41,7 @@ Dagster+ feature; this sensor is their open-source stand-in."""
 
 
 @dataclass
-class _Cursor:
+class _Cursor(SensorCursor):
     """Last seen states, so an asset that stays stale for a day gives one alert, not one per tick."""
 
     assets: dict[str, str] = field(default_factory=dict)
@@ -50,31 +50,16 @@ class _Cursor:
     outbox: Outbox = field(default_factory=Outbox)
 
     @classmethod
-    def parse(cls, raw: str | None) -> _Cursor:
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-            return cls(
-                assets=dict(data.get("assets", {})),
-                checks=dict(data.get("checks", {})),
-                first_seen={k: float(v) for k, v in data.get("first_seen", {}).items()},
-                outbox=Outbox.parse(data.get("outbox")),
-            )
-        except (ValueError, AttributeError, TypeError):
-            # An unreadable cursor costs at most one repeated alert per stale asset; never a crash loop.
-            return cls()
-
-    def dump(self) -> str:
-        return json.dumps(
-            {
-                "assets": self.assets,
-                "checks": self.checks,
-                "first_seen": self.first_seen,
-                "outbox": self.outbox.dump(),
-            },
-            sort_keys=True,
+    def from_json(cls, data: dict[str, Any], outbox: Outbox) -> _Cursor:
+        return cls(
+            assets=dict(data.get("assets", {})),
+            checks=dict(data.get("checks", {})),
+            first_seen={k: float(v) for k, v in data.get("first_seen", {}).items()},
+            outbox=outbox,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"assets": self.assets, "checks": self.checks, "first_seen": self.first_seen}
 
 
 def _policies(context: dg.SensorEvaluationContext) -> dict[dg.AssetKey, dg.FreshnessPolicy]:
