@@ -75,10 +75,15 @@ def shift_cron(cron: str, minutes: int) -> str:
     return " ".join([str(new_minutes.pop()), ",".join(map(str, new_hours)), *days])
 
 
-class SyncPolicy(BaseModel):
-    """How one object type syncs: on an interval with freshness windows, or on a cron with a deadline."""
+class PolicyModel(BaseModel):
+    """A part of policies.yaml: an unknown key is an error (a misspelt key in an operator's file
+    must not pass unnoticed)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class SyncPolicy(PolicyModel):
+    """How one object type syncs: on an interval with freshness windows, or on a cron with a deadline."""
 
     enabled: bool
     interval_minutes: int | None = None
@@ -165,8 +170,7 @@ class InventoryPolicy(BatchedSyncPolicy):
     full_refresh_days: int = Field(ge=1)
 
 
-class SquarePolicies(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SquarePolicies(PolicyModel):
     locations: SyncPolicy
     catalog: CatalogPolicy
     orders: OrdersPolicy
@@ -225,11 +229,9 @@ class FailureBackoff(BaseModel):
         return timedelta(minutes=min(minutes, self.max_minutes))
 
 
-class DeletionLimit(BaseModel):
+class DeletionLimit(PolicyModel):
     """How much of the LogiKal tree one run may mark deleted: of the live directories or projects, or of
     one project's live phases or elevations."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # A share of the live directories (or projects) before the run, 0 < share <= 1.
     max_share: float = Field(gt=0, le=1)
@@ -237,10 +239,8 @@ class DeletionLimit(BaseModel):
     always_allowed: int = Field(ge=0)
 
 
-class SessionSettings(BaseModel):
+class SessionSettings(PolicyModel):
     """The LogiKal session budget: logins open at once across all runs (Dagster pool logikal_sessions)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # LogiKal's session and licence limits are unknown: stay well below what a fleet of runs
     # with a pool each would open (max_concurrent_runs of dagster.yaml, each with sessions of its
@@ -250,8 +250,7 @@ class SessionSettings(BaseModel):
     poll_seconds: float = Field(gt=0, le=30)
 
 
-class LogikalPolicies(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LogikalPolicies(PolicyModel):
     directories: SyncPolicy
     projects: SyncPolicy
     phases: SyncPolicy
@@ -270,10 +269,9 @@ SENSOR_TIMEOUT_SECONDS = 60
 _SENSOR_TIME_FOR_SENDING = 45
 
 
-class AlertPolicies(BaseModel):
+class AlertPolicies(PolicyModel):
     """How often the alert sensors look, and how long a tick may spend sending (policies.yaml, alerts)."""
 
-    model_config = ConfigDict(extra="forbid")
     run_failure_tick_seconds: int = Field(ge=5)
     stale_assets_tick_seconds: int = Field(ge=5)
     # At least a second: a send is not started with less than half a second left (alerts/outbox.py).
@@ -293,18 +291,15 @@ class AlertPolicies(BaseModel):
         return self
 
 
-class LockTimeouts(BaseModel):
+class LockTimeouts(PolicyModel):
     """How long a wait for a lock may last before it fails with an error naming the lock."""
 
-    model_config = ConfigDict(extra="forbid")
     warehouse_seconds: float = Field(gt=0, le=3600)
     session_claim_seconds: float = Field(gt=0, le=3600)
 
 
-class RetentionPolicy(BaseModel):
+class RetentionPolicy(PolicyModel):
     """How long Dagster's run history is kept, and how much of it one purge deletes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # false: no purge schedule; the job dagster_history_purge still runs when launched by hand.
     enabled: bool
@@ -324,10 +319,10 @@ class RetentionPolicy(BaseModel):
         return self
 
 
-class Retries(BaseModel):
+class Retries(PolicyModel):
     """How often, and after how long, a failed sync is tried again (docs/operations.md, "Retries")."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     # A Square step failed by an outage runs again up to this often in its run (square/retries.py);
     # a run of our schedules, sensors and jobs whose worker died is re-executed up to this often.
@@ -337,18 +332,16 @@ class Retries(BaseModel):
     delay_minutes: float = Field(ge=0, le=24 * 60)
 
 
-class ApiPolicy(BaseModel):
+class ApiPolicy(PolicyModel):
     """The ERP's HTTP API (logikal_square_sync.interfaces.api, docs/api.md): what one client may send."""
 
-    model_config = ConfigDict(extra="forbid")
     # Requests one token may make in any sliding minute; more get 429 with Retry-After.
     requests_per_minute: int = Field(ge=1, le=10_000)
     # The largest request body accepted (no endpoint needs one: a click carries its query only).
     max_body_bytes: int = Field(ge=0, le=1_048_576)
 
 
-class Policies(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Policies(PolicyModel):
     square: SquarePolicies
     logikal: LogikalPolicies
     retries: Retries
