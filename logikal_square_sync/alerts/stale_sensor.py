@@ -27,9 +27,10 @@ STALE_ASSETS_SENSOR_NAME = "alert_on_stale_assets"
 # The sensor decorators do not read docstrings; this text is what the UI shows.
 STALE_ASSETS_DESCRIPTION = """Alerts when a synced asset goes stale or a check fails with ERROR severity.
 
-Every minute it reads the freshness state Dagster's own freshness daemon
-computed for each asset from its freshness policy (the state the UI's badges
-show: PASS, WARN, FAIL) and the latest result of every asset check (e.g.
+Each tick (alerts.stale_assets_tick_seconds of policies.yaml) it reads the
+freshness state Dagster's own freshness daemon computed for each asset from its
+freshness policy (the state the UI's badges show: PASS, WARN, FAIL) and the
+latest result of every asset check (e.g.
 `orders_complete`, which names missing orders; `project_contents_fresh`, which
 names stale LogiKal projects). It alerts on changes only, into WARN or FAIL and
 back to fresh, so a stale asset gives one message, not one per tick. An asset
