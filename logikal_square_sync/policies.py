@@ -4,7 +4,8 @@
 pages' policy metadata).
 
 The packaged `policies.yaml` holds every value: the models here name and bound the fields
-and carry no values of their own, so each field is required and the packaged file sets it.
+and carry no values of their own (a None default marks what a policy leaves out, such as the
+cron of an interval policy), so the packaged file sets each field.
 `LSS_POLICIES_FILE` may name an operator's YAML file layered over it (deep merge: a file with only
 `square: {orders: {cron: "0 3 * * *"}}` changes just that value), validated the
 same way; a bad value fails at load naming the file and the field. The code
