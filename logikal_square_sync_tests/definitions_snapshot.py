@@ -84,9 +84,9 @@ def snapshot(defs: dg.Definitions) -> dict[str, Any]:
             "timezone": schedule.execution_timezone,
             "assets": _job_assets(defs, schedule.job_name),
             "default_status": schedule.default_status.value,
-            "tags": dict(sorted(schedule.tags.items())),
+            "tags": dict(sorted((schedule.tags or {}).items())),
         }
-        for schedule in defs.schedules or []
+        for schedule in (defs.get_schedule_def(unresolved.name) for unresolved in defs.schedules or [])
     }
     sensors = {
         sensor.name: {
