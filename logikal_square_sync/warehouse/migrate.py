@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from logikal_square_sync.common.command_line import setting_or_exit
 from logikal_square_sync.warehouse.connections import (
     HEAD_REVISION,
     create_warehouse_engine,
@@ -24,11 +25,7 @@ from logikal_square_sync.warehouse.location import (
 
 
 def main() -> int:
-    try:
-        url = warehouse_url_from_env()
-    except WarehouseNotConfigured as error:
-        print(f"warehouse migration: {error}", file=sys.stderr)
-        return 2
+    url = setting_or_exit(warehouse_url_from_env, WarehouseNotConfigured, "warehouse migration")
     engine = create_warehouse_engine(url)
     try:
         before = schema_revisions(engine)
