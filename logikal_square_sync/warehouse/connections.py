@@ -11,7 +11,6 @@ the schema behind fails, saying to run the init role.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.common.production import production_storage
 from logikal_square_sync.policies import policies
+from logikal_square_sync.warehouse.location import describe_warehouse
 from logikal_square_sync.warehouse.locks import bound_lock_waits, busy_timeout_pragma, connect_options
 
 if TYPE_CHECKING:
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # The newest revision in migrations/versions/ (test_migrations checks that it is Alembic's head).
 HEAD_REVISION = "0004"
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("LSS_DATA_DIR", ".data"))
-
-
-def default_warehouse_url() -> str:
-    """The embedded default: a SQLite file in the local data folder (made on first connect, not here)."""
-    return f"sqlite:///{(default_data_dir() / 'warehouse.sqlite').resolve()}"
 
 
 def _on_sqlite_connect(busy_timeout: str):
@@ -124,7 +115,6 @@ def require_head(engine: sa.Engine, storage: str) -> None:
     if stamped == [HEAD_REVISION]:
         return
     # Not the URL itself: it may carry a password, and this message reaches logs and alerts.
-    from logikal_square_sync.warehouse.location import describe_warehouse
 
     found = f"is at schema revision {', '.join(stamped)}" if stamped else "has no schema yet"
     raise WarehouseNotMigrated(

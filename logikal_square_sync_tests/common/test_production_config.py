@@ -22,12 +22,15 @@ from logikal_square_sync.warehouse.connections import (
     HEAD_REVISION,
     WarehouseNotMigrated,
     create_warehouse_engine,
-    default_warehouse_url,
     migrate,
     schema_revisions,
     warehouse_engine,
 )
-from logikal_square_sync.warehouse.location import WarehouseNotConfigured, describe_warehouse
+from logikal_square_sync.warehouse.location import (
+    WarehouseNotConfigured,
+    default_warehouse_url,
+    describe_warehouse,
+)
 from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
