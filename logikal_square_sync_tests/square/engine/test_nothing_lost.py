@@ -27,10 +27,10 @@ from logikal_square_sync.warehouse.state import get_watermarks
 from logikal_square_sync_sandbox.square import SquareSandbox
 from logikal_square_sync_tests.clock import ANCHOR
 from logikal_square_sync_tests.conftest import SQLITE_ONLY
-from logikal_square_sync_tests.square.conftest import (
-    ALL_MODES,
+from logikal_square_sync_tests.square.helpers import (
     PAGE_SIZE,
     Clocks,
+    all_modes,
     assert_catalog_equals_source,
     assert_warehouse_equals_source,
     catalog_policy,
@@ -61,9 +61,7 @@ CATALOG_MODES = [
     for mode in ("pinned", "live")
     for order in ("shuffled", "updated_at")
 ]
-EVERY_MODE = [
-    pytest.param({**mode.values[0], **LONG_CURSORS}, id=mode.id, marks=mode.marks) for mode in ALL_MODES
-]
+EVERY_MODE = all_modes(**LONG_CURSORS)
 TOMBSTONES = [pytest.param({"tombstones": mode}, id=f"{mode}-tombstones") for mode in ("minimal", "full")]
 
 
