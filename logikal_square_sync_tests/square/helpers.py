@@ -136,6 +136,14 @@ def sync_everything(
     return reports
 
 
+def synced(
+    make_client: MakeClient, sync: Callable[..., SyncReport], engine: sa.Engine, *args: Any, **kwargs: Any
+) -> SyncReport:
+    """One run of `sync` (a sync of `square/engine/`) with a client of its own."""
+    with make_client() as client:
+        return sync(client, engine, *args, **kwargs)
+
+
 def ts(value: str | None) -> datetime:
     """A timestamp as Square or a watermark writes it; a missing one fails the test."""
     assert value is not None, "no timestamp where one was expected"

@@ -35,7 +35,6 @@ from logikal_square_sync.square.engine.incremental_sync import (
     IncrementalObject,
     IncrementalSync,
     Reading,
-    incremental_sync,
 )
 from logikal_square_sync.square.engine.records import CatalogObject
 from logikal_square_sync.square.engine.rows import Row, category_row, item_row, variation_row
@@ -48,7 +47,6 @@ from logikal_square_sync.warehouse.tables import (
 )
 
 WATERMARK = "square/catalog"
-LAST_FULL_REFRESH = "square/catalog/full_refresh_at"
 OBJECT_TYPES = ["ITEM", "ITEM_VARIATION", "CATEGORY"]  # variations must be asked for explicitly
 # The tables written, in order, and how `rejected_records` names each table's objects (as a
 # malformed record names them).
@@ -105,9 +103,7 @@ def _covered(reading: Reading) -> datetime | None:
 def catalog(policy: CatalogPolicy) -> IncrementalObject:
     """The catalog's parts of the incremental sync."""
     return IncrementalObject(
-        name="catalog",
         watermark=WATERMARK,
-        last_full_refresh=LAST_FULL_REFRESH,
         tables=OBJECT_TYPES_BY_TABLE,
         records="objects",
         newer_by="version",
@@ -124,4 +120,4 @@ def catalog(policy: CatalogPolicy) -> IncrementalObject:
     )
 
 
-sync_catalog: IncrementalSync[CatalogPolicy] = incremental_sync(catalog)
+sync_catalog = IncrementalSync(catalog)

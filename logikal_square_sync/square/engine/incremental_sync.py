@@ -24,7 +24,7 @@ import operator
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -66,9 +66,7 @@ class Reading:
 class IncrementalObject:
     """One object's parts of the sync: its call, its rows, its tables, its watermark rule."""
 
-    name: str  # names the decode thread
-    watermark: str  # the `sync_state` stream of the watermark
-    last_full_refresh: str  # the `sync_state` stream of the last full refresh's start
+    watermark: str  # its `sync_state` stream, which also names its other streams and its decode thread
     # The tables written, in order, and how `rejected_records` names their rows.
     tables: Mapping[sa.Table, str]
     records: str  # the key under which a page holds its records
@@ -87,6 +85,11 @@ class IncrementalObject:
     tombstones_start_batches: bool = False
     # A copy no newer than one an earlier batch of the run held would not be written: dropped while batching.
     drops_copies_batched_before: bool = False
+
+    @property
+    def last_full_refresh(self) -> str:
+        """The `sync_state` stream of the last full refresh's start."""
+        return f"{self.watermark}/full_refresh_at"
 
 
 @dataclass
@@ -200,27 +203,17 @@ class FullRefreshPolicy(Protocol):
 
 
 PolicyT = TypeVar("PolicyT", bound=FullRefreshPolicy)
-PolicyT_contra = TypeVar("PolicyT_contra", bound=FullRefreshPolicy, contravariant=True)
 
 
-class IncrementalSync(Protocol[PolicyT_contra]):
+class IncrementalSync(Generic[PolicyT]):
+    """The sync of the object whose parts `parts(policy)` gives: a function of the client, the
+    warehouse and the policy."""
+
+    def __init__(self, parts: Callable[[PolicyT], IncrementalObject]) -> None:
+        self._parts = parts
+
     def __call__(
         self,
-        client: SquareClient,
-        engine: sa.Engine,
-        policy: PolicyT_contra,
-        *,
-        full_refresh: bool = False,
-        now: datetime | None = None,
-    ) -> SyncReport:
-        """Reads what changed since the last run, or everything when a full refresh is due or asked for."""
-        ...
-
-
-def incremental_sync(parts: Callable[[PolicyT], IncrementalObject]) -> IncrementalSync[PolicyT]:
-    """The sync of the object whose parts `parts(policy)` gives."""
-
-    def sync(
         client: SquareClient,
         engine: sa.Engine,
         policy: PolicyT,
@@ -228,21 +221,19 @@ def incremental_sync(parts: Callable[[PolicyT], IncrementalObject]) -> Increment
         full_refresh: bool = False,
         now: datetime | None = None,
     ) -> SyncReport:
-        return sync_incrementally(client, engine, parts(policy), policy, full_refresh=full_refresh, now=now)
+        """Reads what changed since the last run, or everything when a full refresh is due or asked for."""
+        return _sync(client, engine, self._parts(policy), policy, full_refresh=full_refresh, now=now)
 
-    return sync
 
-
-def sync_incrementally(
+def _sync(
     client: SquareClient,
     engine: sa.Engine,
     kind: IncrementalObject,
     policy: FullRefreshPolicy,
     *,
-    full_refresh: bool = False,
-    now: datetime | None = None,
+    full_refresh: bool,
+    now: datetime | None,
 ) -> SyncReport:
-    """Reads `kind` incrementally or in full (see the module) and writes it batch by batch."""
     run_started = now or utc_now()
     start = sync_start(
         engine,
@@ -306,7 +297,7 @@ def sync_incrementally(
     for batch in Prefetched(
         lambda: batched(prepared_pages(), batches_of(kind), limits),
         depth=1,
-        name=f"square-{kind.name}-decode",
+        name=f"{kind.watermark.replace('/', '-')}-decode",
     ):
         if report.pages == 0:
             newest_at_start = batch.newest_on_first_page

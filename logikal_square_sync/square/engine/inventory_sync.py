@@ -31,7 +31,6 @@ from logikal_square_sync.square.engine.incremental_sync import (
     IncrementalObject,
     IncrementalSync,
     Reading,
-    incremental_sync,
 )
 from logikal_square_sync.square.engine.records import InventoryCount
 from logikal_square_sync.square.engine.rows import Row, inventory_row
@@ -40,7 +39,6 @@ from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.warehouse.tables import square_inventory_counts
 
 WATERMARK = "square/inventory"
-LAST_FULL_REFRESH = "square/inventory/full_refresh_at"
 # calculated_at is set by Square's servers; a little overlap covers counts committed out of order.
 OVERLAP = timedelta(minutes=5)
 OBJECT_TYPE = "inventory count"
@@ -65,9 +63,7 @@ def _covered(reading: Reading) -> datetime | None:
 def inventory(policy: InventoryPolicy) -> IncrementalObject:
     """The inventory's parts of the incremental sync (no policy setting changes them)."""
     return IncrementalObject(
-        name="inventory",
         watermark=WATERMARK,
-        last_full_refresh=LAST_FULL_REFRESH,
         tables={square_inventory_counts: OBJECT_TYPE},
         records="counts",
         newer_by="calculated_at",
@@ -81,4 +77,4 @@ def inventory(policy: InventoryPolicy) -> IncrementalObject:
     )
 
 
-sync_inventory: IncrementalSync[InventoryPolicy] = incremental_sync(inventory)
+sync_inventory = IncrementalSync(inventory)
