@@ -31,11 +31,8 @@ import sqlalchemy as sa
 
 from logikal_square_sync.policies import CatalogPolicy
 from logikal_square_sync.square.engine.client import Body, SquareClient
-from logikal_square_sync.square.engine.incremental_sync import (
-    IncrementalObject,
-    IncrementalSync,
-    Reading,
-)
+from logikal_square_sync.square.engine.incremental_object import IncrementalObject, Reading
+from logikal_square_sync.square.engine.incremental_sync import IncrementalSync
 from logikal_square_sync.square.engine.records import CatalogObject
 from logikal_square_sync.square.engine.rows import Row, category_row, item_row, variation_row
 from logikal_square_sync.square.engine.store import upsert_catalog

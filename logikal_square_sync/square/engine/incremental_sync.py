@@ -12,19 +12,18 @@ span again, rewriting nothing it already holds. Records that fail validation,
 and records the warehouse refuses, go to `rejected_records` with the rest of
 their batch (`warehouse/quarantine.py`); a record written leaves it.
 
-Each object plugs in its parts as an `IncrementalObject`: which call reads
-it, which rows a page makes, how they are written, and how far the whole
-result lets the watermark move.
+Each object plugs in its parts as an `IncrementalObject` (`incremental_object.py`):
+which call reads it, which rows a page makes, how they are written, and how far
+the whole result lets the watermark move.
 """
 
 from __future__ import annotations
 
 import functools
-import operator
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -33,9 +32,11 @@ from logikal_square_sync.common.sync_report import SyncReport
 from logikal_square_sync.square.engine.batches import BatchLimits, batched
 from logikal_square_sync.square.engine.client import Body, SquareClient
 from logikal_square_sync.square.engine.full_refresh import sync_start
+from logikal_square_sync.square.engine.incremental_object import IncrementalObject, Reading
 from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.records import REJECTED
+from logikal_square_sync.square.engine.row_batches import Page, TableRow, batches_of, record_id
 from logikal_square_sync.square.engine.store import (
     Changes,
     Quarantine,
@@ -44,148 +45,7 @@ from logikal_square_sync.square.engine.store import (
     write_quarantining,
 )
 from logikal_square_sync.square.engine.timestamps import format_timestamp
-from logikal_square_sync.warehouse.quarantine import Candidate, Rejection
-
-Row = dict[str, Any]
-TableRow = tuple[sa.Table, Row]
-RowsByTable = dict[sa.Table, list[Row]]
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What a run has read once its last page is in: how far the watermark may move."""
-
-    run_started: datetime
-    overlap: timedelta
-    newest: datetime | None  # the newest stamp of every row read
-    newest_on_first_page: datetime | None  # the newest stamp on the run's first page
-    changed_meanwhile: bool  # the probe after the last page found changes since the run started
-
-
-@dataclass(frozen=True)
-class IncrementalObject:
-    """One object's parts of the sync: its call, its rows, its tables, its watermark rule."""
-
-    watermark: str  # its `sync_state` stream, which also names its other streams and its decode thread
-    # The tables written, in order, and how `rejected_records` names their rows.
-    tables: Mapping[sa.Table, str]
-    records: str  # the key under which a page holds its records
-    newer_by: str  # the column by which, of two copies of a row, the greater is the newer
-    stamped_by: str  # the column of the time each row was last changed at the source
-    overlap: timedelta  # how far before the watermark an incremental read starts
-    request: Callable[[int, datetime | None], Body]  # the first request: page size, changes since (or all)
-    pages: Callable[[SquareClient, Callable[[], Body]], Iterator[Body]]  # the call, given the request
-    rows: Callable[[list[Any], datetime], RowsByTable]  # a page's records as rows, given `synced_at`
-    write: Callable[[sa.Connection, sa.Table, list[Row]], Changes]  # one table's rows of a batch
-    covered: Callable[[Reading], datetime | None]  # where the watermark may move when the result is in
-    # Asked after the last page, whether anything changed since the given time (`Reading.changed_meanwhile`).
-    changed_since: Callable[[SquareClient, datetime], bool] | None = None
-    # A tombstone of a row its batch already holds takes what it lacks from the stored row, which must be
-    # the held copy, written first: such a page starts a batch of its own.
-    tombstones_start_batches: bool = False
-    # A copy no newer than one an earlier batch of the run held would not be written: dropped while batching.
-    drops_copies_batched_before: bool = False
-
-    @property
-    def last_full_refresh(self) -> str:
-        """The `sync_state` stream of the last full refresh's start."""
-        return f"{self.watermark}/full_refresh_at"
-
-
-@dataclass
-class Page:
-    read: int
-    rows: RowsByTable
-    is_last: bool
-    changed_meanwhile: bool
-    rejected: list[Rejection]
-
-
-def _key_names(table: sa.Table) -> list[str]:
-    return [column.name for column in table.primary_key.columns]
-
-
-@dataclass
-class RowBatch:
-    """Consecutive pages' rows by table and key: of each row the newest copy, as upserts in turn keep."""
-
-    kind: IncrementalObject
-    # The newest copy of each row put into the run's batches so far (`drops_copies_batched_before`).
-    batched_before: dict[sa.Table, dict[Hashable, Any]] | None = None
-    keys: dict[sa.Table, Callable[[Row], Hashable]] = field(init=False)
-    rows: dict[sa.Table, dict[Hashable, Row]] = field(init=False)
-    read: int = 0
-    pages: int = 0
-    last: bool = False
-    changed_meanwhile: bool = False
-    newest: datetime | None = None
-    newest_on_first_page: datetime | None = None
-    rejected: list[Rejection] = field(default_factory=list)  # records that failed validation
-
-    def __post_init__(self) -> None:
-        self.keys = {table: operator.itemgetter(*_key_names(table)) for table in self.kind.tables}
-        self.rows = {table: {} for table in self.kind.tables}
-
-    @property
-    def size(self) -> int:
-        return sum(len(by_key) for by_key in self.rows.values())
-
-    def add(self, page: Page) -> bool:
-        if self.kind.tombstones_start_batches and self.pages and self._holds_a_tombstoned_row(page):
-            return False
-        stamped_by, newer_by = self.kind.stamped_by, self.kind.newer_by
-        page_newest: datetime | None = None
-        for table, rows in page.rows.items():
-            held, key_of = self.rows[table], self.keys[table]
-            before = self.batched_before[table] if self.batched_before is not None else None
-            for row in rows:
-                if page_newest is None or row[stamped_by] > page_newest:
-                    page_newest = row[stamped_by]
-                key, newness = key_of(row), row[newer_by]
-                current = held.get(key)
-                if current is None:
-                    previous = before.get(key) if before is not None else None
-                    if previous is not None and previous >= newness:
-                        continue
-                # Ties keep the copy read first: the upsert writes only a strictly newer one.
-                elif newness <= current[newer_by]:
-                    continue
-                held[key] = row
-                if before is not None:
-                    before[key] = newness
-        if self.pages == 0:
-            self.newest_on_first_page = page_newest
-        if page_newest is not None and (self.newest is None or page_newest > self.newest):
-            self.newest = page_newest
-        self.read += page.read
-        self.pages += 1
-        self.last = page.is_last
-        self.changed_meanwhile = page.changed_meanwhile
-        self.rejected += page.rejected
-        return True
-
-    def _holds_a_tombstoned_row(self, page: Page) -> bool:
-        return any(
-            row["is_deleted"] and self.keys[table](row) in self.rows[table]
-            for table, rows in page.rows.items()
-            for row in rows
-        )
-
-    def records(self) -> list[TableRow]:
-        return [(table, row) for table, by_key in self.rows.items() for row in by_key.values()]
-
-
-def batches_of(kind: IncrementalObject) -> Callable[[], RowBatch]:
-    """New batches for one run: where copies batched before are dropped, the batches share them."""
-    batched_before: dict[sa.Table, dict[Hashable, Any]] | None = (
-        {table: {} for table in kind.tables} if kind.drops_copies_batched_before else None
-    )
-    return lambda: RowBatch(kind, batched_before)
-
-
-def record_id(table: sa.Table, row: Row) -> str:
-    """A row's id in `rejected_records`: its primary key, joined by '/'."""
-    return "/".join(str(row[name]) for name in _key_names(table))
+from logikal_square_sync.warehouse.quarantine import Candidate
 
 
 @dataclass

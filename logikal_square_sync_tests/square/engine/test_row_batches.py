@@ -1,4 +1,4 @@
-"""The batches of the incremental sync: of each row the newest copy, a tombstone in a batch of its own."""
+"""Batches of rows: of each row the newest copy, a catalog tombstone in a batch of its own."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from logikal_square_sync.square.engine.catalog_sync import catalog
-from logikal_square_sync.square.engine.incremental_sync import Page, batches_of, record_id
 from logikal_square_sync.square.engine.inventory_sync import inventory
+from logikal_square_sync.square.engine.row_batches import Page, batches_of, record_id
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_tests.square.helpers import catalog_policy, inventory_policy
 
