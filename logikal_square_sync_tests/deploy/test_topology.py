@@ -43,7 +43,7 @@ from logikal_square_sync_tests.deploy.conftest import (
 )
 from logikal_square_sync_tests.deploy.private_postgres import private_postgres
 from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
-from logikal_square_sync_tests.square.conftest import (
+from logikal_square_sync_tests.square.helpers import (
     assert_warehouse_equals_source,
     normalized,
     source_line_items,

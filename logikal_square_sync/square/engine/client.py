@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -91,8 +92,8 @@ def _decode_object(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-class SquareClient:
-    """One client per sync; `stats` counts its API calls and retries."""
+class SquareClient(contextlib.AbstractContextManager["SquareClient"]):
+    """One client per sync, closed on leaving its `with` block; `stats` counts its API calls and retries."""
 
     def __init__(
         self,
@@ -132,9 +133,6 @@ class SquareClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> SquareClient:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

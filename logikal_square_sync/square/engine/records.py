@@ -191,7 +191,7 @@ def record_id(refused: Refused) -> str:
     if refused.error.record_id:
         return refused.error.record_id
     if all(isinstance(record.get(key), str) for key in _COUNT_KEY):
-        return "/".join(record[key] for key in _COUNT_KEY)  # an inventory count (`inventory_sync.count_id`)
+        return "/".join(record[key] for key in _COUNT_KEY)  # an inventory count (`row_batches.record_id`)
     return NO_ID + orjson.dumps(refused.record).decode()[:120]
 
 
