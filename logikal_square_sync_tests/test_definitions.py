@@ -111,7 +111,7 @@ def test_dagster_validates_the_code_location(tmp_path: Path) -> None:
 
 
 def test_the_project_sync_knobs_come_from_the_policy_file(tmp_path: Path) -> None:
-    from logikal_square_sync.logikal.engine.project_selection import ProjectSyncPolicy
+    from logikal_square_sync.logikal.engine.syncs.project_selection import ProjectSyncPolicy
 
     policy = ProjectSyncPolicy.from_policies()
     settings = policies().logikal.project_sync

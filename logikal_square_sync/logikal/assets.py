@@ -8,16 +8,16 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from logikal_square_sync.logikal.directory_tree_check import directory_tree_check, directory_tree_check_spec
-from logikal_square_sync.logikal.engine.directory_sync import sync_directories
-from logikal_square_sync.logikal.engine.project_contents_sync import (
+from logikal_square_sync.logikal.engine.store.tree import deleted_project_ids
+from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.walk.result import (
     ELEVATIONS,
     PARTS_LISTS,
     PHASES,
     ProjectContentsResult,
-    sync_project_contents,
 )
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.store import deleted_project_ids
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.orchestration.freshness_policies import freshness_policy, policy_metadata

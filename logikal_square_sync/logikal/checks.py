@@ -9,9 +9,8 @@ import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_directories, logikal_projects
-from logikal_square_sync.logikal.engine import store
-from logikal_square_sync.logikal.engine.damaged_parts_lists import BrokenPartsList, broken_at_source
-from logikal_square_sync.logikal.engine.project_selection import (
+from logikal_square_sync.logikal.engine.store.writes import SOURCE
+from logikal_square_sync.logikal.engine.syncs.project_selection import (
     ProjectSyncPolicy,
     Staleness,
     load_project_states,
@@ -19,6 +18,7 @@ from logikal_square_sync.logikal.engine.project_selection import (
     staleness,
     windows,
 )
+from logikal_square_sync.logikal.engine.walk.damaged_parts_lists import BrokenPartsList, broken_at_source
 from logikal_square_sync.orchestration.rejected_checks import rejected_records_check
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
@@ -157,9 +157,9 @@ def parts_lists_readable(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-# Rows the warehouse refused (`store._upsert`): directories on their asset; projects, and the
+# Rows the warehouse refused (`store.writes.upsert_rows`): directories on their asset; projects, and the
 # phases and elevations of their contents syncs, on the projects asset.
 rejected_records_checks = [
-    rejected_records_check(logikal_directories, store.SOURCE, ["directory"]),
-    rejected_records_check(logikal_projects, store.SOURCE, ["project", "phase", "elevation"]),
+    rejected_records_check(logikal_directories, SOURCE, ["directory"]),
+    rejected_records_check(logikal_projects, SOURCE, ["project", "phase", "elevation"]),
 ]

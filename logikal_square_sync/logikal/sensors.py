@@ -15,7 +15,7 @@ import dagster as dg
 
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.checks import evaluation, readable_evaluation
-from logikal_square_sync.logikal.engine.project_selection import (
+from logikal_square_sync.logikal.engine.syncs.project_selection import (
     NEW,
     ProjectSyncPolicy,
     due_projects,

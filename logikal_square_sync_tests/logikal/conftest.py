@@ -16,14 +16,12 @@ import sqlalchemy as sa
 
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
 from logikal_square_sync.logikal.checks import parts_lists_readable, project_contents_fresh
-from logikal_square_sync.logikal.engine.client import ConnectionSettings
-from logikal_square_sync.logikal.engine.directory_sync import DirectorySyncResult, sync_directories
-from logikal_square_sync.logikal.engine.project_contents_sync import (
-    ProjectContentsResult,
-    sync_project_contents,
-)
-from logikal_square_sync.logikal.engine.project_list_sync import ProjectSyncResult, sync_projects
-from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.client.session import ConnectionSettings
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.syncs.directory_sync import DirectorySyncResult, sync_directories
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import ProjectSyncResult, sync_projects
+from logikal_square_sync.logikal.engine.walk.result import ProjectContentsResult
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.resource import LogikalResource
 from logikal_square_sync.logikal.sensors import logikal_sensors

@@ -12,7 +12,7 @@ from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
 from logikal_square_sync.logikal.checks import CHECK_NAME, READABLE_CHECK_NAME, project_contents_fresh
 from logikal_square_sync.logikal.definitions import build_defs as build_logikal_defs
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.sensors import SENSOR_NAME

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
-from logikal_square_sync.logikal.engine.errors import LogikalAuthError, LogikalSessionError
-from logikal_square_sync.logikal.engine.navigation import ROOT, Target
-from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.client.errors import LogikalAuthError, LogikalSessionError
+from logikal_square_sync.logikal.engine.client.navigation import ROOT, Target
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.session_budget import (

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from logikal_square_sync.logikal.engine.base_url_check import InsecureBaseUrlError, allow_http_from_env
+from logikal_square_sync.logikal.engine.client.base_url_check import InsecureBaseUrlError, allow_http_from_env
 from logikal_square_sync.logikal.resource import LogikalResource, logikal_resource_from_env
 
 

@@ -16,10 +16,10 @@ import dagster as dg
 import pytest
 
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
-from logikal_square_sync.logikal.engine.directory_sync import sync_directories
-from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.session_budget import SESSIONS_POOL, DagsterSessionBudget

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from logikal_square_sync.logikal.checks import evaluation, project_staleness
-from logikal_square_sync.logikal.engine.directory_sync import sync_directories
-from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.project_selection import ProjectSyncPolicy, load_project_states
+from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.syncs.project_selection import ProjectSyncPolicy, load_project_states
 from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, sync_everything
 
 MINUTE = timedelta(minutes=1)

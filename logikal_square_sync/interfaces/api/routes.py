@@ -30,13 +30,13 @@ from logikal_square_sync.interfaces.force_sync import (
     ProjectRef,
     resolve_project,
 )
-from logikal_square_sync.logikal.engine.errors import LogikalError
-from logikal_square_sync.logikal.engine.project_selection import (
+from logikal_square_sync.logikal.engine.client.errors import LogikalError
+from logikal_square_sync.logikal.engine.store.contents import unfetched_elevations
+from logikal_square_sync.logikal.engine.syncs.project_selection import (
     ProjectSyncPolicy,
     load_project_states,
     staleness,
 )
-from logikal_square_sync.logikal.engine.store import unfetched_elevations
 from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync.warehouse.location import warehouse_url_from_env
 from logikal_square_sync.warehouse.tables import logikal_projects
