@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from logikal_square_sync.logikal.engine.client.errors import MalformedRecordError
+from logikal_square_sync.common.records import MalformedRecordError
 
 CHECK_NAME = "directory_tree_well_formed"
 

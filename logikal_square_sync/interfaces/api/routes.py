@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.interfaces.api.dagster_client import ApiDagster, RunNotFound, RunView
 from logikal_square_sync.interfaces.api.guards import problem
 from logikal_square_sync.interfaces.api.new_projects import (
@@ -83,7 +84,7 @@ def resolve(text: str) -> tuple[ProjectRef, bool]:
         found = find_at_logikal(connection_settings(), text)
     except LogikalNotConfigured as error:
         raise ApiError(404, f"no LogiKal project {text!r} in the warehouse, and {error}") from None
-    except LogikalError as error:
+    except (LogikalError, MalformedRecordError) as error:
         raise ApiError(
             503, f"no LogiKal project {text!r} in the warehouse, and LogiKal could not be searched: {error}"
         ) from None

@@ -8,8 +8,6 @@ the state (`phase of project 5ddb… in 'Demo/Sub 1'`) and the server's words.
 
 from __future__ import annotations
 
-from logikal_square_sync.common import records
-
 
 class LogikalError(RuntimeError):
     """Base class of everything the LogiKal client raises."""
@@ -88,7 +86,3 @@ class LogikalSelectServerError(LogikalError):
 
 class LogikalResponseError(LogikalError):
     """A response that does not follow the API's contract (envelope, fields, encoding)."""
-
-
-class MalformedRecordError(records.MalformedRecordError, LogikalResponseError):
-    """A listed record is missing a field or has one of the wrong type (the error every source shares)."""

@@ -17,8 +17,8 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from logikal_square_sync.common.records import Decoder
-from logikal_square_sync.logikal.engine.client.errors import LogikalResponseError, MalformedRecordError
+from logikal_square_sync.common.records import Decoder, MalformedRecordError
+from logikal_square_sync.logikal.engine.client.errors import LogikalResponseError
 
 # Unix seconds before this are plausible dates; beyond it a value is milliseconds
 # (the old Odoo addon met both, docs/logikal-api.md §7). 1e11 s is the year 5138.
@@ -127,7 +127,6 @@ def _decoder(model: type[_Record]) -> Decoder[Any]:
         id_field=id_field,
         by_position=True,
         dec_hook=_dec_hook,
-        error=MalformedRecordError,
         # Lax as the pydantic models were: a number or boolean sent as a string still counts.
         strict=False,
     )

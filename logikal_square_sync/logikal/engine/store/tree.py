@@ -85,12 +85,16 @@ def write_projects(conn: sa.Connection, found: Sequence[tuple[ProjectRecord, str
 
 @dataclass(frozen=True)
 class ProjectRef:
+    """A project as the warehouse knows it: enough to name it to a person and to find it at LogiKal."""
+
     id: str
     name: str
     directory_path: str
+    job_number: str | None
 
     def describe(self) -> str:
-        return f"{self.name} ({self.id}) in '{self.directory_path}'"
+        job = f", job {self.job_number}" if self.job_number else ""
+        return f"{self.name} ({self.id}, in '{self.directory_path}'{job})"
 
 
 def unseen_projects(conn: sa.Connection, seen_ids: Collection[str]) -> list[ProjectRef]:
@@ -98,7 +102,7 @@ def unseen_projects(conn: sa.Connection, seen_ids: Collection[str]) -> list[Proj
     p = logikal_projects.c
     seen = set(seen_ids)
     rows = conn.execute(
-        sa.select(p.id, p.name, p.directory_path).where(p.deleted_at.is_(None)).order_by(p.id)
+        sa.select(p.id, p.name, p.directory_path, p.job_number).where(p.deleted_at.is_(None)).order_by(p.id)
     )
     return [ProjectRef(*row) for row in rows if row[0] not in seen]
 

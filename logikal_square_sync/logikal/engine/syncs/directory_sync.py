@@ -29,8 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.common.sync_report import FULL_REFRESH, SyncReport
-from logikal_square_sync.logikal.engine.client.errors import LogikalNotFoundError, MalformedRecordError
+from logikal_square_sync.logikal.engine.client.errors import LogikalNotFoundError
 from logikal_square_sync.logikal.engine.client.navigation import ROOT, Target
 from logikal_square_sync.logikal.engine.client.records import DirectoryRecord
 from logikal_square_sync.logikal.engine.client.session import LogikalSession

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import pytest
 
-from logikal_square_sync.logikal.engine.client.errors import MalformedRecordError
+from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.logikal.engine.syncs.directory_sync import DirectorySyncResult, sync_directories
 from logikal_square_sync_tests.logikal.conftest import (
     NOTHING_DELETED,

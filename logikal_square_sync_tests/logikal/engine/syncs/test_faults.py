@@ -9,11 +9,8 @@ import httpx
 import pytest
 
 from logikal_square_sync.common.http import RetriesExhausted
-from logikal_square_sync.logikal.engine.client.errors import (
-    LogikalAnswerLostError,
-    LogikalAuthError,
-    MalformedRecordError,
-)
+from logikal_square_sync.common.records import MalformedRecordError
+from logikal_square_sync.logikal.engine.client.errors import LogikalAnswerLostError, LogikalAuthError
 from logikal_square_sync.logikal.engine.client.parts_list_parser import FETCH_FAILED, PARSED
 from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
