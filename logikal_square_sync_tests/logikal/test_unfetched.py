@@ -8,7 +8,8 @@ from logikal_square_sync.logikal.checks import evaluation, project_staleness
 from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.syncs.project_selection import ProjectSyncPolicy, load_project_states
+from logikal_square_sync.logikal.engine.syncs.project_selection import load_project_states
+from logikal_square_sync.policies import policies
 from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, sync_everything
 
 MINUTE = timedelta(minutes=1)
@@ -22,7 +23,7 @@ def _state(engine, project: str):
 def test_a_locked_parts_list_fails_the_check_after_the_fail_window_even_in_a_dormant_project(
     logikal, engine, sandbox
 ) -> None:
-    policy = ProjectSyncPolicy.from_policies()
+    policy = policies().logikal.project_sync
     with logikal.pool() as pool:
         sync_directories(pool, engine)
     with logikal.pool() as pool:

@@ -34,10 +34,10 @@ from logikal_square_sync.interfaces.force_sync import (
 from logikal_square_sync.logikal.engine.client.errors import LogikalError
 from logikal_square_sync.logikal.engine.store.contents import unfetched_elevations
 from logikal_square_sync.logikal.engine.syncs.project_selection import (
-    ProjectSyncPolicy,
     load_project_states,
     staleness,
 )
+from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync.warehouse.location import warehouse_url_from_env
 from logikal_square_sync.warehouse.tables import logikal_projects
@@ -226,7 +226,7 @@ def project_freshness(project_id: str) -> tuple[int, dict[str, Any]]:
         if not states:
             raise ApiError(404, f"no live LogiKal project {project_id!r} in the warehouse")
         state = states[0]
-        report = staleness(states, utc_now(), ProjectSyncPolicy.from_policies())
+        report = staleness(states, utc_now(), policies().logikal.project_sync)
         unfetched = unfetched_elevations(conn, [project_id])
     # In the words of Dagster's freshness states (the per-asset ones of /api/v1/sync/status).
     level = "DEGRADED" if report.fail else "WARNING" if report.warn else "HEALTHY"

@@ -14,7 +14,7 @@ compared by listing them, and whether an elevation edit bumps the project's
    dormant windows — this catches edits no listing announced.
 
 Every value comes from policies.yaml (`logikal.project_sync` and the phases, elevations
-and parts lists policies) through `ProjectSyncPolicy.from_policies()`.
+and parts lists policies) through `ProjectSyncRules` (`policies().logikal.project_sync`).
 
 Within a group the least recently synced go first. Runs already queued or
 running are not requested again, nor is a project whose last syncs failed
@@ -37,52 +37,13 @@ from logikal_square_sync.logikal.engine.store.contents import (
     unfetched_elevations,
 )
 from logikal_square_sync.logikal.engine.syncs.project_failures import FAILURES_PREFIX, parse
-from logikal_square_sync.policies import FailureBackoff, policies
+from logikal_square_sync.policies import ProjectSyncRules
 from logikal_square_sync.warehouse.tables import logikal_elevations, logikal_projects, sync_state
 
 NEW, CHANGED, ACTIVE, SWEEP = "new", "changed", "active", "sweep"
 # Dagster run-queue priorities: higher runs first; manual runs have 0.
 PRIORITY = {NEW: -1, CHANGED: -1, ACTIVE: -2, SWEEP: -3}
 _ORDER = {NEW: 0, CHANGED: 0, ACTIVE: 1, SWEEP: 2}
-
-
-@dataclass(frozen=True)
-class ProjectSyncPolicy:
-    interval: timedelta
-    warn_after: timedelta
-    fail_after: timedelta
-    # No defaults here: policies.py holds them (ProjectSyncSettings), from_policies() reads them.
-    active_for: timedelta
-    sweep_every: timedelta
-    dormant_warn_after: timedelta
-    dormant_fail_after: timedelta
-    max_runs_per_tick: int
-    tick_seconds: int
-    new_project_tick_seconds: int
-    backoff: FailureBackoff
-
-    @classmethod
-    def from_policies(cls) -> ProjectSyncPolicy:
-        # Phases, elevations and parts lists sync together, so the strictest of their policies rules.
-        logikal = policies().logikal
-        parts = [logikal.phases, logikal.elevations, logikal.parts_lists]
-        ticks = logikal.project_sync
-        return cls(
-            # A cron-scheduled policy has no interval: its warn window is the longest a project may wait.
-            interval=min(
-                timedelta(minutes=p.interval_minutes) if p.interval_minutes else p.warn_after for p in parts
-            ),
-            warn_after=min(p.warn_after for p in parts),
-            fail_after=min(p.fail_after for p in parts),
-            active_for=timedelta(days=ticks.active_for_days),
-            sweep_every=timedelta(hours=ticks.sweep_every_hours),
-            dormant_warn_after=timedelta(hours=ticks.dormant_warn_after_hours),
-            dormant_fail_after=timedelta(hours=ticks.dormant_fail_after_hours),
-            max_runs_per_tick=ticks.max_runs_per_tick,
-            tick_seconds=ticks.tick_seconds,
-            new_project_tick_seconds=ticks.new_project_tick_seconds,
-            backoff=logikal.failure_backoff,
-        )
 
 
 def duration(delta: timedelta) -> str:
@@ -93,7 +54,7 @@ def duration(delta: timedelta) -> str:
     return f"{minutes // 60} h" if minutes and minutes % 60 == 0 else f"{minutes} min"
 
 
-def windows(policy: ProjectSyncPolicy) -> str:
+def windows(policy: ProjectSyncRules) -> str:
     """The freshness windows in force, for the UI descriptions of the sensor and the check."""
     return (
         f"Active projects (changed within {duration(policy.active_for)}) are held to warn "
@@ -119,13 +80,13 @@ class ProjectState:
     failing_since: datetime | None = None
     unfetched_parts_lists: int = 0
 
-    def retry_at(self, policy: ProjectSyncPolicy) -> datetime | None:
+    def retry_at(self, policy: ProjectSyncRules) -> datetime | None:
         """When the backoff after the last failure ends (None: no failure to back off from)."""
         if not self.failures or self.last_failed_at is None:
             return None
         return self.last_failed_at + policy.backoff.delay(self.failures)
 
-    def is_active(self, now: datetime, policy: ProjectSyncPolicy) -> bool:
+    def is_active(self, now: datetime, policy: ProjectSyncRules) -> bool:
         changes = [t for t in (self.changed_at, self.latest_elevation_change) if t is not None]
         return not self.is_deleted and bool(changes) and max(changes) >= now - policy.active_for
 
@@ -133,7 +94,7 @@ class ProjectState:
         """Time since the contents were synced (since discovery, if never)."""
         return now - (self.contents_synced_at or self.discovered_at)
 
-    def windows(self, now: datetime, policy: ProjectSyncPolicy) -> tuple[timedelta, timedelta]:
+    def windows(self, now: datetime, policy: ProjectSyncRules) -> tuple[timedelta, timedelta]:
         if self.is_active(now, policy):
             return policy.warn_after, policy.fail_after
         return policy.dormant_warn_after, policy.dormant_fail_after
@@ -144,7 +105,7 @@ def load_project_states(conn: sa.Connection, *, never_synced_only: bool = False)
 
     `never_synced_only`: just those whose contents were never synced, without the
     per-project elevation aggregates (they have no elevations yet): the new-project
-    sensor's cheap query, every 30 s.
+    sensor's cheap query, run at each of its ticks.
     """
     p, e, s = logikal_projects.c, logikal_elevations.c, sync_state.c
     latest = (
@@ -211,7 +172,7 @@ class DueProject:
         return PRIORITY[self.reason]
 
 
-def _reason(state: ProjectState, now: datetime, policy: ProjectSyncPolicy) -> str | None:
+def _reason(state: ProjectState, now: datetime, policy: ProjectSyncRules) -> str | None:
     if state.contents_synced_at is None:
         return NEW
     if state.changed_at is not None and (
@@ -229,7 +190,7 @@ def _reason(state: ProjectState, now: datetime, policy: ProjectSyncPolicy) -> st
 def due_projects(
     states: Iterable[ProjectState],
     now: datetime,
-    policy: ProjectSyncPolicy,
+    policy: ProjectSyncRules,
     *,
     in_flight: Collection[str] = (),
 ) -> list[DueProject]:
@@ -300,7 +261,7 @@ def _level(age: timedelta, warn_after: timedelta, fail_after: timedelta) -> int:
     return 2 if age > fail_after else 1 if age > warn_after else 0
 
 
-def staleness(states: Iterable[ProjectState], now: datetime, policy: ProjectSyncPolicy) -> Staleness:
+def staleness(states: Iterable[ProjectState], now: datetime, policy: ProjectSyncRules) -> Staleness:
     """Projects whose contents are older than their warn or fail window.
 
     Also those whose failing syncs left parts lists unfetched for longer than the

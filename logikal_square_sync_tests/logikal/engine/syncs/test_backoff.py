@@ -12,11 +12,10 @@ from logikal_square_sync.logikal.engine.syncs.project_failures import load_failu
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
 from logikal_square_sync.logikal.engine.syncs.project_selection import (
     NEW,
-    ProjectSyncPolicy,
     due_projects,
     load_project_states,
 )
-from logikal_square_sync.policies import FailureBackoff, PolicyFileError, load_policies
+from logikal_square_sync.policies import FailureBackoff, PolicyFileError, load_policies, policies
 from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, sync_everything
 
 SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
@@ -68,7 +67,7 @@ def _due(engine, project: str, at, policy) -> bool:
 def test_a_failing_project_is_retried_after_5_10_20_minutes_capped_and_reset_by_success(
     logikal, engine, sandbox, pinned_clock
 ) -> None:
-    policy = ProjectSyncPolicy.from_policies()
+    policy = policies().logikal.project_sync
     _discover(logikal, engine)
     project = sandbox.projects()[0]["id"]
     phase = sandbox.phases(project)[0]["id"]
@@ -111,7 +110,7 @@ def test_a_failing_project_is_retried_after_5_10_20_minutes_capped_and_reset_by_
 
 
 def test_an_error_counts_and_a_force_sync_within_the_backoff_still_runs(logikal, engine, sandbox) -> None:
-    policy = ProjectSyncPolicy.from_policies()
+    policy = policies().logikal.project_sync
     sync_everything(logikal, engine)
     project = sandbox.projects()[0]["id"]
     sandbox.change_elevation(sandbox.elevations(project, sandbox.phases(project)[0]["id"])[0]["id"])

@@ -13,17 +13,17 @@ from logikal_square_sync.logikal.engine.syncs.project_selection import (
     NEW,
     SWEEP,
     ProjectState,
-    ProjectSyncPolicy,
     due_projects,
     load_project_states,
     staleness,
 )
+from logikal_square_sync.policies import policies
 from logikal_square_sync_tests.clock import awkward_moments
 from logikal_square_sync_tests.logikal.conftest import sync_everything
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # The packaged policies.yaml: interval 15 min, warn 22 / fail 30, active 14 d, sweep 24 h, 50 per tick.
-POLICY = ProjectSyncPolicy.from_policies()
+POLICY = policies().logikal.project_sync
 
 
 def state(
@@ -73,7 +73,7 @@ def test_new_and_changed_first_then_active_then_the_sweep() -> None:
 
 
 def test_the_budget_and_runs_in_flight_limit_a_tick() -> None:
-    small = ProjectSyncPolicy(**{**POLICY.__dict__, "max_runs_per_tick": 2})
+    small = POLICY.model_copy(update={"max_runs_per_tick": 2})
     assert [d.id for d in due_projects(STATES, NOW, small)] == ["never", "changed"]
     assert [d.id for d in due_projects(STATES, NOW, small, in_flight={"never"})] == ["changed", "due-active"]
 
@@ -107,7 +107,7 @@ def test_states_come_from_the_warehouse(logikal, engine, sandbox) -> None:
 def test_the_selection_at_any_moment(logikal, engine, sandbox, pinned_clock, moment) -> None:
     """Synced at `moment`, edited at once: due and stale exactly by elapsed time, across any date line."""
     pinned_clock.move_to(moment)
-    policy = ProjectSyncPolicy.from_policies()
+    policy = policies().logikal.project_sync
     sync_everything(logikal, engine)
     with engine.connect() as conn:
         states = load_project_states(conn)

@@ -27,11 +27,11 @@ from logikal_square_sync.logikal.engine.store.contents import pending_parts_list
 from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.syncs.project_failures import load_failures
 from logikal_square_sync.logikal.engine.syncs.project_selection import (
-    ProjectSyncPolicy,
     due_projects,
     load_project_states,
 )
 from logikal_square_sync.logikal.engine.walk.damaged_parts_lists import DAMAGED_PREFIX, damaged_before
+from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_tests.conftest import SQLITE_ONLY
 from logikal_square_sync_tests.logikal.conftest import (
@@ -260,7 +260,7 @@ def test_two_different_damaged_downloads_never_make_a_file_invalid(logikal, engi
 def test_a_damaged_download_waits_for_the_backoff_then_is_queued_again(
     logikal, engine, sandbox, pinned_clock
 ) -> None:
-    policy = ProjectSyncPolicy.from_policies()
+    policy = policies().logikal.project_sync
     sync_everything(logikal, engine)
     project, elevation = _first_elevation(sandbox)
     sandbox.change_elevation(elevation)
