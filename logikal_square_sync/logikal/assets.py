@@ -42,6 +42,8 @@ PROJECTS_KEY = dg.AssetKey(["logikal", "projects"])
 PHASES_KEY = dg.AssetKey(["logikal", "phases"])
 ELEVATIONS_KEY = dg.AssetKey(["logikal", "elevations"])
 PARTS_LISTS_KEY = dg.AssetKey(["logikal", "parts_lists"])
+# Dagster's name for the rows of one partition (`dagster/row_count` counts the whole asset).
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
 
 
 class TreeSyncConfig(dg.Config):
@@ -267,15 +269,22 @@ def logikal_project_contents(
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
-def _partition_rows(engine: sa.Engine, key: dg.AssetKey, project_id: str) -> dict[str, int]:
-    """`dagster/row_count` of this project's rows: each partition's page shows its own."""
-    if key == PHASES_KEY:
-        return row_count(engine, t.logikal_phases, t.logikal_phases.c.project_id == project_id)
+def _project_rows(key: dg.AssetKey, project_id: str) -> tuple[sa.Table, sa.ColumnElement[bool]]:
+    """The table of `key` and the clause selecting the project's rows in it."""
     elevations = t.logikal_elevations
+    if key == PHASES_KEY:
+        return t.logikal_phases, t.logikal_phases.c.project_id == project_id
     if key == ELEVATIONS_KEY:
-        return row_count(engine, elevations, elevations.c.project_id == project_id)
+        return elevations, elevations.c.project_id == project_id
     of_project = sa.select(elevations.c.id).where(elevations.c.project_id == project_id)
-    return row_count(engine, t.logikal_parts_lists, t.logikal_parts_lists.c.elevation_id.in_(of_project))
+    return t.logikal_parts_lists, t.logikal_parts_lists.c.elevation_id.in_(of_project)
+
+
+def _partition_rows(engine: sa.Engine, key: dg.AssetKey, project_id: str) -> dict[str, int]:
+    """`dagster/partition_row_count`, the project's rows, and `dagster/row_count`, the whole table's."""
+    table, of_project = _project_rows(key, project_id)
+    (in_partition,) = row_count(engine, table, of_project).values()
+    return {**row_count(engine, table), PARTITION_ROW_COUNT: in_partition}
 
 
 # What the walk cost, for an observation of a project that was not synced (no rows to report).

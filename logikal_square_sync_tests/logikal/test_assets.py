@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
-from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
+from logikal_square_sync.logikal.assets import PARTITION_ROW_COUNT, logikal_directories, logikal_projects
 from logikal_square_sync.logikal.checks import CHECK_NAME, READABLE_CHECK_NAME, project_contents_fresh
 from logikal_square_sync.logikal.definitions import build_defs as build_logikal_defs
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
@@ -49,6 +49,25 @@ def _observations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     }
 
 
+def _assert_partition_row_counts(
+    engine: sa.Engine, project: str, metadata: dict[str, dict[str, dg.MetadataValue]]
+) -> None:
+    """Each partition reports the rows the warehouse holds for its project, and the table's in all."""
+    p, e, pl = t.logikal_phases, t.logikal_elevations, t.logikal_parts_lists
+    of_project = sa.select(e.c.id).where(e.c.project_id == project)
+    counted = {
+        "logikal/phases": (p, p.c.project_id == project),
+        "logikal/elevations": (e, e.c.project_id == project),
+        "logikal/parts_lists": (pl, pl.c.elevation_id.in_(of_project)),
+    }
+    with engine.connect() as conn:
+        for key, (table, where) in counted.items():
+            in_project = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
+            in_all = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            assert metadata[key][PARTITION_ROW_COUNT].value == in_project > 0, key
+            assert metadata[key]["dagster/row_count"].value == in_all > in_project, key
+
+
 def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
     defs, instance, engine, sandbox
 ) -> None:
@@ -76,11 +95,7 @@ def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
     for values in metadata.values():
         for key in ("rows_changed", "logins", "api_calls", "duration_seconds"):
             assert key in values, key
-    with engine.connect() as conn:
-        elevations = conn.execute(
-            sa.select(sa.func.count()).where(t.logikal_elevations.c.project_id == project)
-        ).scalar_one()
-    assert metadata["logikal/elevations"]["dagster/row_count"].value == elevations > 0  # this project's
+    _assert_partition_row_counts(engine, project, metadata)
     parts = metadata["logikal/parts_lists"]
     assert parts["parts_lists_fetched"].value == 4 and parts["parts_lists_failed"].value == 0
     assert parts["parts_lists_skipped"].value == 0 and parts["logins"].value >= 2
