@@ -27,7 +27,7 @@ from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
 from logikal_square_sync.logikal.resource import LogikalResource, logikal_resource_from_env
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, create_app
 from logikal_square_sync_sandbox.server import free_port, serve_in_thread
-from logikal_square_sync_tests.logikal.conftest import sandbox_config
+from logikal_square_sync_tests.logikal.sandbox_runs import sandbox_config
 from logikal_square_sync_tests.tls import SelfSigned, self_signed
 
 

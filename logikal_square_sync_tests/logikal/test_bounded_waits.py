@@ -32,8 +32,8 @@ from logikal_square_sync.logikal.session_budget import (
 from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import _empty_all_tables
-from logikal_square_sync_tests.logikal.conftest import Logikal
 from logikal_square_sync_tests.logikal.project_sync_definitions import project_sync_definitions
+from logikal_square_sync_tests.logikal.sandbox_runs import Logikal
 
 pytestmark = pytest.mark.postgres
 

@@ -7,7 +7,7 @@ import pytest
 
 from logikal_square_sync.logikal.assets import DIRECTORIES_KEY, logikal_directories
 from logikal_square_sync.logikal.directory_tree_check import CHECK_NAME
-from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
+from logikal_square_sync_tests.logikal.source_truth import source_truth, warehouse_state
 
 
 def _materialize_directories(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

@@ -28,8 +28,9 @@ from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import _empty_all_tables
 from logikal_square_sync_tests.instances import instance_for_test
-from logikal_square_sync_tests.logikal.conftest import Logikal, assert_warehouse_equals_source, sandbox_config
 from logikal_square_sync_tests.logikal.project_sync_definitions import project_sync_definitions
+from logikal_square_sync_tests.logikal.sandbox_runs import Logikal, sandbox_config
+from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source
 
 BUDGET = policies().logikal.sessions.budget
 RUNS_AT_ONCE = 6  # dagster.yaml: run_queue max_concurrent_runs

@@ -10,7 +10,8 @@ from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
 from logikal_square_sync.logikal.engine.syncs.project_selection import load_project_states
 from logikal_square_sync.policies import policies
-from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, sync_everything
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
+from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source
 
 MINUTE = timedelta(minutes=1)
 

@@ -16,11 +16,8 @@ from logikal_square_sync.logikal.engine.client.session import LogikalSession
 from logikal_square_sync.logikal.engine.store.contents import load_sibling_refusal
 from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
-from logikal_square_sync_tests.logikal.conftest import (
-    assert_warehouse_equals_source,
-    sync_everything,
-    warehouse_state,
-)
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
+from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source, warehouse_state
 
 SELECTS = (
     "POST /directories/select",

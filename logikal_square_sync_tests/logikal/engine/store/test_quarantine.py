@@ -6,12 +6,12 @@ Over real HTTP against the LogiKal sandbox, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from logikal_square_sync.warehouse.quarantine import quarantined
-from logikal_square_sync_tests.logikal.conftest import (
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
+from logikal_square_sync_tests.logikal.source_truth import (
     NOTHING_DELETED,
     assert_warehouse_equals_source,
     marked_deleted,
     source_truth,
-    sync_everything,
     warehouse_state,
 )
 

@@ -16,7 +16,8 @@ from logikal_square_sync.logikal.engine.syncs.project_selection import (
     load_project_states,
 )
 from logikal_square_sync.policies import FailureBackoff, PolicyFileError, load_policies, policies
-from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, sync_everything
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
+from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source
 
 SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
 # The packaged policy: 5 min after the first failure, doubling, at most an hour.

@@ -22,12 +22,11 @@ from logikal_square_sync.logikal.engine.walk.deletion_limit import MassDeletionE
 from logikal_square_sync.logikal.engine.walk.not_found_confirmation import UnconfirmedNotFoundError
 from logikal_square_sync.logikal.engine.walk.result import ProjectContentsResult
 from logikal_square_sync.policies import PolicyFileError, load_policies, policies
-from logikal_square_sync_tests.logikal.conftest import (
+from logikal_square_sync_tests.logikal.sandbox_runs import Logikal, sync_everything
+from logikal_square_sync_tests.logikal.source_truth import (
     NOTHING_DELETED,
-    Logikal,
     assert_warehouse_equals_source,
     marked_deleted,
-    sync_everything,
     warehouse_state,
 )
 

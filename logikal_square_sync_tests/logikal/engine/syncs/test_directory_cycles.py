@@ -16,12 +16,12 @@ import pytest
 
 from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.logikal.engine.syncs.directory_sync import DirectorySyncResult, sync_directories
-from logikal_square_sync_tests.logikal.conftest import (
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
+from logikal_square_sync_tests.logikal.source_truth import (
     NOTHING_DELETED,
     assert_warehouse_equals_source,
     marked_deleted,
     source_truth,
-    sync_everything,
     warehouse_state,
 )
 

@@ -16,9 +16,9 @@ from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directo
 from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
 from logikal_square_sync.warehouse import tables as t
-from logikal_square_sync_tests.logikal.conftest import (
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
+from logikal_square_sync_tests.logikal.source_truth import (
     assert_warehouse_equals_source,
-    sync_everything,
     table_rows,
     warehouse_state,
 )

@@ -19,7 +19,7 @@ from logikal_square_sync.logikal.engine.syncs.project_selection import (
 )
 from logikal_square_sync.policies import policies
 from logikal_square_sync_tests.clock import awkward_moments
-from logikal_square_sync_tests.logikal.conftest import sync_everything
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # The packaged policies.yaml: interval 15 min, warn 22 / fail 30, active 14 d, sweep 24 h, 50 per tick.

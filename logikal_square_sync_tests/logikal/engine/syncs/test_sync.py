@@ -17,13 +17,11 @@ from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_proj
 from logikal_square_sync.logikal.engine.walk.result import ELEVATIONS, PHASES
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.logikal import ZERO_GUID
-from logikal_square_sync_tests.logikal.conftest import (
-    MODES,
-    MODES_ON_SQLITE,
+from logikal_square_sync_tests.logikal.sandbox_runs import MODES, MODES_ON_SQLITE, sync_everything
+from logikal_square_sync_tests.logikal.source_truth import (
     NOTHING_DELETED,
     assert_warehouse_equals_source,
     marked_deleted,
-    sync_everything,
     table_rows,
     warehouse_state,
 )

@@ -34,11 +34,11 @@ from logikal_square_sync.logikal.engine.walk.damaged_parts_lists import DAMAGED_
 from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_tests.conftest import SQLITE_ONLY
-from logikal_square_sync_tests.logikal.conftest import (
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
+from logikal_square_sync_tests.logikal.source_truth import (
     NOTHING_DELETED,
     assert_warehouse_equals_source,
     marked_deleted,
-    sync_everything,
     table_rows,
     warehouse_state,
 )

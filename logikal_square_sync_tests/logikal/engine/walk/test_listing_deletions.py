@@ -19,12 +19,11 @@ from logikal_square_sync.logikal.engine.walk.deletion_limit import MassDeletionE
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.logikal import ZERO_GUID
-from logikal_square_sync_tests.logikal.conftest import (
-    MODES_ON_SQLITE,
+from logikal_square_sync_tests.logikal.sandbox_runs import MODES_ON_SQLITE, sync_everything
+from logikal_square_sync_tests.logikal.source_truth import (
     NOTHING_DELETED,
     assert_warehouse_equals_source,
     marked_deleted,
-    sync_everything,
     warehouse_state,
 )
 

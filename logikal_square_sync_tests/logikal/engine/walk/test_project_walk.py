@@ -14,7 +14,7 @@ from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directo
 from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
 from logikal_square_sync_tests.benchmarks.logikal_force_sync import PHASE_SIZES, build_project
-from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
+from logikal_square_sync_tests.logikal.source_truth import source_truth, warehouse_state
 
 PARTS_LIST = "/elevations/selected/parts-list"
 
