@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from _pytest.mark import ParameterSet
 
 from logikal_square_sync.logikal.engine.client.session import ConnectionSettings
 from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
@@ -36,23 +37,28 @@ SMALL = LogikalSandboxConfig(
 
 # Where LogiKal's real behaviour is unknown the sandbox answers each way (docs/logikal-api.md §11);
 # the sync tests that matter run in every mode: `@pytest.mark.parametrize("sandbox", MODES, indirect=True)`.
-MODES = [
-    pytest.param({}, id="siblings-allowed"),
-    pytest.param(
-        {"allow_sibling_elevation_select": False, "sibling_refusal_status": 409}, id="siblings-refused-409"
-    ),
-    pytest.param(
-        {"allow_sibling_elevation_select": False, "sibling_refusal_status": 405}, id="siblings-refused-405"
-    ),
-    pytest.param({"first_select_answer_lost": True}, id="first-select-answer-lost"),
-    pytest.param({"first_select_not_found": True}, id="first-select-not-found"),
-]
-# Every mode on SQLite, the documented one on PostgreSQL too (the convergence test keeps MODES
-# on both, so each mode meets each warehouse at least once).
-MODES_ON_SQLITE = [
-    mode if index == 0 else pytest.param(*mode.values, id=mode.id, marks=SQLITE_ONLY)
-    for index, mode in enumerate(MODES)
-]
+MODE_CHANGES: dict[str, dict[str, Any]] = {
+    "siblings-allowed": {},
+    "siblings-refused-409": {"allow_sibling_elevation_select": False, "sibling_refusal_status": 409},
+    "siblings-refused-405": {"allow_sibling_elevation_select": False, "sibling_refusal_status": 405},
+    "first-select-answer-lost": {"first_select_answer_lost": True},
+    "first-select-not-found": {"first_select_not_found": True},
+}
+MODES = [pytest.param(changes, id=name) for name, changes in MODE_CHANGES.items()]
+
+
+def modes_on_sqlite(**extra: Any) -> list[ParameterSet]:
+    """Every mode (with `extra` laid over it) on SQLite, the documented one on PostgreSQL too.
+
+    The convergence test keeps MODES on both, so each mode meets each warehouse at least once.
+    """
+    return [
+        pytest.param({**changes, **extra}, id=name, marks=() if index == 0 else SQLITE_ONLY)
+        for index, (name, changes) in enumerate(MODE_CHANGES.items())
+    ]
+
+
+MODES_ON_SQLITE = modes_on_sqlite()
 
 
 def sandbox_config(**changes: Any) -> LogikalSandboxConfig:

@@ -17,6 +17,7 @@ def _setup(resource: LogikalResource) -> None:
             pass
     except dg.DagsterResourceFunctionError as error:
         # Dagster wraps what the setup raised; the run's error shows this cause.
+        assert error.__cause__ is not None
         raise error.__cause__ from None
 
 

@@ -9,6 +9,7 @@ from logikal_square_sync.logikal.engine.client.parts_list_parser import (
     INVALID,
     PARSED,
     PARTIAL,
+    ParsedPartsList,
     parse_parts_list,
 )
 from logikal_square_sync_sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
@@ -28,6 +29,12 @@ def sqlite_file(*statements: str) -> bytes:
         return connection.serialize()
     finally:
         connection.close()
+
+
+def _error(parsed: ParsedPartsList) -> str:
+    """What a parse that fell short reports (a parse that did not has nothing to say)."""
+    assert parsed.parse_error is not None, parsed
+    return parsed.parse_error
 
 
 def test_the_summary_row_is_the_elevations_own_and_glass_is_deduplicated() -> None:
@@ -62,12 +69,12 @@ def test_missing_tables_and_columns_are_tolerated_and_named() -> None:
     )
     parsed = parse_parts_list(content, "P1")
     assert parsed.parse_status == PARTIAL
-    assert "Elevations lacks AutoDescription, SystemName" in parsed.parse_error
-    assert "no Glass table" in parsed.parse_error
+    assert "Elevations lacks AutoDescription, SystemName" in _error(parsed)
+    assert "no Glass table" in _error(parsed)
     assert parsed.summary == {"system_code": "CS77", "width_output": None}
     assert parsed.glass == []
     empty = parse_parts_list(sqlite_file("CREATE TABLE Other (x)"), "P1")
-    assert empty.parse_status == PARTIAL and "no Elevations table" in empty.parse_error
+    assert empty.parse_status == PARTIAL and "no Elevations table" in _error(empty)
 
 
 def test_an_unknown_name_falls_back_to_the_first_row_and_says_so() -> None:
@@ -78,12 +85,12 @@ def test_an_unknown_name_falls_back_to_the_first_row_and_says_so() -> None:
     )
     parsed = parse_parts_list(content, "C")
     assert parsed.summary["system_code"] == "X"
-    assert parsed.parse_status == PARTIAL and "no Elevations row named 'C'" in parsed.parse_error
+    assert parsed.parse_status == PARTIAL and "no Elevations row named 'C'" in _error(parsed)
 
 
 def test_bytes_that_are_not_sqlite_are_invalid_with_the_reason() -> None:
     parsed = parse_parts_list(b"Report generation failed: object reference not set", "P1")
-    assert parsed.parse_status == INVALID and "not a SQLite database" in parsed.parse_error
+    assert parsed.parse_status == INVALID and "not a SQLite database" in _error(parsed)
     assert parsed.sha256 == hashlib.sha256(b"Report generation failed: object reference not set").hexdigest()
     cut = sqlite_file(f"CREATE TABLE Elevations ({SUMMARY})")[:200]  # a SQLite header, then nothing
     assert parse_parts_list(cut, "P1").parse_status == INVALID
@@ -120,7 +127,7 @@ def test_a_file_cut_short_is_invalid_by_the_size_its_header_announces() -> None:
         f"({pages} pages of 4096)"
     )
     longer = parse_parts_list(content + bytes(4096), name)
-    assert longer.parse_status == INVALID and longer.parse_error.startswith("longer than announced")
+    assert longer.parse_status == INVALID and _error(longer).startswith("longer than announced")
 
 
 def test_without_a_valid_size_field_a_file_must_be_whole_pages_and_pass_quick_check() -> None:
@@ -129,10 +136,10 @@ def test_without_a_valid_size_field_a_file_must_be_whole_pages_and_pass_quick_ch
     unannounced = content[:24] + (7).to_bytes(4, "big") + content[28:]
     assert parse_parts_list(unannounced, name).parse_status == PARSED
     odd = parse_parts_list(unannounced[:-1000], name)
-    assert odd.parse_status == INVALID and "not a whole number of 4096-byte pages" in odd.parse_error
+    assert odd.parse_status == INVALID and "not a whole number of 4096-byte pages" in _error(odd)
     cut = parse_parts_list(unannounced[: len(content) // 2 // 4096 * 4096], name)
-    assert cut.parse_status == INVALID and cut.parse_error.startswith("damaged SQLite database: ")
-    assert "invalid page number" in cut.parse_error and "\n" not in cut.parse_error
+    assert cut.parse_status == INVALID and _error(cut).startswith("damaged SQLite database: ")
+    assert "invalid page number" in _error(cut) and "\n" not in _error(cut)
 
 
 def test_a_file_of_the_right_size_with_garbled_pages_fails_quick_check() -> None:
@@ -142,6 +149,4 @@ def test_a_file_of_the_right_size_with_garbled_pages_fails_quick_check() -> None
     assert len(garbled) == len(content) and garbled[:100] == content[:100]
     parsed = parse_parts_list(garbled, name)
     assert parsed.parse_status == INVALID
-    assert (
-        parsed.parse_error.startswith("damaged SQLite database: ") and "btreeInitPage" in parsed.parse_error
-    )
+    assert _error(parsed).startswith("damaged SQLite database: ") and "btreeInitPage" in _error(parsed)

@@ -259,7 +259,7 @@ def test_a_project_deleted_while_its_listing_is_in_flight_keeps_no_live_children
         raise outcome["error"]
     result: ProjectContentsResult = outcome["result"]
 
-    assert result.deleted_at is not None and "deleted at the source" in result.not_synced_because
+    assert result.deleted_at is not None and "deleted at the source" in (result.not_synced_because or "")
     assert _live_children(engine, project) == {"phases": [], "elevations": []}
     assert added not in warehouse_state(engine, live_only=False)["elevations"]
     assert marked_deleted(engine)["projects"] == {project}

@@ -31,7 +31,7 @@ def _project_ids(sandbox) -> list[str]:
 
 
 def test_an_expired_token_logs_in_again_and_resumes_where_it_was(logikal, engine, sandbox) -> None:
-    expired = []
+    expired: list[str] = []
 
     def expire_after_first_parts_list(request: httpx.Request, response: httpx.Response) -> None:
         if request.url.path.endswith(PARTS_LIST) and not expired:
@@ -264,7 +264,7 @@ def test_a_project_gone_from_its_directory_is_reported_not_failed(logikal, engin
     # Never synced: the pool logs in three sessions at once, and all of them are logged out.
     with logikal.pool() as pool:
         result = sync_project_contents(pool, engine, project)
-    assert result.gone_at_source and "deleted or moved at the source" in result.not_synced_because
+    assert result.gone_at_source and "deleted or moved at the source" in (result.not_synced_because or "")
     assert result.client["confirmations"] == 1  # the directory's listing, in a fresh session
     assert warehouse_state(engine, live_only=False) == before  # the next projects run records it
     assert sandbox.stats.active_sessions == 0 and sandbox.stats.logins == sandbox.stats.logouts

@@ -25,7 +25,7 @@ from logikal_square_sync.logikal.engine.client.parts_list_parser import (
 )
 from logikal_square_sync.logikal.engine.store.contents import pending_parts_lists, unfetched_elevations
 from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
-from logikal_square_sync.logikal.engine.syncs.project_failures import load_failures
+from logikal_square_sync.logikal.engine.syncs.project_failures import ProjectFailures, load_failures
 from logikal_square_sync.logikal.engine.syncs.project_selection import (
     due_projects,
     load_project_states,
@@ -45,6 +45,13 @@ from logikal_square_sync_tests.logikal.source_truth import (
 
 MINUTE = timedelta(minutes=1)
 PARTS_LIST = "/elevations/selected/parts-list"
+
+
+def _failures(conn: sa.Connection, project: str) -> ProjectFailures:
+    """The project's failures in a row; the test expects some."""
+    failures = load_failures(conn, project)
+    assert failures is not None
+    return failures
 
 
 def _first_elevation(sandbox) -> tuple[str, str]:
@@ -101,7 +108,7 @@ def test_a_download_cut_short_keeps_the_good_copy_and_is_fetched_again(logikal, 
     # Not marked synced, counted for the backoff, and still pending.
     assert _synced_at(engine, project) == synced
     with engine.connect() as conn:
-        assert load_failures(conn, project).count == 1
+        assert _failures(conn, project).count == 1
         assert pending_parts_lists(conn, project) == 1
         assert damaged_before(conn, elevation) is not None
 
@@ -175,7 +182,7 @@ def test_a_file_broken_at_the_source_is_invalid_after_the_second_identical_fetch
     assert readable_evaluation(engine).passed
     with engine.connect() as conn:
         assert damaged_before(conn, elevation) == hashlib.sha256(broken).hexdigest()
-        assert load_failures(conn, project).count == 1
+        assert _failures(conn, project).count == 1
 
     second = _sync(logikal, engine, project)
 
@@ -197,11 +204,13 @@ def test_a_file_broken_at_the_source_is_invalid_after_the_second_identical_fetch
     # The check fails naming the elevation, and its alert says the file is broken at the source.
     evaluation = readable_evaluation(engine)
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.description is not None
     assert elevation in evaluation.description and "broken at the source" in evaluation.description
     key = dg.AssetCheckKey(evaluation.asset_key, READABLE_CHECK_NAME)
     alert = check_alert(key, True, evaluation.description, None, lambda path: path)
     assert "broken at the source" in alert.body and "same damaged file on two fetches" in alert.body
     checked = parts_lists_readable(warehouse=warehouse)
+    assert isinstance(checked, dg.AssetCheckResult)
     assert not checked.passed and checked.metadata["parts_lists_broken_at_source"].value == 1
 
     # Not fetched again while the elevation is unchanged; a change brings the good file back.
@@ -253,7 +262,7 @@ def test_two_different_damaged_downloads_never_make_a_file_invalid(logikal, engi
         assert result.parts_lists_failed == 1 and _row(engine, elevation)["parse_status"] == PARSED
         with engine.connect() as conn:
             hashes.add(damaged_before(conn, elevation))
-            assert load_failures(conn, project).count == count
+            assert _failures(conn, project).count == count
     assert len(hashes) == 3
 
 
@@ -272,7 +281,7 @@ def test_a_damaged_download_waits_for_the_backoff_then_is_queued_again(
 
     _sync(logikal, engine, project)
     with engine.connect() as conn:
-        failed_at = load_failures(conn, project).last_failed_at
+        failed_at = _failures(conn, project).last_failed_at
     # The first delay of policies.yaml `logikal.failure_backoff` (5 min), then due again: the
     # project was not marked synced, so it stays due as it was.
     retry = failed_at + policy.backoff.delay(1)
@@ -283,7 +292,7 @@ def test_a_damaged_download_waits_for_the_backoff_then_is_queued_again(
 
     _sync(logikal, engine, project)  # damaged again (another cut): the second delay
     with engine.connect() as conn:
-        failures = load_failures(conn, project)
+        failures = _failures(conn, project)
     assert failures.count == 2
     assert not due(failures.last_failed_at + policy.backoff.delay(2) - timedelta(seconds=1))
     pinned_clock.move_to(failures.last_failed_at + policy.backoff.delay(2) + policy.interval)

@@ -19,7 +19,7 @@ from logikal_square_sync.logikal.engine.walk.deletion_limit import MassDeletionE
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.logikal import ZERO_GUID
-from logikal_square_sync_tests.logikal.sandbox_runs import MODES_ON_SQLITE, sync_everything
+from logikal_square_sync_tests.logikal.sandbox_runs import modes_on_sqlite, sync_everything
 from logikal_square_sync_tests.logikal.source_truth import (
     NOTHING_DELETED,
     assert_warehouse_equals_source,
@@ -249,7 +249,7 @@ BIGGER = {"projects_per_directory": 3, "phases_per_project": 3, "elevations_per_
 
 @pytest.mark.parametrize(
     "sandbox",
-    [pytest.param({**mode.values[0], **BIGGER}, id=mode.id, marks=mode.marks) for mode in MODES_ON_SQLITE],
+    modes_on_sqlite(**BIGGER),
     indirect=True,
 )
 def test_short_listings_for_30_percent_of_targets_mark_no_live_row_deleted(logikal, engine, sandbox) -> None:
