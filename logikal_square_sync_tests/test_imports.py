@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,18 +28,27 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(name: str) -> set[str]:
-    """The modules `name` imports (relative imports resolved; `from a import b` also as `a.b`)."""
+def _import_statements(name: str) -> Iterator[tuple[str, list[str]]]:
+    """Each import of `name`, wherever it stands: the module (relative imports resolved), the names taken.
+
+    `import a.b` takes no names; `from a import b, c` takes `b` and `c` from `a`.
+    """
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
+            yield from ((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = package.rsplit(".", node.level - 1)[0] if node.level else ""
             module = ".".join(part for part in (base, node.module or "") if part)
-            found |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+            yield module, [alias.name for alias in node.names]
+
+
+def _imports(name: str) -> set[str]:
+    """The modules `name` imports (`from a import b` also as `a.b`)."""
+    found: set[str] = set()
+    for module, names in _import_statements(name):
+        found |= {module} | {f"{module}.{taken}" for taken in names}
     return found
 
 
@@ -115,19 +125,11 @@ def _import_graph() -> dict[str, set[str]]:
     through a package that re-exports it).
     """
     graph: dict[str, set[str]] = {}
-    for name, path in MODULES.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for name in MODULES:
         targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                targets |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-                module = ".".join(part for part in (base, node.module or "") if part)
-                targets |= {
-                    f"{module}.{alias.name}" if f"{module}.{alias.name}" in MODULES else module
-                    for alias in node.names
-                }
+        for module, names in _import_statements(name):
+            submodules = {f"{module}.{taken}" for taken in names} & MODULES.keys()
+            targets |= submodules if len(submodules) == len(names) and names else {module} | submodules
         graph[name] = (targets & MODULES.keys()) - {name}
     return graph
 

@@ -46,6 +46,17 @@ PARTS_LISTS_KEY = dg.AssetKey(["logikal", "parts_lists"])
 PARTITION_ROW_COUNT = "dagster/partition_row_count"
 
 
+def _asset_properties(policy: SyncPolicy, *tables: sa.Table) -> dict[str, Any]:
+    """What every LogiKal asset declares alike: its group, kinds and owners, its freshness, its tables."""
+    return {
+        "group_name": GROUP,
+        "kinds": KINDS,
+        "owners": OWNERS,
+        "freshness_policy": freshness_policy(policy),
+        "metadata": {**policy_metadata(policy), **table_metadata(*tables)},
+    }
+
+
 class TreeSyncConfig(dg.Config):
     allow_mass_deletion: bool = Field(
         default=False,
@@ -59,11 +70,7 @@ class TreeSyncConfig(dg.Config):
 
 @dg.asset(
     key=DIRECTORIES_KEY,
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    freshness_policy=freshness_policy(LOGIKAL.directories),
-    metadata={**policy_metadata(LOGIKAL.directories), **table_metadata(t.logikal_directories)},
+    **_asset_properties(LOGIKAL.directories, t.logikal_directories),
     pool="logikal_directories",
     check_specs=[directory_tree_check_spec(DIRECTORIES_KEY)],
     description=(
@@ -98,11 +105,7 @@ def logikal_directories(
 @dg.asset(
     key=PROJECTS_KEY,
     deps=[logikal_directories],
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    freshness_policy=freshness_policy(LOGIKAL.projects),
-    metadata={**policy_metadata(LOGIKAL.projects), **table_metadata(t.logikal_projects)},
+    **_asset_properties(LOGIKAL.projects, t.logikal_projects),
     pool="logikal_projects",
     description=(
         "LogiKal projects of every known directory in `logikal_projects`, keyed by GUID.\n\n"
@@ -173,11 +176,7 @@ def _per_project(
         deps=[upstream],
         description=f"{description} Partitioned by project GUID.",
         partitions_def=logikal_projects_partitions,
-        freshness_policy=freshness_policy(policy),
-        metadata={**policy_metadata(policy), **table_metadata(*tables)},
-        group_name=GROUP,
-        kinds=KINDS,
-        owners=OWNERS,
+        **_asset_properties(policy, *tables),
         skippable=True,  # the walk runs for a subset too (one asset selected in the UI)
     )
 

@@ -9,7 +9,9 @@ sensor's, with its backoff). Its run_key per project keeps it from requesting
 a first sync twice; both sensors skip projects already queued or running.
 """
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
 
@@ -154,6 +156,19 @@ def new_project_sensor_description(policy: ProjectSyncRules) -> str:
     )
 
 
+def _project_sync_sensor(
+    name: str, tick_seconds: int, description: str
+) -> Callable[[Callable[..., Any]], dg.SensorDefinition]:
+    """A sensor queueing `logikal_project_sync` every `tick_seconds`, on or off as the switch says."""
+    return dg.sensor(
+        name=name,
+        job=logikal_project_sync,
+        minimum_interval_seconds=tick_seconds,
+        default_status=default_sensor_status(),
+        description=description,
+    )
+
+
 def logikal_sensors() -> list[dg.SensorDefinition]:
     """The project-sync sensor, unless phases, elevations and parts lists are all disabled.
 
@@ -164,25 +179,15 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
         return []
     policy = logikal.project_sync
 
-    @dg.sensor(
-        name=SENSOR_NAME,
-        job=logikal_project_sync,
-        minimum_interval_seconds=policy.tick_seconds,
-        default_status=default_sensor_status(),
-        description=sensor_description(policy),
-    )
+    @_project_sync_sensor(SENSOR_NAME, policy.tick_seconds, sensor_description(policy))
     # Not `background_only`: switched off, it still records its checks (evaluate_project_sync).
     def logikal_project_sync_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult:
         return evaluate_project_sync(context, warehouse, policy)
 
-    @dg.sensor(
-        name=NEW_PROJECT_SENSOR_NAME,
-        job=logikal_project_sync,
-        minimum_interval_seconds=policy.new_project_tick_seconds,
-        default_status=default_sensor_status(),
-        description=new_project_sensor_description(policy),
+    @_project_sync_sensor(
+        NEW_PROJECT_SENSOR_NAME, policy.new_project_tick_seconds, new_project_sensor_description(policy)
     )
     @background_only
     def logikal_new_project_sensor(
