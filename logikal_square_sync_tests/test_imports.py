@@ -2,7 +2,9 @@
 
 The image has no sandbox package, and each source's `engine/` package (client, syncs, store, ...)
 knows no Dagster: the Dagster-facing modules beside it (assets, checks, jobs, ...) call into the
-engine, never the other way round, so a third source has one pattern to follow.
+engine, never the other way round, so a third source has one pattern to follow. No module of the
+package reaches itself through its imports (those under `if TYPE_CHECKING:` included), and the
+LogiKal engine's layers (client, store, walk, syncs) import only the layers before them.
 """
 
 from __future__ import annotations
@@ -209,3 +211,23 @@ def test_the_product_package_has_no_import_cycle() -> None:
     """No module reaches itself through the imports, those under TYPE_CHECKING and in functions too."""
     cycles = [" -> ".join(cycle) for cycle in _cycles(_import_graph())]
     assert cycles == [], "import cycles:\n" + "\n".join(cycles)
+
+
+LOGIKAL_ENGINE_LAYERS = ["client", "store", "walk", "syncs"]
+
+
+def test_the_logikal_engine_layers_import_only_the_layers_before_them() -> None:
+    engine = f"{PACKAGE}.logikal.engine."
+    graph = _import_graph()
+    layer = {
+        name: LOGIKAL_ENGINE_LAYERS.index(name.removeprefix(engine).split(".")[0])
+        for name in MODULES
+        if name.startswith(engine)
+    }
+    upward = sorted(
+        f"{name} -> {target}"
+        for name in layer
+        for target in graph[name]
+        if target in layer and layer[target] > layer[name]
+    )
+    assert upward == []

@@ -1,5 +1,8 @@
 """Warehouse reads and writes of the LogiKal sync (SQLAlchemy Core, bulk statements).
 
+`tree` holds the directories and projects, `contents` a project's phases, elevations and parts
+lists (every write of them through `write_if_live`), `writes` what both write with.
+
 Every function takes the caller's connection, so the caller decides what
 commits together: a project's listing (phases, elevations and the rows that
 vanished) in one transaction, each parts list in its own, as it arrives.
