@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 POLICIES_FILE = Path(__file__).with_name("policies.yaml")
 OVERRIDE_ENV = "LSS_POLICIES_FILE"
@@ -178,38 +178,18 @@ class SquarePolicies(PolicyModel):
     inventory: InventoryPolicy
 
 
-class ProjectSyncSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tick_seconds: int = Field(default=300, gt=0)
-    # The new-project sensor: a discovered project's first sync is queued within this.
-    new_project_tick_seconds: int = Field(default=30, gt=0)
-    max_runs_per_tick: int = Field(default=50, gt=0)
-    active_for_days: float = Field(default=14, gt=0)
-    sweep_every_hours: float = Field(default=24, gt=0)
-    dormant_warn_after_hours: float = Field(default=30, gt=0)
-    dormant_fail_after_hours: float = Field(default=48, gt=0)
-
-    @model_validator(mode="after")
-    def _dormant_windows_in_order(self) -> ProjectSyncSettings:
-        if self.dormant_warn_after_hours >= self.dormant_fail_after_hours:
-            raise ValueError("needs dormant_warn_after_hours < dormant_fail_after_hours")
-        return self
-
-
-class FailureBackoff(BaseModel):
+class FailureBackoff(PolicyModel):
     """How long the project-sync sensor waits before queueing a project whose last sync failed again.
 
-    After the n-th failure in a row: first_minutes * factor ** (n - 1), at most max_minutes
-    (5, 10, 20, 40, 60, 60, ... by default). A full sync resets it; a force sync ignores it.
+    After the n-th failure in a row: first_minutes * factor ** (n - 1), at most max_minutes.
+    A full sync resets it; a force sync ignores it.
     """
 
-    # Frozen: hashable, so the sensor's policy dataclass can hold it as a default.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    first_minutes: float = Field(default=5, gt=0)
-    factor: float = Field(default=2, ge=1)
-    max_minutes: float = Field(default=60, gt=0)
+    first_minutes: float = Field(gt=0)
+    factor: float = Field(ge=1)
+    max_minutes: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _capped_above_first(self) -> FailureBackoff:
@@ -228,6 +208,85 @@ class FailureBackoff(BaseModel):
             if minutes >= self.max_minutes:
                 break
         return timedelta(minutes=min(minutes, self.max_minutes))
+
+
+class ProjectSyncRules(PolicyModel):
+    """Which LogiKal projects the project-sync sensors queue, and when a project counts as stale.
+
+    The fields are `logikal.project_sync` of policies.yaml. A project's phases, elevations and
+    parts lists sync together, so the strictest of their three policies sets the interval and
+    the freshness windows of the active projects; `logikal.failure_backoff` sets the wait after
+    failures. `LogikalPolicies` attaches both when it loads, so one object answers every question
+    of the sensors, the staleness check and the API.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # No defaults: policies.yaml holds the values.
+    tick_seconds: int = Field(gt=0)
+    # The new-project sensor: a discovered project's first sync is queued within this.
+    new_project_tick_seconds: int = Field(gt=0)
+    max_runs_per_tick: int = Field(gt=0)
+    # A project (or one of its elevations) changed this recently is active.
+    active_for_days: float = Field(gt=0)
+    # Every other project is synced at least this often, held to the dormant windows.
+    sweep_every_hours: float = Field(gt=0)
+    dormant_warn_after_hours: float = Field(gt=0)
+    dormant_fail_after_hours: float = Field(gt=0)
+
+    # What the sibling policies say (`attach`): the contents' policies and the failure backoff.
+    _contents: tuple[SyncPolicy, ...] = PrivateAttr()
+    _backoff: FailureBackoff = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _dormant_windows_in_order(self) -> ProjectSyncRules:
+        if self.dormant_warn_after_hours >= self.dormant_fail_after_hours:
+            raise ValueError("needs dormant_warn_after_hours < dormant_fail_after_hours")
+        return self
+
+    def attach(self, contents: Iterable[SyncPolicy], backoff: FailureBackoff) -> None:
+        """Take the policies of the assets a project sync writes, and the backoff after failures."""
+        self._contents = tuple(contents)
+        self._backoff = backoff
+
+    @property
+    def interval(self) -> timedelta:
+        """How often an active project is synced: the shortest of its contents' intervals.
+
+        A cron-scheduled policy has no interval: its warn window is the longest a project may wait.
+        """
+        return min(
+            timedelta(minutes=p.interval_minutes) if p.interval_minutes else p.warn_after
+            for p in self._contents
+        )
+
+    @property
+    def warn_after(self) -> timedelta:
+        return min(p.warn_after for p in self._contents)
+
+    @property
+    def fail_after(self) -> timedelta:
+        return min(p.fail_after for p in self._contents)
+
+    @property
+    def backoff(self) -> FailureBackoff:
+        return self._backoff
+
+    @property
+    def active_for(self) -> timedelta:
+        return timedelta(days=self.active_for_days)
+
+    @property
+    def sweep_every(self) -> timedelta:
+        return timedelta(hours=self.sweep_every_hours)
+
+    @property
+    def dormant_warn_after(self) -> timedelta:
+        return timedelta(hours=self.dormant_warn_after_hours)
+
+    @property
+    def dormant_fail_after(self) -> timedelta:
+        return timedelta(hours=self.dormant_fail_after_hours)
 
 
 class DeletionLimit(PolicyModel):
@@ -257,10 +316,15 @@ class LogikalPolicies(PolicyModel):
     phases: SyncPolicy
     elevations: SyncPolicy
     parts_lists: SyncPolicy
-    project_sync: ProjectSyncSettings = ProjectSyncSettings()
-    failure_backoff: FailureBackoff = FailureBackoff()
+    project_sync: ProjectSyncRules
+    failure_backoff: FailureBackoff
     deletion_limit: DeletionLimit
     sessions: SessionSettings
+
+    @model_validator(mode="after")
+    def _project_sync_follows_its_assets(self) -> LogikalPolicies:
+        self.project_sync.attach([self.phases, self.elevations, self.parts_lists], self.failure_backoff)
+        return self
 
 
 # Dagster cuts a sensor evaluation off after this long and then saves nothing of it (its cursor, and

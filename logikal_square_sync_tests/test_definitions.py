@@ -111,12 +111,13 @@ def test_dagster_validates_the_code_location(tmp_path: Path) -> None:
 
 
 def test_the_project_sync_knobs_come_from_the_policy_file(tmp_path: Path) -> None:
-    from logikal_square_sync.logikal.engine.project_selection import ProjectSyncPolicy
-
-    policy = ProjectSyncPolicy.from_policies()
-    settings = policies().logikal.project_sync
-    assert policy.max_runs_per_tick == settings.max_runs_per_tick
-    assert policy.sweep_every.total_seconds() == settings.sweep_every_hours * 3600
+    policy = policies().logikal.project_sync
+    assert policy.sweep_every.total_seconds() == policy.sweep_every_hours * 3600
+    logikal = policies().logikal
+    assert policy.warn_after == min(
+        p.warn_after for p in (logikal.phases, logikal.elevations, logikal.parts_lists)
+    )
+    assert policy.backoff is logikal.failure_backoff
     text = (Path(__file__).parents[1] / "logikal_square_sync" / "policies.yaml").read_text()
     bad = tmp_path / "policies.yaml"
     bad.write_text(text.replace("dormant_warn_after_hours: 30", "dormant_warn_after_hours: 60"))

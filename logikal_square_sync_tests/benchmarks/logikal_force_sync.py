@@ -44,13 +44,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from logikal_square_sync.common.clock import utc_now
-from logikal_square_sync.logikal.engine.client import ConnectionSettings
-from logikal_square_sync.logikal.engine.directory_sync import sync_directories
-from logikal_square_sync.logikal.engine.planner import lower_bound_seconds, minimal_calls
-from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.session_pool import SessionPool
-from logikal_square_sync.logikal.engine.store import save_sibling_refusal, write_transaction
+from logikal_square_sync.logikal.engine.client.planner import lower_bound_seconds, minimal_calls
+from logikal_square_sync.logikal.engine.client.session import ConnectionSettings
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.store.contents import save_sibling_refusal
+from logikal_square_sync.logikal.engine.store.writes import write_transaction
+from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
 from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app

@@ -22,12 +22,12 @@ from starlette.routing import Route
 from logikal_square_sync.alerts.notifiers import Alert, NotifierError, SlackNotifier
 from logikal_square_sync.common.http import CaBundleError, RetriesExhausted, RetryingClient, RetryPolicy
 from logikal_square_sync.common.http_errors import FailureKind
-from logikal_square_sync.logikal.engine.navigation import ROOT, Target
-from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.client.navigation import ROOT, Target
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
 from logikal_square_sync.logikal.resource import LogikalResource, logikal_resource_from_env
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, create_app
 from logikal_square_sync_sandbox.server import free_port, serve_in_thread
-from logikal_square_sync_tests.logikal.conftest import sandbox_config
+from logikal_square_sync_tests.logikal.sandbox_runs import sandbox_config
 from logikal_square_sync_tests.tls import SelfSigned, self_signed
 
 

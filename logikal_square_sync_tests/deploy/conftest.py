@@ -44,7 +44,7 @@ from logikal_square_sync_tests.alerts.conftest import (
     heartbeat_app,
 )
 from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, reachable_postgres_admin
-from logikal_square_sync_tests.logikal.conftest import sandbox_config
+from logikal_square_sync_tests.logikal.sandbox_runs import sandbox_config
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -42,7 +42,7 @@ from logikal_square_sync_tests.deploy.conftest import (
     wait_for,
 )
 from logikal_square_sync_tests.deploy.private_postgres import private_postgres
-from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
+from logikal_square_sync_tests.logikal.source_truth import source_truth, warehouse_state
 from logikal_square_sync_tests.square.helpers import (
     assert_warehouse_equals_source,
     normalized,

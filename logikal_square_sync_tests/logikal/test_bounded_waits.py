@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
-from logikal_square_sync.logikal.engine.errors import LogikalAuthError, LogikalSessionError
-from logikal_square_sync.logikal.engine.navigation import ROOT, Target
-from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.client.errors import LogikalAuthError, LogikalSessionError
+from logikal_square_sync.logikal.engine.client.navigation import ROOT, Target
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.session_budget import (
@@ -32,8 +32,8 @@ from logikal_square_sync.logikal.session_budget import (
 from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
 from logikal_square_sync_tests.conftest import _empty_all_tables
-from logikal_square_sync_tests.logikal.conftest import Logikal
 from logikal_square_sync_tests.logikal.project_sync_definitions import project_sync_definitions
+from logikal_square_sync_tests.logikal.sandbox_runs import Logikal
 
 pytestmark = pytest.mark.postgres
 

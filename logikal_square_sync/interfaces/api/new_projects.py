@@ -22,15 +22,16 @@ import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.interfaces.force_sync import ProjectRef
-from logikal_square_sync.logikal.engine.base_url_check import allow_http_from_env, check_base_url
-from logikal_square_sync.logikal.engine.client import ConnectionSettings, LogikalSession
-from logikal_square_sync.logikal.engine.directory_sync import walk_directories
-from logikal_square_sync.logikal.engine.errors import LogikalNotFoundError
-from logikal_square_sync.logikal.engine.navigation import Target
-from logikal_square_sync.logikal.engine.records import ProjectRecord
-from logikal_square_sync.logikal.engine.session_pool import SessionBudget, SessionPool
-from logikal_square_sync.logikal.engine.store import write_projects, write_transaction
-from logikal_square_sync.logikal.engine.task_runner import Task, TaskQueue, run_tasks
+from logikal_square_sync.logikal.engine.client.base_url_check import allow_http_from_env, check_base_url
+from logikal_square_sync.logikal.engine.client.errors import LogikalNotFoundError
+from logikal_square_sync.logikal.engine.client.navigation import Target
+from logikal_square_sync.logikal.engine.client.records import ProjectRecord
+from logikal_square_sync.logikal.engine.client.session import ConnectionSettings, LogikalSession
+from logikal_square_sync.logikal.engine.client.session_pool import SessionBudget, SessionPool
+from logikal_square_sync.logikal.engine.store.tree import write_projects
+from logikal_square_sync.logikal.engine.store.writes import write_transaction
+from logikal_square_sync.logikal.engine.syncs.directory_sync import walk_directories
+from logikal_square_sync.logikal.engine.walk.task_runner import Task, TaskQueue, run_tasks
 from logikal_square_sync.logikal.session_budget import DagsterSessionBudget
 from logikal_square_sync.policies import policies
 

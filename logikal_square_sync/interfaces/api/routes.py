@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.interfaces.api.dagster_client import ApiDagster, RunNotFound, RunView
 from logikal_square_sync.interfaces.api.guards import problem
 from logikal_square_sync.interfaces.api.new_projects import (
@@ -30,13 +31,13 @@ from logikal_square_sync.interfaces.force_sync import (
     ProjectRef,
     resolve_project,
 )
-from logikal_square_sync.logikal.engine.errors import LogikalError
-from logikal_square_sync.logikal.engine.project_selection import (
-    ProjectSyncPolicy,
+from logikal_square_sync.logikal.engine.client.errors import LogikalError
+from logikal_square_sync.logikal.engine.store.contents import unfetched_elevations
+from logikal_square_sync.logikal.engine.syncs.project_selection import (
     load_project_states,
     staleness,
 )
-from logikal_square_sync.logikal.engine.store import unfetched_elevations
+from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync.warehouse.location import warehouse_url_from_env
 from logikal_square_sync.warehouse.tables import logikal_projects
@@ -83,7 +84,7 @@ def resolve(text: str) -> tuple[ProjectRef, bool]:
         found = find_at_logikal(connection_settings(), text)
     except LogikalNotConfigured as error:
         raise ApiError(404, f"no LogiKal project {text!r} in the warehouse, and {error}") from None
-    except LogikalError as error:
+    except (LogikalError, MalformedRecordError) as error:
         raise ApiError(
             503, f"no LogiKal project {text!r} in the warehouse, and LogiKal could not be searched: {error}"
         ) from None
@@ -225,7 +226,7 @@ def project_freshness(project_id: str) -> tuple[int, dict[str, Any]]:
         if not states:
             raise ApiError(404, f"no live LogiKal project {project_id!r} in the warehouse")
         state = states[0]
-        report = staleness(states, utc_now(), ProjectSyncPolicy.from_policies())
+        report = staleness(states, utc_now(), policies().logikal.project_sync)
         unfetched = unfetched_elevations(conn, [project_id])
     # In the words of Dagster's freshness states (the per-asset ones of /api/v1/sync/status).
     level = "DEGRADED" if report.fail else "WARNING" if report.warn else "HEALTHY"

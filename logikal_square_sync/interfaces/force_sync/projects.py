@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 import uuid
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from logikal_square_sync.interfaces.force_sync.graphql import ForceSyncError
+from logikal_square_sync.logikal.engine.store.tree import ProjectRef
 from logikal_square_sync.warehouse.tables import logikal_projects
 
 
@@ -23,18 +23,6 @@ class ProjectNotInWarehouse(ProjectLookupError):
 
 class AmbiguousProject(ProjectLookupError):
     """The name is shared by several live projects: the GUID must say which."""
-
-
-@dataclass(frozen=True)
-class ProjectRef:
-    id: str
-    name: str
-    directory_path: str
-    job_number: str | None
-
-    def describe(self) -> str:
-        job = f", job {self.job_number}" if self.job_number else ""
-        return f"{self.name} ({self.id}, in '{self.directory_path}'{job})"
 
 
 def describe_warehouse(url: sa.URL | str) -> str:
