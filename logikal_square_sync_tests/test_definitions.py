@@ -176,15 +176,19 @@ def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None
 def test_asset_pages_link_the_code_that_defines_them(monkeypatch) -> None:
     key = dg.AssetKey(["square", "orders"])
     source = Path(__file__).parents[1] / "logikal_square_sync" / "square" / "assets.py"
-    (local,) = (
+    spec, factory = (
         _load(monkeypatch).resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
     )
-    assert Path(local.file_path) == source
-    lines = source.read_text().splitlines()[local.line_number - 1 :]
-    # Every Square asset is built by one factory (`square_asset`): the page links its decorated function.
-    assert lines[0].strip() == "@dg.asset(" and any("def square_sync(" in line for line in lines[:30])
+    assert Path(spec.file_path) == Path(factory.file_path) == source
+    lines = source.read_text().splitlines()
+    # Every Square asset is built by one factory (`square_asset`): the page links the asset's own
+    # spec first, then the factory's decorated function.
+    assert lines[spec.line_number - 1].startswith("square_orders = square_asset(")
+    assert lines[factory.line_number - 1].strip() == "@dg.asset("
+    assert any("def square_sync(" in line for line in lines[factory.line_number - 1 :][:30])
     linked = _load(monkeypatch, LSS_SOURCE_URL="https://github.com/example/lss", LSS_SOURCE_BRANCH="release")
-    (url,) = linked.resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
-    assert url.url == (
+    urls = linked.resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
+    assert [url.url for url in urls] == [
         f"https://github.com/example/lss/tree/release/logikal_square_sync/square/assets.py#L{local.line_number}"
-    )
+        for local in (spec, factory)
+    ]
