@@ -16,12 +16,8 @@ from logikal_square_sync.alerts.notifiers import (
 )
 from logikal_square_sync.alerts.outbox import Outbox, deliver
 from logikal_square_sync_sandbox.server import free_port
-from logikal_square_sync_tests.alerts.conftest import (
-    BROKEN_WEBHOOK_PATH,
-    SMTP_PASSWORD,
-    SMTP_USER,
-    WEBHOOK_PATH,
-)
+from logikal_square_sync_tests.alerts.mail import SMTP_PASSWORD, SMTP_USER
+from logikal_square_sync_tests.alerts.slack import BROKEN_WEBHOOK_PATH, WEBHOOK_PATH
 
 ALERT = Alert(
     title="Run failed: square/orders",

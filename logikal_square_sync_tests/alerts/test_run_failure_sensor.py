@@ -11,7 +11,7 @@ from logikal_square_sync.alerts.hints import hint_for
 from logikal_square_sync.alerts.resource import AlertsResource, alerts_resource_from_env
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import logikal_projects
-from logikal_square_sync_tests.alerts.conftest import SMTP_PASSWORD
+from logikal_square_sync_tests.alerts.mail import SMTP_PASSWORD
 from logikal_square_sync_tests.alerts.ticker import Ticker
 from logikal_square_sync_tests.clock import ANCHOR
 

@@ -15,7 +15,8 @@ import pytest
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.stale_sensor import alert_on_stale_assets
 from logikal_square_sync_tests.alerts import freshness_location as location
-from logikal_square_sync_tests.alerts.conftest import WEBHOOK_PATH, FreshnessDaemon, freshness_daemon
+from logikal_square_sync_tests.alerts.freshness_daemon import FreshnessDaemon, freshness_daemon
+from logikal_square_sync_tests.alerts.slack import WEBHOOK_PATH
 from logikal_square_sync_tests.clock import awkward_moments
 
 WEBSERVER = "http://dagster.example:3000"

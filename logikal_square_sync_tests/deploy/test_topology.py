@@ -34,14 +34,10 @@ from logikal_square_sync.interfaces.force_sync import ForceSyncError
 from logikal_square_sync.policies import MAX_RUNTIME_TAG, load_policies, max_runtime_tags, run_retry_tags
 from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_projects
-from logikal_square_sync_tests.deploy.conftest import (
-    LOCATION,
-    Topology,
-    process_tree,
-    running_topology,
-    wait_for,
-)
+from logikal_square_sync_tests.deploy.compose import LOCATION
 from logikal_square_sync_tests.deploy.private_postgres import private_postgres
+from logikal_square_sync_tests.deploy.processes import process_tree, wait_for
+from logikal_square_sync_tests.deploy.topology import Topology, running_topology
 from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
 from logikal_square_sync_tests.square.conftest import (
     assert_warehouse_equals_source,

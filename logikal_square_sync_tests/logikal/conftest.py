@@ -31,8 +31,9 @@ from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
 from logikal_square_sync_sandbox.server import serve_in_thread
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, SQLITE_ONLY
 from logikal_square_sync_tests.instances import instance_for_test, postgres_instance_for_test
+from logikal_square_sync_tests.marks import SQLITE_ONLY
+from logikal_square_sync_tests.postgres import POSTGRES_ADMIN_URL
 
 # 3 directories, 3 projects of 2 phases with 2 elevations each: every rule, little data.
 # Parts lists at their minimum (~70 KB: one page per table).

@@ -16,8 +16,8 @@ from dagster._core.storage.compute_log_manager import ComputeIOType
 from logikal_square_sync.maintenance.jobs import PURGE_JOB, purge_job
 from logikal_square_sync.maintenance.purge import purge_runs
 from logikal_square_sync_tests.clock import ANCHOR
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL
 from logikal_square_sync_tests.instances import instance_for_test, postgres_instance_for_test
+from logikal_square_sync_tests.postgres import POSTGRES_ADMIN_URL
 
 ORDERS = dg.AssetKey(["square", "orders"])
 PHASES = dg.AssetKey(["logikal", "phases"])

@@ -25,9 +25,9 @@ from logikal_square_sync_sandbox.logikal import create_app as logikal_app
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_sandbox.square import SquareSandbox
 from logikal_square_sync_sandbox.square import create_app as square_app
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
 from logikal_square_sync_tests.instances import instance_for_test
 from logikal_square_sync_tests.logikal.conftest import sandbox_config
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 from logikal_square_sync_tests.square.conftest import SMALL
 
 # Every report's keys: what each materialization of either source carries.

@@ -36,7 +36,7 @@ from logikal_square_sync_sandbox.clock import ManualClock
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 from logikal_square_sync_tests.clock import ANCHOR
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 
 # Twelve locations make two SearchOrders groups (Square takes at most ten per call).
 SMALL = SquareSandboxConfig(seed=3, locations=12, orders=700, items=12, categories=4, history_days=20)

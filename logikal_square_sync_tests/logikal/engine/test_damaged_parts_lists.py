@@ -33,7 +33,6 @@ from logikal_square_sync.logikal.engine.project_selection import (
 )
 from logikal_square_sync.logikal.engine.store import pending_parts_lists, unfetched_elevations
 from logikal_square_sync.warehouse import tables as t
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
 from logikal_square_sync_tests.logikal.conftest import (
     NOTHING_DELETED,
     assert_warehouse_equals_source,
@@ -42,6 +41,7 @@ from logikal_square_sync_tests.logikal.conftest import (
     table_rows,
     warehouse_state,
 )
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 
 MINUTE = timedelta(minutes=1)
 PARTS_LIST = "/elevations/selected/parts-list"
