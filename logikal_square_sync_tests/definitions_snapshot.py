@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from dagster._serdes import serialize_value
 SNAPSHOT_FILE = Path(__file__).with_name("definitions_snapshot.json")
 
 
-def _keys(keys) -> list[str]:
+def _keys(keys: Iterable[dg.AssetKey]) -> list[str]:
     return sorted(key.to_user_string() for key in keys)
 
 
@@ -85,9 +86,9 @@ def snapshot(defs: dg.Definitions) -> dict[str, Any]:
             "timezone": schedule.execution_timezone,
             "assets": _job_assets(defs, schedule.job_name),
             "default_status": schedule.default_status.value,
-            "tags": dict(sorted(schedule.tags.items())),
+            "tags": dict(sorted((schedule.tags or {}).items())),
         }
-        for schedule in defs.schedules or []
+        for schedule in defs.get_repository_def().schedule_defs
     }
     sensors = {
         sensor.name: {

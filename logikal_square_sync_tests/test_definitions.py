@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,7 @@ import pytest
 
 from logikal_square_sync.definitions import build_defs
 from logikal_square_sync.orchestration.freshness_policies import freshness_policy
-from logikal_square_sync.policies import PolicyFileError, load_policies, policies
+from logikal_square_sync.policies import PolicyFileError, SquarePolicies, load_policies, policies
 from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 
 CONTRACT_ASSETS = {
@@ -74,6 +75,7 @@ def test_master_switch_sets_default_status(monkeypatch, switch, expected) -> Non
 
 def test_secrets_are_env_vars_not_values(monkeypatch) -> None:
     defs = _load(monkeypatch, SQUARE_ACCESS_TOKEN="secret-value", WAREHOUSE_URL="sqlite:///x.db")
+    assert defs.resources is not None
     square, warehouse = defs.resources["square"], defs.resources["warehouse"]
     assert square.access_token == dg.EnvVar("SQUARE_ACCESS_TOKEN")
     assert warehouse.url == dg.EnvVar("WAREHOUSE_URL")  # a URL may carry a password
@@ -160,7 +162,7 @@ def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None
     """Moving the orders cron gives the orders a schedule of their own; no name changes its objects."""
     from logikal_square_sync.square.schedules import square_schedules
 
-    def targets(square) -> dict[str, str]:
+    def targets(square: SquarePolicies) -> dict[str, str | Sequence[str]]:
         return {s.name: s.cron_schedule for s in square_schedules(square)}
 
     assert targets(load_policies().square) == {"square_daily_sync": "0 2 * * *"}

@@ -4,6 +4,7 @@ STARTTLS) and a heartbeat monitor.
 All run in threads of the test process and record what they receive.
 """
 
+import contextlib
 import shutil
 import ssl
 import subprocess
@@ -15,12 +16,11 @@ import dagster as dg
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from logikal_square_sync.policies import policies
 from logikal_square_sync_sandbox.server import free_port, serve_in_thread
 from logikal_square_sync_tests.alerts.heartbeat_monitor import HeartbeatMonitor, heartbeat_app
-from logikal_square_sync_tests.alerts.mail import SMTP_PASSWORD, SMTP_USER, Certificate, Mailbox
+from logikal_square_sync_tests.alerts.mail import Certificate, Mailbox
 from logikal_square_sync_tests.alerts.silent_port import SilentPort
 from logikal_square_sync_tests.alerts.slack import SlackStandIn, slack_app
 
@@ -32,16 +32,36 @@ def slack() -> Iterator[SlackStandIn]:
         yield SlackStandIn(url=served.url, posts=posts)
 
 
-@pytest.fixture
-def smtp() -> Iterator[Mailbox]:
-    """A plain SMTP relay without TLS or AUTH, like a relay on the internal network."""
+@contextlib.contextmanager
+def _relay(certificate: Certificate | None = None, *, submission: bool = False) -> Iterator[Mailbox]:
+    """A mailbox behind an SMTP server on a free port. With `certificate` it offers STARTTLS; as a
+    `submission` server it requires STARTTLS and, over TLS only, AUTH as SMTP_USER."""
     mailbox = Mailbox("127.0.0.1", free_port())
-    controller = Controller(mailbox, hostname=mailbox.host, port=mailbox.port)
+    tls_context = None
+    if certificate is not None:
+        tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_context.load_cert_chain(certificate.cert, certificate.key)
+    controller = Controller(
+        mailbox,
+        hostname=mailbox.host,
+        port=mailbox.port,
+        tls_context=tls_context,
+        require_starttls=submission,
+        authenticator=mailbox.authenticate if submission else None,
+        auth_required=submission,  # and only over TLS: aiosmtpd's default
+    )
     controller.start()
     try:
         yield mailbox
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[Mailbox]:
+    """A plain SMTP relay without TLS or AUTH, like a relay on the internal network."""
+    with _relay() as mailbox:
+        yield mailbox
 
 
 @pytest.fixture(scope="session")
@@ -63,52 +83,15 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 @pytest.fixture
 def smtp_starttls(certificate: Certificate) -> Iterator[Mailbox]:
     """A submission server like a mail provider's: STARTTLS required, AUTH only over TLS."""
-    mailbox = Mailbox("127.0.0.1", free_port())
-
-    def authenticate(
-        server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: object
-    ) -> AuthResult:
-        ok = (
-            isinstance(auth_data, LoginPassword)
-            and auth_data.login.decode() == SMTP_USER
-            and auth_data.password.decode() == SMTP_PASSWORD
-        )
-        if ok:
-            mailbox.logins.append(auth_data.login.decode())
-        # handled=False: let aiosmtpd answer "535 credentials invalid" itself.
-        return AuthResult(success=ok, handled=False)
-
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(certificate.cert, certificate.key)
-    controller = Controller(
-        mailbox,
-        hostname=mailbox.host,
-        port=mailbox.port,
-        tls_context=server_context,
-        require_starttls=True,
-        authenticator=authenticate,
-        auth_required=True,
-        auth_require_tls=True,
-    )
-    controller.start()
-    try:
+    with _relay(certificate, submission=True) as mailbox:
         yield mailbox
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
 def smtp_tls_optional(certificate: Certificate) -> Iterator[Mailbox]:
     """An internal relay without AUTH that offers, but does not require, STARTTLS."""
-    mailbox = Mailbox("127.0.0.1", free_port())
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(certificate.cert, certificate.key)
-    controller = Controller(mailbox, hostname=mailbox.host, port=mailbox.port, tls_context=server_context)
-    controller.start()
-    try:
+    with _relay(certificate) as mailbox:
         yield mailbox
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 SMTP_USER = "alerts@example.com"
 SMTP_PASSWORD = "smtp-Pa55word-never-logged"
@@ -30,9 +30,24 @@ class Mailbox:
         ]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd hook name)
+        assert envelope.mail_from is not None and isinstance(envelope.content, bytes)  # aiosmtpd's defaults
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         self.encrypted.append(session.ssl is not None)
         return "250 OK"
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: object
+    ) -> AuthResult:
+        """aiosmtpd's authenticator: SMTP_USER with SMTP_PASSWORD, and nobody else, may log in."""
+        # handled=False: let aiosmtpd answer "535 credentials invalid" itself.
+        if not (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == SMTP_USER
+            and auth_data.password.decode() == SMTP_PASSWORD
+        ):
+            return AuthResult(success=False, handled=False)
+        self.logins.append(auth_data.login.decode())
+        return AuthResult(success=True, handled=False)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.policies import POLICIES_FILE, PolicyFileError, load_policies
 from logikal_square_sync.warehouse.resource import WarehouseResource
+from logikal_square_sync_tests.alerts.channels import slack_and_mail
 from logikal_square_sync_tests.alerts.mail import Mailbox
 from logikal_square_sync_tests.alerts.silent_port import SilentPort
 from logikal_square_sync_tests.alerts.slack import WEBHOOK_PATH, SlackStandIn
@@ -62,12 +63,8 @@ def hanging_channels(
     alert_policies(delivery_deadline_seconds=DEADLINE, heartbeat_timeout_seconds=0.5)
     host, port = slack.url.removeprefix("http://").split(":")
     slack_port, smtp_port = silent_port(host, int(port)), silent_port(smtp.host, smtp.port)
-    alerts = AlertsResource(
-        slack_webhook_url=f"http://{slack_port.host}:{slack_port.port}{WEBHOOK_PATH}",
-        email_to="ops@example.com",
-        smtp_host=smtp_port.host,
-        smtp_port=smtp_port.port,
-    )
+    webhook_url = f"http://{slack_port.host}:{slack_port.port}{WEBHOOK_PATH}"
+    alerts = slack_and_mail(webhook_url, smtp_port.host, smtp_port.port)
     return slack_port, smtp_port, alerts
 
 

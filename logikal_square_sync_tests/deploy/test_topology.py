@@ -113,7 +113,8 @@ def test_a_schedule_tick_and_a_force_sync_go_through_the_queue_and_fill_the_ware
         assert instance.get_records_for_run(
             force_run.run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED
         ).records
-        assert force_run.remote_job_origin.location_name == LOCATION
+        origin = force_run.remote_job_origin
+        assert origin is not None and origin.location_name == LOCATION
 
     # The warehouse equals the sources: every Square table, the LogiKal tree and the synced project.
     assert_warehouse_equals_source(engine, topology.square)

@@ -62,7 +62,7 @@ def logikal() -> Iterator[LogikalResource]:
 
 def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
     (materialization,) = result.asset_materializations_for_node(node)
-    return materialization.metadata
+    return dict(materialization.metadata)
 
 
 def test_the_watermarks_become_timestamps_or_none() -> None:
