@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+
+from logikal_square_sync_tests.alerts.endpoints import recording_app
 
 HEARTBEAT_PATH = "/ping/6b0e7c5e-hb-secret-4711"
 
@@ -31,16 +31,7 @@ class HeartbeatMonitor:
 def heartbeat_app(pings: list[str]) -> Starlette:
     """The push endpoint, appending each ping's User-Agent to `pings`, and a broken one beside it."""
 
-    async def ping(request: Request) -> PlainTextResponse:
+    async def record(request: Request) -> None:
         pings.append(request.headers.get("user-agent", ""))
-        return PlainTextResponse("OK")
 
-    async def broken(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("server error", status_code=500)
-
-    return Starlette(
-        routes=[
-            Route(HEARTBEAT_PATH, ping, methods=["GET"]),
-            Route("/ping/broken/{secret}", broken, methods=["GET"]),
-        ]
-    )
+    return recording_app("GET", HEARTBEAT_PATH, record, "OK", "/ping/broken/{secret}", (500, "server error"))

@@ -7,8 +7,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+
+from logikal_square_sync_tests.alerts.endpoints import recording_app
 
 # What a real incoming-webhook path looks like; the last part is the secret.
 WEBHOOK_PATH = "/services/T0ALERTS/B0ALERTS/webhookSecretToken4711"
@@ -36,17 +36,8 @@ class SlackStandIn:
 def slack_app(posts: list[dict[str, Any]]) -> Starlette:
     """The webhook, appending each JSON body to `posts`, and a revoked one beside it."""
 
-    async def webhook(request: Request) -> PlainTextResponse:
+    async def record(request: Request) -> None:
         posts.append(await request.json())
-        return PlainTextResponse("ok")
 
-    async def revoked(request: Request) -> PlainTextResponse:
-        # What Slack answers for a deleted webhook.
-        return PlainTextResponse("no_service", status_code=404)
-
-    return Starlette(
-        routes=[
-            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
-            Route(BROKEN_WEBHOOK_PATH, revoked, methods=["POST"]),
-        ]
-    )
+    # What Slack answers for a deleted webhook.
+    return recording_app("POST", WEBHOOK_PATH, record, "ok", BROKEN_WEBHOOK_PATH, (404, "no_service"))
