@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowF
 SNAPSHOT_FILE = Path(__file__).with_name("definitions_snapshot.json")
 
 
-def _keys(keys) -> list[str]:
+def _keys(keys: Iterable[dg.AssetKey]) -> list[str]:
     return sorted(key.to_user_string() for key in keys)
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -12,8 +10,9 @@ import pytest
 
 from logikal_square_sync.definitions import build_defs
 from logikal_square_sync.orchestration.freshness_policies import freshness_policy
-from logikal_square_sync.policies import PolicyFileError, load_policies, policies
+from logikal_square_sync.policies import PolicyFileError, SquarePolicies, load_policies, policies
 from logikal_square_sync_sandbox.demo import write_local_instance_yaml
+from logikal_square_sync_tests.subprocesses import run_python
 
 CONTRACT_ASSETS = {
     "square/locations",
@@ -74,6 +73,7 @@ def test_master_switch_sets_default_status(monkeypatch, switch, expected) -> Non
 
 def test_secrets_are_env_vars_not_values(monkeypatch) -> None:
     defs = _load(monkeypatch, SQUARE_ACCESS_TOKEN="secret-value", WAREHOUSE_URL="sqlite:///x.db")
+    assert defs.resources is not None
     square, warehouse = defs.resources["square"], defs.resources["warehouse"]
     assert square.access_token == dg.EnvVar("SQUARE_ACCESS_TOKEN")
     assert warehouse.url == dg.EnvVar("WAREHOUSE_URL")  # a URL may carry a password
@@ -96,15 +96,9 @@ def test_dagster_validates_the_code_location(tmp_path: Path) -> None:
     root = Path(__file__).parents[1]
     # The repository's dagster.yaml wants PostgreSQL; validate on the local (SQLite) copy of it.
     write_local_instance_yaml(tmp_path)
-    result = subprocess.run(
-        # pyproject.toml's [tool.dagster] (workspace.yaml points at a running code server instead)
-        [sys.executable, "-m", "dagster", "definitions", "validate"],
-        cwd=root,
-        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    # pyproject.toml's [tool.dagster] (workspace.yaml points at a running code server instead)
+    result = run_python(
+        "-m", "dagster", "definitions", "validate", cwd=root, env={"DAGSTER_HOME": str(tmp_path)}
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
@@ -131,10 +125,7 @@ def test_importing_the_definitions_builds_and_writes_nothing(tmp_path: Path) -> 
         "import dagster as dg, logikal_square_sync.definitions as d; "
         "assert not isinstance(d.defs, dg.Definitions), type(d.defs)"
     )
-    env = {key: value for key, value in os.environ.items() if key not in ("LSS_DATA_DIR", "WAREHOUSE_URL")}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
-    )
+    done = run_python("-c", probe, cwd=tmp_path, unset=("LSS_DATA_DIR", "WAREHOUSE_URL"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []
 
@@ -150,9 +141,7 @@ def test_loading_the_code_location_imports_no_parser_or_migration_library(tmp_pa
         "print(sorted(m for m in ('pandas', 'numpy', 'alembic', 'matplotlib', 'logikal_square_sync_sandbox')"
         " if m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
+    done = run_python("-c", probe, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]"
 
@@ -161,7 +150,7 @@ def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None
     """Moving the orders cron gives the orders a schedule of their own; no name changes its objects."""
     from logikal_square_sync.square.schedules import square_schedules
 
-    def targets(square) -> dict[str, str]:
+    def targets(square: SquarePolicies) -> dict[str, str | Sequence[str]]:
         return {s.name: s.cron_schedule for s in square_schedules(square)}
 
     assert targets(load_policies().square) == {"square_daily_sync": "0 2 * * *"}

@@ -38,8 +38,10 @@ RUN_ALLOWANCE = timedelta(hours=1)
 
 def _ticks(schedule: dg.ScheduleDefinition) -> list[datetime]:
     start = datetime(YEAR, 1, 1, tzinfo=ZoneInfo(schedule.execution_timezone or "UTC"))
-    ticks = []
-    for tick in cron_string_iterator(start.timestamp(), schedule.cron_schedule, schedule.execution_timezone):
+    ticks: list[datetime] = []
+    cron = schedule.cron_schedule
+    assert isinstance(cron, str), cron  # one cron string per schedule
+    for tick in cron_string_iterator(start.timestamp(), cron, schedule.execution_timezone):
         if tick.year > YEAR:
             return ticks
         ticks.append(tick)

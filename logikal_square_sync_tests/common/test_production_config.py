@@ -70,6 +70,7 @@ def test_production_names_a_misspelt_variable(production_home: Path, monkeypatch
 def test_production_with_warehouse_url_loads(production_home: Path, monkeypatch) -> None:
     monkeypatch.setenv("WAREHOUSE_URL", "postgresql+psycopg2://lss:pw@db.internal:5432/warehouse")
     defs = build_defs()
+    assert defs.resources is not None
     assert defs.resources["warehouse"].url == dg.EnvVar("WAREHOUSE_URL")
 
 
@@ -89,6 +90,7 @@ def test_sqlite_storage_keeps_the_sqlite_default(tmp_path: Path, monkeypatch, ca
     monkeypatch.setenv("warehouse_url", "postgresql+psycopg2://lss:pw@db:5432/warehouse")
     with caplog.at_level(logging.WARNING, logger="logikal_square_sync.warehouse.location"):
         defs = build_defs()
+    assert defs.resources is not None
     assert defs.resources["warehouse"].url == default_warehouse_url()
     assert default_warehouse_url().startswith(f"sqlite:///{tmp_path / 'data'}")
     (warning,) = [

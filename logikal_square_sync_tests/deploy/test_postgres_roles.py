@@ -22,8 +22,8 @@ import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from logikal_square_sync.warehouse.connections import create_warehouse_engine, warehouse_engine
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, reachable_postgres_admin
 from logikal_square_sync_tests.deploy.connections import refusal
+from logikal_square_sync_tests.postgres import POSTGRES_ADMIN_URL, reachable_postgres_admin
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "postgres-roles.sql"

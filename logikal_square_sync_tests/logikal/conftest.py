@@ -15,9 +15,9 @@ from logikal_square_sync.logikal.sensors import logikal_sensors
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, create_app
 from logikal_square_sync_sandbox.server import serve_in_thread
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL
 from logikal_square_sync_tests.instances import instance_for_test, postgres_instance_for_test
 from logikal_square_sync_tests.logikal.sandbox_runs import Logikal, sandbox_config
+from logikal_square_sync_tests.postgres import POSTGRES_ADMIN_URL
 
 
 @pytest.fixture

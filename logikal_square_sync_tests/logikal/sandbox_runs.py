@@ -19,7 +19,7 @@ from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import ProjectSyncResult, sync_projects
 from logikal_square_sync.logikal.engine.walk.result import ProjectContentsResult
 from logikal_square_sync_sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 
 # 3 directories, 3 projects of 2 phases with 2 elevations each: every rule, little data.
 # Parts lists at their minimum (~70 KB: one page per table).

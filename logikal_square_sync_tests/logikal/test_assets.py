@@ -19,8 +19,8 @@ from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.sensors import SENSOR_NAME
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
 from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source, marked_deleted
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 
 KEYS = [
     "logikal/directories",

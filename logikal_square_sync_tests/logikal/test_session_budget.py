@@ -26,11 +26,11 @@ from logikal_square_sync.logikal.session_budget import SESSIONS_POOL, DagsterSes
 from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
-from logikal_square_sync_tests.conftest import _empty_all_tables
 from logikal_square_sync_tests.instances import instance_for_test
 from logikal_square_sync_tests.logikal.project_sync_definitions import project_sync_definitions
 from logikal_square_sync_tests.logikal.sandbox_runs import Logikal, sandbox_config
 from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source
+from logikal_square_sync_tests.postgres import empty_all_tables
 
 BUDGET = policies().logikal.sessions.budget
 RUNS_AT_ONCE = 6  # dagster.yaml: run_queue max_concurrent_runs
@@ -65,7 +65,7 @@ def _run_project(instance_ref: object, logikal_url: str, warehouse_url: str, pro
 
 @pytest.fixture
 def defs(logikal_url: str, postgres_database: str) -> dg.Definitions:
-    _empty_all_tables(warehouse_engine(postgres_database))
+    empty_all_tables(warehouse_engine(postgres_database))
     return project_sync_definitions(logikal_url, postgres_database)
 
 

@@ -57,14 +57,19 @@ def _defs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, switch: str) -> dg.De
 def _syncing(defs: dg.Definitions) -> dict[str, dg.ScheduleDefinition | dg.SensorDefinition]:
     """Every schedule and sensor that materializes a LogiKal or Square asset (derived, not listed)."""
     found: dict[str, dg.ScheduleDefinition | dg.SensorDefinition] = {}
-    for instigator in [*(defs.schedules or []), *(defs.sensors or [])]:
+    repository = defs.get_repository_def()
+    instigators: list[dg.ScheduleDefinition | dg.SensorDefinition] = [
+        *repository.schedule_defs,
+        *repository.sensor_defs,
+    ]
+    for instigator in instigators:
         if isinstance(instigator, dg.ScheduleDefinition):
             jobs = [instigator.job_name]
         else:  # the alert sensors watch runs and target no job
             jobs = [job.name for job in instigator.jobs] if instigator.has_jobs else []
         keys = {key for job in jobs for key in defs.resolve_job_def(job).asset_layer.executable_asset_keys}
         if any(key.path[0] in ("logikal", "square") for key in keys):
-            found[instigator.name] = instigator  # type: ignore[assignment]
+            found[instigator.name] = instigator
     return found
 
 
@@ -76,7 +81,7 @@ def _evaluate(
     if isinstance(instigator, dg.ScheduleDefinition):
         data = instigator.evaluate_tick(dg.build_schedule_context(instance=instance))
         return list(data.run_requests or []), data.skip_message
-    resources = {key: defs.resources[key] for key in instigator.required_resource_keys}
+    resources = {key: (defs.resources or {})[key] for key in instigator.required_resource_keys}
     context = dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
     result = instigator.evaluate_tick(context)
     return list(result.run_requests or []), result.skip_message
@@ -98,10 +103,10 @@ def test_switched_off_every_syncing_schedule_and_sensor_skips_saying_why(
         )
     # The project-sync sensor still records how stale the projects get, for the staleness alerts.
     context = dg.build_sensor_context(
-        instance=instance, resources={"warehouse": defs.resources["warehouse"]}, definitions=defs
+        instance=instance, resources={"warehouse": (defs.resources or {})["warehouse"]}, definitions=defs
     )
     result = defs.resolve_sensor_def("logikal_project_sync_sensor").evaluate_tick(context)
-    checks = {event.check_name for event in result.asset_events}
+    checks = {event.check_name for event in result.asset_events if isinstance(event, dg.AssetCheckEvaluation)}
     assert checks == {"project_contents_fresh", "parts_lists_readable"}, result.asset_events
     # The alert sensors are evaluated as usual: a failure during maintenance still pages.
     for name in ALERT_SENSORS:

@@ -25,9 +25,9 @@ from logikal_square_sync_sandbox.logikal import create_app as logikal_app
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_sandbox.square import SquareSandbox
 from logikal_square_sync_sandbox.square import create_app as square_app
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
 from logikal_square_sync_tests.instances import instance_for_test
 from logikal_square_sync_tests.logikal.sandbox_runs import sandbox_config
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 from logikal_square_sync_tests.square.helpers import SMALL
 
 # Every report's keys: what each materialization of either source carries.
@@ -62,7 +62,7 @@ def logikal() -> Iterator[LogikalResource]:
 
 def _metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
     (materialization,) = result.asset_materializations_for_node(node)
-    return materialization.metadata
+    return dict(materialization.metadata)
 
 
 def test_the_watermarks_become_timestamps_or_none() -> None:

@@ -32,7 +32,7 @@ from logikal_square_sync.square.engine.order_sync import sync_orders
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.clock import ManualClock
 from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 
 if TYPE_CHECKING:
     from _pytest.mark import ParameterSet

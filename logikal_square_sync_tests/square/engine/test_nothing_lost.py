@@ -26,7 +26,7 @@ from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.state import get_watermarks
 from logikal_square_sync_sandbox.square import SquareSandbox
 from logikal_square_sync_tests.clock import ANCHOR
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 from logikal_square_sync_tests.square.helpers import (
     PAGE_SIZE,
     Clocks,

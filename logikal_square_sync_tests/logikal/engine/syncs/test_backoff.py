@@ -10,11 +10,7 @@ from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directo
 from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.syncs.project_failures import load_failures
 from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.syncs.project_selection import (
-    NEW,
-    due_projects,
-    load_project_states,
-)
+from logikal_square_sync.logikal.engine.syncs.project_selection import NEW, due_projects, load_project_states
 from logikal_square_sync.policies import FailureBackoff, PolicyFileError, load_policies, policies
 from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
 from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source

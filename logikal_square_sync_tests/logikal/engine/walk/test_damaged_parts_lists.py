@@ -33,7 +33,6 @@ from logikal_square_sync.logikal.engine.syncs.project_selection import (
 from logikal_square_sync.logikal.engine.walk.damaged_parts_lists import DAMAGED_PREFIX, damaged_before
 from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse import tables as t
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
 from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
 from logikal_square_sync_tests.logikal.source_truth import (
     NOTHING_DELETED,
@@ -42,6 +41,7 @@ from logikal_square_sync_tests.logikal.source_truth import (
     table_rows,
     warehouse_state,
 )
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 
 MINUTE = timedelta(minutes=1)
 PARTS_LIST = "/elevations/selected/parts-list"
