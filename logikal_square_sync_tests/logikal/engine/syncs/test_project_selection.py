@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from logikal_square_sync.interfaces.api.dagster_client import ACTIVE
 from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
 from logikal_square_sync.logikal.engine.syncs.project_selection import (
+    ACTIVE,
     CHANGED,
     NEW,
     SWEEP,
