@@ -56,7 +56,7 @@ case "$role" in
     ;;
   api)
     echo api >"$role_file"
-    exec python -m logikal_square_sync.api "$@"
+    exec python -m logikal_square_sync.interfaces.api "$@"
     ;;
   healthcheck)
     check="${1:-$(cat "$role_file" 2>/dev/null || true)}"

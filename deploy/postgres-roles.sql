@@ -20,61 +20,66 @@
 \set ON_ERROR_STOP on
 \set QUIET on
 
+-- The parts asked for, each a role and its database, with the role's password: -v, else its
+-- environment variable, else '' (refused below).
+CREATE TEMP TABLE lss_parts (part text, role text, db text, password text, env_variable text);
 \if :{?dagster_role}
-  \if :{?dagster_password}
-  \else
-    \getenv dagster_password DAGSTER_PG_PASSWORD
-  \endif
-  \if :{?dagster_password}
-  \else
-    DO $$ BEGIN RAISE EXCEPTION 'DAGSTER_PG_PASSWORD (or -v dagster_password=...) must be set: the password of role dagster_role'; END $$;
-  \endif
-  SELECT format('CREATE ROLE %I', :'dagster_role')
-   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'dagster_role') \gexec
-  -- Only where a role made before has more: naming the attributes at all takes a superuser.
-  SELECT format('ALTER ROLE %I WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', rolname)
-    FROM pg_roles WHERE rolname = :'dagster_role'
-     AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls) \gexec
-  ALTER ROLE :"dagster_role" WITH LOGIN PASSWORD :'dagster_password';
-  -- An admin that is not a superuser (a managed server's) must be a member of a role to make
-  -- it a database's owner.
-  SELECT format('GRANT %I TO CURRENT_USER', :'dagster_role')
-   WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = CURRENT_USER)
-     AND NOT pg_has_role(CURRENT_USER, :'dagster_role', 'MEMBER') \gexec
-  SELECT format('CREATE DATABASE %I OWNER %I', :'dagster_db', :'dagster_role')
-   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'dagster_db') \gexec
-  ALTER DATABASE :"dagster_db" OWNER TO :"dagster_role";
-  REVOKE ALL ON DATABASE :"dagster_db" FROM PUBLIC;
+  \if :{?dagster_password} \else \set dagster_password '' \getenv dagster_password DAGSTER_PG_PASSWORD \endif
+  INSERT INTO lss_parts
+    VALUES ('dagster', :'dagster_role', :'dagster_db', :'dagster_password', 'DAGSTER_PG_PASSWORD');
+\endif
+\if :{?warehouse_role}
+  \if :{?warehouse_password} \else \set warehouse_password '' \getenv warehouse_password LSS_WAREHOUSE_PASSWORD \endif
+  INSERT INTO lss_parts
+    VALUES ('warehouse', :'warehouse_role', :'warehouse_db', :'warehouse_password', 'LSS_WAREHOUSE_PASSWORD');
+\endif
+
+DO $$
+DECLARE
+  part record;
+BEGIN
+  -- Every password first: a part without one stops the script before anything is made.
+  FOR part IN SELECT * FROM lss_parts WHERE password = '' LOOP
+    RAISE EXCEPTION '% (or -v %_password=...) must be set: the password of role %_role',
+      part.env_variable, part.part, part.part;
+  END LOOP;
+  FOR part IN SELECT * FROM lss_parts LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = part.role) THEN
+      EXECUTE format('CREATE ROLE %I', part.role);
+    END IF;
+    -- Only where a role made before has more: naming the attributes at all takes a superuser.
+    IF EXISTS (
+      SELECT FROM pg_roles WHERE rolname = part.role
+         AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls)
+    ) THEN
+      EXECUTE format('ALTER ROLE %I WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS',
+                     part.role);
+    END IF;
+    -- An admin that is not a superuser (a managed server's) must be a member of a role to make
+    -- it a database's owner.
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = CURRENT_USER)
+       AND NOT pg_has_role(CURRENT_USER, part.role, 'MEMBER') THEN
+      EXECUTE format('GRANT %I TO CURRENT_USER', part.role);
+    END IF;
+  END LOOP;
+END $$;
+-- Not in the DO block: an error there would print the statement, password and all.
+SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', role, password) FROM lss_parts \gexec
+
+-- CREATE DATABASE cannot run inside the DO block's transaction.
+SELECT format('CREATE DATABASE %I OWNER %I', db, role)
+  FROM lss_parts WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = db) \gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', db, role), format('REVOKE ALL ON DATABASE %I FROM PUBLIC', db)
+  FROM lss_parts \gexec
+
+-- Each database's public schema is its role's alone.
+\if :{?dagster_role}
   \connect :"dagster_db"
   ALTER SCHEMA public OWNER TO :"dagster_role";
   REVOKE ALL ON SCHEMA public FROM PUBLIC;
 \endif
 
 \if :{?warehouse_role}
-  \if :{?warehouse_password}
-  \else
-    \getenv warehouse_password LSS_WAREHOUSE_PASSWORD
-  \endif
-  \if :{?warehouse_password}
-  \else
-    DO $$ BEGIN RAISE EXCEPTION 'LSS_WAREHOUSE_PASSWORD (or -v warehouse_password=...) must be set: the password of role warehouse_role'; END $$;
-  \endif
-  SELECT format('CREATE ROLE %I', :'warehouse_role')
-   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'warehouse_role') \gexec
-  -- Only where a role made before has more: naming the attributes at all takes a superuser.
-  SELECT format('ALTER ROLE %I WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', rolname)
-    FROM pg_roles WHERE rolname = :'warehouse_role'
-     AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls) \gexec
-  ALTER ROLE :"warehouse_role" WITH LOGIN PASSWORD :'warehouse_password';
-  -- An admin that is not a superuser (a managed server's) must be a member of a role to make
-  -- it a database's owner.
-  SELECT format('GRANT %I TO CURRENT_USER', :'warehouse_role')
-   WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = CURRENT_USER)
-     AND NOT pg_has_role(CURRENT_USER, :'warehouse_role', 'MEMBER') \gexec
-  SELECT format('CREATE DATABASE %I OWNER %I', :'warehouse_db', :'warehouse_role')
-   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'warehouse_db') \gexec
-  ALTER DATABASE :"warehouse_db" OWNER TO :"warehouse_role";
-  REVOKE ALL ON DATABASE :"warehouse_db" FROM PUBLIC;
   \connect :"warehouse_db"
   ALTER SCHEMA public OWNER TO :"warehouse_role";
   REVOKE ALL ON SCHEMA public FROM PUBLIC;

@@ -12,7 +12,7 @@ import dagster as dg
 from logikal_square_sync.alerts import definitions as alerts
 from logikal_square_sync.logikal import definitions as logikal
 from logikal_square_sync.maintenance import definitions as maintenance
-from logikal_square_sync.settings import background_sync_enabled
+from logikal_square_sync.orchestration.settings import background_sync_enabled
 from logikal_square_sync.square import definitions as square
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
 

@@ -3,8 +3,10 @@
 `freshness_policies.py` turns them into Dagster's terms (FreshnessPolicy objects, the asset
 pages' policy metadata).
 
-The packaged `policies.yaml` holds the defaults. `LSS_POLICIES_FILE` may name an
-operator's YAML file layered over them (deep merge: a file with only
+The packaged `policies.yaml` holds every value: the models here name and bound the fields
+and carry no values of their own (a None default marks what a policy leaves out, such as the
+cron of an interval policy), so the packaged file sets each field.
+`LSS_POLICIES_FILE` may name an operator's YAML file layered over it (deep merge: a file with only
 `square: {orders: {cron: "0 3 * * *"}}` changes just that value), validated the
 same way; a bad value fails at load naming the file and the field. The code
 server reads the files when it loads, so a changed file takes effect with a
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 POLICIES_FILE = Path(__file__).with_name("policies.yaml")
 OVERRIDE_ENV = "LSS_POLICIES_FILE"
@@ -74,22 +76,26 @@ def shift_cron(cron: str, minutes: int) -> str:
     return " ".join([str(new_minutes.pop()), ",".join(map(str, new_hours)), *days])
 
 
-class SyncPolicy(BaseModel):
-    """How one object type syncs: on an interval with freshness windows, or on a cron with a deadline."""
+class PolicyModel(BaseModel):
+    """A part of policies.yaml: an unknown key is an error (a misspelt key in an operator's file
+    must not pass unnoticed)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
+
+class SyncPolicy(PolicyModel):
+    """How one object type syncs: on an interval with freshness windows, or on a cron with a deadline."""
+
+    enabled: bool
     interval_minutes: int | None = None
     cron: str | None = None
     warn_after_minutes: int | None = None
     fail_after_minutes: int | None = None
     # Cron-scheduled objects: their data must be in this long after each scheduled time.
     deadline_after_minutes: int | None = Field(default=None, gt=0)
-    page_size: int = 1000
-    max_attempts: int = 6
+    max_attempts: int = Field(ge=1)
     # Run monitoring fails a run that syncs this object for longer (tag dagster/max_runtime).
-    max_runtime_minutes: float = Field(default=60, gt=0)
+    max_runtime_minutes: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _freshness_defined_once(self) -> SyncPolicy:
@@ -124,25 +130,33 @@ class SyncPolicy(BaseModel):
         return timedelta(minutes=self.fail_after_minutes)
 
 
-class BatchedSyncPolicy(SyncPolicy):
+class PagedSyncPolicy(SyncPolicy):
+    """A sync that reads its source in pages of `page_size` records (Square caps a page at 1000)."""
+
+    page_size: int = Field(ge=1, le=1000)
+
+
+class BatchedSyncPolicy(PagedSyncPolicy):
     """A sync whose watermark moves only with its last page, so several pages may share a transaction."""
 
     # At most this many rows in one transaction; a page is never split, so a batch holds at least one.
-    rows_per_transaction: int = Field(default=10_000, ge=1, le=100_000)
+    rows_per_transaction: int = Field(ge=1, le=100_000)
     # A batch is written once its first page was read this long ago (checked as pages arrive).
-    seconds_per_transaction: float = Field(default=5, gt=0, le=300)
+    seconds_per_transaction: float = Field(gt=0, le=300)
 
 
 class CatalogPolicy(BatchedSyncPolicy):
-    overlap_minutes: int = Field(default=5, ge=0)
-    full_refresh_days: int = Field(default=7, ge=1)
+    # begin_time is the watermark less this overlap (clock skew, writes in the same millisecond).
+    overlap_minutes: int = Field(ge=0)
+    full_refresh_days: int = Field(ge=1)
 
 
-class OrdersPolicy(SyncPolicy):
-    lookback_hours: int = 72
-    location_group_size: int = 10
-    history_start: date = date(2015, 1, 1)
-    completeness_window_days: int = 7
+class OrdersPolicy(PagedSyncPolicy):
+    lookback_hours: int
+    location_group_size: int
+    # Where the first sync of a location starts.
+    history_start: date
+    completeness_window_days: int = Field(ge=1)
 
     @model_validator(mode="after")
     def _square_limits(self) -> OrdersPolicy:
@@ -154,49 +168,28 @@ class OrdersPolicy(SyncPolicy):
 
 
 class InventoryPolicy(BatchedSyncPolicy):
-    full_refresh_days: int = Field(default=7, ge=1)
+    full_refresh_days: int = Field(ge=1)
 
 
-class SquarePolicies(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SquarePolicies(PolicyModel):
     locations: SyncPolicy
     catalog: CatalogPolicy
     orders: OrdersPolicy
     inventory: InventoryPolicy
 
 
-class ProjectSyncSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tick_seconds: int = Field(default=300, gt=0)
-    # The new-project sensor: a discovered project's first sync is queued within this.
-    new_project_tick_seconds: int = Field(default=30, gt=0)
-    max_runs_per_tick: int = Field(default=50, gt=0)
-    active_for_days: float = Field(default=14, gt=0)
-    sweep_every_hours: float = Field(default=24, gt=0)
-    dormant_warn_after_hours: float = Field(default=30, gt=0)
-    dormant_fail_after_hours: float = Field(default=48, gt=0)
-
-    @model_validator(mode="after")
-    def _dormant_windows_in_order(self) -> ProjectSyncSettings:
-        if self.dormant_warn_after_hours >= self.dormant_fail_after_hours:
-            raise ValueError("needs dormant_warn_after_hours < dormant_fail_after_hours")
-        return self
-
-
-class FailureBackoff(BaseModel):
+class FailureBackoff(PolicyModel):
     """How long the project-sync sensor waits before queueing a project whose last sync failed again.
 
-    After the n-th failure in a row: first_minutes * factor ** (n - 1), at most max_minutes
-    (5, 10, 20, 40, 60, 60, ... by default). A full sync resets it; a force sync ignores it.
+    After the n-th failure in a row: first_minutes * factor ** (n - 1), at most max_minutes.
+    A full sync resets it; a force sync ignores it.
     """
 
-    # Frozen: hashable, so the sensor's policy dataclass can hold it as a default.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    first_minutes: float = Field(default=5, gt=0)
-    factor: float = Field(default=2, ge=1)
-    max_minutes: float = Field(default=60, gt=0)
+    first_minutes: float = Field(gt=0)
+    factor: float = Field(ge=1)
+    max_minutes: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _capped_above_first(self) -> FailureBackoff:
@@ -217,41 +210,121 @@ class FailureBackoff(BaseModel):
         return timedelta(minutes=min(minutes, self.max_minutes))
 
 
-class DeletionLimit(BaseModel):
+class ProjectSyncRules(PolicyModel):
+    """Which LogiKal projects the project-sync sensors queue, and when a project counts as stale.
+
+    The fields are `logikal.project_sync` of policies.yaml. A project's phases, elevations and
+    parts lists sync together, so the strictest of their three policies sets the interval and
+    the freshness windows of the active projects; `logikal.failure_backoff` sets the wait after
+    failures. `LogikalPolicies` attaches both when it loads, so one object answers every question
+    of the sensors, the staleness check and the API.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # No defaults: policies.yaml holds the values.
+    tick_seconds: int = Field(gt=0)
+    # The new-project sensor: a discovered project's first sync is queued within this.
+    new_project_tick_seconds: int = Field(gt=0)
+    max_runs_per_tick: int = Field(gt=0)
+    # A project (or one of its elevations) changed this recently is active.
+    active_for_days: float = Field(gt=0)
+    # Every other project is synced at least this often, held to the dormant windows.
+    sweep_every_hours: float = Field(gt=0)
+    dormant_warn_after_hours: float = Field(gt=0)
+    dormant_fail_after_hours: float = Field(gt=0)
+
+    # What the sibling policies say (`attach`): the contents' policies and the failure backoff.
+    _contents: tuple[SyncPolicy, ...] = PrivateAttr()
+    _backoff: FailureBackoff = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _dormant_windows_in_order(self) -> ProjectSyncRules:
+        if self.dormant_warn_after_hours >= self.dormant_fail_after_hours:
+            raise ValueError("needs dormant_warn_after_hours < dormant_fail_after_hours")
+        return self
+
+    def attach(self, contents: Iterable[SyncPolicy], backoff: FailureBackoff) -> None:
+        """Take the policies of the assets a project sync writes, and the backoff after failures."""
+        self._contents = tuple(contents)
+        self._backoff = backoff
+
+    @property
+    def interval(self) -> timedelta:
+        """How often an active project is synced: the shortest of its contents' intervals.
+
+        A cron-scheduled policy has no interval: its warn window is the longest a project may wait.
+        """
+        return min(
+            timedelta(minutes=p.interval_minutes) if p.interval_minutes else p.warn_after
+            for p in self._contents
+        )
+
+    @property
+    def warn_after(self) -> timedelta:
+        return min(p.warn_after for p in self._contents)
+
+    @property
+    def fail_after(self) -> timedelta:
+        return min(p.fail_after for p in self._contents)
+
+    @property
+    def backoff(self) -> FailureBackoff:
+        return self._backoff
+
+    @property
+    def active_for(self) -> timedelta:
+        return timedelta(days=self.active_for_days)
+
+    @property
+    def sweep_every(self) -> timedelta:
+        return timedelta(hours=self.sweep_every_hours)
+
+    @property
+    def dormant_warn_after(self) -> timedelta:
+        return timedelta(hours=self.dormant_warn_after_hours)
+
+    @property
+    def dormant_fail_after(self) -> timedelta:
+        return timedelta(hours=self.dormant_fail_after_hours)
+
+
+class DeletionLimit(PolicyModel):
     """How much of the LogiKal tree one run may mark deleted: of the live directories or projects, or of
     one project's live phases or elevations."""
 
-    model_config = ConfigDict(extra="forbid")
-
     # A share of the live directories (or projects) before the run, 0 < share <= 1.
-    max_share: float = Field(default=0.2, gt=0, le=1)
-    # This many may go whatever the share: one project of three deleted is no mass deletion.
-    always_allowed: int = Field(default=1, ge=0)
+    max_share: float = Field(gt=0, le=1)
+    # This many may go whatever the share (a few projects deleted of a few is no mass deletion).
+    always_allowed: int = Field(ge=0)
 
 
-class SessionSettings(BaseModel):
+class SessionSettings(PolicyModel):
     """The LogiKal session budget: logins open at once across all runs (Dagster pool logikal_sessions)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     # LogiKal's session and licence limits are unknown: stay well below what a fleet of runs
-    # with a pool each would open (6 runs x 3 sessions). Each session claims a slot.
-    budget: int = Field(default=4, ge=1, le=64)
+    # with a pool each would open (max_concurrent_runs of dagster.yaml, each with sessions of its
+    # own). Each session claims a slot.
+    budget: int = Field(ge=1, le=64)
     # How often a run that wants one more session asks the pool again while it is full.
-    poll_seconds: float = Field(default=0.5, gt=0, le=30)
+    poll_seconds: float = Field(gt=0, le=30)
 
 
-class LogikalPolicies(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LogikalPolicies(PolicyModel):
     directories: SyncPolicy
     projects: SyncPolicy
     phases: SyncPolicy
     elevations: SyncPolicy
     parts_lists: SyncPolicy
-    project_sync: ProjectSyncSettings = ProjectSyncSettings()
-    failure_backoff: FailureBackoff = FailureBackoff()
-    deletion_limit: DeletionLimit = DeletionLimit()
-    sessions: SessionSettings = SessionSettings()
+    project_sync: ProjectSyncRules
+    failure_backoff: FailureBackoff
+    deletion_limit: DeletionLimit
+    sessions: SessionSettings
+
+    @model_validator(mode="after")
+    def _project_sync_follows_its_assets(self) -> LogikalPolicies:
+        self.project_sync.attach([self.phases, self.elevations, self.parts_lists], self.failure_backoff)
+        return self
 
 
 # Dagster cuts a sensor evaluation off after this long and then saves nothing of it (its cursor, and
@@ -261,13 +334,11 @@ SENSOR_TIMEOUT_SECONDS = 60
 _SENSOR_TIME_FOR_SENDING = 45
 
 
-class AlertPolicies(BaseModel):
+class AlertPolicies(PolicyModel):
     """How often the alert sensors look, and how long a tick may spend sending (policies.yaml, alerts)."""
 
-    model_config = ConfigDict(extra="forbid")
-    run_failure_tick_seconds: int = Field(default=30, ge=5)
-    stale_assets_tick_seconds: int = Field(default=60, ge=5)
-    # No defaults here: policies.yaml holds the values (one copy of each).
+    run_failure_tick_seconds: int = Field(ge=5)
+    stale_assets_tick_seconds: int = Field(ge=5)
     # At least a second: a send is not started with less than half a second left (alerts/outbox.py).
     delivery_deadline_seconds: float = Field(ge=1)
     heartbeat_timeout_seconds: float = Field(gt=0)
@@ -285,19 +356,15 @@ class AlertPolicies(BaseModel):
         return self
 
 
-class LockTimeouts(BaseModel):
+class LockTimeouts(PolicyModel):
     """How long a wait for a lock may last before it fails with an error naming the lock."""
 
-    model_config = ConfigDict(extra="forbid")
-    # No defaults: policies.yaml holds the values.
     warehouse_seconds: float = Field(gt=0, le=3600)
     session_claim_seconds: float = Field(gt=0, le=3600)
 
 
-class RetentionPolicy(BaseModel):
+class RetentionPolicy(PolicyModel):
     """How long Dagster's run history is kept, and how much of it one purge deletes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # false: no purge schedule; the job dagster_history_purge still runs when launched by hand.
     enabled: bool
@@ -317,10 +384,10 @@ class RetentionPolicy(BaseModel):
         return self
 
 
-class Retries(BaseModel):
+class Retries(PolicyModel):
     """How often, and after how long, a failed sync is tried again (docs/operations.md, "Retries")."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     # A Square step failed by an outage runs again up to this often in its run (square/retries.py);
     # a run of our schedules, sensors and jobs whose worker died is re-executed up to this often.
@@ -330,19 +397,16 @@ class Retries(BaseModel):
     delay_minutes: float = Field(ge=0, le=24 * 60)
 
 
-class ApiPolicy(BaseModel):
-    """The ERP's HTTP API (logikal_square_sync.api, docs/api.md): what one client may send."""
+class ApiPolicy(PolicyModel):
+    """The ERP's HTTP API (logikal_square_sync.interfaces.api, docs/api.md): what one client may send."""
 
-    model_config = ConfigDict(extra="forbid")
-    # No defaults: policies.yaml holds the values.
     # Requests one token may make in any sliding minute; more get 429 with Retry-After.
     requests_per_minute: int = Field(ge=1, le=10_000)
     # The largest request body accepted (no endpoint needs one: a click carries its query only).
     max_body_bytes: int = Field(ge=0, le=1_048_576)
 
 
-class Policies(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Policies(PolicyModel):
     square: SquarePolicies
     logikal: LogikalPolicies
     retries: Retries

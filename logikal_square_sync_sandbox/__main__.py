@@ -30,7 +30,7 @@ import functools
 import json
 import signal
 import threading
-from typing import get_args
+from typing import Any, get_args
 
 from logikal_square_sync_sandbox.logikal import LogikalSandbox, LogikalSandboxConfig
 from logikal_square_sync_sandbox.logikal import create_app as create_logikal_app
@@ -42,6 +42,51 @@ from logikal_square_sync_sandbox.square.state import CatalogOrder, ResultSets, T
 PAGED_ENDPOINTS = ("catalog_search", "inventory_counts", "orders_search")
 
 LOGIKAL_BASE_PATH = "/MbioeService.svc/api/v3"
+
+# Square's undocumented behaviours, each answered either way: (flag, its modes, default, help).
+_SQUARE_MODES: tuple[tuple[str, Any, str, str], ...] = (
+    (
+        "--tombstones",
+        Tombstones,
+        "minimal",
+        "what a deleted Square catalog object carries: minimal (as Square's example) or its last data",
+    ),
+    (
+        "--result-sets",
+        ResultSets,
+        "pinned",
+        "Square searches fixed at their first page (pinned) or re-evaluated on every page (live)",
+    ),
+    (
+        "--catalog-order",
+        CatalogOrder,
+        "shuffled",
+        "SearchCatalogObjects result order: shuffled, or by updated_at (an edit moves an object last)",
+    ),
+)
+_SQUARE_OPTIONS = (
+    "seed",
+    "locations",
+    "orders",
+    "line_items_per_order",
+    "items",
+    "history_days",
+    "tombstones",
+    "result_sets",
+    "catalog_order",
+)
+_LOGIKAL_OPTIONS = (
+    "seed",
+    "projects_per_directory",
+    "elevations_per_phase",
+    "time_scale",
+    "parts_list_target_bytes",
+    "first_select_answer_lost",
+    "first_select_not_found",
+    "select_applied_error_status",
+    "select_applied_error_share",
+    "directory_cycle",
+)
 
 
 def _pages(text: str) -> int:
@@ -62,24 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--line-items-per-order", type=int, default=3)
     parser.add_argument("--items", type=int, default=40, help="Square catalog items")
     parser.add_argument("--history-days", type=int, default=30)
-    parser.add_argument(
-        "--tombstones",
-        choices=get_args(Tombstones),
-        default="minimal",
-        help="what a deleted Square catalog object carries: minimal (as Square's example) or its last data",
-    )
-    parser.add_argument(
-        "--result-sets",
-        choices=get_args(ResultSets),
-        default="pinned",
-        help="Square searches fixed at their first page (pinned) or re-evaluated on every page (live)",
-    )
-    parser.add_argument(
-        "--catalog-order",
-        choices=get_args(CatalogOrder),
-        default="shuffled",
-        help="SearchCatalogObjects result order: shuffled, or by updated_at (an edit moves an object last)",
-    )
+    for flag, modes, default, text in _SQUARE_MODES:
+        parser.add_argument(flag, choices=get_args(modes), default=default, help=text)
     parser.add_argument(
         "--edit-every-pages",
         type=_pages,
@@ -91,18 +120,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--elevations-per-phase", type=int, default=3)
     parser.add_argument(
         "--logikal-time-scale",
+        dest="time_scale",
         type=float,
         default=0.05,
+        metavar="SCALE",
         help="multiplier of LogiKal's real latencies (1.0 = a 4.5-9 s login)",
     )
-    parser.add_argument("--parts-list-bytes", type=int, default=300_000)
     parser.add_argument(
+        "--parts-list-bytes", dest="parts_list_target_bytes", type=int, default=300_000, metavar="BYTES"
+    )
+    _status_option(
+        parser,
         "--refuse-sibling-elevation-select",
-        type=int,
-        choices=[405, 409],
-        default=None,
-        metavar="STATUS",
-        help="LogiKal refuses POST /elevations/select from a sibling's elevation state with STATUS "
+        [405, 409],
+        "LogiKal refuses POST /elevations/select from a sibling's elevation state with STATUS "
         "(405 or 409); by default it allows it",
     )
     parser.add_argument(
@@ -115,13 +146,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="LogiKal answers 404 once to the first select of each target that exists",
     )
-    parser.add_argument(
+    _status_option(
+        parser,
         "--select-applied-error",
-        type=int,
-        choices=[502, 504],
-        default=None,
-        metavar="STATUS",
-        help="LogiKal applies the first select of each target, then its gateway answers STATUS (502 or 504)",
+        [502, 504],
+        "LogiKal applies the first select of each target, then its gateway answers STATUS (502 or 504)",
+        dest="select_applied_error_status",
     )
     parser.add_argument(
         "--select-applied-error-share",
@@ -139,39 +169,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _status_option(
+    parser: argparse.ArgumentParser, flag: str, statuses: list[int], text: str, **extra: Any
+) -> None:
+    parser.add_argument(flag, type=int, choices=statuses, default=None, metavar="STATUS", help=text, **extra)
+
+
+def _picked(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The named options, keyed by the config field each sets (an option's dest is that field's name)."""
+    return {name: getattr(args, name) for name in names}
+
+
 def logikal_config(args: argparse.Namespace) -> LogikalSandboxConfig:
     refusal = args.refuse_sibling_elevation_select
     return LogikalSandboxConfig(
-        seed=args.seed,
-        projects_per_directory=args.projects_per_directory,
-        elevations_per_phase=args.elevations_per_phase,
-        time_scale=args.logikal_time_scale,
-        parts_list_target_bytes=args.parts_list_bytes,
         allow_sibling_elevation_select=refusal is None,
         sibling_refusal_status=refusal or 409,
-        first_select_answer_lost=args.first_select_answer_lost,
-        first_select_not_found=args.first_select_not_found,
-        select_applied_error_status=args.select_applied_error,
-        select_applied_error_share=args.select_applied_error_share,
-        directory_cycle=args.directory_cycle,
+        **_picked(args, _LOGIKAL_OPTIONS),
     )
 
 
 def square_sandbox(args: argparse.Namespace) -> SquareSandbox:
     """The Square sandbox the options describe, mid-run edits armed."""
-    square = SquareSandbox(
-        SquareSandboxConfig(
-            seed=args.seed,
-            locations=args.locations,
-            orders=args.orders,
-            line_items_per_order=args.line_items_per_order,
-            items=args.items,
-            history_days=args.history_days,
-            tombstones=args.tombstones,
-            result_sets=args.result_sets,
-            catalog_order=args.catalog_order,
-        )
-    )
+    square = SquareSandbox(SquareSandboxConfig(**_picked(args, _SQUARE_OPTIONS)))
     if args.edit_every_pages > 0:
         for endpoint in PAGED_ENDPOINTS:
             square.after_page(

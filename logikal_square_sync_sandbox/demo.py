@@ -2,7 +2,7 @@
 
     python -m logikal_square_sync_sandbox.demo
 
-Starts the sandbox Square and LogiKal servers, then Dagster (`dagster dev`:
+Starts the sandbox Square and LogiKal servers, then Dagster (`dg dev`:
 webserver, daemon and a code server for the location `logikal_square_sync`
 named in pyproject.toml; SQLite storage in .data/dagster_home, SQLite
 warehouse in .data), and
@@ -105,7 +105,7 @@ def _wait_for_webserver(url: str, process: subprocess.Popen, timeout: float = 18
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("dagster dev exited during start-up; see dagster.log in the data folder")
+            raise SystemExit("dg dev exited during start-up; see dagster.log in the data folder")
         try:
             if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
                 return
@@ -194,11 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         webserver_url = f"http://127.0.0.1:{args.port}"
         dagster = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "dagster",
-                # No -w: pyproject.toml's [tool.dagster] names the module and the location
-                # (workspace.yaml is the production one, pointing at a separate code server).
+                # dg, beside this interpreter: pyproject.toml's [tool.dg] names the module and the
+                # location (workspace.yaml is the production one, pointing at a separate code server).
+                str(Path(sys.executable).with_name("dg")),
                 "dev",
                 "-h",
                 "127.0.0.1",
@@ -252,7 +250,7 @@ def _start_api(env: dict[str, str], data: Path, webserver_url: str, port: int) -
         "DAGSTER_WEBSERVER_URL": webserver_url,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "logikal_square_sync.api"],
+        [sys.executable, "-m", "logikal_square_sync.interfaces.api"],
         cwd=ROOT,
         env=api_env,
         stdout=(data / "api.log").open("w"),
@@ -269,7 +267,7 @@ def _stop(children: list[subprocess.Popen]) -> None:
 
     SIGTERM, not SIGINT: a shell's background job ignores SIGINT, and its
     children inherit that. Each child leads its own process group, so the
-    webserver, daemon and code servers under `dagster dev` go with it.
+    webserver, daemon and code servers under `dg dev` go with it.
     """
     for child in reversed(children):
         if child.poll() is None:

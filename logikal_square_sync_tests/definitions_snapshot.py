@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowFreshnessPolicy
-from dagster._serdes import serialize_value
 
 SNAPSHOT_FILE = Path(__file__).with_name("definitions_snapshot.json")
 
 
-def _keys(keys) -> list[str]:
+def _keys(keys: Iterable[dg.AssetKey]) -> list[str]:
     return sorted(key.to_user_string() for key in keys)
 
 
@@ -37,7 +37,7 @@ def _freshness(policy: Any) -> str | None:
     if isinstance(policy, CronFreshnessPolicy):
         lower = _minutes(policy.lower_bound_delta)
         return f"cron: deadline {policy.deadline_cron} ({policy.timezone}), synced within {lower} before it"
-    return serialize_value(policy)
+    return dg.serialize_value(policy)
 
 
 def _partitions(partitions_def: dg.PartitionsDefinition | None) -> str | None:
@@ -85,9 +85,9 @@ def snapshot(defs: dg.Definitions) -> dict[str, Any]:
             "timezone": schedule.execution_timezone,
             "assets": _job_assets(defs, schedule.job_name),
             "default_status": schedule.default_status.value,
-            "tags": dict(sorted(schedule.tags.items())),
+            "tags": dict(sorted((schedule.tags or {}).items())),
         }
-        for schedule in defs.schedules or []
+        for schedule in (defs.get_schedule_def(unresolved.name) for unresolved in defs.schedules or [])
     }
     sensors = {
         sensor.name: {

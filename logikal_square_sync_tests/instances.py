@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 import yaml
 
-from logikal_square_sync.warehouse.engine import create_warehouse_engine
+from logikal_square_sync_tests.postgres import throwaway_databases
 
 PYTHON_LOGS: dict[str, Any] = yaml.safe_load((Path(__file__).parents[1] / "dagster.yaml").read_text())[
     "python_logs"
@@ -26,15 +24,7 @@ def instance_for_test(overrides: dict[str, Any] | None = None) -> AbstractContex
 @contextmanager
 def postgres_instance_for_test(admin_url: str) -> Iterator[dg.DagsterInstance]:
     """A test instance whose storage is a PostgreSQL database of its own, dropped afterwards."""
-    admin = create_warehouse_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    name = f"lss_dagster_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_databases("dagster", admin_url=admin_url) as (database,):
+        url = database.render_as_string(hide_password=False)
         with instance_for_test({"storage": {"postgres": {"postgres_url": url}}}) as instance:
             yield instance
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from logikal_square_sync_tests.conftest import under_ci
+from logikal_square_sync_tests.ci import under_ci
 from logikal_square_sync_tests.console import CHROMIUM, GROUPS, browser_page, check_console, first_run_id
 from logikal_square_sync_tests.demo_instance import RunningDemo
 

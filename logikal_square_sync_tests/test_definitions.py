@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from logikal_square_sync.definitions import build_defs
-from logikal_square_sync.freshness_policies import freshness_policy
-from logikal_square_sync.policies import PolicyFileError, load_policies, policies
+from logikal_square_sync.orchestration.freshness_policies import freshness_policy
+from logikal_square_sync.policies import PolicyFileError, SquarePolicies, load_policies, policies
 from logikal_square_sync_sandbox.demo import write_local_instance_yaml
+from logikal_square_sync_tests.subprocesses import run_python
 
 CONTRACT_ASSETS = {
     "square/locations",
@@ -74,6 +73,7 @@ def test_master_switch_sets_default_status(monkeypatch, switch, expected) -> Non
 
 def test_secrets_are_env_vars_not_values(monkeypatch) -> None:
     defs = _load(monkeypatch, SQUARE_ACCESS_TOKEN="secret-value", WAREHOUSE_URL="sqlite:///x.db")
+    assert defs.resources is not None
     square, warehouse = defs.resources["square"], defs.resources["warehouse"]
     assert square.access_token == dg.EnvVar("SQUARE_ACCESS_TOKEN")
     assert warehouse.url == dg.EnvVar("WAREHOUSE_URL")  # a URL may carry a password
@@ -96,27 +96,22 @@ def test_dagster_validates_the_code_location(tmp_path: Path) -> None:
     root = Path(__file__).parents[1]
     # The repository's dagster.yaml wants PostgreSQL; validate on the local (SQLite) copy of it.
     write_local_instance_yaml(tmp_path)
-    result = subprocess.run(
-        # pyproject.toml's [tool.dagster] (workspace.yaml points at a running code server instead)
-        [sys.executable, "-m", "dagster", "definitions", "validate"],
-        cwd=root,
-        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    # pyproject.toml's [tool.dagster] (workspace.yaml points at a running code server instead)
+    result = run_python(
+        "-m", "dagster", "definitions", "validate", cwd=root, env={"DAGSTER_HOME": str(tmp_path)}
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
 
 
 def test_the_project_sync_knobs_come_from_the_policy_file(tmp_path: Path) -> None:
-    from logikal_square_sync.logikal.engine.project_selection import ProjectSyncPolicy
-
-    policy = ProjectSyncPolicy.from_policies()
-    settings = policies().logikal.project_sync
-    assert policy.max_runs_per_tick == settings.max_runs_per_tick
-    assert policy.sweep_every.total_seconds() == settings.sweep_every_hours * 3600
+    policy = policies().logikal.project_sync
+    assert policy.sweep_every.total_seconds() == policy.sweep_every_hours * 3600
+    logikal = policies().logikal
+    assert policy.warn_after == min(
+        p.warn_after for p in (logikal.phases, logikal.elevations, logikal.parts_lists)
+    )
+    assert policy.backoff is logikal.failure_backoff
     text = (Path(__file__).parents[1] / "logikal_square_sync" / "policies.yaml").read_text()
     bad = tmp_path / "policies.yaml"
     bad.write_text(text.replace("dormant_warn_after_hours: 30", "dormant_warn_after_hours: 60"))
@@ -130,10 +125,7 @@ def test_importing_the_definitions_builds_and_writes_nothing(tmp_path: Path) -> 
         "import dagster as dg, logikal_square_sync.definitions as d; "
         "assert not isinstance(d.defs, dg.Definitions), type(d.defs)"
     )
-    env = {key: value for key, value in os.environ.items() if key not in ("LSS_DATA_DIR", "WAREHOUSE_URL")}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
-    )
+    done = run_python("-c", probe, cwd=tmp_path, unset=("LSS_DATA_DIR", "WAREHOUSE_URL"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []
 
@@ -149,9 +141,7 @@ def test_loading_the_code_location_imports_no_parser_or_migration_library(tmp_pa
         "print(sorted(m for m in ('pandas', 'numpy', 'alembic', 'matplotlib', 'logikal_square_sync_sandbox')"
         " if m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
+    done = run_python("-c", probe, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]"
 
@@ -160,7 +150,7 @@ def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None
     """Moving the orders cron gives the orders a schedule of their own; no name changes its objects."""
     from logikal_square_sync.square.schedules import square_schedules
 
-    def targets(square) -> dict[str, str]:
+    def targets(square: SquarePolicies) -> dict[str, str | Sequence[str]]:
         return {s.name: s.cron_schedule for s in square_schedules(square)}
 
     assert targets(load_policies().square) == {"square_daily_sync": "0 2 * * *"}
@@ -175,14 +165,19 @@ def test_schedule_names_follow_the_objects_not_the_crons(tmp_path: Path) -> None
 def test_asset_pages_link_the_code_that_defines_them(monkeypatch) -> None:
     key = dg.AssetKey(["square", "orders"])
     source = Path(__file__).parents[1] / "logikal_square_sync" / "square" / "assets.py"
-    (local,) = (
+    spec, factory = (
         _load(monkeypatch).resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
     )
-    assert Path(local.file_path) == source
-    lines = source.read_text().splitlines()[local.line_number - 1 :]
-    assert lines[0] == "@dg.asset(" and any(line.startswith("def square_orders(") for line in lines[:30])
+    assert Path(spec.file_path) == Path(factory.file_path) == source
+    lines = source.read_text().splitlines()
+    # Every Square asset is built by one factory (`square_asset`): the page links the asset's own
+    # spec first, then the factory's decorated function.
+    assert lines[spec.line_number - 1].startswith("square_orders = square_asset(")
+    assert lines[factory.line_number - 1].strip() == "@dg.asset("
+    assert any("def square_sync(" in line for line in lines[factory.line_number - 1 :][:30])
     linked = _load(monkeypatch, LSS_SOURCE_URL="https://github.com/example/lss", LSS_SOURCE_BRANCH="release")
-    (url,) = linked.resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
-    assert url.url == (
+    urls = linked.resolve_asset_graph().get(key).metadata["dagster/code_references"].code_references
+    assert [url.url for url in urls] == [
         f"https://github.com/example/lss/tree/release/logikal_square_sync/square/assets.py#L{local.line_number}"
-    )
+        for local in (spec, factory)
+    ]

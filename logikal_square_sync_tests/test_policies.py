@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from logikal_square_sync.policies import (
     run_retry_tags,
     shift_cron,
 )
+from logikal_square_sync_tests.subprocesses import run_python
 
 ROOT = Path(__file__).parents[1]
 
@@ -183,15 +181,7 @@ print(json.dumps({
 
 
 def _probe(env: dict[str, str]) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_python("-c", _PROBE, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -220,14 +210,8 @@ def test_the_code_location_runs_on_the_values_in_force_and_shows_them(tmp_path: 
 
 def test_a_bad_override_stops_the_code_location_from_loading(tmp_path: Path) -> None:
     override = _write(tmp_path, "square:\n  orders:\n    lookback_hours: 1\n")
-    done = subprocess.run(
-        [sys.executable, "-c", "import logikal_square_sync.definitions"],
-        cwd=ROOT,
-        env={**os.environ, "LSS_POLICIES_FILE": str(override)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = run_python(
+        "-c", "import logikal_square_sync.definitions", cwd=ROOT, env={"LSS_POLICIES_FILE": str(override)}
     )
     assert done.returncode != 0
     assert f"{override}: invalid sync policy: square.orders: " in done.stderr

@@ -24,9 +24,9 @@ from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowF
 from dagster._utils.schedules import cron_string_iterator
 
 from logikal_square_sync.definitions import build_defs
-from logikal_square_sync.freshness_policies import freshness_policy
 from logikal_square_sync.logikal.schedules import logikal_schedules
 from logikal_square_sync.maintenance.schedules import maintenance_schedules
+from logikal_square_sync.orchestration.freshness_policies import freshness_policy
 from logikal_square_sync.policies import SyncPolicy, policies
 from logikal_square_sync.square.schedules import square_schedules
 from logikal_square_sync_tests.clock import TIMEZONES
@@ -38,8 +38,10 @@ RUN_ALLOWANCE = timedelta(hours=1)
 
 def _ticks(schedule: dg.ScheduleDefinition) -> list[datetime]:
     start = datetime(YEAR, 1, 1, tzinfo=ZoneInfo(schedule.execution_timezone or "UTC"))
-    ticks = []
-    for tick in cron_string_iterator(start.timestamp(), schedule.cron_schedule, schedule.execution_timezone):
+    ticks: list[datetime] = []
+    cron = schedule.cron_schedule
+    assert isinstance(cron, str), cron  # one cron string per schedule
+    for tick in cron_string_iterator(start.timestamp(), cron, schedule.execution_timezone):
         if tick.year > YEAR:
             return ticks
         ticks.append(tick)

@@ -26,7 +26,7 @@ def ping(url: str | None, sensor_name: str, timeout_seconds: float, log: logging
     register_secret(url)
     import httpx  # imported on use, as in notifiers.py: loading the code location need not pay it
 
-    from logikal_square_sync.http import tls_context
+    from logikal_square_sync.common.http import tls_context
 
     try:
         response = httpx.get(

@@ -45,78 +45,36 @@ def _network(source: str | None) -> str:
     )
 
 
-# First match wins: the specific kinds before the generic network one.
-_RULES: list[tuple[str, str, re.Pattern[str]]] = [
-    (
-        "configuration",
-        "configuration",
-        re.compile(r"LOGIKAL_ALLOW_HTTP|InsecureBaseUrlError|is not an http\(s\) URL", re.I),
+# What each kind's errors say; the first kind that matches wins, so the specific kinds come before
+# the generic network one (and "lock timeout" before "locked in LogiKal": SQLite's own words are
+# "database is locked"). A kind's runbook section is its name as a heading anchor.
+_PATTERNS: dict[str, str] = {
+    "configuration": r"LOGIKAL_ALLOW_HTTP|InsecureBaseUrlError|is not an http\(s\) URL",
+    "deletion limit": r"mass deletion|deletion limit|allow_mass_deletion|refus\w* to mark .* deleted",
+    "credentials": (
+        r"HTTP 40[13]\b|\b40[13]\b.*(UNAUTHORIZED|FORBIDDEN|INSUFFICIENT_SCOPES)|UNAUTHORIZED|"
+        r"ACCESS_TOKEN_(EXPIRED|REVOKED)|INSUFFICIENT_SCOPES|refused the login|LogikalAuthError|"
+        r"Invalid session authentication"
     ),
-    (
-        "deletion limit",
-        "deletion-limit",
-        re.compile(r"mass deletion|deletion limit|allow_mass_deletion|refus\w* to mark .* deleted", re.I),
+    "lock timeout": (
+        r"WarehouseLockTimeout|SessionClaimLockTimeout|lock_timeouts\.|lock timeout|database is locked"
     ),
-    (
-        "credentials",
-        "credentials",
-        re.compile(
-            r"HTTP 40[13]\b|\b40[13]\b.*(UNAUTHORIZED|FORBIDDEN|INSUFFICIENT_SCOPES)|UNAUTHORIZED|"
-            r"ACCESS_TOKEN_(EXPIRED|REVOKED)|INSUFFICIENT_SCOPES|refused the login|LogikalAuthError|"
-            r"Invalid session authentication",
-            re.I,
-        ),
+    "TLS certificate": r"\bTLS: |CERTIFICATE_VERIFY_FAILED|CaBundleError|_CA_BUNDLE=",
+    "locked in LogiKal": r"in use by another user|\blocked\b|\(409\)",
+    "bad record": r"malformed|MalformedRecord|not an RFC 3339|should be an? |LogikalResponseError",
+    "warehouse": r"sqlalchemy|psycopg2|OperationalError|database is locked|WAREHOUSE_URL",
+    "run worker died or hung": (
+        r"run worker|worker.*(died|exited|lost|crash)|exited unexpectedly|max.?runtime|"
+        r"exceeded.*runtime|did not (start|finish)|SIGKILL|signal 9|OOM"
     ),
-    (
-        # Before "locked in LogiKal": SQLite's own words are "database is locked".
-        "lock timeout",
-        "lock-timeout",
-        re.compile(
-            r"WarehouseLockTimeout|SessionClaimLockTimeout|lock_timeouts\.|lock timeout|database is locked",
-            re.I,
-        ),
+    "network": (
+        r"RetriesExhausted|still failing after|ConnectError|ConnectTimeout|ReadTimeout|Timeout|"
+        r"RemoteProtocolError|Connection (refused|reset)|unreachable|Name or service not known|"
+        r"\bDNS: |cannot open a LogiKal session|"
+        r"HTTP 5\d\d|HTTP 429|RATE_LIMITED"
     ),
-    (
-        "TLS certificate",
-        "tls-certificate",
-        re.compile(r"\bTLS: |CERTIFICATE_VERIFY_FAILED|CaBundleError|_CA_BUNDLE=", re.I),
-    ),
-    (
-        "locked in LogiKal",
-        "locked-in-logikal",
-        re.compile(r"in use by another user|\blocked\b|\(409\)", re.I),
-    ),
-    (
-        "bad record",
-        "bad-record",
-        re.compile(r"malformed|MalformedRecord|not an RFC 3339|should be an? |LogikalResponseError", re.I),
-    ),
-    (
-        "warehouse",
-        "warehouse",
-        re.compile(r"sqlalchemy|psycopg2|OperationalError|database is locked|WAREHOUSE_URL", re.I),
-    ),
-    (
-        "run worker died or hung",
-        "run-worker-died-or-hung",
-        re.compile(
-            r"run worker|worker.*(died|exited|lost|crash)|exited unexpectedly|max.?runtime|"
-            r"exceeded.*runtime|did not (start|finish)|SIGKILL|signal 9|OOM",
-            re.I,
-        ),
-    ),
-    (
-        "network",
-        "network",
-        re.compile(
-            r"RetriesExhausted|still failing after|ConnectError|ConnectTimeout|ReadTimeout|Timeout|"
-            r"RemoteProtocolError|Connection (refused|reset)|unreachable|Name or service not known|"
-            r"\bDNS: |cannot open a LogiKal session|"
-            r"HTTP 5\d\d|HTTP 429|RATE_LIMITED",
-            re.I,
-        ),
-    ),
-]
+}
+_RULES = {kind: re.compile(pattern, re.I) for kind, pattern in _PATTERNS.items()}
 
 _ADVICE = {
     "configuration": (
@@ -156,8 +114,9 @@ _ADVICE = {
 
 def hint_for(error_text: str, source: str | None = None) -> Hint:
     """The kind of an error and what to check; `source` is 'square' or 'logikal' when known."""
-    for kind, section, pattern in _RULES:
+    for kind, pattern in _RULES.items():
         if pattern.search(error_text):
+            section = kind.lower().replace(" ", "-")
             if kind == "credentials":
                 return Hint(kind, _credentials(source), section)
             if kind == "network":

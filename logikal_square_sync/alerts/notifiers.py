@@ -92,8 +92,8 @@ class SlackNotifier:
         # code location need not pay it (smtplib, a millisecond, stays at the top).
         import httpx
 
-        from logikal_square_sync.http import tls_context
-        from logikal_square_sync.http_errors import describe, host_of
+        from logikal_square_sync.common.http import tls_context
+        from logikal_square_sync.common.http_errors import describe, host_of
 
         try:
             # httpx applies the timeout to connecting and to each read and write: a webhook that

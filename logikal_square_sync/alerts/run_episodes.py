@@ -13,13 +13,13 @@ neither repeats nor loses an alert.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
+from logikal_square_sync.alerts.cursor import SensorCursor
 from logikal_square_sync.alerts.outbox import Outbox
 
 # Run ids read at the newest update time: the next query starts there again, so they are skipped.
@@ -43,7 +43,7 @@ class Episode:
 
 
 @dataclass
-class RunCursor:
+class RunCursor(SensorCursor):
     """Where the sensor has read to in the run history, and the episodes still open."""
 
     after: float | None = None  # update timestamp of the newest run handled
@@ -53,33 +53,22 @@ class RunCursor:
     outbox: Outbox = field(default_factory=Outbox)
 
     @classmethod
-    def parse(cls, raw: str | None) -> RunCursor:
-        if not raw:
-            return cls()
-        try:
-            data: dict[str, Any] = json.loads(raw)
-            return cls(
-                after=data.get("after"),
-                handled=list(data.get("handled", [])),
-                failing={key: Episode(**value) for key, value in data.get("failing", {}).items()},
-                waiting={str(k): float(v) for k, v in data.get("waiting", {}).items()},
-                outbox=Outbox.parse(data.get("outbox")),
-            )
-        except (ValueError, TypeError, AttributeError):
-            # Unreadable: start afresh from now; at worst one episode's alert repeats.
-            return cls()
-
-    def dump(self) -> str:
-        return json.dumps(
-            {
-                "after": self.after,
-                "handled": self.handled[-_MAX_REMEMBERED_RUNS:],
-                "failing": {key: vars(episode) for key, episode in self.failing.items()},
-                "waiting": self.waiting,
-                "outbox": self.outbox.dump(),
-            },
-            sort_keys=True,
+    def from_json(cls, data: dict[str, Any], outbox: Outbox) -> RunCursor:
+        return cls(
+            after=data.get("after"),
+            handled=list(data.get("handled", [])),
+            failing={key: Episode(**value) for key, value in data.get("failing", {}).items()},
+            waiting={str(k): float(v) for k, v in data.get("waiting", {}).items()},
+            outbox=outbox,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "after": self.after,
+            "handled": self.handled[-_MAX_REMEMBERED_RUNS:],
+            "failing": {key: vars(episode) for key, episode in self.failing.items()},
+            "waiting": self.waiting,
+        }
 
     def mark_handled(self, run_id: str, updated_at: float) -> None:
         self.after = max(self.after or updated_at, updated_at)

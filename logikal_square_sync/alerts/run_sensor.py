@@ -22,7 +22,7 @@ from logikal_square_sync.alerts.outbox import deliver
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.retry_decision import RetryDecision, retry_decision
 from logikal_square_sync.alerts.run_episodes import RunCursor, episode_keys
-from logikal_square_sync.clock import Clock, utc_now
+from logikal_square_sync.common.clock import Clock, utc_now
 from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import logikal_projects

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
 
 from logikal_square_sync.alerts import heartbeat
 from logikal_square_sync.alerts.check_states import CheckState, latest_check_outcomes, needs_check_alert
+from logikal_square_sync.alerts.cursor import SensorCursor
 from logikal_square_sync.alerts.deadline import Deadline
 from logikal_square_sync.alerts.freshness import AlertState, alert_state, needs_alert
 from logikal_square_sync.alerts.messages import FreshnessChange, check_alert, freshness_alert
 from logikal_square_sync.alerts.notifiers import Alert
 from logikal_square_sync.alerts.outbox import DeliveryReport, Outbox, deliver
 from logikal_square_sync.alerts.resource import AlertsResource
-from logikal_square_sync.clock import Clock, utc_now
+from logikal_square_sync.common.clock import Clock, utc_now
 from logikal_square_sync.policies import policies
 
 _State = TypeVar("_State", AlertState, CheckState)
@@ -27,9 +27,10 @@ STALE_ASSETS_SENSOR_NAME = "alert_on_stale_assets"
 # The sensor decorators do not read docstrings; this text is what the UI shows.
 STALE_ASSETS_DESCRIPTION = """Alerts when a synced asset goes stale or a check fails with ERROR severity.
 
-Every minute it reads the freshness state Dagster's own freshness daemon
-computed for each asset from its freshness policy (the state the UI's badges
-show: PASS, WARN, FAIL) and the latest result of every asset check (e.g.
+Each tick (alerts.stale_assets_tick_seconds of policies.yaml) it reads the
+freshness state Dagster's own freshness daemon computed for each asset from its
+freshness policy (the state the UI's badges show: PASS, WARN, FAIL) and the
+latest result of every asset check (e.g.
 `orders_complete`, which names missing orders; `project_contents_fresh`, which
 names stale LogiKal projects). It alerts on changes only, into WARN or FAIL and
 back to fresh, so a stale asset gives one message, not one per tick. An asset
@@ -41,7 +42,7 @@ Dagster+ feature; this sensor is their open-source stand-in."""
 
 
 @dataclass
-class _Cursor:
+class _Cursor(SensorCursor):
     """Last seen states, so an asset that stays stale for a day gives one alert, not one per tick."""
 
     assets: dict[str, str] = field(default_factory=dict)
@@ -50,31 +51,16 @@ class _Cursor:
     outbox: Outbox = field(default_factory=Outbox)
 
     @classmethod
-    def parse(cls, raw: str | None) -> _Cursor:
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-            return cls(
-                assets=dict(data.get("assets", {})),
-                checks=dict(data.get("checks", {})),
-                first_seen={k: float(v) for k, v in data.get("first_seen", {}).items()},
-                outbox=Outbox.parse(data.get("outbox")),
-            )
-        except (ValueError, AttributeError, TypeError):
-            # An unreadable cursor costs at most one repeated alert per stale asset; never a crash loop.
-            return cls()
-
-    def dump(self) -> str:
-        return json.dumps(
-            {
-                "assets": self.assets,
-                "checks": self.checks,
-                "first_seen": self.first_seen,
-                "outbox": self.outbox.dump(),
-            },
-            sort_keys=True,
+    def from_json(cls, data: dict[str, Any], outbox: Outbox) -> _Cursor:
+        return cls(
+            assets=dict(data.get("assets", {})),
+            checks=dict(data.get("checks", {})),
+            first_seen={k: float(v) for k, v in data.get("first_seen", {}).items()},
+            outbox=outbox,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"assets": self.assets, "checks": self.checks, "first_seen": self.first_seen}
 
 
 def _policies(context: dg.SensorEvaluationContext) -> dict[dg.AssetKey, dg.FreshnessPolicy]:
@@ -92,8 +78,11 @@ def _policies(context: dg.SensorEvaluationContext) -> dict[dg.AssetKey, dg.Fresh
 def _last_materialized(
     instance: dg.DagsterInstance, keys: list[dg.AssetKey]
 ) -> dict[dg.AssetKey, datetime | None]:
-    events = instance.get_latest_materialization_events(keys)
-    return {key: _timestamp(events.get(key)) for key in keys}
+    latest = {
+        record.asset_entry.asset_key: record.asset_entry.last_materialization
+        for record in instance.get_asset_records(keys)
+    }
+    return {key: _timestamp(latest.get(key)) for key in keys}
 
 
 def _timestamp(event: dg.EventLogEntry | None) -> datetime | None:

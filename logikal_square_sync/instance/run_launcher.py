@@ -37,7 +37,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 import dagster as dg
-from dagster._config.config_schema import UserConfigSchema
 from dagster._core.errors import DagsterUserCodeUnreachableError
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.tags import GRPC_INFO_TAG
@@ -48,7 +47,7 @@ from dagster._grpc.types import (
     CancelExecutionRequest,
     CancelExecutionResult,
 )
-from dagster._serdes import ConfigurableClassData, deserialize_value
+from dagster._serdes import ConfigurableClassData
 
 # One question to a code server may not hold up run monitoring for long: it checks every
 # STARTED run in turn, and an unreachable host otherwise costs gRPC's default of 60 s.
@@ -73,7 +72,7 @@ class HealthCheckedRunLauncher(dg.DefaultRunLauncher):
         self._lock = threading.Lock()
 
     @classmethod
-    def config_type(cls) -> UserConfigSchema:
+    def config_type(cls) -> dict[str, dg.Field]:
         return {"unreachable_after_seconds": dg.Field(dg.Float, is_required=True)}
 
     @classmethod
@@ -96,12 +95,12 @@ class HealthCheckedRunLauncher(dg.DefaultRunLauncher):
             asked = client.can_cancel_execution(
                 CanCancelExecutionRequest(run_id=run.run_id), timeout=_QUESTION_TIMEOUT_SECONDS
             )
-            if deserialize_value(asked, CanCancelExecutionResult).can_cancel:
+            if dg.deserialize_value(asked, CanCancelExecutionResult).can_cancel:
                 return self._reachable(run, CheckRunHealthResult(WorkerStatus.RUNNING, f"{where} runs it"))
             cancel = client.cancel_execution(CancelExecutionRequest(run_id=run.run_id))
         except DagsterUserCodeUnreachableError as error:
             return self._unreachable(run, where, error)
-        if deserialize_value(cancel, CancelExecutionResult).success:
+        if dg.deserialize_value(cancel, CancelExecutionResult).success:
             # Only a process from before a reload of the code location can still hold it.
             message = (
                 f"The code location at {where} was reloaded while this run ran; the process that "

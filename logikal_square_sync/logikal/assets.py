@@ -7,22 +7,22 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from logikal_square_sync.freshness_policies import freshness_policy, policy_metadata
 from logikal_square_sync.logikal.directory_tree_check import directory_tree_check, directory_tree_check_spec
-from logikal_square_sync.logikal.engine.directory_sync import sync_directories
-from logikal_square_sync.logikal.engine.project_contents_sync import (
+from logikal_square_sync.logikal.engine.store.tree import deleted_project_ids
+from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.walk.result import (
     ELEVATIONS,
     PARTS_LISTS,
     PHASES,
     ProjectContentsResult,
-    sync_project_contents,
 )
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.store import deleted_project_ids
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.logikal.resource import LogikalResource
+from logikal_square_sync.orchestration.freshness_policies import freshness_policy, policy_metadata
+from logikal_square_sync.orchestration.report_metadata import report_metadata
 from logikal_square_sync.policies import SyncPolicy, policies
-from logikal_square_sync.report_metadata import report_metadata
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.asset_metadata import row_count, table_metadata
 from logikal_square_sync.warehouse.resource import WarehouseResource
@@ -42,6 +42,19 @@ PROJECTS_KEY = dg.AssetKey(["logikal", "projects"])
 PHASES_KEY = dg.AssetKey(["logikal", "phases"])
 ELEVATIONS_KEY = dg.AssetKey(["logikal", "elevations"])
 PARTS_LISTS_KEY = dg.AssetKey(["logikal", "parts_lists"])
+# Dagster's name for the rows of one partition (`dagster/row_count` counts the whole asset).
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
+
+
+def _asset_properties(policy: SyncPolicy, *tables: sa.Table) -> dict[str, Any]:
+    """What every LogiKal asset declares alike: its group, kinds and owners, its freshness, its tables."""
+    return {
+        "group_name": GROUP,
+        "kinds": KINDS,
+        "owners": OWNERS,
+        "freshness_policy": freshness_policy(policy),
+        "metadata": {**policy_metadata(policy), **table_metadata(*tables)},
+    }
 
 
 class TreeSyncConfig(dg.Config):
@@ -57,11 +70,7 @@ class TreeSyncConfig(dg.Config):
 
 @dg.asset(
     key=DIRECTORIES_KEY,
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    freshness_policy=freshness_policy(LOGIKAL.directories),
-    metadata={**policy_metadata(LOGIKAL.directories), **table_metadata(t.logikal_directories)},
+    **_asset_properties(LOGIKAL.directories, t.logikal_directories),
     pool="logikal_directories",
     check_specs=[directory_tree_check_spec(DIRECTORIES_KEY)],
     description=(
@@ -96,11 +105,7 @@ def logikal_directories(
 @dg.asset(
     key=PROJECTS_KEY,
     deps=[logikal_directories],
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    freshness_policy=freshness_policy(LOGIKAL.projects),
-    metadata={**policy_metadata(LOGIKAL.projects), **table_metadata(t.logikal_projects)},
+    **_asset_properties(LOGIKAL.projects, t.logikal_projects),
     pool="logikal_projects",
     description=(
         "LogiKal projects of every known directory in `logikal_projects`, keyed by GUID.\n\n"
@@ -171,11 +176,7 @@ def _per_project(
         deps=[upstream],
         description=f"{description} Partitioned by project GUID.",
         partitions_def=logikal_projects_partitions,
-        freshness_policy=freshness_policy(policy),
-        metadata={**policy_metadata(policy), **table_metadata(*tables)},
-        group_name=GROUP,
-        kinds=KINDS,
-        owners=OWNERS,
+        **_asset_properties(policy, *tables),
         skippable=True,  # the walk runs for a subset too (one asset selected in the UI)
     )
 
@@ -267,15 +268,22 @@ def logikal_project_contents(
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
-def _partition_rows(engine: sa.Engine, key: dg.AssetKey, project_id: str) -> dict[str, int]:
-    """`dagster/row_count` of this project's rows: each partition's page shows its own."""
-    if key == PHASES_KEY:
-        return row_count(engine, t.logikal_phases, t.logikal_phases.c.project_id == project_id)
+def _project_rows(key: dg.AssetKey, project_id: str) -> tuple[sa.Table, sa.ColumnElement[bool]]:
+    """The table of `key` and the clause selecting the project's rows in it."""
     elevations = t.logikal_elevations
+    if key == PHASES_KEY:
+        return t.logikal_phases, t.logikal_phases.c.project_id == project_id
     if key == ELEVATIONS_KEY:
-        return row_count(engine, elevations, elevations.c.project_id == project_id)
+        return elevations, elevations.c.project_id == project_id
     of_project = sa.select(elevations.c.id).where(elevations.c.project_id == project_id)
-    return row_count(engine, t.logikal_parts_lists, t.logikal_parts_lists.c.elevation_id.in_(of_project))
+    return t.logikal_parts_lists, t.logikal_parts_lists.c.elevation_id.in_(of_project)
+
+
+def _partition_rows(engine: sa.Engine, key: dg.AssetKey, project_id: str) -> dict[str, int]:
+    """`dagster/partition_row_count`, the project's rows, and `dagster/row_count`, the whole table's."""
+    table, of_project = _project_rows(key, project_id)
+    (in_partition,) = row_count(engine, table, of_project).values()
+    return {**row_count(engine, table), PARTITION_ROW_COUNT: in_partition}
 
 
 # What the walk cost, for an observation of a project that was not synced (no rows to report).

@@ -7,19 +7,19 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.assets import PROJECTS_KEY, logikal_directories, logikal_projects
-from logikal_square_sync.logikal.engine import store
-from logikal_square_sync.logikal.engine.damaged_parts_lists import BrokenPartsList, broken_at_source
-from logikal_square_sync.logikal.engine.project_selection import (
-    ProjectSyncPolicy,
+from logikal_square_sync.logikal.engine.store.writes import SOURCE
+from logikal_square_sync.logikal.engine.syncs.project_selection import (
     Staleness,
     load_project_states,
     name_unfetched,
     staleness,
     windows,
 )
-from logikal_square_sync.rejected_checks import rejected_records_check
+from logikal_square_sync.logikal.engine.walk.damaged_parts_lists import BrokenPartsList, broken_at_source
+from logikal_square_sync.orchestration.rejected_checks import rejected_records_check
+from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 CHECK_NAME = "project_contents_fresh"
@@ -29,7 +29,7 @@ READABLE_CHECK_NAME = "parts_lists_readable"
 def project_staleness(engine: sa.Engine, now: datetime | None = None) -> Staleness:
     with engine.connect() as conn:
         states = load_project_states(conn)
-        return name_unfetched(conn, staleness(states, now or utc_now(), ProjectSyncPolicy.from_policies()))
+        return name_unfetched(conn, staleness(states, now or utc_now(), policies().logikal.project_sync))
 
 
 def _metadata(report: Staleness) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def evaluation(report: Staleness) -> dg.AssetCheckEvaluation:
     blocking=False,
     description=(
         "Every live project's phases, elevations and parts lists are within their freshness window. "
-        f"{windows(ProjectSyncPolicy.from_policies())} A parts list that failing syncs (a locked "
+        f"{windows(policies().logikal.project_sync)} A parts list that failing syncs (a locked "
         "elevation, an error) left unfetched counts from the first failure against the parts lists' "
         "windows, active project or not; the metadata names those elevations and why "
         "(`unfetched_parts_lists`). Fails (ERROR) naming the projects past their fail "
@@ -157,9 +157,9 @@ def parts_lists_readable(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-# Rows the warehouse refused (`store._upsert`): directories on their asset; projects, and the
+# Rows the warehouse refused (`store.writes.upsert_rows`): directories on their asset; projects, and the
 # phases and elevations of their contents syncs, on the projects asset.
 rejected_records_checks = [
-    rejected_records_check(logikal_directories, store.SOURCE, ["directory"]),
-    rejected_records_check(logikal_projects, store.SOURCE, ["project", "phase", "elevation"]),
+    rejected_records_check(logikal_directories, SOURCE, ["directory"]),
+    rejected_records_check(logikal_projects, SOURCE, ["project", "phase", "elevation"]),
 ]

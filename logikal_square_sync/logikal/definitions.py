@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from logikal_square_sync.code_references import with_code_references
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_project_contents, logikal_projects
 from logikal_square_sync.logikal.checks import (
     parts_lists_readable,
@@ -13,6 +12,7 @@ from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.resource import logikal_resource_from_env
 from logikal_square_sync.logikal.schedules import logikal_schedules
 from logikal_square_sync.logikal.sensors import logikal_sensors
+from logikal_square_sync.orchestration.code_references import with_code_references
 
 
 def build_defs() -> dg.Definitions:

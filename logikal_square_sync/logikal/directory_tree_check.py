@@ -2,7 +2,7 @@
 
 A listing that names the listed directory itself, an ancestor or a path listed
 elsewhere is left out of the walk and the rest of the tree is synced
-(`engine/directory_sync.py`). Failing the run instead would leave the directories
+(`engine/syncs/directory_sync.py`). Failing the run instead would leave the directories
 unmaterialized, and stale in Dagster's eyes, for as long as the source keeps the
 fault, though every directory is in the warehouse; so the asset materializes and
 this check, evaluated in the same run, fails (ERROR: the alert sensor reports it
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from logikal_square_sync.logikal.engine.errors import MalformedRecordError
+from logikal_square_sync.common.records import MalformedRecordError
 
 CHECK_NAME = "directory_tree_well_formed"
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.http import tls_context
-from logikal_square_sync.logikal.engine.base_url_check import allow_http_from_env, check_base_url
-from logikal_square_sync.logikal.engine.client import ConnectionSettings
-from logikal_square_sync.logikal.engine.session_pool import SessionBudget, SessionPool
+from logikal_square_sync.common.http import tls_context
+from logikal_square_sync.logikal.engine.client.base_url_check import allow_http_from_env, check_base_url
+from logikal_square_sync.logikal.engine.client.session import ConnectionSettings
+from logikal_square_sync.logikal.engine.client.session_pool import SessionBudget, SessionPool
 from logikal_square_sync.logikal.session_budget import DagsterSessionBudget
 from logikal_square_sync.policies import policies
 

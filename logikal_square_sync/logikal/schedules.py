@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from logikal_square_sync.background_switch import background_schedule
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
+from logikal_square_sync.orchestration.background_switch import background_schedule
+from logikal_square_sync.orchestration.settings import default_status, sync_timezone
 from logikal_square_sync.policies import LogikalPolicies, max_runtime_tags, policies, run_retry_tags
-from logikal_square_sync.settings import default_status, sync_timezone
 
 
 def interval_cron(minutes: int, offset: int = 0) -> str:

@@ -1,24 +1,24 @@
-"""The project-sync sensors: every few minutes, queue the projects that are due (`engine/project_selection`).
+"""The project-sync sensors: queue the projects that are due (`engine/syncs/project_selection`).
 
-`logikal_project_sync_sensor` (every 5 min) queues everything due, retries after
-the failure backoff included, and records the freshness check.
-`logikal_new_project_sensor` (every 30 s) queues only the first sync of projects
-that logikal/projects just discovered, so it starts within a minute and not at
-the next 5-minute tick; it never retries (a failed first sync is the big
+`logikal_project_sync_sensor` (every `tick_seconds` of policies.yaml `logikal.project_sync`)
+queues everything due, retries after the failure backoff included, and records the freshness check.
+`logikal_new_project_sensor` (every `new_project_tick_seconds`) queues only the first sync of
+projects that logikal/projects just discovered, so it starts soon and not at the big sensor's
+next tick; it never retries (a failed first sync is the big
 sensor's, with its backoff). Its run_key per project keeps it from requesting
 a first sync twice; both sensors skip projects already queued or running.
 """
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
 
-from logikal_square_sync.background_switch import SKIP_MESSAGE, background_only
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.checks import evaluation, readable_evaluation
-from logikal_square_sync.logikal.engine.project_selection import (
+from logikal_square_sync.logikal.engine.syncs.project_selection import (
     NEW,
-    ProjectSyncPolicy,
     due_projects,
     duration,
     load_project_states,
@@ -28,8 +28,9 @@ from logikal_square_sync.logikal.engine.project_selection import (
 )
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
-from logikal_square_sync.policies import policies
-from logikal_square_sync.settings import background_sync_enabled, default_sensor_status
+from logikal_square_sync.orchestration.background_switch import SKIP_MESSAGE, background_only
+from logikal_square_sync.orchestration.settings import background_sync_enabled, default_sensor_status
+from logikal_square_sync.policies import ProjectSyncRules, policies
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
 SENSOR_NAME = "logikal_project_sync_sensor"
@@ -51,7 +52,7 @@ def in_flight_projects(instance: dg.DagsterInstance) -> set[str]:
 def evaluate_project_sync(
     context: dg.SensorEvaluationContext,
     warehouse: WarehouseResource,
-    policy: ProjectSyncPolicy,
+    policy: ProjectSyncRules,
     now: datetime | None = None,
 ) -> dg.SensorResult:
     now = now or utc_now()
@@ -102,7 +103,7 @@ def _partition_requests(context: dg.SensorEvaluationContext, project_ids: set[st
 def evaluate_new_projects(
     context: dg.SensorEvaluationContext,
     warehouse: WarehouseResource,
-    policy: ProjectSyncPolicy,
+    policy: ProjectSyncRules,
     now: datetime | None = None,
 ) -> dg.SensorResult | dg.SkipReason:
     """First syncs of never-synced projects that have not failed yet (failed ones wait for their backoff)."""
@@ -130,7 +131,7 @@ def evaluate_new_projects(
     )
 
 
-def sensor_description(policy: ProjectSyncPolicy) -> str:
+def sensor_description(policy: ProjectSyncRules) -> str:
     """What the UI shows for the sensor, written from the policy in force (policies.yaml)."""
     return (
         f"Queues `{logikal_project_sync.name}` for the LogiKal projects due now, most urgent first: "
@@ -143,7 +144,7 @@ def sensor_description(policy: ProjectSyncPolicy) -> str:
     )
 
 
-def new_project_sensor_description(policy: ProjectSyncPolicy) -> str:
+def new_project_sensor_description(policy: ProjectSyncRules) -> str:
     """What the UI shows for the new-project sensor, from the policy in force."""
     return (
         f"Queues the first `{logikal_project_sync.name}` run of each project `logikal/projects` "
@@ -155,6 +156,19 @@ def new_project_sensor_description(policy: ProjectSyncPolicy) -> str:
     )
 
 
+def _project_sync_sensor(
+    name: str, tick_seconds: int, description: str
+) -> Callable[[Callable[..., Any]], dg.SensorDefinition]:
+    """A sensor queueing `logikal_project_sync` every `tick_seconds`, on or off as the switch says."""
+    return dg.sensor(
+        name=name,
+        job=logikal_project_sync,
+        minimum_interval_seconds=tick_seconds,
+        default_status=default_sensor_status(),
+        description=description,
+    )
+
+
 def logikal_sensors() -> list[dg.SensorDefinition]:
     """The project-sync sensor, unless phases, elevations and parts lists are all disabled.
 
@@ -163,27 +177,17 @@ def logikal_sensors() -> list[dg.SensorDefinition]:
     logikal = policies().logikal
     if not (logikal.phases.enabled or logikal.elevations.enabled or logikal.parts_lists.enabled):
         return []
-    policy = ProjectSyncPolicy.from_policies()
+    policy = logikal.project_sync
 
-    @dg.sensor(
-        name=SENSOR_NAME,
-        job=logikal_project_sync,
-        minimum_interval_seconds=policy.tick_seconds,
-        default_status=default_sensor_status(),
-        description=sensor_description(policy),
-    )
+    @_project_sync_sensor(SENSOR_NAME, policy.tick_seconds, sensor_description(policy))
     # Not `background_only`: switched off, it still records its checks (evaluate_project_sync).
     def logikal_project_sync_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult:
         return evaluate_project_sync(context, warehouse, policy)
 
-    @dg.sensor(
-        name=NEW_PROJECT_SENSOR_NAME,
-        job=logikal_project_sync,
-        minimum_interval_seconds=policy.new_project_tick_seconds,
-        default_status=default_sensor_status(),
-        description=new_project_sensor_description(policy),
+    @_project_sync_sensor(
+        NEW_PROJECT_SENSOR_NAME, policy.new_project_tick_seconds, new_project_sensor_description(policy)
     )
     @background_only
     def logikal_new_project_sensor(

@@ -41,7 +41,7 @@ class SessionClaimLockTimeout(RuntimeError):
 class DagsterSessionBudget:
     """Slots of the Dagster pool `logikal_sessions`, claimed for one step of one run.
 
-    The engine's `SessionBudget` (engine/session_pool.py), backed by Dagster's concurrency slots.
+    The engine's `SessionBudget` (engine/client/session_pool.py), backed by Dagster's concurrency slots.
     """
 
     def __init__(

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.maintenance.purge import purge_runs
 from logikal_square_sync.policies import MAX_RUNTIME_TAG, RetentionPolicy, policies
 

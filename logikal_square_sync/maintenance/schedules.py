@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from logikal_square_sync.maintenance.jobs import PURGE_JOB
+from logikal_square_sync.orchestration.settings import default_status, sync_timezone
 from logikal_square_sync.policies import RetentionPolicy, policies
-from logikal_square_sync.settings import default_status, sync_timezone
 
 PURGE_SCHEDULE = "dagster_history_purge_schedule"
 

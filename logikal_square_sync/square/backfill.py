@@ -5,9 +5,9 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from logikal_square_sync.orchestration.report_metadata import report_metadata
+from logikal_square_sync.orchestration.settings import sync_zone
 from logikal_square_sync.policies import max_runtime_tags, policies, run_retry_tags
-from logikal_square_sync.report_metadata import report_metadata
-from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.engine.order_days import OrderDays
 from logikal_square_sync.square.engine.order_sync import HistoryRefetch, sync_orders
 from logikal_square_sync.square.resource import SquareResource

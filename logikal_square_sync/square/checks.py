@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from logikal_square_sync.orchestration.rejected_checks import rejected_records_check
+from logikal_square_sync.orchestration.settings import sync_zone
 from logikal_square_sync.policies import policies
-from logikal_square_sync.rejected_checks import rejected_records_check
-from logikal_square_sync.settings import sync_zone
 from logikal_square_sync.square.assets import (
     square_catalog,
     square_inventory,
@@ -13,6 +13,7 @@ from logikal_square_sync.square.assets import (
 )
 from logikal_square_sync.square.engine import catalog_sync, inventory_sync, location_sync, order_sync
 from logikal_square_sync.square.engine.completeness import compare_recent_orders
+from logikal_square_sync.square.engine.store import SOURCE
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse.resource import WarehouseResource
 
@@ -45,12 +46,12 @@ def orders_complete(square: SquareResource, warehouse: WarehouseResource) -> dg.
 
 # One per asset: fails while records of the asset are in rejected_records, naming them.
 rejected_records_checks = [
-    rejected_records_check(square_locations, location_sync.SOURCE, [location_sync.OBJECT_TYPE]),
+    rejected_records_check(square_locations, SOURCE, [location_sync.OBJECT_TYPE]),
     rejected_records_check(
         square_catalog,
-        catalog_sync.SOURCE,
+        SOURCE,
         [*catalog_sync.OBJECT_TYPES_BY_TABLE.values(), "catalog object"],
     ),
-    rejected_records_check(square_orders, order_sync.SOURCE, [order_sync.OBJECT_TYPE]),
-    rejected_records_check(square_inventory, inventory_sync.SOURCE, [inventory_sync.OBJECT_TYPE]),
+    rejected_records_check(square_orders, SOURCE, [order_sync.OBJECT_TYPE]),
+    rejected_records_check(square_inventory, SOURCE, [inventory_sync.OBJECT_TYPE]),
 ]

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from logikal_square_sync.code_references import with_code_references
+from logikal_square_sync.orchestration.code_references import with_code_references
 from logikal_square_sync.square.assets import (
     square_catalog,
     square_inventory,

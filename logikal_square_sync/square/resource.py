@@ -7,7 +7,7 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from logikal_square_sync.http import RetryPolicy
+from logikal_square_sync.common.http import RetryPolicy
 from logikal_square_sync.square.engine.client import DEFAULT_SQUARE_VERSION, SquareClient
 
 DEFAULT_SQUARE_BASE_URL = "https://connect.squareup.com"

@@ -6,7 +6,8 @@ from collections import defaultdict
 
 import dagster as dg
 
-from logikal_square_sync.background_switch import background_schedule
+from logikal_square_sync.orchestration.background_switch import background_schedule
+from logikal_square_sync.orchestration.settings import default_status, sync_timezone
 from logikal_square_sync.policies import (
     SquarePolicies,
     SyncPolicy,
@@ -14,7 +15,6 @@ from logikal_square_sync.policies import (
     policies,
     run_retry_tags,
 )
-from logikal_square_sync.settings import default_status, sync_timezone
 
 # Every Square object shares the packaged cron, and this schedule has always run them all: the name
 # stays for that set of objects (its on/off state in the instance and the runs it started keep it).

@@ -16,12 +16,12 @@ from logikal_square_sync.warehouse.types import UtcDateTime
 
 
 def column_schema(table: sa.Table) -> dg.TableSchema:
-    """The table's columns with their SQL types, nullability and the primary key."""
+    """The table's columns with their SQL types, descriptions (`doc`), nullability and the primary key."""
     columns = [
         dg.TableColumn(
             name=column.name,
             type=_type(column),
-            description=column.comment,
+            description=column.doc,
             constraints=dg.TableColumnConstraints(
                 nullable=bool(column.nullable) and not column.primary_key,
                 unique=bool(column.unique),

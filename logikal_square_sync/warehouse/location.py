@@ -11,17 +11,26 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+from pathlib import Path
 
 import sqlalchemy as sa
 
-from logikal_square_sync.production import production_storage
-from logikal_square_sync.warehouse.engine import default_warehouse_url
+from logikal_square_sync.common.production import production_storage
 
 WAREHOUSE_URL = "WAREHOUSE_URL"
 # Variables of ours whose names resemble WAREHOUSE_URL on purpose.
 _NOT_A_TYPO = {"LSS_WAREHOUSE_DB"}
 
 log = logging.getLogger(__name__)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("LSS_DATA_DIR", ".data"))
+
+
+def default_warehouse_url() -> str:
+    """The embedded default: a SQLite file in the local data folder (made on first connect, not here)."""
+    return f"sqlite:///{(default_data_dir() / 'warehouse.sqlite').resolve()}"
 
 
 class WarehouseNotConfigured(ValueError):

@@ -2,7 +2,7 @@
 
 The `init` role of deploy/commands.sh runs it after `dagster instance migrate`, once per deploy,
 before the code server and the runs start: in production they never change the schema
-themselves (`engine.py`). Safe to run again and from two places at once (Alembic under an
+themselves (`connections.py`). Safe to run again and from two places at once (Alembic under an
 advisory lock). The URL comes from WAREHOUSE_URL, refused unset in production like everywhere.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from logikal_square_sync.warehouse.engine import (
+from logikal_square_sync.common.command_line import setting_or_exit
+from logikal_square_sync.warehouse.connections import (
     HEAD_REVISION,
     create_warehouse_engine,
     migrate,
@@ -24,11 +25,7 @@ from logikal_square_sync.warehouse.location import (
 
 
 def main() -> int:
-    try:
-        url = warehouse_url_from_env()
-    except WarehouseNotConfigured as error:
-        print(f"warehouse migration: {error}", file=sys.stderr)
-        return 2
+    url = setting_or_exit(warehouse_url_from_env, WarehouseNotConfigured, "warehouse migration")
     engine = create_warehouse_engine(url)
     try:
         before = schema_revisions(engine)

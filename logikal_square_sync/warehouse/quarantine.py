@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.warehouse.limits import ValueRejected, row_problem
 from logikal_square_sync.warehouse.tables import rejected_records
 from logikal_square_sync.warehouse.upsert import _insert_for, key_filter

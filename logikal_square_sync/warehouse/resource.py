@@ -6,8 +6,8 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from logikal_square_sync.warehouse.engine import default_warehouse_url, warehouse_engine
-from logikal_square_sync.warehouse.location import check_warehouse_url
+from logikal_square_sync.warehouse.connections import warehouse_engine
+from logikal_square_sync.warehouse.location import check_warehouse_url, default_warehouse_url
 
 
 class WarehouseResource(dg.ConfigurableResource):

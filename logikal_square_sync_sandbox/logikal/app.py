@@ -49,41 +49,30 @@ _LOST = "logikal_sandbox.answer_lost"
 
 def create_app(sandbox: LogikalSandbox) -> _ClosesLostAnswers:
     api = _Api(sandbox)
-    e = api.endpoint
-    routes = [
-        Route("/version", e("GET /version", api.version, auth=False), methods=["GET"]),
-        Route("/auth", e("POST /auth", api.login, auth=False), methods=["POST"]),
-        Route("/auth", e("DELETE /auth", api.logout), methods=["DELETE"]),
-        Route("/directories", e("GET /directories", api.list_directories), methods=["GET"]),
-        Route("/directories/select", e("POST /directories/select", api.select_directory), methods=["POST"]),
-        Route("/projects", e("GET /projects", api.list_projects), methods=["GET"]),
-        Route("/projects/select", e("POST /projects/select", api.select_project), methods=["POST"]),
-        Route("/projects/selected", e("GET /projects/selected", api.selected_project), methods=["GET"]),
-        Route("/phases", e("GET /phases", api.list_phases), methods=["GET"]),
-        Route("/phases/select", e("POST /phases/select", api.select_phase), methods=["POST"]),
-        Route("/elevations", e("GET /elevations", api.list_elevations), methods=["GET"]),
-        Route("/elevations/select", e("POST /elevations/select", api.select_elevation), methods=["POST"]),
+    nav = sandbox.navigator
+    # (method, path, handler, whether it needs a session); a route's label is "METHOD path".
+    endpoints: list[tuple[str, str, Handler, bool]] = [
+        ("GET", "/version", api.version, False),
+        ("POST", "/auth", api.login, False),
+        ("DELETE", "/auth", api.logout, True),
+        ("GET", "/directories", api.listing(nav.list_directories), True),
+        ("POST", "/directories/select", api.selection(nav.select_directory, guid=False), True),
+        ("GET", "/projects", api.listing(sandbox.served_projects), True),
+        ("POST", "/projects/select", api.selection(nav.select_project, guid=True), True),
+        ("GET", "/projects/selected", api.listing(nav.selected_project), True),
+        ("GET", "/phases", api.listing(sandbox.served_phases), True),
+        ("POST", "/phases/select", api.selection(nav.select_phase, guid=True), True),
+        ("GET", "/elevations", api.listing(sandbox.served_elevations), True),
+        ("POST", "/elevations/select", api.selection(nav.select_elevation, guid=True), True),
         # Before the {elevationId} route, which would otherwise take "selected" as an id.
-        Route(
-            "/elevations/selected/parts-list",
-            e("GET /elevations/selected/parts-list", api.parts_list),
-            methods=["GET"],
-        ),
-        Route(
-            "/elevations/selected/thumbnail",
-            e("GET /elevations/selected/thumbnail", api.selected_thumbnail),
-            methods=["GET"],
-        ),
-        Route(
-            "/elevations/selected/quotation-price",
-            e("GET /elevations/selected/quotation-price", api.quotation_price),
-            methods=["GET"],
-        ),
-        Route(
-            "/elevations/{elevationId}/thumbnail",
-            e("GET /elevations/{elevationId}/thumbnail", api.thumbnail),
-            methods=["GET"],
-        ),
+        ("GET", "/elevations/selected/parts-list", api.parts_list, True),
+        ("GET", "/elevations/selected/thumbnail", api.selected_thumbnail, True),
+        ("GET", "/elevations/selected/quotation-price", api.quotation_price, True),
+        ("GET", "/elevations/{elevationId}/thumbnail", api.thumbnail, True),
+    ]
+    routes = [
+        Route(path, api.endpoint(f"{method} {path}", handler, auth=auth), methods=[method])
+        for method, path, handler, auth in endpoints
     ]
     _quiet_truncation_logs()
     return _ClosesLostAnswers(
@@ -309,58 +298,27 @@ class _Api:
 
     # -- navigation ---------------------------------------------------------------
 
-    async def list_directories(self, call: _Call) -> Response:
-        await call.pause()
-        with self.sb.lock:
-            return _ok(self.sb.navigator.list_directories(call.live_session))
+    def listing(self, read: Callable[[Session], Any]) -> Handler:
+        """A GET that answers what `read` makes of the session."""
 
-    async def select_directory(self, call: _Call) -> Response:
-        identifier = await _identifier(call.request, guid=False)
-        await call.pause()
-        with self.sb.lock:
-            self.sb.navigator.select_directory(call.live_session, identifier)
-        return _ok(with_data=False)
+        async def handler(call: _Call) -> Response:
+            await call.pause()
+            with self.sb.lock:
+                return _ok(read(call.live_session))
 
-    async def list_projects(self, call: _Call) -> Response:
-        await call.pause()
-        with self.sb.lock:
-            return _ok(self.sb.served_projects(call.live_session))
+        return handler
 
-    async def select_project(self, call: _Call) -> Response:
-        identifier = await _identifier(call.request, guid=True)
-        await call.pause()
-        with self.sb.lock:
-            self.sb.navigator.select_project(call.live_session, identifier)
-        return _ok(with_data=False)
+    def selection(self, select: Callable[[Session, str], None], *, guid: bool) -> Handler:
+        """A POST that moves the session to the body's `identifier` (a GUID if `guid`, else a path)."""
 
-    async def selected_project(self, call: _Call) -> Response:
-        await call.pause()
-        with self.sb.lock:
-            return _ok(self.sb.navigator.selected_project(call.live_session))
+        async def handler(call: _Call) -> Response:
+            identifier = await _identifier(call.request, guid=guid)
+            await call.pause()
+            with self.sb.lock:
+                select(call.live_session, identifier)
+            return _ok(with_data=False)
 
-    async def list_phases(self, call: _Call) -> Response:
-        await call.pause()
-        with self.sb.lock:
-            return _ok(self.sb.served_phases(call.live_session))
-
-    async def select_phase(self, call: _Call) -> Response:
-        identifier = await _identifier(call.request, guid=True)
-        await call.pause()
-        with self.sb.lock:
-            self.sb.navigator.select_phase(call.live_session, identifier)
-        return _ok(with_data=False)
-
-    async def list_elevations(self, call: _Call) -> Response:
-        await call.pause()
-        with self.sb.lock:
-            return _ok(self.sb.served_elevations(call.live_session))
-
-    async def select_elevation(self, call: _Call) -> Response:
-        identifier = await _identifier(call.request, guid=True)
-        await call.pause()
-        with self.sb.lock:
-            self.sb.navigator.select_elevation(call.live_session, identifier)
-        return _ok(with_data=False)
+        return handler
 
     # -- elevation content ----------------------------------------------------------
 

@@ -18,10 +18,10 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
-from .tree import Elevation, ProfileSystem, Project
+from .tree import Elevation, Project
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -142,20 +142,10 @@ _SUPPLIERS = [
 
 @dataclass(frozen=True)
 class PartsListSource:
-    """Everything a parts-list file is derived from."""
+    """Everything a parts-list file is derived from: a copy of the elevation as it stands (a file
+    built in a worker thread must not see later changes), and its project's and phase's names."""
 
-    elevation_id: str
-    version_id: str
-    name: str
-    amount: float
-    width: float
-    height: float
-    automatic_description: str
-    model_description: str
-    user_description: str
-    system: ProfileSystem
-    color_code: str
-    color_long: str
+    elevation: Elevation
     project_name: str
     job_number: str
     offer_number: str
@@ -165,27 +155,16 @@ class PartsListSource:
     @classmethod
     def of(cls, elevation: Elevation, project: Project, phase_name: str) -> PartsListSource:
         return cls(
-            elevation_id=elevation.id,
-            version_id=elevation.version_id,
-            name=elevation.name,
-            amount=elevation.amount,
-            width=elevation.width,
-            height=elevation.height,
-            automatic_description=elevation.automatic_description,
-            model_description=elevation.model_description,
-            user_description=elevation.user_description,
-            system=elevation.system,
-            color_code=elevation.color[0],
-            color_long=elevation.color[1],
-            project_name=project.name,
-            job_number=project.job_number,
-            offer_number=project.offer_number,
-            person_in_charge=project.person_in_charge,
-            phase_name=phase_name,
+            replace(elevation),
+            project.name,
+            project.job_number,
+            project.offer_number,
+            project.person_in_charge,
+            phase_name,
         )
 
     def seed(self) -> int:
-        digest = hashlib.sha256(f"{self.elevation_id}:{self.version_id}".encode()).digest()
+        digest = hashlib.sha256(f"{self.elevation.id}:{self.elevation.version_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big")
 
 
@@ -246,18 +225,19 @@ def _fill_fixed_tables(con: sqlite3.Connection, rng: random.Random, source: Part
     )
     con.execute("INSERT INTO Phases VALUES (1, 1, ?, '')", (source.phase_name,))
 
-    area = round(source.width * source.height / 1e6, 3)
-    weight = round(area * source.system.kg_per_m2 * rng.uniform(0.9, 1.1), 2)
-    short = source.automatic_description.split(",")[0]
+    elevation = source.elevation
+    area = round(elevation.width * elevation.height / 1e6, 3)
+    weight = round(area * elevation.system.kg_per_m2 * rng.uniform(0.9, 1.1), 2)
+    short = elevation.automatic_description.split(",")[0]
     rows = []
     # Some LogiKal elevations are coupled elements whose file carries one row
     # per part, not always with the elevation itself first (docs/logikal-api.md §9): a
     # parser must match the row by Name.
     if rng.random() < 0.35:
-        part_w = round(source.width / 2, 1)
-        part_area = round(part_w * source.height / 1e6, 3)
-        rows.append((f"{source.name}.1", part_w, part_area, round(weight / 2, 2), f"{short} (part)"))
-    rows.append((source.name, source.width, area, weight, short))
+        part_w = round(elevation.width / 2, 1)
+        part_area = round(part_w * elevation.height / 1e6, 3)
+        rows.append((f"{elevation.name}.1", part_w, part_area, round(weight / 2, 2), f"{short} (part)"))
+    rows.append((elevation.name, elevation.width, area, weight, short))
     con.executemany(
         "INSERT INTO Elevations (PhaseID, Name, Amount, AutoDescription, AutoDescriptionShort, Description,"
         " Width_Output, Width_Unit, Height_Output, Height_Unit, Weight_Output, Weight_Unit, Area_Output,"
@@ -266,19 +246,19 @@ def _fill_fixed_tables(con: sqlite3.Connection, rng: random.Random, source: Part
         [
             (
                 name,
-                source.amount,
-                source.automatic_description,
+                elevation.amount,
+                elevation.automatic_description,
                 short_text,
-                source.user_description,
+                elevation.user_description,
                 width,
-                source.height,
+                elevation.height,
                 row_weight,
                 row_area,
-                source.system.code,
-                source.system.name,
-                source.system.long_name,
-                source.color_long,
-                source.color_code,
+                elevation.system.code,
+                elevation.system.name,
+                elevation.system.long_name,
+                elevation.color[1],
+                elevation.color[0],
             )
             for name, width, row_area, row_weight, short_text in rows
         ],
@@ -288,8 +268,8 @@ def _fill_fixed_tables(con: sqlite3.Connection, rng: random.Random, source: Part
     panes = rng.randint(1, 8)
     glass_rows = []
     for pane in range(1, panes + 1):
-        width = round(rng.uniform(300, min(source.width, 2400)), 1)
-        height = round(rng.uniform(300, min(source.height, 2800)), 1)
+        width = round(rng.uniform(300, min(elevation.width, 2400)), 1)
+        height = round(rng.uniform(300, min(elevation.height, 2800)), 1)
         thickness = rng.choice([24.0, 28.0, 44.0, 48.0])
         pane_area = round(width * height / 1e6, 3)
         glass_rows.append(
@@ -334,7 +314,7 @@ def _fill_fixed_tables(con: sqlite3.Connection, rng: random.Random, source: Part
     )
     con.execute(
         "INSERT INTO Colors (Code, Name, Surface, PricePerKg) VALUES (?, ?, 'Powder coating', ?)",
-        (source.color_code, source.color_long, round(rng.uniform(2.5, 6.0), 2)),
+        (elevation.color[0], elevation.color[1], round(rng.uniform(2.5, 6.0), 2)),
     )
     con.executemany(
         "INSERT INTO LabourTimes (ElevationID, Name, Minutes, Category) VALUES (?, ?, ?, ?)",
@@ -369,10 +349,10 @@ def _fill_fixed_tables(con: sqlite3.Connection, rng: random.Random, source: Part
         [
             (elevation_row, f"Anchor line {side}", length, side)
             for side, length in [
-                ("Top", source.width),
-                ("Bottom", source.width),
-                ("Left", source.height),
-                ("Right", source.height),
+                ("Top", elevation.width),
+                ("Bottom", elevation.width),
+                ("Left", elevation.height),
+                ("Right", elevation.height),
             ]
         ],
     )
@@ -402,8 +382,8 @@ def _fill_bulk_tables(
     con: sqlite3.Connection, rng: random.Random, source: PartsListSource, target_bytes: int
 ) -> None:
     page_size = con.execute("PRAGMA page_size").fetchone()[0]
-    code = source.system.code
-    color = source.color_code
+    code = source.elevation.system.code
+    color = source.elevation.color[0]
     rand = rng.random
     randint = rng.randint
     # Real parts lists repeat the same few hundred articles many times, and

@@ -12,7 +12,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..clock import SandboxClock, SystemClock
@@ -34,57 +34,62 @@ ENDPOINTS: frozenset[str] = frozenset(DEFAULT_LATENCIES)
 
 @dataclass
 class LogikalSandboxConfig:
+    """The sandbox's world (its seed and size) and switches for LogiKal's unknown behaviours and faults."""
+
     seed: int = 11
+    """Seeds the tree, the latency model and the random faults: the same seed, the same run."""
     root_directories: int = 2
-    # Levels of directories counting the roots: 2 = roots and their children.
     directory_depth: int = 2
+    """Levels of directories counting the roots: 1 = the roots alone, 2 = roots and their children
+    (`subdirectories_per_directory` each), and so on."""
     subdirectories_per_directory: int = 2
     projects_per_directory: int = 2
-    # Phase 1 of every project is the all-zero GUID default phase.
     phases_per_project: int = 2
+    """Phases of each generated project, counting phase 1: the all-zero GUID default phase that
+    every project has."""
     elevations_per_phase: int = 3
     username: str = "sandbox"
     password: str = "sandbox"
-    # Multiplier on the latency model: 1.0 = the real latencies, 0 = none.
+    """The one account `POST /auth` accepts."""
     time_scale: float = 0.0
-    # Whether POST /elevations/select works from elevation state (for a sibling
-    # in the same phase); when False only a new login reaches the next one.
+    """Multiplier on the latency model: 1.0 = the real latencies, 0 = none."""
     allow_sibling_elevation_select: bool = True
-    # How a refused sibling select answers: 409 "isn't valid in the current mapping"
-    # (as sideways directory selects do) or 405 "expects the session to be in a phase"
-    # (the spec's text for that call's 405). Which one LogiKal sends is unknown
-    # (docs/logikal-api.md §5).
+    """Whether POST /elevations/select works from elevation state (for a sibling in the same
+    phase); when False only a new login reaches the next one."""
     sibling_refusal_status: int = 409
-    # The first select of each target (directory path, project, phase of a project,
-    # elevation) is applied, then the connection closes without an answer: does a
-    # client replay its route, or retry blindly from a state it cannot see?
+    """How a refused sibling select answers: 409 "isn't valid in the current mapping" (as sideways
+    directory selects do) or 405 "expects the session to be in a phase" (the spec's text for that
+    call's 405). Which one LogiKal sends is unknown (docs/logikal-api.md §5)."""
     first_select_answer_lost: bool = False
-    # The first select of each existing target answers 404 once: does a client
-    # confirm a disappearance before it marks a whole subtree deleted?
+    """The first select of each target (directory path, project, phase of a project, elevation) is
+    applied, then the connection closes without an answer: does a client replay its route, or retry
+    blindly from a state it cannot see?"""
     first_select_not_found: bool = False
-    # The first select of each target in `select_applied_error_share` (picked by a stable
-    # hash with the seed) is applied, then a gateway answers this status (502 or 504):
-    # does a client replay its route, or retry blindly and misread the 405/409 it gets?
+    """The first select of each existing target answers 404 once: does a client confirm a
+    disappearance before it marks a whole subtree deleted?"""
     select_applied_error_status: int | None = None
+    """The first select of each target in `select_applied_error_share` (picked by a stable hash with
+    the seed) is applied, then a gateway answers this status (502 or 504): does a client replay its
+    route, or retry blindly and misread the 405/409 it gets?"""
     select_applied_error_share: float = 1.0
-    # A directory listing that names more than the directory's children: "self" makes the
-    # listing of the deepest directory of the first branch name that directory itself,
-    # "ancestor" the branch's root. The truth (`directories()`) stays a tree.
     directory_cycle: Literal["self", "ancestor"] | None = None
-    # Absolute token lifetime from login; None = tokens never expire on their own.
+    """A directory listing that names more than the directory's children: "self" makes the listing
+    of the deepest directory of the first branch name that directory itself, "ancestor" the
+    branch's root. The truth (`directories()`) stays a tree."""
     token_ttl_seconds: float | None = None
+    """Absolute token lifetime from login; None = tokens never expire on their own."""
     parts_list_target_bytes: int = 900_000
     parts_list_cache_entries: int = 32
-    # Unknown whether LogiKal bumps a project's changedDate when one of its
-    # elevations changes (docs/logikal-api.md §8); off by default so a client cannot rely on it.
     bump_project_changed_date: bool = False
+    """Unknown whether LogiKal bumps a project's changedDate when one of its elevations changes
+    (docs/logikal-api.md §8); off by default so a client cannot rely on it."""
     # Random faults, drawn from a generator seeded by `seed` (the same run of draws each time);
     # tests may change them on a running sandbox (`sandbox.config.x = …`), e.g. to 0 to stop them.
-    # Share of parts-list answers whose file is cut short at a random byte, inside a complete
-    # answer (valid JSON and base64): a download gone wrong that the next fetch gets right.
     truncated_parts_list_share: float = 0.0
-    # Share of API calls (all but GET /version) answered 500 before any work is done.
+    """Share of parts-list answers whose file is cut short at a random byte, inside a complete
+    answer (valid JSON and base64): a download gone wrong that the next fetch gets right."""
     server_error_share: float = 0.0
+    """Share of API calls (all but GET /version) answered 500 before any work is done."""
 
     def __post_init__(self) -> None:
         if self.sibling_refusal_status not in (405, 409):
@@ -108,44 +113,31 @@ class LogikalSandboxConfig:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)!r}")
 
 
-@dataclass(frozen=True)
-class LogikalSandboxStats:
-    """A snapshot of the counters; `calls` are keyed by endpoint label, `responses` by label and
-    status ("POST /projects/select 200"), "lost" for an answer the server never sent."""
-
-    logins: int
-    failed_logins: int
-    logouts: int
-    calls: dict[str, int]
-    responses: dict[str, int]
-    parts_lists_served: int
-    # Parts-list answers cut short by `truncated_parts_list_share`, and calls `server_error_share` failed.
-    parts_lists_truncated: int
-    random_server_errors: int
-    thumbnails_served: int
-    active_sessions: int
-    max_concurrent_sessions: int
-    in_flight_requests: int
-    max_in_flight_requests: int
-
-    def total_calls(self) -> int:
-        return sum(self.calls.values())
-
-
 @dataclass
-class _Counters:
+class LogikalSandboxStats:
+    """The sandbox's counters; `LogikalSandbox.stats` hands out a copy, a snapshot.
+
+    `calls` are keyed by endpoint label, `responses` by label and status
+    ("POST /projects/select 200"), "lost" for an answer the server never sent.
+    """
+
     logins: int = 0
     failed_logins: int = 0
     logouts: int = 0
+    active_sessions: int = 0  # the session store's count, taken by each snapshot
+    max_concurrent_sessions: int = 0
     calls: Counter[str] = field(default_factory=Counter)
+    in_flight_requests: int = 0
+    max_in_flight_requests: int = 0
     responses: Counter[str] = field(default_factory=Counter)
     parts_lists_served: int = 0
+    # Parts-list answers cut short by `truncated_parts_list_share`, and calls `server_error_share` failed.
     parts_lists_truncated: int = 0
     random_server_errors: int = 0
     thumbnails_served: int = 0
-    max_concurrent_sessions: int = 0
-    in_flight_requests: int = 0
-    max_in_flight_requests: int = 0
+
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
 
 
 class LogikalSandbox:
@@ -183,7 +175,7 @@ class LogikalSandbox:
         self.listing_faults = ListingFaults()
         self.parts_list_cache = PartsListCache(cfg.parts_list_cache_entries)
         self.login_delay_seconds = 0.0
-        self._counters = _Counters()
+        self._counters = LogikalSandboxStats()
         # Its own generator, so random faults never shift the tree's or the latency model's draws.
         self._fault_rng = random.Random(cfg.seed * 7919 + 17)
 
@@ -238,7 +230,7 @@ class LogikalSandbox:
     def render_parts_list(self, source: PartsListSource, corrupt: str | None) -> bytes:
         """The file as the source holds it: broken as `corrupt` says, if it says."""
         target = self.config.parts_list_target_bytes
-        key = (source.elevation_id, source.version_id, target)
+        key = (source.elevation.id, source.elevation.version_id, target)
         good = self.parts_list_cache.get(key, lambda: build_parts_list(source, target))
         return good if corrupt is None else broken_parts_list(source, good, corrupt)
 
@@ -444,25 +436,16 @@ class LogikalSandbox:
     def stats(self) -> LogikalSandboxStats:
         with self.lock:
             c = self._counters
-            return LogikalSandboxStats(
-                logins=c.logins,
-                failed_logins=c.failed_logins,
-                logouts=c.logouts,
-                calls=dict(c.calls),
-                responses=dict(c.responses),
-                parts_lists_served=c.parts_lists_served,
-                parts_lists_truncated=c.parts_lists_truncated,
-                random_server_errors=c.random_server_errors,
-                thumbnails_served=c.thumbnails_served,
+            return replace(
+                c,
+                calls=Counter(c.calls),
+                responses=Counter(c.responses),
                 active_sessions=self.sessions.active_count(),
-                max_concurrent_sessions=c.max_concurrent_sessions,
-                in_flight_requests=c.in_flight_requests,
-                max_in_flight_requests=c.max_in_flight_requests,
             )
 
     def reset_stats(self) -> None:
         with self.lock:
-            self._counters = _Counters()
+            self._counters = LogikalSandboxStats()
 
     # Hooks for the HTTP layer.
 

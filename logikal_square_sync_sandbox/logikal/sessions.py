@@ -47,13 +47,15 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from .tree import Elevation, LogikalTree, Phase, Project
 
 INVALID_SESSION = "Invalid session authentication identifier."
 INVALID_BODY = "The request is in an invalid format or is missing required properties."
+
+_Selected = TypeVar("_Selected", Elevation, Project, Phase)
 
 
 class State(enum.Enum):
@@ -115,28 +117,21 @@ class AppliedThenFailed(Exception):
         self.status = status
 
 
+@dataclass(kw_only=True)
 class FirstSelectFaults:
     """Once per select target: a false 404 before applying, a lost answer or a 5xx after it."""
 
-    def __init__(
-        self,
-        *,
-        not_found: bool = False,
-        answer_lost: bool = False,
-        applied_error_status: int | None = None,
-        applied_error_share: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        self.not_found = not_found
-        self.answer_lost = answer_lost
-        self.applied_error_status = applied_error_status
-        self.applied_error_share = applied_error_share
-        self._seed = seed
-        self._refused: set[tuple[str, ...]] = set()
-        self._lost: set[tuple[str, ...]] = set()
-        self._failed: set[tuple[str, ...]] = set()
-        # Targets named by identifier (a path or a GUID): the next select of each answers this status.
-        self._named: dict[str, int] = {}
+    not_found: bool = False
+    answer_lost: bool = False
+    applied_error_status: int | None = None
+    applied_error_share: float = 1.0
+    seed: int = 0
+    # The targets each fault has hit: it hits a target once.
+    _refused: set[tuple[str, ...]] = field(default_factory=set, init=False)
+    _lost: set[tuple[str, ...]] = field(default_factory=set, init=False)
+    _failed: set[tuple[str, ...]] = field(default_factory=set, init=False)
+    # Targets named by identifier (a path or a GUID): the next select of each answers this status.
+    _named: dict[str, int] = field(default_factory=dict, init=False)
 
     def fail_after_applying(self, identifier: str, status: int = 502) -> None:
         """The next select of `identifier` is applied, then answered `status` (once)."""
@@ -144,7 +139,7 @@ class FirstSelectFaults:
 
     def _in_share(self, key: tuple[str, ...]) -> bool:
         # A stable pick (crc32, not hash(): PYTHONHASHSEED varies) so a seed picks the same targets.
-        share = zlib.crc32(repr((self._seed, key)).encode()) / 2**32
+        share = zlib.crc32(repr((self.seed, key)).encode()) / 2**32
         return share < self.applied_error_share
 
     def before(self, key: tuple[str, ...], identifier: str) -> None:
@@ -390,23 +385,21 @@ class Navigator:
             raise wrong_state("elevation")
         self._phase(session)
         assert session.elevation_id is not None
-        elevation = self.tree.elevations.get(session.elevation_id)
-        if elevation is None:
-            raise vanished("elevation")
-        return elevation
+        return _still_there(self.tree.elevations.get(session.elevation_id), "elevation")
 
     # -- helpers ------------------------------------------------------------
 
     def _project(self, session: Session) -> Project:
         assert session.project_id is not None
-        project = self.tree.projects.get(session.project_id)
-        if project is None:
-            raise vanished("project")
-        return project
+        return _still_there(self.tree.projects.get(session.project_id), "project")
 
     def _phase(self, session: Session) -> Phase:
         assert session.phase_id is not None
-        phase = self._project(session).phase(session.phase_id)
-        if phase is None:
-            raise vanished("phase")
-        return phase
+        return _still_there(self._project(session).phase(session.phase_id), "phase")
+
+
+def _still_there(selected: _Selected | None, kind: str) -> _Selected:
+    """The session's selected `kind`, unless it was deleted since (409)."""
+    if selected is None:
+        raise vanished(kind)
+    return selected

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -157,17 +157,20 @@ class Project:
         return next((phase for phase in self.phases if phase.id == phase_id), None)
 
     def to_api(self) -> dict[str, Any]:
+        """Every field but the server-side ones, under the swagger's camelCase name."""
         return {
-            "id": self.id,
-            "name": self.name,
-            "createdDate": self.created_date,
-            "changedDate": self.changed_date,
-            "isDeleted": self.is_deleted,
-            "jobNumber": self.job_number,
-            "offerNumber": self.offer_number,
-            "personInCharge": self.person_in_charge,
-            "estimated": self.estimated,
+            _camel_case(f.name): getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in _PROJECT_SERVER_SIDE
         }
+
+
+_PROJECT_SERVER_SIDE = frozenset({"directory_path", "phases", "elevation_counter"})
+
+
+def _camel_case(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 class LogikalTree:

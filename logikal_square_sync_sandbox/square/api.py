@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from .catalog import DEFAULT_TYPES, SUPPORTED_TYPES
 from .cursors import Chain, body_fingerprint
@@ -56,6 +56,7 @@ CATALOG_DEFAULT_LIMIT = 100
 INVENTORY_DEFAULT_LIMIT = 1000
 
 Body = dict[str, Any]
+_T = TypeVar("_T")
 
 
 # ---- request field readers ---------------------------------------------------------------------
@@ -66,48 +67,36 @@ def _get(body: Body, key: str) -> Any:
     return body.get(key)
 
 
-def _bool(body: Body, key: str, field: str) -> bool:
+def _typed(body: Body, key: str, field: str, expected: type[_T], code: str, described: str) -> _T | None:
+    """The value at `key` if it is `expected` (a bool is no integer here), None if absent."""
     value = _get(body, key)
     if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise bad_request("EXPECTED_BOOLEAN", f"Expected a boolean value for `{field}`.", field)
+        return None
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+        raise bad_request(code, f"Expected {described} for `{field}`.", field)
     return value
+
+
+def _bool(body: Body, key: str, field: str) -> bool:
+    return _typed(body, key, field, bool, "EXPECTED_BOOLEAN", "a boolean value") or False
 
 
 def _int(body: Body, key: str, field: str) -> int | None:
-    value = _get(body, key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request("EXPECTED_INTEGER", f"Expected an integer value for `{field}`.", field)
-    return value
+    return _typed(body, key, field, int, "EXPECTED_INTEGER", "an integer value")
 
 
 def _str(body: Body, key: str, field: str) -> str | None:
-    value = _get(body, key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise bad_request("EXPECTED_STRING", f"Expected a string value for `{field}`.", field)
-    return value
+    return _typed(body, key, field, str, "EXPECTED_STRING", "a string value")
 
 
 def _obj(body: Body, key: str, field: str) -> Body | None:
-    value = _get(body, key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise bad_request("EXPECTED_OBJECT", f"Expected an object for `{field}`.", field)
-    return value
+    return _typed(body, key, field, dict, "EXPECTED_OBJECT", "an object")
 
 
 def _str_list(body: Body, key: str, field: str, allowed: frozenset[str] | None = None) -> list[str] | None:
-    value = _get(body, key)
+    value = _typed(body, key, field, list, "EXPECTED_ARRAY", "an array")
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise bad_request("EXPECTED_ARRAY", f"Expected an array for `{field}`.", field)
     for i, item in enumerate(value):
         if not isinstance(item, str):
             raise bad_request(

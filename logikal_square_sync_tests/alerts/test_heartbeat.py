@@ -11,7 +11,7 @@ from logikal_square_sync.alerts.run_sensor import alert_on_run_failure
 from logikal_square_sync.alerts.stale_sensor import alert_on_stale_assets
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_sandbox.server import free_port
-from logikal_square_sync_tests.alerts.conftest import HEARTBEAT_PATH
+from logikal_square_sync_tests.alerts.heartbeat_monitor import HEARTBEAT_PATH
 
 DEFINITIONS = dg.Definitions(sensors=[alert_on_run_failure, alert_on_stale_assets])
 

@@ -16,12 +16,8 @@ from logikal_square_sync.alerts.notifiers import (
 )
 from logikal_square_sync.alerts.outbox import Outbox, deliver
 from logikal_square_sync_sandbox.server import free_port
-from logikal_square_sync_tests.alerts.conftest import (
-    BROKEN_WEBHOOK_PATH,
-    SMTP_PASSWORD,
-    SMTP_USER,
-    WEBHOOK_PATH,
-)
+from logikal_square_sync_tests.alerts.mail import SMTP_PASSWORD, SMTP_USER, Certificate, Mailbox
+from logikal_square_sync_tests.alerts.slack import BROKEN_WEBHOOK_PATH, WEBHOOK_PATH
 
 ALERT = Alert(
     title="Run failed: square/orders",
@@ -83,16 +79,21 @@ def test_email_through_a_plain_relay(smtp) -> None:
     assert smtp.logins == []
 
 
-def test_email_logs_in_over_starttls(smtp_starttls, certificate) -> None:
-    notifier = EmailNotifier(
-        host=smtp_starttls.host,
-        port=smtp_starttls.port,
+def _logging_in(server: Mailbox, password: str, certificate: Certificate | None = None) -> EmailNotifier:
+    """A notifier that logs in to `server` as SMTP_USER with `password`, trusting `certificate`."""
+    return EmailNotifier(
+        host=server.host,
+        port=server.port,
         sender=SMTP_USER,
         recipients=("ops@example.com",),
         username=SMTP_USER,
-        password=SMTP_PASSWORD,
-        ssl_context=certificate.client_context(),
+        password=password,
+        ssl_context=certificate.client_context() if certificate else None,
     )
+
+
+def test_email_logs_in_over_starttls(smtp_starttls: Mailbox, certificate: Certificate) -> None:
+    notifier = _logging_in(smtp_starttls, SMTP_PASSWORD, certificate)
     notifier.send(ALERT)
 
     assert smtp_starttls.logins == [SMTP_USER]
@@ -100,16 +101,10 @@ def test_email_logs_in_over_starttls(smtp_starttls, certificate) -> None:
     assert SMTP_PASSWORD not in repr(notifier)
 
 
-def test_email_wrong_password_is_reported_without_the_password(smtp_starttls, certificate) -> None:
-    notifier = EmailNotifier(
-        host=smtp_starttls.host,
-        port=smtp_starttls.port,
-        sender=SMTP_USER,
-        recipients=("ops@example.com",),
-        username=SMTP_USER,
-        password="wrong-password-4711",
-        ssl_context=certificate.client_context(),
-    )
+def test_email_wrong_password_is_reported_without_the_password(
+    smtp_starttls: Mailbox, certificate: Certificate
+) -> None:
+    notifier = _logging_in(smtp_starttls, "wrong-password-4711", certificate)
     with pytest.raises(NotifierError, match="SMTPAuthenticationError") as raised:
         notifier.send(ALERT)
     assert "wrong-password-4711" not in str(raised.value)
@@ -129,14 +124,7 @@ def test_email_without_login_still_uses_starttls_when_offered(smtp_tls_optional,
 
 
 def test_email_never_sends_credentials_without_tls(smtp) -> None:
-    notifier = EmailNotifier(
-        host=smtp.host,
-        port=smtp.port,
-        sender=SMTP_USER,
-        recipients=("ops@example.com",),
-        username=SMTP_USER,
-        password=SMTP_PASSWORD,
-    )
+    notifier = _logging_in(smtp, SMTP_PASSWORD)
     with pytest.raises(NotifierError, match="does not offer STARTTLS"):
         notifier.send(ALERT)
     assert smtp.envelopes == [] and smtp.logins == []
@@ -144,7 +132,7 @@ def test_email_never_sends_credentials_without_tls(smtp) -> None:
 
 def test_one_failing_channel_does_not_stop_the_other(slack, smtp, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    notifiers = [
+    notifiers: list[Notifier] = [
         SlackNotifier(slack.broken_webhook_url),
         EmailNotifier(host=smtp.host, port=smtp.port, sender="d@example.com", recipients=("o@example.com",)),
     ]

@@ -5,12 +5,13 @@ the instance has `run_retries` on, so Dagster tags each failure as it stores it,
 and the retry is a real re-execution from failure of the failed run.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import time_machine
 
 # Not exported by `dagster`: the auto-retry daemon's own decision, which it tags on a failure left untagged.
 from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
@@ -18,6 +19,7 @@ from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_ret
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.retry_decision import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
 from logikal_square_sync.warehouse.resource import WarehouseResource
+from logikal_square_sync_tests.alerts.slack import SlackStandIn
 from logikal_square_sync_tests.alerts.ticker import Ticker
 
 RETRIES = {"run_retries": {"enabled": True, "max_retries": 1}}
@@ -45,7 +47,25 @@ def retrying(home: Path) -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
-def _ticker(instance: dg.DagsterInstance, slack, tmp_path: Path) -> Ticker:
+@pytest.fixture
+def undecided(home: Path) -> Iterator[tuple[dg.DagsterInstance, dg.DagsterInstance]]:
+    """One storage seen by a writer that tags nothing (a failure stored, its retry decision not yet)
+    and by an instance with run retries on."""
+    home.mkdir()
+    with (
+        dg.instance_for_test(temp_dir=str(home)) as untagged,
+        dg.instance_for_test(overrides=RETRIES, temp_dir=str(home)) as retrying,
+    ):
+        yield untagged, retrying
+
+
+def _tags(instance: dg.DagsterInstance, run_id: str) -> Mapping[str, str]:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None, run_id
+    return run.tags
+
+
+def _ticker(instance: dg.DagsterInstance, slack: SlackStandIn, tmp_path: Path) -> Ticker:
     warehouse = WarehouseResource(url=f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
     ticker = Ticker(instance, AlertsResource(slack_webhook_url=slack.webhook_url), warehouse)
     assert "Watching runs from now on" in ticker.tick()
@@ -61,7 +81,7 @@ def _fail(instance: dg.DagsterInstance, **tags: str) -> str:
 def test_a_run_dagster_retries_is_quiet_and_its_last_retry_alerts(retrying, slack, tmp_path) -> None:
     ticker = _ticker(retrying, slack, tmp_path)
     first = _fail(retrying)
-    assert retrying.get_run_by_id(first).tags[WILL_RETRY_TAG] == "true"  # Dagster's own decision
+    assert _tags(retrying, first)[WILL_RETRY_TAG] == "true"  # Dagster's own decision
     assert "1 failed run(s) waiting for Dagster's retry decision" in ticker.tick()
     assert slack.texts == []
 
@@ -75,7 +95,7 @@ def test_a_run_dagster_retries_is_quiet_and_its_last_retry_alerts(retrying, slac
     )
     retrying.add_run_tags(first, {AUTO_RETRY_RUN_ID_TAG: retry.run_id})
     assert not retry.success
-    assert retrying.get_run_by_id(retry.run_id).tags[WILL_RETRY_TAG] == "false"  # the last retry
+    assert _tags(retrying, retry.run_id)[WILL_RETRY_TAG] == "false"  # the last retry
 
     ticker.tick()
     ticker.tick()
@@ -84,45 +104,43 @@ def test_a_run_dagster_retries_is_quiet_and_its_last_retry_alerts(retrying, slac
 
 
 def test_a_failure_seen_before_dagster_decides_waits_for_the_decision(
-    home, slack, tmp_path, alert_policies
+    undecided: tuple[dg.DagsterInstance, dg.DagsterInstance],
+    slack: SlackStandIn,
+    tmp_path: Path,
+    alert_policies: Callable[..., None],
 ) -> None:
     """The will_retry tag is written just after the failure: a tick in between must not alert yet."""
     alert_policies(retry_decision_wait_seconds=120)
-    home.mkdir()
-    # The same storage seen by a writer that tags nothing (the failure stored, its decision not yet).
-    with (
-        dg.instance_for_test(temp_dir=str(home)) as untagged,
-        dg.instance_for_test(overrides=RETRIES, temp_dir=str(home)) as retrying,
-    ):
-        ticker = _ticker(retrying, slack, tmp_path)
-        run_id = _fail(untagged, **{"dagster/max_retries": "0"})
-        assert WILL_RETRY_TAG not in retrying.get_run_by_id(run_id).tags
-        assert "1 failed run(s) waiting" in ticker.tick()
-        assert slack.texts == []
+    untagged, retrying = undecided
+    ticker = _ticker(retrying, slack, tmp_path)
+    run_id = _fail(untagged, **{"dagster/max_retries": "0"})
+    assert WILL_RETRY_TAG not in _tags(retrying, run_id)
+    assert "1 failed run(s) waiting" in ticker.tick()
+    assert slack.texts == []
 
-        run = retrying.get_run_by_id(run_id)
-        assert run is not None and not should_retry(run, retrying)  # Dagster decides, and tags it
-        ticker.tick()
-        ticker.tick()
-        assert len(slack.texts) == 1 and run_id in slack.texts[0]
+    run = retrying.get_run_by_id(run_id)
+    assert run is not None and not should_retry(run, retrying)  # Dagster decides, and tags it
+    ticker.tick()
+    ticker.tick()
+    assert len(slack.texts) == 1 and run_id in slack.texts[0]
 
 
 def test_a_decision_that_never_comes_alerts_after_the_wait(
-    home, slack, tmp_path, alert_policies, pinned_clock
+    undecided: tuple[dg.DagsterInstance, dg.DagsterInstance],
+    slack: SlackStandIn,
+    tmp_path: Path,
+    alert_policies: Callable[..., None],
+    pinned_clock: time_machine.Traveller,
 ) -> None:
     alert_policies(retry_decision_wait_seconds=120)
-    home.mkdir()
-    with (
-        dg.instance_for_test(temp_dir=str(home)) as untagged,
-        dg.instance_for_test(overrides=RETRIES, temp_dir=str(home)) as retrying,
-    ):
-        ticker = _ticker(retrying, slack, tmp_path)
-        run_id = _fail(untagged)
-        ticker.tick()
-        pinned_clock.shift(timedelta(seconds=100))
-        ticker.tick()
-        assert slack.texts == []
-        pinned_clock.shift(timedelta(seconds=30))
-        assert "Sent 'Run failed: nightly_orders' via slack" in ticker.tick()
-        ticker.tick()
-        assert len(slack.texts) == 1 and run_id in slack.texts[0]
+    untagged, retrying = undecided
+    ticker = _ticker(retrying, slack, tmp_path)
+    run_id = _fail(untagged)
+    ticker.tick()
+    pinned_clock.shift(timedelta(seconds=100))
+    ticker.tick()
+    assert slack.texts == []
+    pinned_clock.shift(timedelta(seconds=30))
+    assert "Sent 'Run failed: nightly_orders' via slack" in ticker.tick()
+    ticker.tick()
+    assert len(slack.texts) == 1 and run_id in slack.texts[0]

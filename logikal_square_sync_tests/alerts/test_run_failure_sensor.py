@@ -11,7 +11,8 @@ from logikal_square_sync.alerts.hints import hint_for
 from logikal_square_sync.alerts.resource import AlertsResource, alerts_resource_from_env
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync.warehouse.tables import logikal_projects
-from logikal_square_sync_tests.alerts.conftest import SMTP_PASSWORD
+from logikal_square_sync_tests.alerts.channels import slack_and_mail
+from logikal_square_sync_tests.alerts.mail import SMTP_PASSWORD
 from logikal_square_sync_tests.alerts.ticker import Ticker
 from logikal_square_sync_tests.clock import ANCHOR
 
@@ -42,7 +43,8 @@ class Outcome(dg.ConfigurableResource):
     fail: bool = True
 
 
-PROJECTS = dg.DynamicPartitionsDefinition(name="test_projects")
+PROJECTS_NAME = "test_projects"
+PROJECTS = dg.DynamicPartitionsDefinition(name=PROJECTS_NAME)
 
 
 @dg.asset(key=["logikal", "phases"], partitions_def=PROJECTS)
@@ -90,7 +92,7 @@ def _failed_job(instance: dg.DagsterInstance, **tags: str) -> dg.ExecuteInProces
 
 
 def _project_run(instance: dg.DagsterInstance, project: str, *, fail: bool, **tags: str) -> str:
-    instance.add_dynamic_partitions(PROJECTS.name, [project])
+    instance.add_dynamic_partitions(PROJECTS_NAME, [project])
     result = dg.materialize(
         [phases],
         instance=instance,
@@ -175,14 +177,7 @@ def test_an_undelivered_alert_is_sent_on_the_next_tick_and_only_once(instance, s
 
 
 def test_one_failing_channel_still_alerts_through_the_other(instance, slack, smtp, capfd, ticking) -> None:
-    ticker = ticking(
-        AlertsResource(
-            slack_webhook_url=slack.broken_webhook_url,
-            email_to="ops@example.com",
-            smtp_host=smtp.host,
-            smtp_port=smtp.port,
-        )
-    )
+    ticker = ticking(slack_and_mail(slack.broken_webhook_url, smtp.host, smtp.port))
     _failed_job(instance)
     ticker.tick()
     assert len(smtp.messages) == 1
@@ -230,11 +225,10 @@ def test_secrets_never_reach_logs_or_alert_text(
     """The webhook URL is a credential: not in httpx's request log, Dagster's log, or the message."""
     caplog.set_level(logging.DEBUG)
     ticker = ticking(
-        AlertsResource(
-            slack_webhook_url=slack.webhook_url,
-            email_to="ops@example.com",
-            smtp_host=smtp_starttls.host,
-            smtp_port=smtp_starttls.port,
+        slack_and_mail(
+            slack.webhook_url,
+            smtp_starttls.host,
+            smtp_starttls.port,
             smtp_username="alerts@example.com",
             smtp_password=SMTP_PASSWORD,
             # The relay's certificate is self-signed: trusted the way an operator would, for the relay only.

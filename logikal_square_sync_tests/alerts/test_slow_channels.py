@@ -5,19 +5,20 @@ never answer, as a relay behind a firewall that drops packets does. Alerts wait
 in the sensor's outbox (its cursor) per channel until each channel takes them.
 """
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.policies import POLICIES_FILE, PolicyFileError, load_policies
 from logikal_square_sync.warehouse.resource import WarehouseResource
-from logikal_square_sync_tests.alerts.conftest import WEBHOOK_PATH, Mailbox, SilentPort, SlackStandIn
+from logikal_square_sync_tests.alerts.channels import slack_and_mail
+from logikal_square_sync_tests.alerts.mail import Mailbox
+from logikal_square_sync_tests.alerts.silent_port import SilentPort
+from logikal_square_sync_tests.alerts.slack import WEBHOOK_PATH, SlackStandIn
 from logikal_square_sync_tests.alerts.ticker import Ticker
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, under_ci
+from logikal_square_sync_tests.postgres import throwaway_databases
 
 DEADLINE = 1.5  # delivery_deadline_seconds in these tests
 # Slack's own timeout (SMTP's is 30 s): a tick that took half of it did not clip its sends. The margin
@@ -49,23 +50,10 @@ def storage(request: pytest.FixtureRequest) -> Iterator[dg.DagsterInstance]:
         instance.dispose()
         return
     # A database of its own: Dagster's Alembic history must not meet the warehouse's.
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            name = f"lss_dagster_{uuid.uuid4().hex[:12]}"
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as error:
-        if under_ci():
-            pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error.orig}")
-        pytest.skip(f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error.orig}")
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_databases("dagster") as (database,):
+        url = database.render_as_string(hide_password=False)
         with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}}) as instance:
             yield instance
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -75,12 +63,8 @@ def hanging_channels(
     alert_policies(delivery_deadline_seconds=DEADLINE, heartbeat_timeout_seconds=0.5)
     host, port = slack.url.removeprefix("http://").split(":")
     slack_port, smtp_port = silent_port(host, int(port)), silent_port(smtp.host, smtp.port)
-    alerts = AlertsResource(
-        slack_webhook_url=f"http://{slack_port.host}:{slack_port.port}{WEBHOOK_PATH}",
-        email_to="ops@example.com",
-        smtp_host=smtp_port.host,
-        smtp_port=smtp_port.port,
-    )
+    webhook_url = f"http://{slack_port.host}:{slack_port.port}{WEBHOOK_PATH}"
+    alerts = slack_and_mail(webhook_url, smtp_port.host, smtp_port.port)
     return slack_port, smtp_port, alerts
 
 

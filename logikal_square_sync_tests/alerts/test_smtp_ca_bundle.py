@@ -12,7 +12,7 @@ import pytest
 
 from logikal_square_sync.alerts.notifiers import Alert, EmailNotifier, NotifierError
 from logikal_square_sync.alerts.resource import alerts_resource_from_env
-from logikal_square_sync_tests.alerts.conftest import SMTP_PASSWORD, SMTP_USER, Certificate, Mailbox
+from logikal_square_sync_tests.alerts.mail import SMTP_PASSWORD, SMTP_USER, Certificate, Mailbox
 from logikal_square_sync_tests.tls import self_signed
 
 ALERT = Alert(title="Run failed: square/orders", body="boom")

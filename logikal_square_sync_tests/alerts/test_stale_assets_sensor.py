@@ -15,7 +15,9 @@ import pytest
 from logikal_square_sync.alerts.resource import AlertsResource
 from logikal_square_sync.alerts.stale_sensor import alert_on_stale_assets
 from logikal_square_sync_tests.alerts import freshness_location as location
-from logikal_square_sync_tests.alerts.conftest import WEBHOOK_PATH, FreshnessDaemon, freshness_daemon
+from logikal_square_sync_tests.alerts.channels import slack_and_mail
+from logikal_square_sync_tests.alerts.freshness_daemon import FreshnessDaemon, freshness_daemon
+from logikal_square_sync_tests.alerts.slack import WEBHOOK_PATH
 from logikal_square_sync_tests.clock import awkward_moments
 
 WEBSERVER = "http://dagster.example:3000"
@@ -135,12 +137,7 @@ def test_one_alert_per_transition_and_a_recovery(daemon, slack, pinned_clock) ->
 def test_a_fresh_deployment_is_quiet_until_the_first_deadline_passes(
     daemon, slack, pinned_clock, smtp
 ) -> None:
-    alerts = AlertsResource(
-        slack_webhook_url=slack.webhook_url,
-        email_to="ops@example.com",
-        smtp_host=smtp.host,
-        smtp_port=smtp.port,
-    )
+    alerts = slack_and_mail(slack.webhook_url, smtp.host, smtp.port)
     ticker = _ticker(daemon, alerts)
     assert "No change, nothing sent" in ticker.tick()  # never materialized, not due yet: as the UI says
     pinned_clock.shift(timedelta(minutes=19))

@@ -35,7 +35,7 @@ class Ticker:
     def until_sent(self, channel: str, most: int = 10) -> list[str]:
         """Ticks until nothing waits for `channel` (a busy machine may need more than one tick's
         deadline for a few deliveries); the tick messages."""
-        messages = []
+        messages: list[str] = []
         while channel in self.waiting():
             assert len(messages) < most, (messages, self.waiting())
             messages.append(self.tick())

@@ -36,27 +36,43 @@ Printed per repetition, and summarised:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TypedDict
 
-from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.engine.client import ConnectionSettings
-from logikal_square_sync.logikal.engine.directory_sync import sync_directories
-from logikal_square_sync.logikal.engine.planner import lower_bound_seconds, minimal_calls
-from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.session_pool import SessionPool
-from logikal_square_sync.logikal.engine.store import save_sibling_refusal, write_transaction
+import sqlalchemy as sa
+
+from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.logikal.engine.client.planner import lower_bound_seconds, minimal_calls
+from logikal_square_sync.logikal.engine.client.session import ConnectionSettings
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.store.contents import save_sibling_refusal
+from logikal_square_sync.logikal.engine.store.writes import write_transaction
+from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.walk.result import ProjectContentsResult
 from logikal_square_sync.policies import policies
-from logikal_square_sync.warehouse.engine import warehouse_engine
-from logikal_square_sync_sandbox.logikal import BASE_PATH, LogikalSandbox, LogikalSandboxConfig, create_app
+from logikal_square_sync.warehouse.connections import warehouse_engine
+from logikal_square_sync_sandbox.logikal import (
+    BASE_PATH,
+    LogikalSandbox,
+    LogikalSandboxConfig,
+    LogikalSandboxStats,
+    create_app,
+)
 from logikal_square_sync_sandbox.server import serve_in_thread
 
 PHASE_SIZES = (6, 6, 5)
+# One root directory without subdirectories, answering at once until the timed part raises the time scale.
+ONE_DIRECTORY = LogikalSandboxConfig(root_directories=1, directory_depth=1, time_scale=0.0)
 LISTING_CALLS = {"POST /directories/select", "POST /projects/select", "GET /phases", "POST /phases/select"}
 LISTING_CALLS |= {"GET /elevations"}
 
@@ -71,19 +87,28 @@ def build_project(sandbox: LogikalSandbox) -> str:
     return project_id
 
 
-def _run_once(pool_size: int, seed: int, siblings_refused: bool = False) -> dict[str, float]:
-    sandbox = LogikalSandbox(
-        LogikalSandboxConfig(
-            seed=seed,
-            root_directories=1,
-            directory_depth=1,
-            projects_per_directory=1,
-            time_scale=0.0,
-            parts_list_target_bytes=900_000,
-            allow_sibling_elevation_select=not siblings_refused,
-        )
-    )
-    project_id = build_project(sandbox)
+class RunFigures(TypedDict):
+    """One repetition: the first sync, its bounds, and the re-sync of the unchanged project."""
+
+    wall: float
+    logins: int
+    calls: int
+    required_calls: int
+    required_logins: int
+    max_sessions: int
+    bound: float
+    optimistic_bound: float
+    ratio: float
+    resync_wall: float
+    resync_logins: int
+    resync_calls: int
+    resync_listing_calls: int
+    resync_other: dict[str, int]
+
+
+@contextlib.contextmanager
+def _discovered(sandbox: LogikalSandbox, pool_size: int) -> Iterator[tuple[ConnectionSettings, sa.Engine]]:
+    """The sandbox served, its directories and projects synced into a fresh SQLite warehouse."""
     engine = warehouse_engine(f"sqlite:///{tempfile.mkdtemp(prefix='logikal-bench-')}/warehouse.sqlite")
     with serve_in_thread(create_app(sandbox)) as served:
         settings = ConnectionSettings(served.url + BASE_PATH, "sandbox", "sandbox")
@@ -91,26 +116,40 @@ def _run_once(pool_size: int, seed: int, siblings_refused: bool = False) -> dict
             sync_directories(pool, engine)
         with SessionPool(settings, pool_size) as pool:
             sync_projects(pool, engine)
+        yield settings, engine
+
+
+def _timed_project_sync(
+    sandbox: LogikalSandbox, settings: ConnectionSettings, pool_size: int, engine: sa.Engine, project_id: str
+) -> tuple[ProjectContentsResult, float, LogikalSandboxStats]:
+    """One force sync of the project on a pool of its own: its result, wall time and the sandbox's counts."""
+    sandbox.reset_stats()
+    started = time.monotonic()
+    with SessionPool(settings, pool_size) as pool:
+        result = sync_project_contents(pool, engine, project_id)
+    return result, time.monotonic() - started, sandbox.stats
+
+
+def _run_once(pool_size: int, seed: int, siblings_refused: bool = False) -> RunFigures:
+    sandbox = LogikalSandbox(
+        replace(
+            ONE_DIRECTORY,
+            seed=seed,
+            projects_per_directory=1,
+            parts_list_target_bytes=900_000,
+            allow_sibling_elevation_select=not siblings_refused,
+        )
+    )
+    project_id = build_project(sandbox)
+    with _discovered(sandbox, pool_size) as (settings, engine):
         if siblings_refused:
             # Learned by an earlier run and kept in sync_state, as in production.
             with write_transaction(engine) as conn:
                 save_sibling_refusal(conn, 409, utc_now())
-
         sandbox.latency.time_scale = 1.0
-        sandbox.reset_stats()
-        started = time.monotonic()
-        with SessionPool(settings, pool_size) as pool:
-            first = sync_project_contents(pool, engine, project_id)
-        wall = time.monotonic() - started
-        stats = sandbox.stats
+        first, wall, stats = _timed_project_sync(sandbox, settings, pool_size, engine, project_id)
         assert first.parts_lists_fetched == sum(PHASE_SIZES), first
-
-        sandbox.reset_stats()
-        started = time.monotonic()
-        with SessionPool(settings, pool_size) as pool:
-            again = sync_project_contents(pool, engine, project_id)
-        rewall = time.monotonic() - started
-        restats = sandbox.stats
+        again, rewall, restats = _timed_project_sync(sandbox, settings, pool_size, engine, project_id)
         assert again.parts_lists_fetched == 0, again
 
     siblings = not siblings_refused
@@ -143,35 +182,22 @@ def _run_once(pool_size: int, seed: int, siblings_refused: bool = False) -> dict
 
 def _sweep(projects: int, budget: int, time_scale: float) -> int:
     """Re-sync `projects` unchanged projects, `budget` at once; print wall time, logins, peak sessions."""
+    # The sweep fetches no parts list: the smallest files keep the first sync short.
     sandbox = LogikalSandbox(
-        LogikalSandboxConfig(
-            seed=11,
-            root_directories=1,
-            directory_depth=1,
-            projects_per_directory=0,
-            time_scale=0.0,
-            # The sweep fetches no parts list: the smallest files keep the first sync short.
-            parts_list_target_bytes=0,
-        )
+        replace(ONE_DIRECTORY, seed=11, projects_per_directory=0, parts_list_target_bytes=0)
     )
     directory = sandbox.directories()[0]["path"]
     ids = [
         sandbox.add_project(directory, f"SWEEP{n:03}", phases=2, elevations_per_phase=3)
         for n in range(projects)
     ]
-    engine = warehouse_engine(f"sqlite:///{tempfile.mkdtemp(prefix='logikal-sweep-')}/warehouse.sqlite")
-    with serve_in_thread(create_app(sandbox)) as served:
-        settings = ConnectionSettings(served.url + BASE_PATH, "sandbox", "sandbox")
+    with _discovered(sandbox, budget) as (settings, engine):
 
         def sync(project_id: str) -> int:
             # One project run: a pool of its own, which may use the whole budget.
             with SessionPool(settings, budget) as pool:
                 return sync_project_contents(pool, engine, project_id).parts_lists_fetched
 
-        with SessionPool(settings, budget) as pool:
-            sync_directories(pool, engine)
-        with SessionPool(settings, budget) as pool:
-            sync_projects(pool, engine)
         with ThreadPoolExecutor(max_workers=budget) as runs:
             assert sum(runs.map(sync, ids)) == projects * 6
         sandbox.latency.time_scale = time_scale
@@ -208,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         return _sweep(args.sweep, args.pool_size, args.time_scale)
 
-    runs = []
+    runs: list[RunFigures] = []
     for index in range(args.repeat):
         run = _run_once(args.pool_size, seed=11 + index, siblings_refused=args.siblings_refused)
         runs.append(run)

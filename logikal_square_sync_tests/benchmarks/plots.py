@@ -19,7 +19,11 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks"
 RESULTS = OUT / "results.json"
@@ -80,25 +84,26 @@ def plot(results: dict[str, Any]) -> None:
             xytext=(6, 6),
         )
     ax.set(xscale="log", yscale="log", xlabel="orders (~3 line items each)", ylabel="seconds")
-    ax.set_title("Square orders full sync into PostgreSQL: time", fontsize=11)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.text(0.01, 0.01, note, fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(OUT / "time.png", dpi=110)
-    plt.close(fig)
+    _save(fig, ax, "Square orders full sync into PostgreSQL: time", note, "time.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(orders, [r["sync"]["peak_rss_mb"] for r in runs], "o-", label="full sync process")
     ax.plot(orders, [r["fetch"]["peak_rss_mb"] for r in runs], "s--", label="limit: fetch process")
     ax.axhline(RSS_TARGET_MB, color="red", linewidth=1, label=f"target {RSS_TARGET_MB} MB")
     ax.set(xscale="log", xlabel="orders (~3 line items each)", ylabel="peak RSS, MB", ylim=(0, None))
-    ax.set_title("Square orders full sync into PostgreSQL: peak RSS", fontsize=11)
+    _save(fig, ax, "Square orders full sync into PostgreSQL: peak RSS", note, "rss.png")
+
+
+def _save(fig: Figure, ax: Axes, title: str, note: str, name: str) -> None:
+    """Titles the chart, adds its grid, legend and the measurement note, and saves it as OUT/`name`."""
+    import matplotlib.pyplot as plt
+
+    ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.text(0.01, 0.01, note, fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(OUT / "rss.png", dpi=110)
+    fig.savefig(OUT / name, dpi=110)
     plt.close(fig)
 
 

@@ -51,25 +51,22 @@ def _client(url: str, token: str):
 def step_fetch(kind: str, url: str, token: str, _warehouse: str) -> dict[str, Any]:
     """The requests of a full sync, every page decoded, nothing written."""
     from logikal_square_sync.policies import policies
-    from logikal_square_sync.square.engine.catalog_sync import OBJECT_TYPES
+    from logikal_square_sync.square.engine.catalog_sync import catalog
+    from logikal_square_sync.square.engine.inventory_sync import inventory
 
     square = policies().square
+    # The sync's own call and full-refresh request; the client decodes with the sync's own decoder
+    # (typed records), as the orders' limit does.
+    if kind == "catalog":
+        parts, page_size = catalog(square.catalog), square.catalog.page_size
+    else:
+        parts, page_size = inventory(square.inventory), square.inventory.page_size
+    body = parts.request(page_size, None)
     started = time_now()
     records = 0
     with _client(url, token) as client:
-        if kind == "catalog":
-            body = {
-                "object_types": OBJECT_TYPES,
-                "include_deleted_objects": True,
-                "limit": square.catalog.page_size,
-            }
-            for page in client.search_catalog(lambda: body):
-                records += len(page.get("objects") or [])
-        else:
-            body = {"limit": square.inventory.page_size}
-            # The client decodes with the sync's own decoder (typed counts), as the orders' limit does.
-            for page in client.inventory_counts(lambda: body):
-                records += len(page.get("counts") or [])
+        for page in parts.pages(client, lambda: body):
+            records += len(page.get(parts.records) or [])
     return {"seconds": time_now() - started, "records": records}
 
 
@@ -78,7 +75,7 @@ def step_sync(kind: str, url: str, token: str, warehouse: str) -> dict[str, Any]
     from logikal_square_sync.square.engine.catalog_sync import sync_catalog
     from logikal_square_sync.square.engine.inventory_sync import sync_inventory
     from logikal_square_sync.square.engine.location_sync import sync_locations
-    from logikal_square_sync.warehouse.engine import warehouse_engine
+    from logikal_square_sync.warehouse.connections import warehouse_engine
 
     square = policies().square
     engine = warehouse_engine(warehouse)

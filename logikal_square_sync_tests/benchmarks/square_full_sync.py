@@ -77,7 +77,7 @@ def step_sync(url: str, token: str, warehouse: str) -> dict[str, Any]:
     from logikal_square_sync.policies import policies
     from logikal_square_sync.square.engine.location_sync import sync_locations
     from logikal_square_sync.square.engine.order_sync import sync_orders
-    from logikal_square_sync.warehouse.engine import warehouse_engine
+    from logikal_square_sync.warehouse.connections import warehouse_engine
 
     engine = warehouse_engine(warehouse)
     with _client(url, token) as client:
@@ -139,7 +139,7 @@ def step_materialize(url: str, token: str, warehouse: str) -> dict[str, Any]:
     import dagster as dg
 
     from logikal_square_sync.square.engine.location_sync import sync_locations
-    from logikal_square_sync.warehouse.engine import warehouse_engine
+    from logikal_square_sync.warehouse.connections import warehouse_engine
     from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 
     with _client(url, token) as client:

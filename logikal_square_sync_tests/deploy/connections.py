@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.warehouse.engine import create_warehouse_engine
+from logikal_square_sync.warehouse.connections import create_warehouse_engine
 
 
 def refusal(url: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from logikal_square_sync_sandbox.server import free_port
-from logikal_square_sync_tests.conftest import under_ci
+from logikal_square_sync_tests.ci import under_ci
 
 
 def _server_bin() -> Path | None:

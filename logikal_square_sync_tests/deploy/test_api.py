@@ -24,10 +24,12 @@ import yaml
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_projects
 from logikal_square_sync_sandbox.server import free_port
-from logikal_square_sync_tests.deploy.conftest import ROOT, Topology, _stop, wait_for
+from logikal_square_sync_tests.deploy.compose import ROOT
+from logikal_square_sync_tests.deploy.processes import stop_processes, wait_for
+from logikal_square_sync_tests.deploy.topology import Topology
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("topology")]
 
@@ -115,7 +117,7 @@ def api(topology: Topology, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     try:
         yield started
     finally:
-        _stop([started.process])
+        stop_processes([started.process])
 
 
 def _project_runs(topology: Topology, project_id: str | None = None) -> list[dg.DagsterRun]:
@@ -339,7 +341,7 @@ def test_dagster_unreachable_answers_503(api: Api, topology: Topology, tmp_path:
         assert health.status_code == 503 and str(closed) not in health.text
         assert health.json()["checks"] == {"dagster": "Dagster cannot be reached"}
     finally:
-        _stop([down.process])
+        stop_processes([down.process])
     assert down.log.read_text().count("Dagster webserver unreachable") >= 1
 
 
@@ -355,7 +357,7 @@ def test_an_unreachable_warehouse_answers_503_without_its_password(
         assert answer.status_code == 503, answer.text
         assert answer.json() == {"error": "the warehouse cannot be reached; try again later"}
     finally:
-        _stop([down.process])
+        stop_processes([down.process])
     assert "warehouse unreachable" in down.log.read_text()
     assert "Warehouse-S3cret" not in down.log.read_text()
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from logikal_square_sync.definitions import build_defs
-from logikal_square_sync.logikal.engine.base_url_check import ALLOW_HTTP_ENV
+from logikal_square_sync.logikal.engine.client.base_url_check import ALLOW_HTTP_ENV
 from logikal_square_sync_tests.deploy.test_deploy_files import _variables_read
 
 ROOT = Path(__file__).resolve().parents[2]

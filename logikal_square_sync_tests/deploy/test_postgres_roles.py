@@ -21,9 +21,9 @@ import sqlalchemy as sa
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from logikal_square_sync.warehouse.engine import create_warehouse_engine, warehouse_engine
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL, reachable_postgres_admin
+from logikal_square_sync.warehouse.connections import create_warehouse_engine, warehouse_engine
 from logikal_square_sync_tests.deploy.connections import refusal
+from logikal_square_sync_tests.postgres import POSTGRES_ADMIN_URL, reachable_postgres_admin
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "postgres-roles.sql"
@@ -226,6 +226,18 @@ def test_a_missing_password_stops_the_script_naming_the_variable(admin: sa.Engin
         )
 
 
+def _run_init_script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Compose's deploy/postgres-init.sh, as the postgres image runs it on an empty volume."""
+    return subprocess.run(
+        [str(ROOT / "deploy" / "postgres-init.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_compose_init_script_makes_the_warehouse_role_and_database(admin: sa.Engine, names: Names) -> None:
     admin_url = sa.make_url(POSTGRES_ADMIN_URL)
     env = _libpq_env(
@@ -234,25 +246,10 @@ def test_compose_init_script_makes_the_warehouse_role_and_database(admin: sa.Eng
         LSS_WAREHOUSE_DB=names.warehouse_db,
         LSS_WAREHOUSE_USER=names.warehouse_role,
     )
-    refused = subprocess.run(
-        [str(ROOT / "deploy" / "postgres-init.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = _run_init_script(env)
     assert refused.returncode != 0 and "LSS_WAREHOUSE_PASSWORD" in refused.stderr
 
-    env["LSS_WAREHOUSE_PASSWORD"] = "warehouse-pw"
-    done = subprocess.run(
-        [str(ROOT / "deploy" / "postgres-init.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_init_script({**env, "LSS_WAREHOUSE_PASSWORD": "warehouse-pw"})
     assert done.returncode == 0, done.stderr
     with admin.connect() as conn:
         owner = conn.execute(

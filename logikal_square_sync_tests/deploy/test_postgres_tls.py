@@ -24,9 +24,9 @@ import yaml
 from dagster_postgres import PostgresRunStorage
 from dagster_postgres.utils import get_conn_string
 
-from logikal_square_sync.warehouse.engine import create_warehouse_engine
+from logikal_square_sync.warehouse.connections import create_warehouse_engine
 from logikal_square_sync_sandbox.server import free_port
-from logikal_square_sync_tests.conftest import under_ci
+from logikal_square_sync_tests.ci import under_ci
 from logikal_square_sync_tests.deploy.connections import refusal
 
 ROOT = Path(__file__).resolve().parents[2]

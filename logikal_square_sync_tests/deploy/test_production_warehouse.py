@@ -8,7 +8,6 @@ every login, so any password connects) that must show up nowhere.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -21,21 +20,14 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from logikal_square_sync.warehouse.engine import HEAD_REVISION, alembic_config, create_warehouse_engine
+from logikal_square_sync.warehouse.connections import HEAD_REVISION, alembic_config, create_warehouse_engine
 from logikal_square_sync.warehouse.location import describe_warehouse
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig
 from logikal_square_sync_sandbox.square import create_app as square_app
-from logikal_square_sync_tests.deploy.conftest import (
-    _OWN_NAMES,
-    _OWN_PREFIXES,
-    BIN,
-    ROOT,
-    _environment,
-    _pg_env,
-    compose_commands,
-    throwaway_databases,
-)
+from logikal_square_sync_tests.deploy.compose import BIN, ROOT, compose_commands, container_environment
+from logikal_square_sync_tests.deploy.processes import environment
+from logikal_square_sync_tests.postgres import throwaway_databases
 
 pytestmark = [pytest.mark.postgres]
 
@@ -69,7 +61,7 @@ class Production:
         return self.run(str(BIN / "dagster"), "asset", "materialize", "--select", selection, *module)
 
     def instance(self) -> dg.DagsterInstance:
-        with _environment(self.env):
+        with environment(self.env):
             return dg.DagsterInstance.from_config(str(self.home))
 
 
@@ -85,10 +77,7 @@ def production(tmp_path: Path) -> Iterator[Production]:
     ):
         warehouse_url = warehouse_db.set(password=PASSWORD).render_as_string(hide_password=False)
         env = {
-            **{k: v for k, v in os.environ.items() if not (k.startswith(_OWN_PREFIXES) or k in _OWN_NAMES)},
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "DAGSTER_HOME": str(home),
-            **_pg_env(dagster_db),
+            **container_environment(home, dagster_db),
             "LSS_DATA_DIR": str(tmp_path / "data"),  # where the refused SQLite default would go
             "WAREHOUSE_URL": warehouse_url,
             "SQUARE_BASE_URL": square.url,

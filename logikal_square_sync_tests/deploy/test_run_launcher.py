@@ -26,7 +26,8 @@ from dagster._grpc.client import DagsterGrpcClient
 from logikal_square_sync.instance.run_launcher import HealthCheckedRunLauncher
 from logikal_square_sync_sandbox.demo import write_local_instance_yaml
 from logikal_square_sync_sandbox.server import free_port
-from logikal_square_sync_tests.deploy.conftest import ROOT, wait_for
+from logikal_square_sync_tests.deploy.compose import ROOT
+from logikal_square_sync_tests.deploy.processes import wait_for
 
 FAR_AHEAD = datetime(2100, 1, 1, tzinfo=UTC)
 DEFINITIONS = """

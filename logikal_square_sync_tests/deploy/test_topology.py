@@ -17,33 +17,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
 
-from logikal_square_sync.force_sync import ForceSyncError
+from logikal_square_sync.interfaces.force_sync import ForceSyncError
+from logikal_square_sync.interfaces.force_sync.graphql import FINISHED
 from logikal_square_sync.policies import MAX_RUNTIME_TAG, load_policies, max_runtime_tags, run_retry_tags
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync.warehouse.tables import logikal_projects
-from logikal_square_sync_tests.deploy.conftest import (
-    LOCATION,
-    Topology,
-    process_tree,
-    running_topology,
-    wait_for,
-)
+from logikal_square_sync_tests.deploy.compose import LOCATION
 from logikal_square_sync_tests.deploy.private_postgres import private_postgres
-from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
-from logikal_square_sync_tests.square.conftest import (
+from logikal_square_sync_tests.deploy.processes import process_tree, wait_for
+from logikal_square_sync_tests.deploy.topology import Topology, running_topology
+from logikal_square_sync_tests.logikal.source_truth import source_truth, warehouse_state
+from logikal_square_sync_tests.square.helpers import (
     assert_warehouse_equals_source,
     normalized,
     source_line_items,
@@ -56,6 +55,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("t
 
 SCHEDULE = "square_daily_sync"
 ALERT_SENSOR = "alert_on_run_failure"
+SQUARE_ASSETS = [["square", name] for name in ("locations", "catalog", "orders", "inventory")]
+LOCATIONS_AND_ORDERS = [["square", "locations"], ["square", "orders"]]
 
 
 def _runs_of_schedule(topology: Topology) -> list[dg.DagsterRun]:
@@ -81,7 +82,7 @@ def test_a_schedule_tick_and_a_force_sync_go_through_the_queue_and_fill_the_ware
         ).one()
 
     # Force sync by name, exactly as documented: through the webserver's GraphQL and the queue.
-    command = [sys.executable, "-m", "logikal_square_sync.force_sync", "--project", name, "--wait"]
+    command = [sys.executable, "-m", "logikal_square_sync.interfaces.force_sync", "--project", name, "--wait"]
     done = subprocess.run(
         command, env=topology.env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
     )
@@ -117,7 +118,8 @@ def test_a_schedule_tick_and_a_force_sync_go_through_the_queue_and_fill_the_ware
         assert instance.get_records_for_run(
             force_run.run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED
         ).records
-        assert force_run.remote_job_origin.location_name == LOCATION
+        origin = force_run.remote_job_origin
+        assert origin is not None and origin.location_name == LOCATION
 
     # The warehouse equals the sources: every Square table, the LogiKal tree and the synced project.
     assert_warehouse_equals_source(engine, topology.square)
@@ -131,6 +133,27 @@ def test_a_schedule_tick_and_a_force_sync_go_through_the_queue_and_fill_the_ware
     # Nothing failed, so no run alert. (Freshness alerts may come: the override's every-minute crons make
     # every Square asset due each minute.)
     assert [post for post in topology.slack.posts if "Run failed" in post["text"]] == []
+
+
+@contextlib.contextmanager
+def _run_waiting_at_square(
+    topology: Topology, *assets: list[str], delay_seconds: float, times: int | None = None
+) -> Iterator[str]:
+    """Launches a run of `assets` with Square's SearchOrders answering `delay_seconds` late (`times`
+    times, or every time) and yields its id once its orders sync waits there; the fault is cleared
+    when the block ends."""
+    fired = topology.square.stats.faults_fired["slow"]
+    topology.square.faults.inject("slow", endpoint="orders_search", times=times, delay_seconds=delay_seconds)
+    try:
+        run_id = topology.launch_assets(*assets)
+        wait_for(
+            "the orders sync to wait at Square",
+            lambda: topology.square.stats.faults_fired["slow"] > fired,
+            timeout=150,
+        )
+        yield run_id
+    finally:
+        topology.square.faults.clear()
 
 
 def _worker_pid(topology: Topology, run_id: str) -> int | None:
@@ -159,10 +182,7 @@ def test_a_killed_run_worker_gives_back_its_pool_slot_and_alerts_once(topology: 
     alerts_before = len(topology.slack.posts)
     square = topology.square
     # Every SearchOrders call hangs (for longer than any test waits): the run stops mid-sync.
-    square.faults.inject("slow", endpoint="orders_search", times=None, delay_seconds=3600)
-    try:
-        run_id = topology.launch_assets(["square", "locations"], ["square", "orders"])
-        wait_for("the orders sync to hang at Square", lambda: square.stats.faults_fired["slow"] >= 1, 150)
+    with _run_waiting_at_square(topology, *LOCATIONS_AND_ORDERS, delay_seconds=3600) as run_id:
         assert _slot_holders(topology, "square_orders") == {run_id}
         pid = wait_for("the run worker's pid", lambda: _worker_pid(topology, run_id), 30)
         # The code server started it (DefaultRunLauncher): a process of the code-server "container".
@@ -171,8 +191,6 @@ def test_a_killed_run_worker_gives_back_its_pool_slot_and_alerts_once(topology: 
         killed_at = time.monotonic()
         for process in process_tree(pid):
             os.kill(process, signal.SIGKILL)
-    finally:
-        square.faults.clear()
 
     assert topology.wait_for_run(run_id, timeout=60) == "FAILURE"
     print(f"\nrun {run_id} ended FAILURE {time.monotonic() - killed_at:.0f} s after its worker was killed")
@@ -223,9 +241,6 @@ def test_the_daemon_pings_the_heartbeat_once_per_alert_sensor_tick(topology: Top
     assert ticks - 1 <= pings <= ticks + 1, (ticks, pings)
 
 
-SQUARE_ASSETS = [["square", name] for name in ("locations", "catalog", "orders", "inventory")]
-
-
 def _run_alerts(topology: Topology, since: int) -> list[str]:
     """The run alerts since post number `since` (freshness alerts of the every-minute crons aside)."""
     texts = [post["text"] for post in topology.slack.posts[since:]]
@@ -242,13 +257,6 @@ def _wait_for_another_alert_tick(topology: Topology) -> None:
         )
 
     wait_for(f"another tick of {ALERT_SENSOR}", another_tick, timeout=120)
-
-
-def _hang_orders_search(topology: Topology, delay_seconds: float, times: int | None) -> int:
-    """Makes Square's SearchOrders answer late; returns how often that fault had fired before."""
-    fired = topology.square.stats.faults_fired["slow"]
-    topology.square.faults.inject("slow", endpoint="orders_search", times=times, delay_seconds=delay_seconds)
-    return fired
 
 
 def _sync_all_square_and_check_the_warehouse(
@@ -269,14 +277,7 @@ def _failure_message(topology: Topology, run_id: str) -> str:
 
 def test_a_killed_code_server_fails_its_run_within_two_minutes_and_frees_its_slot(topology: Topology) -> None:
     alerts_before = len(topology.slack.posts)
-    fired = _hang_orders_search(topology, delay_seconds=3600, times=None)
-    try:
-        run_id = topology.launch_assets(["square", "locations"], ["square", "orders"])
-        wait_for(
-            "the orders sync to hang at Square",
-            lambda: topology.square.stats.faults_fired["slow"] > fired,
-            timeout=150,
-        )
+    with _run_waiting_at_square(topology, *LOCATIONS_AND_ORDERS, delay_seconds=3600) as run_id:
         assert _slot_holders(topology, "square_orders") == {run_id}
         worker = wait_for("the run worker's pid", lambda: _worker_pid(topology, run_id), 30)
         assert worker in process_tree(topology.processes["code-server"].pid)
@@ -284,8 +285,6 @@ def test_a_killed_code_server_fails_its_run_within_two_minutes_and_frees_its_slo
         killed_at = time.monotonic()
         topology.kill("code-server")
         wait_for("the run worker to die with it", lambda: _dead(worker), timeout=30)
-    finally:
-        topology.square.faults.clear()
     # compose's `restart: unless-stopped` starts the container again, on the same address.
     topology.restart("code-server")
 
@@ -328,18 +327,9 @@ def test_a_killed_code_server_fails_its_run_within_two_minutes_and_frees_its_slo
 def test_a_killed_daemon_leaves_the_running_sync_alone(topology: Topology) -> None:
     alerts_before = len(topology.slack.posts)
     # The first SearchOrders call answers after 10 s: the sync is mid-step while the daemon dies.
-    fired = _hang_orders_search(topology, delay_seconds=10, times=1)
-    try:
-        run_id = topology.launch_assets(*SQUARE_ASSETS)
-        wait_for(
-            "the orders sync to wait at Square",
-            lambda: topology.square.stats.faults_fired["slow"] > fired,
-            timeout=150,
-        )
+    with _run_waiting_at_square(topology, *SQUARE_ASSETS, delay_seconds=10, times=1) as run_id:
         killed_at = time.monotonic()
         topology.kill("daemon")
-    finally:
-        topology.square.faults.clear()
     topology.restart("daemon")
     # The run worker is the code server's child: it goes on without the daemon, and the new
     # daemon's run monitoring finds it alive.
@@ -353,36 +343,17 @@ def test_a_killed_daemon_leaves_the_running_sync_alone(topology: Topology) -> No
     assert [text for text in _run_alerts(topology, alerts_before) if "Run failed" in text] == []
 
 
-RELOAD = """
-mutation Reload($name: String!) {
-  reloadRepositoryLocation(repositoryLocationName: $name) {
-    __typename
-    ... on WorkspaceLocationEntry { name }
-    ... on Error { message }
-  }
-}
-"""
-
-
 def test_a_reload_of_the_code_location_cancels_the_run_it_leaves_behind(topology: Topology) -> None:
     """A reload (UI: Deployment -> Reload) replaces the code server's gRPC process; a run it started
     goes on in the old one, which no longer answers for it. The launcher's health check has that
     process cancel it rather than take it for dead: no run goes on unseen, none is failed alive.
     The cancel takes effect once the step's call to Square returns: 45 s here, well after it."""
-    fired = _hang_orders_search(topology, delay_seconds=45, times=1)
-    try:
-        run_id = topology.launch_assets(["square", "locations"], ["square", "orders"])
-        wait_for(
-            "the orders sync to hang at Square",
-            lambda: topology.square.stats.faults_fired["slow"] > fired,
-            timeout=150,
-        )
-        reloaded = topology.api.query(RELOAD, {"name": LOCATION})["reloadRepositoryLocation"]
-        assert reloaded["__typename"] == "WorkspaceLocationEntry", reloaded
+    with _run_waiting_at_square(topology, *LOCATIONS_AND_ORDERS, delay_seconds=45, times=1) as run_id:
+        webserver = DagsterGraphQLClient("127.0.0.1", port_number=int(topology.env["DAGSTER_WEBSERVER_PORT"]))
+        reloaded = webserver.reload_repository_location(LOCATION)
+        assert reloaded.status == ReloadRepositoryLocationStatus.SUCCESS, reloaded.message
         reloaded_at = time.monotonic()
         status = topology.wait_for_run(run_id, timeout=150)
-    finally:
-        topology.square.faults.clear()
     print(f"\nrun {run_id} ended {status} {time.monotonic() - reloaded_at:.0f} s after the reload")
     assert status == "CANCELED", topology.log_tail()
     with topology.instance() as instance:
@@ -400,7 +371,7 @@ def _status_through_restarts(topology: Topology, run_id: str) -> str | None:
         status = topology.api.status(run_id)
     except ForceSyncError:
         return None
-    return status if status in {"SUCCESS", "FAILURE", "CANCELED"} else None
+    return status if status in FINISHED else None
 
 
 def _assert_nothing_half_written(topology: Topology) -> None:
@@ -434,18 +405,9 @@ def _launch_past_a_dead_pooled_connection(topology: Topology) -> str:
 def test_postgresql_restarting_under_a_running_sync_ends_it_cleanly(tmp_path: Path) -> None:
     # Its own cluster (Dagster's storage and the warehouse): the machine's is every other test's.
     with private_postgres() as postgres, running_topology(tmp_path, postgres.admin_url) as topology:
-        fired = _hang_orders_search(topology, delay_seconds=10, times=1)
-        try:
-            run_id = topology.launch_assets(*SQUARE_ASSETS)
-            wait_for(
-                "the orders sync to wait at Square",
-                lambda: topology.square.stats.faults_fired["slow"] > fired,
-                timeout=150,
-            )
+        with _run_waiting_at_square(topology, *SQUARE_ASSETS, delay_seconds=10, times=1) as run_id:
             restarted_at = time.monotonic()
             postgres.restart("immediate")  # as in a crash of the database server: no checkpoint
-        finally:
-            topology.square.faults.clear()
         status = wait_for(
             f"run {run_id} to end after the restart\n{topology.log_tail()}\n{postgres.log_tail()}",
             lambda: _status_through_restarts(topology, run_id),

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
-from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
+from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.logikal.assets import PARTITION_ROW_COUNT, logikal_directories, logikal_projects
 from logikal_square_sync.logikal.checks import CHECK_NAME, READABLE_CHECK_NAME, project_contents_fresh
 from logikal_square_sync.logikal.definitions import build_defs as build_logikal_defs
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.sensors import SENSOR_NAME
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.resource import warehouse_resource_from_env
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
-from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, marked_deleted
+from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source, marked_deleted
+from logikal_square_sync_tests.marks import SQLITE_ONLY
 
 KEYS = [
     "logikal/directories",
@@ -42,11 +43,31 @@ def _discover(
     )
 
 
-def _observations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    return {
-        event.asset_key.to_user_string(): event.asset_observation_data.asset_observation.metadata
-        for event in result.get_asset_observation_events()
+def _observations(result: dg.ExecuteInProcessResult) -> dict[str, Mapping[str, dg.MetadataValue]]:
+    observed = {}
+    for event in result.get_asset_observation_events():
+        assert event.asset_key is not None
+        observed[event.asset_key.to_user_string()] = event.asset_observation_data.asset_observation.metadata
+    return observed
+
+
+def _assert_partition_row_counts(
+    engine: sa.Engine, project: str, metadata: dict[str, dict[str, dg.MetadataValue]]
+) -> None:
+    """Each partition reports the rows the warehouse holds for its project, and the table's in all."""
+    p, e, pl = t.logikal_phases, t.logikal_elevations, t.logikal_parts_lists
+    of_project = sa.select(e.c.id).where(e.c.project_id == project)
+    counted = {
+        "logikal/phases": (p, p.c.project_id == project),
+        "logikal/elevations": (e, e.c.project_id == project),
+        "logikal/parts_lists": (pl, pl.c.elevation_id.in_(of_project)),
     }
+    with engine.connect() as conn:
+        for key, (table, where) in counted.items():
+            in_project = conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
+            in_all = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            assert metadata[key][PARTITION_ROW_COUNT].value == in_project > 0, key
+            assert metadata[key]["dagster/row_count"].value == in_all > in_project, key
 
 
 def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
@@ -76,11 +97,7 @@ def test_assets_fill_the_warehouse_and_register_a_partition_per_project(
     for values in metadata.values():
         for key in ("rows_changed", "logins", "api_calls", "duration_seconds"):
             assert key in values, key
-    with engine.connect() as conn:
-        elevations = conn.execute(
-            sa.select(sa.func.count()).where(t.logikal_elevations.c.project_id == project)
-        ).scalar_one()
-    assert metadata["logikal/elevations"]["dagster/row_count"].value == elevations > 0  # this project's
+    _assert_partition_row_counts(engine, project, metadata)
     parts = metadata["logikal/parts_lists"]
     assert parts["parts_lists_fetched"].value == 4 and parts["parts_lists_failed"].value == 0
     assert parts["parts_lists_skipped"].value == 0 and parts["logins"].value >= 2
@@ -117,6 +134,7 @@ def test_the_freshness_check_names_the_stale_projects(defs, instance, engine, wa
             .values(synced_at=utc_now() - timedelta(days=3))
         )
     result = project_contents_fresh(warehouse=warehouse)
+    assert isinstance(result, dg.AssetCheckResult) and result.description is not None
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert stale["name"] in result.description and result.metadata["projects_past_fail"].value == 1
 
@@ -159,7 +177,8 @@ def test_definitions_follow_the_contract(monkeypatch) -> None:
     monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "false")
     monkeypatch.setenv("LOGIKAL_PASSWORD", "secret-value")
     logikal = build_logikal_defs()
-    assert set(logikal.resources) == {"logikal"}  # the warehouse comes from the top-level definitions
+    # The warehouse comes from the top-level definitions.
+    assert logikal.resources is not None and set(logikal.resources) == {"logikal"}
     defs = dg.Definitions.merge(
         logikal, dg.Definitions(resources={"warehouse": warehouse_resource_from_env()})
     )
@@ -169,19 +188,25 @@ def test_definitions_follow_the_contract(monkeypatch) -> None:
         node = graph.get(dg.AssetKey.from_user_string(key))
         assert node.group_name == "logikal" and node.owners and node.kinds and node.description, key
         assert node.freshness_policy is not None, key
-    for key in KEYS[2:]:
-        assert graph.get(dg.AssetKey.from_user_string(key)).partitions_def.name == PROJECTS_PARTITIONS_NAME
-    job = defs.resolve_job_def(PROJECT_SYNC_JOB)
-    assert job.partitions_def.name == PROJECTS_PARTITIONS_NAME
-    crons = {s.name: s.cron_schedule for s in defs.schedules}
+    partitioned = [graph.get(dg.AssetKey.from_user_string(key)).partitions_def for key in KEYS[2:]]
+    partitioned.append(defs.resolve_job_def(PROJECT_SYNC_JOB).partitions_def)
+    for partitions in partitioned:
+        assert isinstance(partitions, dg.DynamicPartitionsDefinition)
+        assert partitions.name == PROJECTS_PARTITIONS_NAME
+    names = {s.name for s in defs.schedules or ()}
+    crons = {name: defs.resolve_schedule_def(name).cron_schedule for name in names}
     assert crons == {"logikal_directories_schedule": "0 * * * *", "logikal_projects_schedule": "5,35 * * * *"}
-    assert all(s.default_status.value == "STOPPED" for s in [*defs.schedules, *defs.sensors])
+    sensors = list(defs.sensors or ())
+    assert all(defs.resolve_schedule_def(name).default_status.value == "STOPPED" for name in names)
+    assert sensors and all(s.default_status.value == "STOPPED" for s in sensors)
+    assert defs.resources is not None
     resource = defs.resources["logikal"]
     assert resource.password == dg.EnvVar("LOGIKAL_PASSWORD") and resource.username == dg.EnvVar(
         "LOGIKAL_USERNAME"
     )
     monkeypatch.setenv("BACKGROUND_SYNC_ENABLED", "true")
-    assert all(s.default_status.value == "RUNNING" for s in build_logikal_defs().sensors)
+    running = list(build_logikal_defs().sensors or ())
+    assert running and all(s.default_status.value == "RUNNING" for s in running)
 
 
 def test_a_deleted_project_loses_its_partition_and_its_runs_succeed(
@@ -202,7 +227,7 @@ def test_a_deleted_project_loses_its_partition_and_its_runs_succeed(
     assert by_hand.success and by_hand.get_asset_materialization_events() == []
     observed = _observations(by_hand)
     assert set(observed) == {"logikal/phases", "logikal/elevations", "logikal/parts_lists"}
-    assert all("deleted at the source" in metadata["not_synced"].value for metadata in observed.values())
+    assert all("deleted at the source" in str(metadata["not_synced"].value) for metadata in observed.values())
 
     listing = _discover(defs, instance).asset_materializations_for_node("logikal__projects")[0].metadata
     assert listing["partitions_removed"].value == 1
@@ -233,6 +258,7 @@ def test_a_mass_deletion_fails_the_run_until_the_config_accepts_it(defs, instanc
     assert not refused.success
     (failure,) = [event for event in refused.all_events if event.is_step_failure]
     error = failure.step_failure_data.error
+    assert error is not None
     message = (error.cause or error).message  # the user code's error, under Dagster's wrapper
     assert "would mark 2 of 3 live LogiKal projects deleted" in message
     assert "allow_mass_deletion: true" in message

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
-from logikal_square_sync.logikal.engine.errors import LogikalAuthError, LogikalSessionError
-from logikal_square_sync.logikal.engine.navigation import ROOT, Target
-from logikal_square_sync.logikal.engine.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.client.errors import LogikalAuthError, LogikalSessionError
+from logikal_square_sync.logikal.engine.client.navigation import ROOT, Target
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
 from logikal_square_sync.logikal.jobs import logikal_project_sync
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME
 from logikal_square_sync.logikal.session_budget import (
@@ -29,11 +29,11 @@ from logikal_square_sync.logikal.session_budget import (
     DagsterSessionBudget,
     SessionClaimLockTimeout,
 )
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
-from logikal_square_sync_tests.conftest import _empty_all_tables
-from logikal_square_sync_tests.logikal.conftest import Logikal
 from logikal_square_sync_tests.logikal.project_sync_definitions import project_sync_definitions
+from logikal_square_sync_tests.logikal.sandbox_runs import Logikal
+from logikal_square_sync_tests.postgres import empty_all_tables
 
 pytestmark = pytest.mark.postgres
 
@@ -165,7 +165,7 @@ def discovered(
     logikal_url: str, sandbox: LogikalSandbox, postgres_database: str, postgres_instance: dg.DagsterInstance
 ) -> Iterator[str]:
     """The warehouse and instance after logikal/directories and logikal/projects: the first project's id."""
-    _empty_all_tables(warehouse_engine(postgres_database))
+    empty_all_tables(warehouse_engine(postgres_database))
     defs = project_sync_definitions(logikal_url, postgres_database, sandbox.config.password)
     discovery = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=postgres_instance, asset_selection=[logikal_directories.key, logikal_projects.key]

@@ -7,7 +7,7 @@ import pytest
 
 from logikal_square_sync.logikal.assets import DIRECTORIES_KEY, logikal_directories
 from logikal_square_sync.logikal.directory_tree_check import CHECK_NAME
-from logikal_square_sync_tests.logikal.conftest import source_truth, warehouse_state
+from logikal_square_sync_tests.logikal.source_truth import source_truth, warehouse_state
 
 
 def _materialize_directories(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -34,8 +34,11 @@ def test_a_cycle_fails_the_check_naming_the_path_and_the_tree_is_synced(
     assert materialization.metadata["listing_entries_left_out"].value == 1
     check = _tree_check(result)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description is not None
     assert f"'{root}'" in check.description and "not a tree" in check.description
-    assert "an ancestor of the listed directory" in check.metadata["left_out"].value
+    left_out = check.metadata["left_out"]
+    assert isinstance(left_out, dg.MarkdownMetadataValue)
+    assert "an ancestor of the listed directory" in left_out.value
     assert warehouse_state(engine)["directories"] == source_truth(sandbox)["directories"]
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.logikal.assets import logikal_directories, logikal_projects
 from logikal_square_sync.logikal.jobs import PROJECT_SYNC_JOB
 from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME

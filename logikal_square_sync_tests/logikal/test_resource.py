@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from logikal_square_sync.logikal.engine.base_url_check import InsecureBaseUrlError, allow_http_from_env
+from logikal_square_sync.logikal.engine.client.base_url_check import InsecureBaseUrlError, allow_http_from_env
 from logikal_square_sync.logikal.resource import LogikalResource, logikal_resource_from_env
 
 
@@ -17,6 +17,7 @@ def _setup(resource: LogikalResource) -> None:
             pass
     except dg.DagsterResourceFunctionError as error:
         # Dagster wraps what the setup raised; the run's error shows this cause.
+        assert error.__cause__ is not None
         raise error.__cause__ from None
 
 

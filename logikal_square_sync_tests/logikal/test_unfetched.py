@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import dagster as dg
+
 from logikal_square_sync.logikal.checks import evaluation, project_staleness
-from logikal_square_sync.logikal.engine.directory_sync import sync_directories
-from logikal_square_sync.logikal.engine.project_contents_sync import sync_project_contents
-from logikal_square_sync.logikal.engine.project_list_sync import sync_projects
-from logikal_square_sync.logikal.engine.project_selection import ProjectSyncPolicy, load_project_states
-from logikal_square_sync_tests.logikal.conftest import assert_warehouse_equals_source, sync_everything
+from logikal_square_sync.logikal.engine.syncs.directory_sync import sync_directories
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
+from logikal_square_sync.logikal.engine.syncs.project_list_sync import sync_projects
+from logikal_square_sync.logikal.engine.syncs.project_selection import load_project_states
+from logikal_square_sync.policies import policies
+from logikal_square_sync_tests.logikal.sandbox_runs import sync_everything
+from logikal_square_sync_tests.logikal.source_truth import assert_warehouse_equals_source
 
 MINUTE = timedelta(minutes=1)
 
@@ -22,7 +26,7 @@ def _state(engine, project: str):
 def test_a_locked_parts_list_fails_the_check_after_the_fail_window_even_in_a_dormant_project(
     logikal, engine, sandbox
 ) -> None:
-    policy = ProjectSyncPolicy.from_policies()
+    policy = policies().logikal.project_sync
     with logikal.pool() as pool:
         sync_directories(pool, engine)
     with logikal.pool() as pool:
@@ -52,8 +56,11 @@ def test_a_locked_parts_list_fails_the_check_after_the_fail_window_even_in_a_dor
     assert "in use by another user" in report.unfetched[0].reason
     check = evaluation(report)
     assert not check.passed and check.severity.value == "ERROR"
+    assert check.description is not None
     assert "1 parts list unfetched" in check.description and project["name"] in check.description
-    table = check.metadata["unfetched_parts_lists"].value
+    unfetched = check.metadata["unfetched_parts_lists"]
+    assert isinstance(unfetched, dg.MarkdownMetadataValue)
+    table = unfetched.value
     assert locked["id"] in table and locked["name"] in table and "in use" in table
     assert check.metadata["parts_lists_unfetched"].value == 1
 

@@ -13,15 +13,15 @@ import pytest
 import time_machine
 from dagster._core.storage.compute_log_manager import ComputeIOType
 
+from logikal_square_sync.logikal.partitions import PROJECTS_PARTITIONS_NAME, logikal_projects_partitions
 from logikal_square_sync.maintenance.jobs import PURGE_JOB, purge_job
 from logikal_square_sync.maintenance.purge import purge_runs
 from logikal_square_sync_tests.clock import ANCHOR
-from logikal_square_sync_tests.conftest import POSTGRES_ADMIN_URL
 from logikal_square_sync_tests.instances import instance_for_test, postgres_instance_for_test
+from logikal_square_sync_tests.postgres import POSTGRES_ADMIN_URL
 
 ORDERS = dg.AssetKey(["square", "orders"])
 PHASES = dg.AssetKey(["logikal", "phases"])
-PROJECTS = dg.DynamicPartitionsDefinition(name="logikal_projects")
 OLD = ANCHOR - timedelta(days=120)
 MONTH_AGO = ANCHOR - timedelta(days=30)
 CUTOFF = ANCHOR - timedelta(days=90)
@@ -45,7 +45,7 @@ def orders_complete() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True)
 
 
-@dg.asset(key=PHASES, partitions_def=PROJECTS)
+@dg.asset(key=PHASES, partitions_def=logikal_projects_partitions)
 def phases(context: dg.AssetExecutionContext, config: SyncConfig) -> dg.MaterializeResult:
     print(f"phases of {context.partition_key}, version {config.version}")
     if config.fail:
@@ -64,19 +64,36 @@ def instance(request: pytest.FixtureRequest) -> Iterator[dg.DagsterInstance]:
         yield postgres_instance
 
 
+def _synced(
+    instance: dg.DagsterInstance,
+    assets: list[dg.AssetsDefinition],
+    step: str,
+    config: SyncConfig,
+    *,
+    selection: dg.AssetSelection | None = None,
+    partition_key: str | None = None,
+) -> str:
+    """A run of `assets` whose sync step `step` writes `config.version` (or fails); its run id."""
+    result = dg.materialize(
+        assets,
+        selection=selection,
+        partition_key=partition_key,
+        instance=instance,
+        run_config=dg.RunConfig({step: config}),
+        raise_on_error=False,
+    )
+    assert result.success is not config.fail
+    return result.run_id
+
+
 def _orders(instance: dg.DagsterInstance, version: int, *, check: bool = False, fail: bool = False) -> str:
     selection = (
         dg.AssetSelection.assets(ORDERS) if check else dg.AssetSelection.assets(ORDERS).without_checks()
     )
-    result = dg.materialize(
-        [orders, orders_complete],
-        selection=selection,
-        instance=instance,
-        run_config=dg.RunConfig({"square__orders": SyncConfig(version=version, fail=fail)}),
-        raise_on_error=False,
+    assets = [orders, orders_complete]
+    return _synced(
+        instance, assets, "square__orders", SyncConfig(version=version, fail=fail), selection=selection
     )
-    assert result.success is not fail
-    return result.run_id
 
 
 def _check_only(instance: dg.DagsterInstance) -> str:
@@ -88,21 +105,14 @@ def _check_only(instance: dg.DagsterInstance) -> str:
 
 
 def _phases(instance: dg.DagsterInstance, project: str, version: int, *, fail: bool = False) -> str:
-    result = dg.materialize(
-        [phases],
-        partition_key=project,
-        instance=instance,
-        run_config=dg.RunConfig({"logikal__phases": SyncConfig(version=version, fail=fail)}),
-        raise_on_error=False,
-    )
-    assert result.success is not fail
-    return result.run_id
+    config = SyncConfig(version=version, fail=fail)
+    return _synced(instance, [phases], "logikal__phases", config, partition_key=project)
 
 
 def _history(instance: dg.DagsterInstance, clock: time_machine.Traveller) -> dict[str, str]:
     """Runs 120 days old, 30 days old and of today, named by what the purge must do with them."""
     clock.move_to(OLD)
-    instance.add_dynamic_partitions(PROJECTS.name, ["A", "B", "C"])
+    instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, ["A", "B", "C"])
     runs = {
         "orders v1 with its check": _orders(instance, 1, check=True),
         "orders v2": _orders(instance, 2),

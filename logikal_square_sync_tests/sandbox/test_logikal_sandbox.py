@@ -60,6 +60,8 @@ ELEVATION_COLUMNS = {
     "ColorBase_Long",
 }
 CREDENTIALS = {"username": "sandbox", "password": "sandbox"}
+# What each step of a route selects: a directory path, a project, a phase, an elevation.
+SELECT_KINDS = ("directories", "projects", "phases", "elevations")
 MAPPING_409 = "The requested resource '{}' cannot be set, because it isn't valid in the current mapping."
 
 
@@ -106,22 +108,9 @@ class Api:
     def select(self, kind: str, token: str, identifier: str) -> httpx.Response:
         return self.call("POST", f"/{kind}/select", token, json={"identifier": identifier})
 
-    def navigate(
-        self,
-        token: str,
-        directory: str,
-        project: str | None = None,
-        phase: str | None = None,
-        elevation: str | None = None,
-    ) -> None:
-        for kind, identifier in (
-            ("directories", directory),
-            ("projects", project),
-            ("phases", phase),
-            ("elevations", elevation),
-        ):
-            if identifier is None:
-                return
+    def navigate(self, token: str, *route: str) -> None:
+        """Select a directory path, then as far as `route` goes a project, a phase and an elevation."""
+        for kind, identifier in zip(SELECT_KINDS, route, strict=False):
             response = self.select(kind, token, identifier)
             assert response.status_code == 200, response.text
 
@@ -754,17 +743,13 @@ def test_first_select_answer_lost_mode(serve: Callable[..., Api]) -> None:
     api = serve(first_select_answer_lost=True, parts_list_target_bytes=80_000)
     directory, project_id, phase_id, elevations = first_elevation(api)
     token = api.login()
-    for kind, identifier in (
-        ("directories", directory),
-        ("projects", project_id),
-        ("phases", phase_id),
-        ("elevations", elevations[0]["id"]),
-    ):
+    route = (directory, project_id, phase_id, elevations[0]["id"])
+    for kind, identifier in zip(SELECT_KINDS, route, strict=True):
         with pytest.raises(httpx.RemoteProtocolError):
             api.select(kind, token, identifier)  # applied, answer lost
     assert api.ok("GET", "/elevations/selected/parts-list", token)  # the lost selects moved the cursor
     fresh = api.login()
-    api.navigate(fresh, directory, project_id, phase_id, elevations[0]["id"])  # answered the second time
+    api.navigate(fresh, *route)  # answered the second time
     # Phase ids repeat across projects: the default phase of another project is a target of its own.
     other = next(p["id"] for p in api.sandbox.projects() if p["id"] != project_id)
     session = api.login()
@@ -781,12 +766,8 @@ def test_first_select_not_found_mode(serve: Callable[..., Api]) -> None:
     directory, project_id, phase_id, elevations = first_elevation(api)
     token = api.login()
     api.expect_error(api.select("directories", token, "Nope/Nothing"), 404)  # truly missing
-    for kind, identifier in (
-        ("directories", directory),
-        ("projects", project_id),
-        ("phases", phase_id),
-        ("elevations", elevations[0]["id"]),
-    ):
+    route = (directory, project_id, phase_id, elevations[0]["id"])
+    for kind, identifier in zip(SELECT_KINDS, route, strict=True):
         api.expect_error(api.select(kind, token, identifier), 404, "not found")
         assert api.select(kind, token, identifier).status_code == 200
     assert api.ok("GET", "/elevations/selected/parts-list", token)

@@ -12,7 +12,7 @@ import pytest
 
 from logikal_square_sync_sandbox.logikal import LogikalSandboxConfig
 
-from .test_logikal_sandbox import Api, api, first_elevation, serve  # noqa: F401  (fixtures)
+from .test_logikal_sandbox import SELECT_KINDS, Api, api, first_elevation, serve  # noqa: F401  (fixtures)
 
 
 def _raw_select(api: Api, kind: str, token: str, identifier: str) -> httpx.Response:
@@ -57,16 +57,12 @@ def test_the_mode_answers_the_first_select_of_each_target_after_applying_it(
     api = serve(select_applied_error_status=502, parts_list_target_bytes=80_000)
     directory, project_id, phase_id, elevations = first_elevation(api)
     token = api.login()
-    for kind, identifier in (
-        ("directories", directory),
-        ("projects", project_id),
-        ("phases", phase_id),
-        ("elevations", elevations[0]["id"]),
-    ):
+    route = (directory, project_id, phase_id, elevations[0]["id"])
+    for kind, identifier in zip(SELECT_KINDS, route, strict=True):
         _gateway_page(_raw_select(api, kind, token, identifier), 502)
     assert api.ok("GET", "/elevations/selected/parts-list", token)  # every select was applied
     fresh = api.login()
-    api.navigate(fresh, directory, project_id, phase_id, elevations[0]["id"])  # answered the second time
+    api.navigate(fresh, *route)  # answered the second time
 
 
 def test_a_share_picks_the_same_targets_for_the_same_seed(serve: Callable[..., Api]) -> None:

@@ -15,6 +15,7 @@ import pytest
 from logikal_square_sync_sandbox.clock import ManualClock
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
+from logikal_square_sync_sandbox.square.state import ResultSets, Tombstones
 from logikal_square_sync_sandbox.square.timefmt import parse_rfc3339_us
 from logikal_square_sync_tests.clock import ANCHOR
 
@@ -582,7 +583,7 @@ def test_catalog_limit_range(api: Api) -> None:
 
 
 @pytest.mark.parametrize("tombstones", ["minimal", "full"])
-def test_deleting_an_item_leaves_tombstones_for_it_and_its_variations(tombstones: str) -> None:
+def test_deleting_an_item_leaves_tombstones_for_it_and_its_variations(tombstones: Tombstones) -> None:
     sandbox = SquareSandbox(SquareSandboxConfig(orders=0, tombstones=tombstones))
     with serve_in_thread(create_app(sandbox)) as served:
         api = Api(served.url)
@@ -883,26 +884,31 @@ def count_key(count: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def test_switches_reject_unknown_answers_naming_the_field() -> None:
+    def unknown(switch: str, answer: str) -> dict[str, Any]:
+        # A value outside the switch's Literal, as an untyped caller (a CLI, a config file) could pass.
+        return {switch: answer}
+
     with pytest.raises(
         ValueError, match=r"SquareSandboxConfig.tombstones must be one of \('minimal', 'full'\)"
     ):
-        SquareSandboxConfig(tombstones="none")
+        SquareSandboxConfig(**unknown("tombstones", "none"))
     with pytest.raises(ValueError, match="result_sets"):
-        SquareSandboxConfig(result_sets="fixed")
+        SquareSandboxConfig(**unknown("result_sets", "fixed"))
     with pytest.raises(ValueError, match="catalog_order"):
-        SquareSandboxConfig(catalog_order="random")
+        SquareSandboxConfig(**unknown("catalog_order", "random"))
     assert (SquareSandboxConfig().tombstones, SquareSandboxConfig().result_sets) == ("minimal", "pinned")
 
 
 @pytest.mark.parametrize("result_sets", ["pinned", "live"])
-def test_catalog_results_pinned_or_live_while_an_object_is_edited(result_sets: str) -> None:
+def test_catalog_results_pinned_or_live_while_an_object_is_edited(result_sets: ResultSets) -> None:
     config = SquareSandboxConfig(orders=0, result_sets=result_sets, catalog_order="updated_at")
-    sandbox = SquareSandbox(config, clock=ManualClock(ANCHOR))
+    clock = ManualClock(ANCHOR)
+    sandbox = SquareSandbox(config, clock=clock)
     before = [o["id"] for o in sorted(sandbox.catalog_objects(), key=lambda o: (o["version"], o["id"]))]
     edited = before[2]  # on page 1
 
     def edit() -> None:
-        sandbox.clock.advance(60)
+        clock.advance(60)
         sandbox.update_catalog_object(edited, name="Edited mid-run")
 
     hook = sandbox.after_page("catalog_search", 1, edit)
@@ -932,13 +938,14 @@ def test_catalog_order_shuffled_is_the_default_and_updated_at_sorts_oldest_first
 
 
 @pytest.mark.parametrize("result_sets", ["pinned", "live"])
-def test_inventory_results_pinned_or_live_while_a_count_changes(result_sets: str) -> None:
-    sandbox = SquareSandbox(SquareSandboxConfig(orders=0, result_sets=result_sets), clock=ManualClock(ANCHOR))
+def test_inventory_results_pinned_or_live_while_a_count_changes(result_sets: ResultSets) -> None:
+    clock = ManualClock(ANCHOR)
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=0, result_sets=result_sets), clock=clock)
     before = [count_key(c) for c in sandbox.inventory_counts()]  # newest first
     changed = before[25]  # on page 3
 
     def edit() -> None:
-        sandbox.clock.advance(60)
+        clock.advance(60)
         sandbox.set_inventory_count(*changed, "999")
 
     hook = sandbox.after_page("inventory_counts", 1, edit)
@@ -959,9 +966,10 @@ def test_inventory_results_pinned_or_live_while_a_count_changes(result_sets: str
 
 
 @pytest.mark.parametrize("result_sets", ["pinned", "live"])
-def test_order_results_pinned_or_live_while_orders_change(result_sets: str) -> None:
+def test_order_results_pinned_or_live_while_orders_change(result_sets: ResultSets) -> None:
     config = SquareSandboxConfig(orders=300, locations=4, result_sets=result_sets)
-    sandbox = SquareSandbox(config, clock=ManualClock(ANCHOR))
+    clock = ManualClock(ANCHOR)
+    sandbox = SquareSandbox(config, clock=clock)
     with serve_in_thread(create_app(sandbox)) as served:
         api = Api(served.url)
         body = updated_asc(sandbox, start_at="2000-01-01T00:00:00Z", end_at=iso(now_to_ms(sandbox)))
@@ -970,7 +978,7 @@ def test_order_results_pinned_or_live_while_orders_change(result_sets: str) -> N
         late: list[str] = []
 
         def edit() -> None:
-            sandbox.clock.advance(1)
+            clock.advance(1)
             sandbox.update_orders(ids=[before[10]])  # now updated after end_at
             late.extend(sandbox.add_late_orders(3, hours_late=48))  # uploaded now, updated 48 h ago
 
@@ -1037,9 +1045,10 @@ def test_page_hooks_run_after_a_page_is_rendered_and_before_it_is_sent() -> None
 
 
 def test_random_edits_change_what_each_search_serves() -> None:
-    sandbox = SquareSandbox(SquareSandboxConfig(orders=50), clock=ManualClock(ANCHOR))
+    clock = ManualClock(ANCHOR)
+    sandbox = SquareSandbox(SquareSandboxConfig(orders=50), clock=clock)
     catalog, counts = sandbox.catalog_objects(), sandbox.inventory_counts()
-    sandbox.clock.advance(1)
+    clock.advance(1)
     variation = sandbox.random_edit("catalog_search")
     assert (
         next(o for o in sandbox.catalog_objects() if o["id"] == variation)["version"]

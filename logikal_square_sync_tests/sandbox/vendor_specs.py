@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from logikal_square_sync_tests.conftest import under_ci
+from logikal_square_sync_tests.ci import under_ci
 
 _REPOSITORY = Path(__file__).resolve().parents[2]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.settings import sync_zone
+from logikal_square_sync.orchestration.settings import sync_zone
 from logikal_square_sync.square.assets import (
     square_catalog,
     square_inventory,
@@ -22,7 +23,7 @@ from logikal_square_sync.square.checks import orders_complete, rejected_records_
 from logikal_square_sync.square.resource import SquareResource
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.square.edge_records import fix_unwritable, serve_unwritable
-from logikal_square_sync_tests.square.conftest import (
+from logikal_square_sync_tests.square.helpers import (
     assert_warehouse_equals_source,
     every_mode_on_sqlite,
     source_order_days,
@@ -79,28 +80,20 @@ def test_completeness_check_names_the_days_and_ids_of_lost_orders(resources, eng
     with engine.begin() as conn:
         conn.execute(t.square_orders.delete().where(t.square_orders.c.id.in_(lost)))
 
-    def check() -> dg.AssetCheckEvaluation:
-        result = dg.materialize(
-            [*ASSETS, orders_complete],
-            resources=resources,
-            selection=dg.AssetSelection.checks(orders_complete),
-        )
-        (evaluation,) = result.get_asset_check_evaluations()
-        return evaluation
-
-    evaluation = check()
+    evaluation = _check(resources)
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert f"{newest_day}: {len(lost)} of" in evaluation.description
+    description = _description(evaluation)
+    assert f"{newest_day}: {len(lost)} of" in description
     for order_id in lost:
-        assert order_id in evaluation.description
+        assert order_id in description
     assert evaluation.metadata["orders_missing"].value == len(lost)
     # The message names the backfill that repairs it; running exactly that makes the check pass.
     days_config = {"start": str(newest_day), "end": str(newest_day), "by": "created_at"}
     config = {"ops": {"refetch_square_orders": {"config": days_config}}}
-    assert json.dumps(config) in evaluation.description
+    assert json.dumps(config) in description
     assert square_orders_backfill.execute_in_process(run_config=config, resources=resources).success
-    assert check().passed
+    assert _check(resources).passed
 
 
 def test_the_backfill_job_recovers_a_date_range(resources, engine, sandbox) -> None:
@@ -132,7 +125,8 @@ def test_the_backfill_job_rejects_a_bad_range_clearly(resources) -> None:
     )
     assert not result.success
     failure = result.failure_data_for_node("refetch_square_orders")
-    assert "start 2026-05-09 is after end 2026-05-01" in failure.user_failure_data.description
+    assert failure is not None and failure.user_failure_data is not None
+    assert "start 2026-05-09 is after end 2026-05-01" in (failure.user_failure_data.description or "")
 
 
 def test_a_wrong_token_fails_naming_the_endpoint_and_code(square_url, warehouse) -> None:
@@ -142,8 +136,9 @@ def test_a_wrong_token_fails_naming_the_endpoint_and_code(square_url, warehouse)
     }
     result = dg.materialize([square_locations], resources=resources, raise_on_error=False)
     assert not result.success
-    error = result.failure_data_for_node("square__locations").error
-    message = error.cause.message
+    failure = result.failure_data_for_node("square__locations")
+    assert failure is not None and failure.error is not None and failure.error.cause is not None
+    message = failure.error.cause.message
     assert "ListLocations failed with HTTP 401" in message and "UNAUTHORIZED" in message
     assert "not-the-token" not in message
     # A refused token fails at once: the same request would be refused after any delay.
@@ -158,10 +153,14 @@ def _check(resources: dict) -> dg.AssetCheckEvaluation:
     return evaluation
 
 
-def _named_backfill(evaluation: dg.AssetCheckEvaluation) -> dict:
+def _description(evaluation: dg.AssetCheckEvaluation) -> str:
+    assert evaluation.description is not None, "the check said nothing"
+    return evaluation.description
+
+
+def _named_backfill(evaluation: dg.AssetCheckEvaluation) -> dict[str, Any]:
     """The run config the check's failure text tells an operator to launch."""
-    assert evaluation.description is not None
-    return json.loads(evaluation.description.split("with the run config ", 1)[1])
+    return json.loads(_description(evaluation).split("with the run config ", 1)[1])
 
 
 def test_an_order_created_on_a_flagged_day_and_updated_later_is_recovered_by_the_named_backfill(
@@ -179,7 +178,7 @@ def test_an_order_created_on_a_flagged_day_and_updated_later_is_recovered_by_the
         conn.execute(t.square_orders.delete().where(t.square_orders.c.id == victim))
 
     evaluation = _check(resources)
-    assert not evaluation.passed and victim in evaluation.description
+    assert not evaluation.passed and victim in _description(evaluation)
     config = _named_backfill(evaluation)
     assert config == {
         "ops": {
@@ -246,7 +245,9 @@ def test_the_catalog_asset_reads_everything_with_full_refresh(resources, engine,
         run_config = {"ops": {"square__catalog": {"config": config}}} if config else None
         result = dg.materialize([square_catalog], resources=resources, run_config=run_config)
         (materialization,) = result.asset_materializations_for_node("square__catalog")
-        return materialization.metadata["mode"].value
+        mode = materialization.metadata["mode"].value
+        assert isinstance(mode, str)
+        return mode
 
     assert catalog() == "incremental"
     with engine.connect() as conn:

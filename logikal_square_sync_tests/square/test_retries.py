@@ -41,7 +41,7 @@ from dagster._scheduler.scheduler import launch_scheduled_runs
 from logikal_square_sync.policies import MAX_RETRIES_TAG, RETRY_STRATEGY_TAG
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync_sandbox.square import SquareSandbox
-from logikal_square_sync_tests.square.conftest import (
+from logikal_square_sync_tests.square.helpers import (
     assert_warehouse_equals_source,
     normalized,
     source_inventory,

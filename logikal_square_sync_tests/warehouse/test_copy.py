@@ -96,15 +96,12 @@ def test_binary_round_trips(engine: sa.Engine) -> None:
 
 
 def test_the_text_format_escapes_and_marks_null() -> None:
-    rows = [
+    rows: list[dict[str, object]] = [
         {"id": "V1", "name": "a\tb\\c\nd\re", "version": 1, "is_deleted": True, "updated_at": T0},
         {"id": "V2", "name": None, "version": 2, "is_deleted": False, "updated_at": None},
     ]
     text = copy_text(square_catalog_variations, rows, ["id", "name", "version", "is_deleted", "updated_at"])
-    assert text == (
-        "V1\ta\\tb\\\\c\\nd\\re\t1\tt\t2026-01-01T00:00:00+00:00\n"
-        "V2\t\\N\t2\tf\t\\N\n"
-    )
+    assert text == ("V1\ta\\tb\\\\c\\nd\\re\t1\tt\t2026-01-01T00:00:00+00:00\nV2\t\\N\t2\tf\t\\N\n")
 
 
 def test_a_naive_timestamp_is_refused() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pickle
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.policies import policies
-from logikal_square_sync.warehouse.engine import create_warehouse_engine, migrate
+from logikal_square_sync.warehouse.connections import create_warehouse_engine, migrate
 from logikal_square_sync.warehouse.locks import WarehouseLockTimeout
 from logikal_square_sync.warehouse.tables import square_locations
 from logikal_square_sync.warehouse.upsert import upsert
@@ -36,7 +37,7 @@ def _write(engine: sa.Engine, name: str) -> None:
 
 
 @pytest.fixture
-def bounded(warehouse_url: str) -> sa.Engine:
+def bounded(warehouse_url: str) -> Iterator[sa.Engine]:
     """An engine on the test's warehouse whose lock waits end after BOUND, with one location stored."""
     engine = create_warehouse_engine(warehouse_url, lock_timeout_seconds=BOUND)
     migrate(engine)
@@ -45,7 +46,23 @@ def bounded(warehouse_url: str) -> sa.Engine:
     engine.dispose()
 
 
-def _assert_clear_timeout(error: pytest.ExceptionInfo[WarehouseLockTimeout], waited: float) -> None:
+def _write_while_held(
+    bounded: sa.Engine, other: sa.Engine, hold: Callable[[sa.Connection], object]
+) -> WarehouseLockTimeout:
+    """The error of a write on `bounded` while `other` holds a lock (`hold`) in an open transaction.
+
+    The write waits the bound and ends with an error that names the setting and the bound.
+    """
+    try:
+        with other.connect() as holder:
+            hold(holder)
+            started = time.monotonic()
+            with pytest.raises(WarehouseLockTimeout) as error:
+                _write(bounded, "Harbour")
+            waited = time.monotonic() - started
+            holder.rollback()
+    finally:
+        other.dispose()
     message = str(error.value)
     assert "lock_timeouts.warehouse_seconds" in message and f"{BOUND:g} s" in message
     assert waited >= BOUND * 0.9  # it did wait the bound, not fail at once
@@ -53,6 +70,7 @@ def _assert_clear_timeout(error: pytest.ExceptionInfo[WarehouseLockTimeout], wai
     assert error.value.__cause__ is error.value.orig is not None
     assert isinstance(error.value, sa.exc.OperationalError)
     assert str(pickle.loads(pickle.dumps(error.value))) == message
+    return error.value
 
 
 @pytest.mark.postgres
@@ -61,21 +79,12 @@ def test_a_row_lock_held_by_another_transaction_ends_in_a_lock_timeout_naming_th
     postgres_database: str, bounded: sa.Engine
 ) -> None:
     other = sa.create_engine(postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
-    try:
-        with other.connect() as holder:
-            # An ERP report or a forgotten psql session holding the row in an open transaction.
-            holder.execute(sa.select(square_locations).where(square_locations.c.id == "L1").with_for_update())
-            started = time.monotonic()
-            with pytest.raises(WarehouseLockTimeout) as error:
-                _write(bounded, "Harbour")
-            waited = time.monotonic() - started
-            holder.rollback()
-    finally:
-        other.dispose()
-    _assert_clear_timeout(error, waited)
-    assert 'relation "square_locations"' in str(error.value)
-    assert "pg_blocking_pids" in str(error.value)
-    assert error.value.orig.pgcode == "55P03"  # type: ignore[union-attr]
+    # An ERP report or a forgotten psql session holding the row in an open transaction.
+    row = sa.select(square_locations).where(square_locations.c.id == "L1").with_for_update()
+    error = _write_while_held(bounded, other, lambda holder: holder.execute(row))
+    assert 'relation "square_locations"' in str(error)
+    assert "pg_blocking_pids" in str(error)
+    assert error.orig.pgcode == "55P03"  # type: ignore[union-attr]
     # Once the holder is gone the same write goes through.
     _write(bounded, "Harbour")
 
@@ -96,16 +105,7 @@ def test_a_sqlite_writer_waits_for_another_only_up_to_the_bound(
     warehouse_url: str, bounded: sa.Engine
 ) -> None:
     other = create_warehouse_engine(warehouse_url)
-    try:
-        with other.connect() as holder:
-            holder.exec_driver_sql("BEGIN IMMEDIATE")  # another process's write transaction
-            started = time.monotonic()
-            with pytest.raises(WarehouseLockTimeout) as error:
-                _write(bounded, "Harbour")
-            waited = time.monotonic() - started
-            holder.rollback()
-    finally:
-        other.dispose()
-    _assert_clear_timeout(error, waited)
-    assert "SQLite file" in str(error.value)
+    # Another process's write transaction.
+    error = _write_while_held(bounded, other, lambda holder: holder.exec_driver_sql("BEGIN IMMEDIATE"))
+    assert "SQLite file" in str(error)
     _write(bounded, "Harbour")

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from logikal_square_sync.warehouse.engine import HEAD_REVISION, alembic_config, migrate
+from logikal_square_sync.warehouse.connections import HEAD_REVISION, alembic_config, migrate
 from logikal_square_sync.warehouse.tables import metadata
 
 

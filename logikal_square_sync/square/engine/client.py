@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import httpx
 import orjson
 
-from logikal_square_sync.http import CallStats, RetriesExhausted, RetryingClient, RetryPolicy
-from logikal_square_sync.records import MalformedRecordError
+from logikal_square_sync.common.http import CallStats, RetriesExhausted, RetryingClient, RetryPolicy
+from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.square.engine.records import (
     Location,
     decode_catalog_page,
@@ -91,8 +92,8 @@ def _decode_object(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-class SquareClient:
-    """One client per sync; `stats` counts its API calls and retries."""
+class SquareClient(contextlib.AbstractContextManager["SquareClient"]):
+    """One client per sync, closed on leaving its `with` block; `stats` counts its API calls and retries."""
 
     def __init__(
         self,
@@ -132,9 +133,6 @@ class SquareClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> SquareClient:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

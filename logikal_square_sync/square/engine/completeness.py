@@ -20,15 +20,9 @@ import sqlalchemy as sa
 
 from logikal_square_sync.square.engine.client import SquareClient
 from logikal_square_sync.square.engine.order_days import OrderTime, day_bounds, order_day
-from logikal_square_sync.square.engine.order_sync import (
-    SYNCED_UNTIL,
-    known_location_ids,
-    location_groups,
-    search_body,
-)
+from logikal_square_sync.square.engine.order_sync import SYNCED_UNTIL, location_groups, search_body
 from logikal_square_sync.square.engine.records import decode_order_entries_page
-from logikal_square_sync.warehouse.state import get_watermark
-from logikal_square_sync.warehouse.tables import square_orders
+from logikal_square_sync.square.engine.store import known_location_ids, read_watermarks, stored_order_ids
 
 SAMPLE_SIZE = 10
 
@@ -106,17 +100,6 @@ def _source_ids(
     return ids
 
 
-def _warehouse_ids(conn: sa.Connection, ids: set[str]) -> set[str]:
-    found: set[str] = set()
-    ordered = sorted(ids)
-    for i in range(0, len(ordered), 1000):
-        chunk = ordered[i : i + 1000]
-        found.update(
-            conn.execute(sa.select(square_orders.c.id).where(square_orders.c.id.in_(chunk))).scalars()
-        )
-    return found
-
-
 def compare_recent_orders(
     client: SquareClient, engine: sa.Engine, *, window_days: int, zone: ZoneInfo, group_size: int = 10
 ) -> CompletenessResult:
@@ -127,8 +110,7 @@ def compare_recent_orders(
     order missing from the warehouse whose last update came after that end
     (edited while the sync ran) is left to the next run, which reads it.
     """
-    with engine.connect() as conn:
-        synced_until = get_watermark(conn, SYNCED_UNTIL)
+    (synced_until,) = read_watermarks(engine, SYNCED_UNTIL)
     if synced_until is None:
         return CompletenessResult(None, [], zone.key)
     until = datetime.fromisoformat(synced_until)
@@ -142,8 +124,7 @@ def compare_recent_orders(
         at_source: set[str] = set()
         for group in groups:
             at_source |= _source_ids(client, group, start_at, end_at, "created_at")
-        with engine.connect() as conn:
-            missing = at_source - _warehouse_ids(conn, at_source)
+        missing = at_source - stored_order_ids(engine, at_source)
         if missing:
             # Only orders whose current version the last sync could have read count as missing.
             readable: set[str] = set()

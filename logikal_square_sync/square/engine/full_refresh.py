@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from logikal_square_sync.warehouse.state import get_watermark
+from logikal_square_sync.square.engine.store import read_watermarks
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ def sync_start(
     full_refresh: bool,
 ) -> SyncStart:
     """Full when asked for, before the first watermark, or `full_refresh_days` after the last full one."""
-    with engine.connect() as conn:
-        watermark = get_watermark(conn, watermark_key)
-        last_full = get_watermark(conn, last_full_refresh_key)
+    watermark, last_full = read_watermarks(engine, watermark_key, last_full_refresh_key)
     due = last_full is None or (
         run_started - datetime.fromisoformat(last_full) >= timedelta(days=full_refresh_days)
     )

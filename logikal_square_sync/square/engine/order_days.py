@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from logikal_square_sync.clock import utc_now
+from logikal_square_sync.common.clock import utc_now
 
 # SearchOrders range ends are inclusive and Square's timestamps are milliseconds:
 # the last instant of a day is one millisecond before the next begins.

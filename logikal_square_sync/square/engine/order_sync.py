@@ -24,26 +24,27 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from logikal_square_sync.clock import utc_now
-from logikal_square_sync.memory import release_free_memory
+from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.memory import release_free_memory
+from logikal_square_sync.common.sync_report import SyncReport
 from logikal_square_sync.policies import OrdersPolicy
 from logikal_square_sync.square.engine.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.engine.order_days import OrderDays, OrderTime
 from logikal_square_sync.square.engine.pipeline import Prefetched
 from logikal_square_sync.square.engine.records import NO_ID, REJECTED, Order, decode_orders_page
 from logikal_square_sync.square.engine.rows import order_rows
-from logikal_square_sync.square.engine.timestamps import format_timestamp
-from logikal_square_sync.sync_report import SyncReport
-from logikal_square_sync.warehouse.quarantine import (
-    Candidate,
-    Rejection,
-    quarantined_ids,
-    release,
+from logikal_square_sync.square.engine.store import (
+    OrdersWritten,
+    Quarantine,
+    move_watermark,
+    move_watermarks,
+    read_watermarks_under,
+    write_orders,
     write_quarantining,
 )
-from logikal_square_sync.warehouse.state import get_watermarks, set_watermark, set_watermarks
-from logikal_square_sync.warehouse.tables import square_locations, square_order_line_items, square_orders
-from logikal_square_sync.warehouse.upsert import insert_rows, key_filter, upsert
+from logikal_square_sync.square.engine.timestamps import format_timestamp
+from logikal_square_sync.warehouse.quarantine import Candidate, Rejection
+from logikal_square_sync.warehouse.tables import square_order_line_items, square_orders
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ LOCATION_WATERMARK = "square/orders/location/"
 SYNCED_UNTIL = "square/orders/synced_until"
 # How often a long sync hands freed heap memory back (`memory.py`): peak RSS at 1M orders.
 TRIM_EVERY_PAGES = 20
-SOURCE = "Square"
 OBJECT_TYPE = "order"
 
 
@@ -83,15 +83,6 @@ def source_location_ids(client: SquareClient) -> list[str]:
     ids = {location.id for location in locations}
     ids.update(r.record_id for r in rejected if not r.record_id.startswith(NO_ID))
     return sorted(ids)
-
-
-def known_location_ids(engine: sa.Engine) -> list[str]:
-    """The locations in the warehouse (what the completeness check compares)."""
-    with engine.connect() as conn:
-        ids = list(conn.execute(sa.select(square_locations.c.id).order_by(square_locations.c.id)).scalars())
-    if not ids:
-        raise RuntimeError("no Square locations in the warehouse yet: materialize square/locations first")
-    return ids
 
 
 def location_groups(
@@ -181,14 +172,6 @@ def order_pages(
     return client.search_orders(lambda: body_from(restart_at()), next_request, decode=decode_orders_page)
 
 
-@dataclass
-class PageWrite:
-    inserted: int
-    updated: int
-    line_items: int
-    newest: dict[str, datetime]  # by order time field: the newest `created_at` / `updated_at` written
-
-
 # An order's row, its line items' rows, and the order as read (for the quarantine, if refused).
 OrderRows = tuple[dict[str, Any], list[dict[str, Any]], Order]
 
@@ -230,25 +213,6 @@ def _candidate(order: OrderRows) -> Candidate[OrderRows]:
     )
 
 
-def _write_page(conn: sa.Connection, page: PreparedPage, *, force: bool = False) -> PageWrite | None:
-    newest_by_id = page.orders
-    if not newest_by_id:
-        return None
-    rows = [order[0] for order in newest_by_id.values()]
-    result = upsert(conn, square_orders, rows, newer_by=("updated_at", "version"), overwrite=force)
-    written = [key[0] for key in result.written_keys]
-    line_items = [item for order_id in written for item in newest_by_id[order_id][1]]
-    # A rewritten order's line items are replaced; a new order has none (they cascade with their order).
-    replaced = [key[0] for key in result.updated_keys]
-    if replaced:
-        items = square_order_line_items
-        conn.execute(items.delete().where(key_filter(conn, items.c.order_id, replaced)))
-    if line_items:
-        insert_rows(conn, square_order_line_items, line_items)
-    newest = {field: max(row[field] for row in rows) for field in ("created_at", "updated_at")}
-    return PageWrite(result.inserted, result.updated, len(line_items), newest)
-
-
 def _sync_group(
     client: SquareClient,
     engine: sa.Engine,
@@ -261,13 +225,12 @@ def _sync_group(
     watermarks: dict[str, str | None] | None,
     by: OrderTime = "updated_at",
     force: bool = False,
-    quarantined: set[str] | None = None,
+    quarantine: Quarantine,
 ) -> None:
     """Pages of one location group; `watermarks` None leaves them untouched (history re-fetch).
 
-    `quarantined`: the ids of orders in `rejected_records`; those written are taken out.
+    Orders written are taken out of `quarantine`.
     """
-    quarantined = set() if quarantined is None else quarantined
     # Where an expired cursor restarts: the last committed page, never further.
     checkpoint = start_at
 
@@ -278,21 +241,19 @@ def _sync_group(
         for page in order_pages(client, group, end_at, policy.page_size, restart_at, by=by):
             yield _prepare_page(page.get("orders") or [], utc_now(), page.get(REJECTED))
 
-    def write(conn: sa.Connection, orders: list[OrderRows]) -> tuple[PageWrite | None, dict[str, str]]:
-        page = PreparedPage(len(orders), prepared.synced_at, {order[0]["id"]: order for order in orders})
-        written = _write_page(conn, page, force=force)
+    def write(conn: sa.Connection, orders: list[OrderRows]) -> tuple[OrdersWritten | None, dict[str, str]]:
+        rows = [order[0] for order in orders]
+        line_items = {order[0]["id"]: order[1] for order in orders}
+        written = write_orders(conn, rows, line_items, force=force)
         moved: dict[str, str] = {}
         if written is not None and watermarks is not None:
             mark = format_timestamp(written.newest["updated_at"])
             moved = {loc: mark for loc in group if (watermarks[loc] or "") < mark}
-            set_watermarks(conn, {LOCATION_WATERMARK + loc: value for loc, value in moved.items()})
+            move_watermarks(conn, {LOCATION_WATERMARK + loc: value for loc, value in moved.items()})
         return written, moved
 
     def released(conn: sa.Connection, orders: list[OrderRows]) -> None:
-        if quarantined:  # read once per run: nothing to look up while the quarantine is empty
-            # The set stays as read: this transaction may still roll back, and deleting twice is harmless.
-            taken = quarantined.intersection(order[0]["id"] for order in orders)
-            release(conn, SOURCE, OBJECT_TYPE, taken)
+        quarantine.release(conn, OBJECT_TYPE, (order[0]["id"] for order in orders))
 
     # Pages are fetched, decoded and validated in a thread of their own while this one writes.
     for prepared in Prefetched(prepared_pages, depth=1, name="square-orders-decode"):
@@ -301,7 +262,6 @@ def _sync_group(
         report.read += prepared.read
         (written, moved), rejected = write_quarantining(
             engine,
-            SOURCE,
             list(prepared.orders.values()),
             write,
             _candidate,
@@ -334,8 +294,7 @@ def sync_orders(
     """
     end_at = history.days.end_at if history else (now or utc_now())
     location_ids = source_location_ids(client)
-    with engine.connect() as conn:
-        stored = get_watermarks(conn, LOCATION_WATERMARK)
+    stored = read_watermarks_under(engine, LOCATION_WATERMARK)
     watermarks = {loc: stored.get(LOCATION_WATERMARK + loc) for loc in location_ids}
     known = [w for w in watermarks.values() if w]
     report = SyncReport(
@@ -345,7 +304,7 @@ def sync_orders(
     groups = location_groups(location_ids, watermarks, policy.location_group_size)
     report.extra["location_groups"] = len(groups)
     history_start = datetime.combine(policy.history_start, time.min, UTC)
-    quarantined = quarantined_ids(engine, SOURCE).get(OBJECT_TYPE, set())
+    quarantine = Quarantine(engine)
 
     for group in groups:
         group_watermarks = [watermarks[loc] for loc in group]
@@ -370,12 +329,12 @@ def sync_orders(
             watermarks=None if history else watermarks,
             by=by,
             force=bool(history and history.force),
-            quarantined=quarantined,
+            quarantine=quarantine,
         )
 
     if not history:
         with engine.begin() as conn:
-            set_watermark(conn, SYNCED_UNTIL, format_timestamp(end_at))
+            move_watermark(conn, SYNCED_UNTIL, format_timestamp(end_at))
     known = [w for w in watermarks.values() if w]
     report.watermark_after = (
         min(known) if known and len(known) == len(watermarks) else report.watermark_before

@@ -1,6 +1,6 @@
 """Square API records as msgspec Structs: what each record must be, checked while it is decoded.
 
-The style of every source (`logikal_square_sync/records.py`): field types and
+The style of every source (`logikal_square_sync/common/records.py`): field types and
 `msgspec.Meta` constraints (ids not empty, timestamps with a UTC offset,
 quantities decimal), `__post_init__` where a check needs Python (a decimal
 that is NaN or infinite). Pages decode straight from the response bytes
@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from logikal_square_sync.records import Decoder, Refused, field_error
+from logikal_square_sync.common.records import Decoder, Refused, field_error
 from logikal_square_sync.warehouse.quarantine import Rejection
 
 Body = dict[str, Any]
@@ -191,7 +191,7 @@ def record_id(refused: Refused) -> str:
     if refused.error.record_id:
         return refused.error.record_id
     if all(isinstance(record.get(key), str) for key in _COUNT_KEY):
-        return "/".join(record[key] for key in _COUNT_KEY)  # an inventory count (`inventory_sync.count_id`)
+        return "/".join(record[key] for key in _COUNT_KEY)  # an inventory count (`row_batches.record_id`)
     return NO_ID + orjson.dumps(refused.record).decode()[:120]
 
 

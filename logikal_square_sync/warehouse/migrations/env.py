@@ -8,7 +8,7 @@ from logikal_square_sync.warehouse.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through logikal_square_sync.warehouse.engine.migrate(engine)")
+    raise RuntimeError("run migrations through logikal_square_sync.warehouse.connections.migrate(engine)")
 
 context.configure(
     connection=connection,

@@ -29,7 +29,7 @@ from logikal_square_sync.square.engine.pages import with_last_flag
 from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.quarantine import quarantined
 from logikal_square_sync.warehouse.state import get_watermarks
-from logikal_square_sync_tests.square.conftest import (
+from logikal_square_sync_tests.square.helpers import (
     assert_catalog_equals_source,
     catalog_policy,
     every_mode,
@@ -296,33 +296,6 @@ def test_an_object_read_live_then_deleted_within_one_batch_keeps_its_live_name(
         ).one()
     assert tuple(stored) == (data["name"], True)
     assert report.extra["changed_during_run"] is True
-
-
-def test_a_catalog_copy_no_newer_than_one_an_earlier_batch_holds_is_dropped() -> None:
-    from logikal_square_sync.square.engine.catalog_sync import _Batch, _Page
-
-    def variation(object_id: str, version: int, deleted: bool = False) -> dict:
-        return {
-            "id": object_id,
-            "version": version,
-            "updated_at": ts("2026-06-01T00:00:00Z"),
-            "is_deleted": deleted,
-        }
-
-    def page(*rows: dict) -> _Page:
-        return _Page(len(rows), {t.square_catalog_variations: list(rows)}, False, False, [])
-
-    seen: dict = {table: {} for table in _Batch().rows}
-    first = _Batch(seen=seen)
-    assert first.add(page(variation("A", 2), variation("B", 5)))
-    second = _Batch(seen=seen)
-    # A nested copy read again, an older one, a newer one, a new object.
-    assert second.add(page(variation("A", 2), variation("B", 4), variation("B", 6), variation("C", 1)))
-    held = second.rows[t.square_catalog_variations]
-    assert {key: row["version"] for key, row in held.items()} == {"B": 6, "C": 1}
-    # A tombstone of an object this batch holds waits for a batch of its own.
-    assert not second.add(page(variation("C", 2, deleted=True)))
-    assert {key: row["version"] for key, row in held.items()} == {"B": 6, "C": 1}
 
 
 def test_the_item_read_before_a_failed_read_is_handed_on_as_not_the_last() -> None:

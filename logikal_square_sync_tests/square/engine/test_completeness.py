@@ -22,11 +22,11 @@ from logikal_square_sync.square.engine.location_sync import sync_locations
 from logikal_square_sync.square.engine.order_days import OrderDays, order_day
 from logikal_square_sync.square.engine.order_sync import HistoryRefetch, sync_orders
 from logikal_square_sync.warehouse import tables as t
-from logikal_square_sync.warehouse.engine import warehouse_engine
+from logikal_square_sync.warehouse.connections import warehouse_engine
 from logikal_square_sync_sandbox.server import serve_in_thread
 from logikal_square_sync_sandbox.square import SquareSandbox, SquareSandboxConfig, create_app
 from logikal_square_sync_tests.clock import TIMEZONES, awkward_moments
-from logikal_square_sync_tests.square.conftest import ts, warehouse_orders
+from logikal_square_sync_tests.square.helpers import ts, warehouse_orders
 
 WINDOW_DAYS = 7
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from logikal_square_sync.policies import PolicyFileError, load_policies
+from logikal_square_sync.policies import CatalogPolicy, PolicyFileError, load_policies
 from logikal_square_sync.square.engine.catalog_sync import sync_catalog
 from logikal_square_sync.square.engine.client import SquareApiError, SquareRetriesExhausted
 from logikal_square_sync.square.engine.inventory_sync import sync_inventory
@@ -26,11 +26,12 @@ from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.state import get_watermarks
 from logikal_square_sync_sandbox.square import SquareSandbox
 from logikal_square_sync_tests.clock import ANCHOR
-from logikal_square_sync_tests.conftest import SQLITE_ONLY
-from logikal_square_sync_tests.square.conftest import (
-    ALL_MODES,
+from logikal_square_sync_tests.marks import SQLITE_ONLY
+from logikal_square_sync_tests.square.helpers import (
     PAGE_SIZE,
     Clocks,
+    MakeClient,
+    all_modes,
     assert_catalog_equals_source,
     assert_warehouse_equals_source,
     catalog_policy,
@@ -42,6 +43,7 @@ from logikal_square_sync_tests.square.conftest import (
     source_line_items,
     source_orders,
     sync_everything,
+    synced,
     ts,
     warehouse_inventory,
     warehouse_line_items,
@@ -61,10 +63,29 @@ CATALOG_MODES = [
     for mode in ("pinned", "live")
     for order in ("shuffled", "updated_at")
 ]
-EVERY_MODE = [
-    pytest.param({**mode.values[0], **LONG_CURSORS}, id=mode.id, marks=mode.marks) for mode in ALL_MODES
-]
+EVERY_MODE = all_modes(**LONG_CURSORS)
 TOMBSTONES = [pytest.param({"tombstones": mode}, id=f"{mode}-tombstones") for mode in ("minimal", "full")]
+
+
+def _renamed_after_a_first_run(
+    make_client: MakeClient, engine: sa.Engine, sandbox: SquareSandbox, clocks: Clocks, label: str
+) -> tuple[CatalogPolicy, list[str]]:
+    """A first catalog run, 8 objects a page; a minute on, every live object renamed `<id> <label>`."""
+    policy = catalog_policy(page_size=8)
+    synced(make_client, sync_catalog, engine, policy)
+    objects = live_catalog_ids(sandbox)
+    clocks.advance(60)
+    for object_id in objects:
+        sandbox.update_catalog_object(object_id, name=f"{object_id} {label}")
+    return policy, objects
+
+
+def _next_catalog_run_repairs_it(
+    make_client: MakeClient, engine: sa.Engine, sandbox: SquareSandbox, policy: CatalogPolicy
+) -> None:
+    """What a run could not see, the next reads: after it the warehouse holds the whole catalog."""
+    synced(make_client, sync_catalog, engine, policy)
+    assert_catalog_equals_source(engine, sandbox)
 
 
 def count_key(count: dict[str, Any]) -> tuple[str, str, str]:
@@ -89,14 +110,8 @@ def assert_inventory_equals_source(engine: sa.Engine, sandbox: SquareSandbox) ->
 def test_catalog_edits_made_while_a_run_reads_are_not_lost(
     make_client, engine, sandbox, clocks: Clocks
 ) -> None:
-    policy = catalog_policy(page_size=8)
-    with make_client() as client:
-        sync_catalog(client, engine, policy)
-    objects = live_catalog_ids(sandbox)
-    assert len(objects) == 40
-    clocks.advance(60)
-    for object_id in objects:  # the next run reads 40 changed objects: 5 pages of 8
-        sandbox.update_catalog_object(object_id, name=f"{object_id} before the run")
+    policy, objects = _renamed_after_a_first_run(make_client, engine, sandbox, clocks, "before the run")
+    assert len(objects) == 40  # the next run reads 40 changed objects: 5 pages of 8
 
     def edits(ids: list[str], label: str, seconds: int):
         def edit() -> None:
@@ -112,30 +127,22 @@ def test_catalog_edits_made_while_a_run_reads_are_not_lost(
     variations = live_catalog_ids(sandbox, "ITEM_VARIATION")
     after_page_1 = sandbox.after_page("catalog_search", 1, edits(objects, "after page 1", 60))
     after_page_4 = sandbox.after_page("catalog_search", 4, edits(variations, "ten minutes on", 600))
-    with make_client() as client:
-        report = sync_catalog(client, engine, policy)
+    report = synced(make_client, sync_catalog, engine, policy)
     after_page_1.assert_ran()
     after_page_4.assert_ran()
     assert report.extra["changed_during_run"] is True
     # The watermark does not pass the first edits (made at +120 s) the run may have paged past.
     assert ts(report.watermark_after) < ANCHOR + timedelta(seconds=120)
 
-    with make_client() as client:
-        sync_catalog(client, engine, policy)
-    assert_catalog_equals_source(engine, sandbox)
+    _next_catalog_run_repairs_it(make_client, engine, sandbox, policy)
 
 
 @pytest.mark.parametrize("sandbox", CATALOG_MODES, indirect=True)
 def test_an_unchanged_object_shifted_past_by_a_mid_run_edit_is_read_next_run(
     make_client, engine, sandbox, clocks: Clocks
 ) -> None:
-    policy = catalog_policy(page_size=8)
-    with make_client() as client:
-        sync_catalog(client, engine, policy)
-    objects = live_catalog_ids(sandbox)
-    clocks.advance(60)
-    for object_id in objects:  # all at one instant: in updated_at order, pages of 8 in id order
-        sandbox.update_catalog_object(object_id, name=f"{object_id} yesterday")
+    # All at one instant: in updated_at order, pages of 8 in id order.
+    policy, objects = _renamed_after_a_first_run(make_client, engine, sandbox, clocks, "yesterday")
     clocks.advance(86_400)  # the run is a day later: those changes are far older than its start
 
     def edit_one_already_read() -> None:
@@ -145,31 +152,25 @@ def test_an_unchanged_object_shifted_past_by_a_mid_run_edit_is_read_next_run(
     # With results re-evaluated per page in updated_at order, the edit moves objects[0] to the end
     # and objects[8], unchanged since yesterday, slides onto page 1, already read: never served.
     hook = sandbox.after_page("catalog_search", 1, edit_one_already_read)
-    with make_client() as client:
-        report = sync_catalog(client, engine, policy)
+    report = synced(make_client, sync_catalog, engine, policy)
     hook.assert_ran()
     assert report.extra["changed_during_run"] is True
-    with make_client() as client:
-        sync_catalog(client, engine, policy)
-    assert_catalog_equals_source(engine, sandbox)
+    _next_catalog_run_repairs_it(make_client, engine, sandbox, policy)
 
 
 def test_the_catalog_watermark_never_passes_the_run_start_minus_the_overlap(
     make_client, engine, sandbox, clocks: Clocks
 ) -> None:
     policy = catalog_policy()
-    with make_client() as client:
-        sync_catalog(client, engine, policy)
+    synced(make_client, sync_catalog, engine, policy)
     item = live_catalog_ids(sandbox, "ITEM")[0]
     sandbox.update_catalog_object(item, name="Just before the run")  # at the sandbox's ANCHOR
     clocks.advance(120)  # the run starts 2 minutes later: the edit is inside the 5-minute overlap
-    with make_client() as client:
-        report = sync_catalog(client, engine, policy, now=ANCHOR + timedelta(seconds=120))
+    report = synced(make_client, sync_catalog, engine, policy, now=ANCHOR + timedelta(seconds=120))
     assert report.extra["changed_during_run"] is True  # the probe cannot tell it from a mid-run edit
     assert ts(report.watermark_after) <= ANCHOR + timedelta(seconds=120) - timedelta(minutes=5)
     clocks.advance(3600)  # an hour later nothing has changed for a while: the watermark moves, capped
-    with make_client() as client:
-        quiet = sync_catalog(client, engine, policy)
+    quiet = synced(make_client, sync_catalog, engine, policy)
     assert quiet.extra["changed_during_run"] is False
     assert ts(quiet.watermark_after) == ANCHOR  # the newest change read
     assert_catalog_equals_source(engine, sandbox)
@@ -180,8 +181,7 @@ def test_inventory_changes_made_while_a_run_reads_are_not_lost(
     make_client, engine, sandbox, clocks: Clocks
 ) -> None:
     policy = inventory_policy(page_size=10)
-    with make_client() as client:
-        sync_inventory(client, engine, policy)
+    synced(make_client, sync_inventory, engine, policy)
     changed = sorted(count_key(c) for c in sandbox.inventory_counts())[:50]
     clocks.advance(60)
     for key in changed:  # one instant, so the next run's pages are these in key order, 10 a page
@@ -198,15 +198,13 @@ def test_inventory_changes_made_while_a_run_reads_are_not_lost(
     # The counts of page 1 change once it is served; those of page 5 ten minutes later, before it is.
     after_page_1 = sandbox.after_page("inventory_counts", 1, recount(changed[:10], "2", 60))
     after_page_4 = sandbox.after_page("inventory_counts", 4, recount(changed[40:], "3", 600))
-    with make_client() as client:
-        report = sync_inventory(client, engine, policy)
+    report = synced(make_client, sync_inventory, engine, policy)
     after_page_1.assert_ran()
     after_page_4.assert_ran()
     # The newest count on the first page, from before any mid-run change.
     assert ts(report.watermark_after) == ANCHOR + timedelta(seconds=60)
 
-    with make_client() as client:
-        sync_inventory(client, engine, policy)
+    synced(make_client, sync_inventory, engine, policy)
     assert_inventory_equals_source(engine, sandbox)
 
 
@@ -214,8 +212,7 @@ def test_inventory_changes_made_while_a_run_reads_are_not_lost(
 def test_orders_updated_while_a_run_reads_skip_no_other_order(
     make_client, engine, sandbox, clocks: Clocks
 ) -> None:
-    with make_client() as client:
-        sync_locations(client, engine)
+    synced(make_client, sync_locations, engine)
     first_group = sorted(loc["id"] for loc in sandbox.locations())[:10]
     oldest = sorted(
         (o for o in sandbox.iter_orders() if o["location_id"] in first_group),
@@ -228,12 +225,10 @@ def test_orders_updated_while_a_run_reads_skip_no_other_order(
         sandbox.update_orders(ids=moved)  # now updated after the run's end: out of its range
 
     hook = sandbox.after_page("orders_search", 2, update)
-    with make_client() as client:
-        sync_orders(client, engine, orders_policy())
+    synced(make_client, sync_orders, engine, orders_policy())
     hook.assert_ran()
     # The next run reads the five updated orders; every other order was read the first time.
-    with make_client() as client:
-        report = sync_orders(client, engine, orders_policy())
+    report = synced(make_client, sync_orders, engine, orders_policy())
     assert report.inserted == 0 and report.updated == len(moved)
     assert warehouse_orders(engine) == source_orders(sandbox)
     assert warehouse_line_items(engine) == normalized(source_line_items(sandbox))
@@ -246,19 +241,16 @@ def test_more_orders_at_one_instant_than_a_page_holds_are_all_read(make_client, 
     assert len({sandbox.order(i)["updated_at"] for i in burst}) == 1
     # The burst is paged by cursor, and an expired cursor there restarts from the last commit.
     sandbox.faults.inject("expired_cursor", endpoint="orders_search", after_calls=2)
-    with make_client() as client:
-        report = sync_orders(client, engine, orders_policy())
+    report = synced(make_client, sync_orders, engine, orders_policy())
     assert report.inserted == len(burst) and report.extra["cursor_restarts"] == 1
     assert_warehouse_equals_source(engine, sandbox)
 
 
 def test_the_inventory_watermark_is_the_newest_count_at_the_start(make_client, engine, sandbox) -> None:
-    with make_client() as client:
-        first = sync_inventory(client, engine, inventory_policy())
+    first = synced(make_client, sync_inventory, engine, inventory_policy())
     newest = max(ts(c["calculated_at"]) for c in sandbox.inventory_counts())
     assert ts(first.watermark_after) == newest
-    with make_client() as client:
-        again = sync_inventory(client, engine, inventory_policy())
+    again = synced(make_client, sync_inventory, engine, inventory_policy())
     assert (again.inserted, again.updated, again.watermark_after) == (0, 0, first.watermark_after)
 
 
@@ -299,8 +291,7 @@ def test_deleted_catalog_objects_keep_their_last_known_attributes(make_client, e
 def test_a_tombstone_of_an_object_never_seen_is_stored_with_what_it_has(make_client, engine, sandbox) -> None:
     item, variation = sandbox.add_catalog_item("Short-lived", variations=1)
     sandbox.delete_catalog_object(item)
-    with make_client() as client:
-        sync_catalog(client, engine, catalog_policy())
+    synced(make_client, sync_catalog, engine, catalog_policy())
     i, v = t.square_catalog_items.c, t.square_catalog_variations.c
     with engine.connect() as conn:
         stored_item = conn.execute(sa.select(i.name, i.is_deleted).where(i.id == item)).one()
@@ -331,10 +322,8 @@ def test_a_new_location_does_not_drag_caught_up_ones_back_to_history_start(
     lookback_from = min(ts(mark) for mark in marks.values()) - timedelta(hours=72)
     new_location = sandbox.add_location("Ninth Street")
     sandbox.add_orders(50, location_id=new_location)
-    with make_client() as client:
-        sync_locations(client, engine)
-    with make_client() as client:
-        report = sync_orders(client, engine, orders_policy())
+    synced(make_client, sync_locations, engine)
+    report = synced(make_client, sync_orders, engine, orders_policy())
     assert report.inserted == 50 and report.extra["location_groups"] == 2
     # The caught-up locations re-read their lookback only; the new one its whole history.
     re_read = sum(
@@ -352,8 +341,7 @@ def test_a_new_location_does_not_drag_caught_up_ones_back_to_history_start(
 
 
 def test_exhausted_retries_name_the_endpoint_status_and_squares_error(make_client, engine, sandbox) -> None:
-    with make_client() as client:
-        sync_locations(client, engine)
+    synced(make_client, sync_locations, engine)
     sandbox.faults.inject("server_error", endpoint="orders_search", status=503, times=None, after_calls=1)
     with make_client() as client, pytest.raises(SquareRetriesExhausted) as raised:
         sync_orders(client, engine, orders_policy())
@@ -380,8 +368,7 @@ def test_an_expired_cursor_on_the_refetch_of_a_cut_page_restarts_the_query(
     # Page 3 comes cut short; fetching it again, its cursor has expired.
     sandbox.faults.inject("cut_json", endpoint="inventory_counts", after_calls=2)
     sandbox.faults.inject("expired_cursor", endpoint="inventory_counts", after_calls=3)
-    with make_client() as client:
-        report = sync_inventory(client, engine, inventory_policy())
+    report = synced(make_client, sync_inventory, engine, inventory_policy())
     assert sandbox.stats.faults_fired["cut_json"] == 1 and sandbox.stats.faults_fired["expired_cursor"] == 1
     assert report.extra["cursor_restarts"] == 1 and report.retries >= 1
     assert_inventory_equals_source(engine, sandbox)
@@ -400,8 +387,9 @@ def test_the_catalog_is_read_in_full_weekly_and_on_demand(make_client, engine, s
             conn.execute(t.square_catalog_variations.delete().where(t.square_catalog_variations.c.id == lost))
 
     def run(days: float, **kwargs) -> str:
-        with make_client() as client:
-            report = sync_catalog(client, engine, policy, now=ANCHOR + timedelta(days=days), **kwargs)
+        report = synced(
+            make_client, sync_catalog, engine, policy, now=ANCHOR + timedelta(days=days), **kwargs
+        )
         with engine.connect() as conn:
             present = conn.execute(
                 sa.select(sa.func.count()).where(t.square_catalog_variations.c.id == lost)

@@ -20,7 +20,7 @@ from logikal_square_sync_sandbox.square.edge_records import (
     serve_spec_edges,
     serve_unwritable,
 )
-from logikal_square_sync_tests.square.conftest import (
+from logikal_square_sync_tests.square.helpers import (
     assert_warehouse_equals_source,
     normalized,
     source_catalog,

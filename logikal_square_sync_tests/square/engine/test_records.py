@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from logikal_square_sync.records import MalformedRecordError
+from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.square.engine.records import (
     _ORDERS,
     REJECTED,

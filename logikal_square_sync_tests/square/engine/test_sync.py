@@ -24,7 +24,7 @@ from logikal_square_sync.warehouse import tables as t
 from logikal_square_sync.warehouse.quarantine import quarantined
 from logikal_square_sync.warehouse.state import get_watermarks
 from logikal_square_sync_tests.clock import ANCHOR
-from logikal_square_sync_tests.square.conftest import (
+from logikal_square_sync_tests.square.helpers import (
     PAGE_SIZE,
     assert_warehouse_equals_source,
     catalog_policy,
@@ -35,6 +35,7 @@ from logikal_square_sync_tests.square.conftest import (
     source_orders,
     sync_everything,
     sync_process,
+    ts,
     wait_while_it_runs,
     warehouse_orders,
 )
@@ -143,7 +144,7 @@ def test_a_crash_after_some_pages_then_a_rerun_converges(make_client, engine, sa
     source = source_orders(sandbox)
     for stream, mark in marks.items():
         location = stream.removeprefix(LOCATION_WATERMARK)
-        expected = {i for i, o in source.items() if o[0] == location and o[2] <= datetime.fromisoformat(mark)}
+        expected = {i for i, o in source.items() if o[0] == location and o[2] <= ts(mark)}
         assert expected <= set(partial), f"watermark of {location} ran ahead of its data"
 
     sandbox.faults.clear()

@@ -1,0 +1,1 @@
+"""The Dagster pieces every source shares: freshness policies, report metadata, checks, switches."""
