@@ -52,7 +52,8 @@ def test_catalog_and_inventory_log_pages_and_records(make_client, engine, caplog
     with caplog.at_level(logging.INFO, logger="logikal_square_sync"):
         catalog = synced(make_client, sync_catalog, engine, catalog_policy())
         inventory = synced(make_client, sync_inventory, engine, inventory_policy())
-    for what, noun, report in (("square/catalog", "objects", catalog), ("square/inventory", "counts", inventory)):
+    expected = [("square/catalog", "objects", catalog), ("square/inventory", "counts", inventory)]
+    for what, noun, report in expected:
         lines = _progress(caplog, what)
         assert lines, what
         # A line per batch of pages (several pages a transaction): the last one counts them all.
