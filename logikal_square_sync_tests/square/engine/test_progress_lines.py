@@ -31,29 +31,26 @@ def _number(text: str) -> int:
 
 @pytest.mark.usefixtures("progress_every_page")
 @SQLITE_ONLY
-def test_orders_log_pages_orders_and_the_share_of_the_time_range_read(make_client, engine, caplog) -> None:
+def test_each_sync_logs_its_pages_records_and_what_it_knows_of_the_rest(make_client, engine, caplog) -> None:
     synced(make_client, sync_locations, engine)
     with caplog.at_level(logging.INFO, logger="logikal_square_sync"):
-        report = synced(make_client, sync_orders, engine, orders_policy())
+        orders = synced(make_client, sync_orders, engine, orders_policy())
+        catalog = synced(make_client, sync_catalog, engine, catalog_policy())
+        inventory = synced(make_client, sync_inventory, engine, inventory_policy())
+
     lines = _progress(caplog, "square/orders")
-    assert [_number(line["pages"]) for line in lines] == list(range(1, report.pages + 1))
+    assert [_number(line["pages"]) for line in lines] == list(range(1, orders.pages + 1))
     assert {line["noun"] for line in lines} == {"orders"}
-    assert _number(lines[-1]["count"]) == report.read
+    assert _number(lines[-1]["count"]) == orders.read
     # Two location groups, each from its first page to now: the share grows through both ranges.
     percents = [int(line["percent"]) for line in lines]
     assert percents[0] == 0 and percents == sorted(percents) and percents[-1] >= 99
     assert len(set(percents)) > len(percents) // 2  # it grows page by page, not in a leap
 
-
-@pytest.mark.usefixtures("progress_every_page")
-@SQLITE_ONLY
-def test_catalog_and_inventory_log_pages_and_records(make_client, engine, caplog) -> None:
-    synced(make_client, sync_locations, engine)
-    with caplog.at_level(logging.INFO, logger="logikal_square_sync"):
-        catalog = synced(make_client, sync_catalog, engine, catalog_policy())
-        inventory = synced(make_client, sync_inventory, engine, inventory_policy())
-    expected = [("square/catalog", "objects", catalog), ("square/inventory", "counts", inventory)]
-    for what, noun, report in expected:
+    for what, noun, report in [
+        ("square/catalog", "objects", catalog),
+        ("square/inventory", "counts", inventory),
+    ]:
         lines = _progress(caplog, what)
         assert lines, what
         # A line per batch of pages (several pages a transaction): the last one counts them all.
