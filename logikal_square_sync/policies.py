@@ -406,9 +406,19 @@ class ApiPolicy(PolicyModel):
     max_body_bytes: int = Field(ge=0, le=1_048_576)
 
 
+class ProgressPolicy(PolicyModel):
+    """How often a long sync logs how far it is (`common/progress.py`): whichever comes first."""
+
+    # Pages read (Square), listings (LogiKal directories, projects) or elevations done (a project).
+    every_pages: int = Field(ge=1, le=100_000)
+    # Since the last line, checked as each of them completes.
+    every_seconds: float = Field(gt=0, le=3600)
+
+
 class Policies(PolicyModel):
     square: SquarePolicies
     logikal: LogikalPolicies
+    progress: ProgressPolicy
     retries: Retries
     alerts: AlertPolicies
     lock_timeouts: LockTimeouts

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
+from logikal_square_sync.policies import OVERRIDE_ENV, policies
 from logikal_square_sync.warehouse.connections import create_warehouse_engine, migrate, warehouse_engine
 from logikal_square_sync.warehouse.resource import WarehouseResource
 from logikal_square_sync_tests.clock import ANCHOR
@@ -47,6 +48,17 @@ def pinned_clock() -> Iterator[time_machine.Traveller]:
     """
     with time_machine.travel(ANCHOR, tick=True) as traveller:
         yield traveller
+
+
+@pytest.fixture
+def progress_every_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every sync logs a progress line at each page (an operator's policy file, LSS_POLICIES_FILE)."""
+    override = tmp_path / "progress-policies.yaml"
+    override.write_text("progress: {every_pages: 1, every_seconds: 3600}\n")
+    monkeypatch.setenv(OVERRIDE_ENV, str(override))
+    policies.cache_clear()  # read again with the override, and again with the packaged file after
+    yield
+    policies.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,27 @@ def test_the_engines_log_records_reach_the_runs_event_log(instance, square, ware
     assert "location(s) by updated_at" in line.user_message
 
 
+@SQLITE_ONLY
+@pytest.mark.usefixtures("progress_every_page")
+def test_progress_lines_reach_the_runs_event_log(instance, square, logikal, warehouse) -> None:
+    squares = dg.materialize(
+        [square_locations, square_orders],
+        resources={"square": square, "warehouse": warehouse},
+        instance=instance,
+    )
+    logikals = dg.materialize(
+        [logikal_directories], resources={"logikal": logikal, "warehouse": warehouse}, instance=instance
+    )
+    assert squares.success and logikals.success
+    for result, step, prefix in (
+        (squares, "square__orders", "square/orders: 1 pages, "),
+        (logikals, "logikal__directories", "LogiKal directories: 1 listings, "),
+    ):
+        logged = [event for event in instance.all_logs(result.run_id) if event.dagster_event is None]
+        (first, *_) = [event for event in logged if event.user_message.startswith(prefix)]
+        assert first.step_key == step
+
+
 def test_every_materialization_names_the_warehouse_never_its_password(
     instance, square, logikal, warehouse_url: str
 ) -> None:

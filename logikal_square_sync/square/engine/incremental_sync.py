@@ -20,6 +20,7 @@ the whole result lets the watermark move.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,9 @@ from typing import Generic, Protocol, TypeVar
 import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.progress import Progress
 from logikal_square_sync.common.sync_report import SyncReport
+from logikal_square_sync.policies import policies
 from logikal_square_sync.square.engine.batches import BatchLimits, batched
 from logikal_square_sync.square.engine.client import Body, SquareClient
 from logikal_square_sync.square.engine.full_refresh import sync_start
@@ -46,6 +49,8 @@ from logikal_square_sync.square.engine.store import (
 )
 from logikal_square_sync.square.engine.timestamps import format_timestamp
 from logikal_square_sync.warehouse.quarantine import Candidate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -154,6 +159,7 @@ def _sync(
     limits = BatchLimits(policy.rows_per_transaction, policy.seconds_per_transaction)
     newest: datetime | None = None
     newest_at_start: datetime | None = None
+    progress = Progress(log, kind.watermark, policies().progress, noun=kind.records)
     for batch in Prefetched(
         lambda: batched(prepared_pages(), batches_of(kind), limits),
         depth=1,
@@ -181,5 +187,6 @@ def _sync(
             report.extra["changed_during_run"] = batch.changed_meanwhile
         report.watermark_after = written.watermark_after or report.watermark_after
         report.pages += batch.pages
+        progress.note(report.pages, report.read)
     report.watermark_after = report.watermark_after or watermark
     return report.finish(client)

@@ -26,8 +26,9 @@ import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.common.memory import release_free_memory
+from logikal_square_sync.common.progress import Progress, TimeRanges
 from logikal_square_sync.common.sync_report import SyncReport
-from logikal_square_sync.policies import OrdersPolicy
+from logikal_square_sync.policies import OrdersPolicy, policies
 from logikal_square_sync.square.engine.client import Body, SquareClient, follow_cursor
 from logikal_square_sync.square.engine.order_days import OrderDays, OrderTime
 from logikal_square_sync.square.engine.pipeline import Prefetched
@@ -226,10 +227,11 @@ def _sync_group(
     by: OrderTime = "updated_at",
     force: bool = False,
     quarantine: Quarantine,
+    page_done: Callable[[datetime], None],
 ) -> None:
     """Pages of one location group; `watermarks` None leaves them untouched (history re-fetch).
 
-    Orders written are taken out of `quarantine`.
+    Orders written are taken out of `quarantine`; `page_done` is told how far each page reached.
     """
     # Where an expired cursor restarts: the last committed page, never further.
     checkpoint = start_at
@@ -277,6 +279,21 @@ def _sync_group(
             report.updated += written.updated
             report.child_rows_written += written.line_items
             checkpoint = max(checkpoint, written.newest[by])
+        page_done(checkpoint)
+
+
+def _group_start(
+    group: list[str], watermarks: dict[str, str | None], policy: OrdersPolicy, history: HistoryRefetch | None
+) -> datetime:
+    """Where a group's read starts: the history's first day, else a lookback before its oldest watermark."""
+    if history:
+        return history.days.start_at
+    history_start = datetime.combine(policy.history_start, time.min, UTC)
+    group_watermarks = [watermarks[loc] for loc in group]
+    if not all(group_watermarks):
+        return history_start
+    oldest = min(datetime.fromisoformat(w) for w in group_watermarks if w)
+    return max(history_start, oldest - timedelta(hours=policy.lookback_hours))
 
 
 def sync_orders(
@@ -303,18 +320,17 @@ def sync_orders(
     )
     groups = location_groups(location_ids, watermarks, policy.location_group_size)
     report.extra["location_groups"] = len(groups)
-    history_start = datetime.combine(policy.history_start, time.min, UTC)
     quarantine = Quarantine(engine)
+    starts = [_group_start(group, watermarks, policy, history) for group in groups]
+    # The share of every group's time range read so far is the share of the sync done.
+    ranges = TimeRanges([(start_at, end_at) for start_at in starts])
+    progress = Progress(log, "square/orders", policies().progress, noun="orders")
 
-    for group in groups:
-        group_watermarks = [watermarks[loc] for loc in group]
-        if history:
-            start_at = history.days.start_at
-        elif all(group_watermarks):
-            oldest = min(datetime.fromisoformat(w) for w in group_watermarks if w)
-            start_at = max(history_start, oldest - timedelta(hours=policy.lookback_hours))
-        else:
-            start_at = history_start
+    for index, (group, start_at) in enumerate(zip(groups, starts, strict=True)):
+
+        def page_done(reached: datetime, index: int = index) -> None:
+            progress.note(report.pages, report.read, done=ranges.share(index, reached))
+
         by: OrderTime = history.by if history else "updated_at"
         window = f"{format_timestamp(start_at)} .. {format_timestamp(end_at)}"
         log.info(f"orders of {len(group)} location(s) by {by} {window}")
@@ -330,6 +346,7 @@ def sync_orders(
             by=by,
             force=bool(history and history.force),
             quarantine=quarantine,
+            page_done=page_done,
         )
 
     if not history:

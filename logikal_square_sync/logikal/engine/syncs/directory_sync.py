@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.progress import Progress
 from logikal_square_sync.common.records import MalformedRecordError
 from logikal_square_sync.common.sync_report import FULL_REFRESH, SyncReport
 from logikal_square_sync.logikal.engine.client.errors import LogikalNotFoundError
@@ -41,7 +42,7 @@ from logikal_square_sync.logikal.engine.store.writes import write_transaction
 from logikal_square_sync.logikal.engine.walk.deletion_limit import check_deletion_limit, default_limit
 from logikal_square_sync.logikal.engine.walk.not_found_confirmation import directory_listed, reach_after_404
 from logikal_square_sync.logikal.engine.walk.task_runner import Task, TaskQueue, run_tasks
-from logikal_square_sync.policies import DeletionLimit
+from logikal_square_sync.policies import DeletionLimit, policies
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ def walk_directories(pool: SessionPool) -> DirectoryWalk:
     gone: set[str] = set()
     lock = threading.Lock()
     cost = pool.costs.select_directory + pool.costs.listing
+    # The tree is found as it is walked: no total, so no time left.
+    progress = Progress(log, "LogiKal directories", policies().progress, unit="listings", noun="directories")
+    listings = [0]
 
     def lister(path: str | None):
         def run(session: LogikalSession, queue: TaskQueue) -> None:
@@ -130,6 +134,9 @@ def walk_directories(pool: SessionPool) -> DirectoryWalk:
                     parents[child.path] = path
                     new.append(child)
                 found.extend((child, path) for child in new)
+                listings[0] += 1
+                counts = listings[0], len(found)
+            progress.note(*counts)
             for child in new:
                 queue.put(
                     Task(Target(child.path), cost, lister(child.path), f"list directory '{child.path}'")

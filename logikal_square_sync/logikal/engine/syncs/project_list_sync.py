@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.progress import Progress
 from logikal_square_sync.common.sync_report import FULL_REFRESH, SyncReport
 from logikal_square_sync.logikal.engine.client.errors import LogikalError, LogikalNotFoundError
 from logikal_square_sync.logikal.engine.client.navigation import Target
@@ -48,7 +49,7 @@ from logikal_square_sync.logikal.engine.walk.not_found_confirmation import (
     reach_after_404,
 )
 from logikal_square_sync.logikal.engine.walk.task_runner import Task, TaskQueue, run_tasks
-from logikal_square_sync.policies import DeletionLimit
+from logikal_square_sync.policies import DeletionLimit, policies
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,9 @@ def sync_projects(
     refused: set[str] = set()  # quarantined (`store.writes.upsert_rows`): seen, so never marked deleted
     lock = threading.Lock()
     cost = pool.costs.select_directory + pool.costs.listing
+    unit, total = "directories listed", len(directories)
+    progress = Progress(log, "LogiKal projects", policies().progress, unit=unit, noun="projects", total=total)
+    listed = [0]
 
     def lister(path: str):
         def run(session: LogikalSession, queue: TaskQueue) -> None:
@@ -105,6 +109,9 @@ def sync_projects(
                 refused.update(changes.rejected)
                 report.read += len(projects)
                 seen.update(project.id for project in projects)
+                listed[0] += 1
+                counts = listed[0], report.read
+            progress.note(*counts)
 
         return run
 

@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -38,6 +39,7 @@ from queue import Queue
 
 import sqlalchemy as sa
 
+from logikal_square_sync.common.progress import Progress
 from logikal_square_sync.logikal.engine.client.errors import LogikalConflictError, LogikalNotFoundError
 from logikal_square_sync.logikal.engine.client.navigation import Target, route
 from logikal_square_sync.logikal.engine.client.planner import Joiner, assign_sessions
@@ -67,7 +69,9 @@ from logikal_square_sync.logikal.engine.walk.not_found_confirmation import (
 from logikal_square_sync.logikal.engine.walk.parts_list_fetch import PartsListFetcher, needs_parts_list
 from logikal_square_sync.logikal.engine.walk.result import ProjectContentsResult
 from logikal_square_sync.logikal.engine.walk.task_runner import Task, TaskQueue, run_tasks
-from logikal_square_sync.policies import DeletionLimit
+from logikal_square_sync.policies import DeletionLimit, policies
+
+log = logging.getLogger(__name__)
 
 # Listings run before parts lists: the listing must be written before any parts list is.
 _LISTING, _PARTS_LISTS = 0, 1
@@ -205,6 +209,10 @@ class ProjectWalk:
         self._writer = threading.Thread(target=self._write_loop, name="logikal-writer", daemon=True)
         self._write_error: BaseException | None = None
         self._stopped = False
+        # Elevations done: their parts lists written, failed or found gone, out of those due.
+        self._done = 0
+        what = f"LogiKal project {project.name!r} ({project.id})"
+        self._progress = Progress(log, what, policies().progress, unit="elevations done", noun="parts lists")
 
     def run(self) -> None:
         """Walk the project; `project_gone` or `result.deleted_at` say when it stopped short."""
@@ -295,6 +303,11 @@ class ProjectWalk:
                 phase.id: self._listed[phase.id] for phase in phases if phase.id in self._listed
             }
             self._listing = phases, listed
+            self._progress.total = len(self._elevations)
+        log.info(
+            f"LogiKal project {self.project.name!r} ({self.project.id}): {len(phases)} phase(s), "
+            f"{sum(map(len, listed.values()))} elevation(s) listed, {len(self._elevations)} parts list(s) due"
+        )
         self._listing_ready.set()
         if queue is None or not self._work:
             return None
@@ -309,6 +322,8 @@ class ProjectWalk:
         while (action := self._writes.get()) is not None:
             if not self._stopped:  # after a stop, only drained: a session may wait to hand one over
                 self._guarded(action)
+                self._done += 1
+                self._progress.note(self._done, self.result.parts_lists_fetched)
 
     def _guarded(self, write: Callable[[], None]) -> None:
         try:
