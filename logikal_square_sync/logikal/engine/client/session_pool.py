@@ -58,6 +58,14 @@ class SessionBudget(Protocol):
     def free_all(self) -> None: ...
 
 
+class TokenSource(Protocol):
+    """Tokens logged in elsewhere and waiting at the root (`session_bank.py`)."""
+
+    def take(self) -> str | None:
+        """A token no one else will use, or None; never raises (a failure means: log in)."""
+        ...
+
+
 class UnlimitedBudget:
     """No cap: for code that runs outside Dagster (benchmarks, scripts); the pool size still caps."""
 
@@ -93,6 +101,7 @@ class SessionPool:
         sibling_elevations: bool | None = None,
         costs: CostModel = DEFAULT_COSTS,
         budget: SessionBudget | None = None,
+        tokens: TokenSource | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("pool size must be >= 1")
@@ -101,6 +110,7 @@ class SessionPool:
         self.costs = costs
         self.stats = ClientStats()
         self.budget: SessionBudget = budget if budget is not None else UnlimitedBudget()
+        self.tokens = tokens
         self._claims: dict[int, str] = {}  # id(session) -> its budget slot
         self._configured = sibling_elevations
         self._siblings = Siblings.REFUSED if sibling_elevations is False else Siblings.ALLOWED
@@ -207,7 +217,12 @@ class SessionPool:
         session: LogikalSession | None = None
         try:
             session = self._new_session()
-            session.login()
+            # The slot is claimed already: a banked token counts against it like a login would.
+            token = self.tokens.take() if self.tokens is not None else None
+            if token is not None:
+                session.adopt(token)
+            else:
+                session.login()
         except BaseException as error:
             if session is not None:
                 session.logout()  # closes its HTTP client

@@ -1,0 +1,250 @@
+"""The session bank's rules, on the sandbox over HTTP and the warehouse (SQLite and PostgreSQL).
+
+The budget here is an in-process one shared by the bank and the "runs" of a test (the Dagster
+pool `logikal_sessions` is checked in logikal/test_session_bank_dagster.py); the sandbox counts
+the server sessions really open.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from logikal_square_sync.logikal.engine.client.navigation import ROOT, Target
+from logikal_square_sync.logikal.engine.client.session_bank import BankPolicy, SessionBank, TokenShelf
+from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
+from logikal_square_sync_sandbox.logikal import LogikalSandbox
+from logikal_square_sync_tests.logikal.sandbox_runs import Logikal
+
+AT_ROOT = Target(ROOT)
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+POLICY = BankPolicy(size=3, renew_after=timedelta(minutes=20), keep_free=1)
+
+
+class SharedBudget:
+    """One budget of `limit` slots for the bank and the runs of a test; it refuses any claim beyond."""
+
+    poll_seconds = 0.01
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._claims: dict[str, str] = {}  # claim -> holder
+        self._numbers = itertools.count(1)
+        self.most_claimed = 0
+
+    def holder(self, name: str) -> HolderBudget:
+        return HolderBudget(self, name)
+
+    def claim(self, holder: str) -> str | None:
+        with self._lock:
+            if len(self._claims) >= self.limit:
+                return None
+            claim = f"{holder}-{next(self._numbers)}"
+            self._claims[claim] = holder
+            self.most_claimed = max(self.most_claimed, len(self._claims))
+            return claim
+
+    def free(self, claim: str) -> None:
+        with self._lock:
+            self._claims.pop(claim, None)
+
+    def held(self, holder: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for h in self._claims.values() if holder is None or h == holder)
+
+
+class HolderBudget:
+    """What one holder (the bank, a run) sees of the shared budget."""
+
+    poll_seconds = 0.01
+
+    def __init__(self, shared: SharedBudget, name: str) -> None:
+        self.shared = shared
+        self.name = name
+        self.limit = shared.limit
+
+    def try_claim(self) -> str | None:
+        return self.shared.claim(self.name)
+
+    def free(self, claim: str) -> None:
+        self.shared.free(claim)
+
+    def free_all(self) -> None:
+        pass
+
+    def held_by_others(self) -> int:
+        return self.shared.held() - self.shared.held(self.name)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class ShelfTokens:
+    """A run's token source on the shelf, freeing the bank's slot like `BankedTokens` does."""
+
+    def __init__(self, shelf: TokenShelf, budget: SharedBudget, clock: Clock) -> None:
+        self.shelf, self.budget, self.clock = shelf, budget, clock
+
+    def take(self) -> str | None:
+        banked = self.shelf.take(logged_in_after=self.clock() - POLICY.renew_after)
+        if banked is None:
+            return None
+        self.budget.free(banked.slot)
+        return banked.token
+
+
+def _bank(logikal: Logikal, engine: sa.Engine, budget: SharedBudget, clock: Clock) -> SessionBank:
+    return SessionBank(logikal.settings(), TokenShelf(engine), budget.holder("bank"), POLICY, clock=clock)
+
+
+def test_the_bank_fills_up_to_its_size_leaving_slots_free(
+    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
+) -> None:
+    budget = SharedBudget(limit=3)
+    bank = _bank(logikal, engine, budget, Clock())
+    bank.tick()
+    # size 3, but a budget of 3 with one slot kept free for runs: 2.
+    assert bank.held == 2
+    assert sandbox.stats.active_sessions == 2
+    assert len(TokenShelf(engine).entries()) == 2
+    bank.close()
+    assert sandbox.stats.active_sessions == 0
+    assert budget.held() == 0
+    assert TokenShelf(engine).entries() == []
+
+
+def test_the_bank_gives_slots_back_when_runs_need_them(
+    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
+) -> None:
+    budget = SharedBudget(limit=4)
+    bank = _bank(logikal, engine, budget, Clock())
+    bank.tick()
+    assert bank.held == 3
+    run = budget.holder("run")
+    # A scheduled run claims the slot kept free: the next tick logs a token out for it.
+    assert run.try_claim() is not None
+    assert budget.held() == 4
+    bank.tick()
+    assert bank.held == 2
+    assert run.try_claim() is not None
+    bank.tick()
+    assert bank.held == 1
+    assert sandbox.stats.active_sessions == 1  # the runs here hold slots, no sessions
+    assert budget.most_claimed <= 4
+    bank.close()
+    assert budget.held("bank") == 0
+
+
+def test_tokens_are_renewed_before_they_are_too_old_and_an_old_one_is_never_taken(
+    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
+) -> None:
+    budget, clock = SharedBudget(limit=4), Clock()
+    bank = _bank(logikal, engine, budget, clock)
+    bank.tick()
+    first = {banked.token for banked in TokenShelf(engine).entries()}
+    clock.now += POLICY.renew_after - timedelta(seconds=1)
+    bank.tick()
+    assert {banked.token for banked in TokenShelf(engine).entries()} == first
+    clock.now += timedelta(seconds=1)
+    bank.tick()
+    renewed = {banked.token for banked in TokenShelf(engine).entries()}
+    assert len(renewed) == 3
+    assert not renewed & first
+    assert not set(sandbox.sessions.live_tokens()) & first  # the old ones were logged out
+    assert sandbox.stats.active_sessions == 3
+    # A shelf no bank renewed (its process stopped ticking): runs leave its tokens alone.
+    clock.now += POLICY.renew_after
+    assert ShelfTokens(TokenShelf(engine), budget, clock).take() is None
+    bank.close()
+
+
+def test_a_run_starts_on_banked_tokens_without_logging_in(
+    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
+) -> None:
+    budget, clock = SharedBudget(limit=4), Clock()
+    bank = _bank(logikal, engine, budget, clock)
+    bank.tick()
+    logins_before = sandbox.stats.logins
+    tokens = ShelfTokens(TokenShelf(engine), budget, clock)
+    with SessionPool(logikal.settings(), 2, budget=budget.holder("run"), tokens=tokens) as pool:
+        first = pool.acquire(AT_ROOT)
+        second = pool.acquire(AT_ROOT)
+        assert first.list_directories()
+        assert second.list_directories()
+        pool.release(first)
+        pool.release(second)
+        assert pool.stats.logins == 0
+        assert pool.stats.tokens_adopted == 2
+        # Each session counted once: the run's two slots, the bank's one left.
+        assert budget.held("run") == 2
+        assert budget.held("bank") == 1
+    assert sandbox.stats.logins == logins_before
+    assert budget.held("run") == 0
+    assert sandbox.stats.active_sessions == 1  # the pool logged its two out; the bank's third waits
+    bank.tick()  # refills what the run took
+    assert bank.held == 3
+    bank.close()
+
+
+def test_an_invalid_banked_token_falls_back_to_a_login(
+    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
+) -> None:
+    budget, clock = SharedBudget(limit=4), Clock()
+    bank = _bank(logikal, engine, budget, clock)
+    bank.tick()
+    sandbox.expire_token()  # the server forgot them all (say it restarted)
+    tokens = ShelfTokens(TokenShelf(engine), budget, clock)
+    with SessionPool(logikal.settings(), 1, budget=budget.holder("run"), tokens=tokens) as pool:
+        session = pool.acquire(AT_ROOT)
+        assert session.list_directories()
+        pool.release(session)
+        assert pool.stats.tokens_adopted == 1
+        assert pool.stats.reauthentications == 1
+        assert pool.stats.logins == 1
+    bank.close()
+
+
+def test_no_token_is_taken_twice(logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine) -> None:
+    """Eight runs in threads, each with a shelf of its own on the one warehouse, race for three tokens."""
+    budget, clock = SharedBudget(limit=4), Clock()
+    bank = _bank(logikal, engine, budget, clock)
+    bank.tick()
+    banked = {entry.token for entry in TokenShelf(engine).entries()}
+    barrier = threading.Barrier(8)
+
+    def race(_: int) -> list[str]:
+        shelf = TokenShelf(engine)
+        barrier.wait()
+        taken = []
+        while (entry := shelf.take(logged_in_after=clock() - POLICY.renew_after)) is not None:
+            taken.append(entry.token)
+        return taken
+
+    with ThreadPoolExecutor(max_workers=8) as runs:
+        taken = [token for tokens in runs.map(race, range(8)) for token in tokens]
+    assert sorted(taken) == sorted(banked)
+    assert TokenShelf(engine).entries() == []
+    bank.tick()  # the bank sees them taken and refills
+    assert bank.held == 3
+    bank.close()
+
+
+def test_a_bank_of_size_zero_holds_nothing(
+    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
+) -> None:
+    budget = SharedBudget(limit=4)
+    policy = BankPolicy(size=0, renew_after=POLICY.renew_after, keep_free=POLICY.keep_free)
+    bank = SessionBank(logikal.settings(), TokenShelf(engine), budget.holder("bank"), policy, clock=Clock())
+    bank.tick()
+    assert bank.held == 0
+    assert sandbox.stats.logins == 0
