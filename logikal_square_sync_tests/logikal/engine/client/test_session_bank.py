@@ -196,6 +196,30 @@ def test_a_run_starts_on_banked_tokens_without_logging_in(
     bank.close()
 
 
+def test_a_prewarm_takes_every_banked_token_though_the_bank_held_the_budget(
+    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
+) -> None:
+    """Budget 4, bank 3 (one slot kept free): each claim's token frees a bank slot for the next claim."""
+    budget, clock = SharedBudget(limit=4), Clock()
+    bank = _bank(logikal, engine, budget, clock)
+    bank.tick()
+    assert bank.held == 3
+    tokens = ShelfTokens(TokenShelf(engine), budget, clock)
+    with SessionPool(logikal.settings(), 4, budget=budget.holder("run"), tokens=tokens) as pool:
+        first = pool.acquire(AT_ROOT)
+        pool.prewarm(3, AT_ROOT)
+        others = [pool.acquire(AT_ROOT) for _ in range(3)]
+        assert len({id(session) for session in [first, *others]}) == 4
+        assert pool.stats.tokens_adopted == 3
+        assert pool.stats.logins == 1
+        assert budget.held("run") == 4
+        for session in [first, *others]:
+            pool.release(session)
+    assert budget.most_claimed <= 4
+    assert sandbox.stats.max_concurrent_sessions <= 4
+    bank.close()
+
+
 def test_an_invalid_banked_token_falls_back_to_a_login(
     logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
 ) -> None:
