@@ -37,6 +37,11 @@ POLICY = BankPolicy(size=3, renew_after=timedelta(minutes=20), keep_free=1)
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
+def _bank(logikal: Logikal, engine: sa.Engine, instance: dg.DagsterInstance) -> SessionBank:
+    slots = DagsterBankSlots(instance, 4)
+    return SessionBank(logikal.settings(), TokenShelf(engine), slots, POLICY, clock=lambda: NOW)
+
+
 def _claimed(instance: dg.DagsterInstance) -> list[str]:
     return [
         slot.run_id for slot in instance.event_log_storage.get_concurrency_info(SESSIONS_POOL).claimed_slots
@@ -51,13 +56,7 @@ def dagster_instance(request: pytest.FixtureRequest) -> dg.DagsterInstance:
 def test_a_run_takes_a_banked_token_with_a_slot_of_its_own(
     logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine, dagster_instance: dg.DagsterInstance
 ) -> None:
-    bank = SessionBank(
-        logikal.settings(),
-        TokenShelf(engine),
-        DagsterBankSlots(dagster_instance, 4),
-        POLICY,
-        clock=lambda: NOW,
-    )
+    bank = _bank(logikal, engine, dagster_instance)
     bank.tick()
     assert _claimed(dagster_instance) == [BANK_RUN_ID] * 3
     run_budget = DagsterSessionBudget(
@@ -87,13 +86,7 @@ def test_a_run_takes_a_banked_token_with_a_slot_of_its_own(
 def test_a_dead_banks_slots_and_tokens_are_cleared(
     logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine, dagster_instance: dg.DagsterInstance
 ) -> None:
-    dead = SessionBank(
-        logikal.settings(),
-        TokenShelf(engine),
-        DagsterBankSlots(dagster_instance, 4),
-        POLICY,
-        clock=lambda: NOW,
-    )
+    dead = _bank(logikal, engine, dagster_instance)
     dead.tick()  # and never closed: its process died
     assert sandbox.stats.active_sessions == 3
     clear_dead_bank(engine, dagster_instance, logikal.settings())
@@ -105,9 +98,7 @@ def test_a_dead_banks_slots_and_tokens_are_cleared(
 def test_a_run_frees_the_slots_of_a_bank_that_stopped_renewing(
     logikal: Logikal, engine: sa.Engine, instance: dg.DagsterInstance
 ) -> None:
-    stopped = SessionBank(
-        logikal.settings(), TokenShelf(engine), DagsterBankSlots(instance, 4), POLICY, clock=lambda: NOW
-    )
+    stopped = _bank(logikal, engine, instance)
     stopped.tick()
     later = NOW + 2 * POLICY.renew_after + timedelta(seconds=1)
     assert BankedTokens(engine, instance, POLICY.renew_after, clock=lambda: later).take() is None

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.engine.client.navigation import ROOT, Target
+from logikal_square_sync.logikal.engine.client.session import ConnectionSettings
 from logikal_square_sync.logikal.engine.client.session_bank import BankPolicy, SessionBank, TokenShelf
 from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
@@ -107,12 +111,41 @@ def _bank(logikal: Logikal, engine: sa.Engine, budget: SharedBudget, clock: Cloc
     return SessionBank(logikal.settings(), TokenShelf(engine), budget.holder("bank"), POLICY, clock=clock)
 
 
+def _ticked_bank(logikal: Logikal, engine: sa.Engine, limit: int) -> tuple[SharedBudget, SessionBank]:
+    budget = SharedBudget(limit)
+    bank = _bank(logikal, engine, budget, Clock())
+    bank.tick()
+    return budget, bank
+
+
+@dataclass
+class Filled:
+    """A bank filled on a budget of 4, and a run's token source on its shelf."""
+
+    budget: SharedBudget
+    clock: Clock
+    bank: SessionBank
+    tokens: ShelfTokens
+    settings: ConnectionSettings
+
+    def run_pool(self, size: int) -> SessionPool:
+        """A run's pool on the shared budget, starting its sessions on the bank's tokens."""
+        return SessionPool(self.settings, size, budget=self.budget.holder("run"), tokens=self.tokens)
+
+
+@pytest.fixture
+def filled(logikal: Logikal, engine: sa.Engine) -> Iterator[Filled]:
+    budget, clock = SharedBudget(limit=4), Clock()
+    bank = _bank(logikal, engine, budget, clock)
+    bank.tick()
+    yield Filled(budget, clock, bank, ShelfTokens(TokenShelf(engine), budget, clock), logikal.settings())
+    bank.close()
+
+
 def test_the_bank_fills_up_to_its_size_leaving_slots_free(
     logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
 ) -> None:
-    budget = SharedBudget(limit=3)
-    bank = _bank(logikal, engine, budget, Clock())
-    bank.tick()
+    budget, bank = _ticked_bank(logikal, engine, limit=3)
     # size 3, but a budget of 3 with one slot kept free for runs: 2.
     assert bank.held == 2
     assert sandbox.stats.active_sessions == 2
@@ -126,9 +159,7 @@ def test_the_bank_fills_up_to_its_size_leaving_slots_free(
 def test_the_bank_gives_slots_back_when_runs_need_them(
     logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
 ) -> None:
-    budget = SharedBudget(limit=4)
-    bank = _bank(logikal, engine, budget, Clock())
-    bank.tick()
+    budget, bank = _ticked_bank(logikal, engine, limit=4)
     assert bank.held == 3
     run = budget.holder("run")
     # A scheduled run claims the slot kept free: the next tick logs a token out for it.
@@ -168,15 +199,10 @@ def test_tokens_are_renewed_before_they_are_too_old_and_an_old_one_is_never_take
     bank.close()
 
 
-def test_a_run_starts_on_banked_tokens_without_logging_in(
-    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
-) -> None:
-    budget, clock = SharedBudget(limit=4), Clock()
-    bank = _bank(logikal, engine, budget, clock)
-    bank.tick()
+def test_a_run_starts_on_banked_tokens_without_logging_in(filled: Filled, sandbox: LogikalSandbox) -> None:
+    budget, bank = filled.budget, filled.bank
     logins_before = sandbox.stats.logins
-    tokens = ShelfTokens(TokenShelf(engine), budget, clock)
-    with SessionPool(logikal.settings(), 2, budget=budget.holder("run"), tokens=tokens) as pool:
+    with filled.run_pool(2) as pool:
         first = pool.acquire(AT_ROOT)
         second = pool.acquire(AT_ROOT)
         assert first.list_directories()
@@ -193,19 +219,15 @@ def test_a_run_starts_on_banked_tokens_without_logging_in(
     assert sandbox.stats.active_sessions == 1  # the pool logged its two out; the bank's third waits
     bank.tick()  # refills what the run took
     assert bank.held == 3
-    bank.close()
 
 
 def test_a_prewarm_takes_every_banked_token_though_the_bank_held_the_budget(
-    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
+    filled: Filled, sandbox: LogikalSandbox
 ) -> None:
     """Budget 4, bank 3 (one slot kept free): each claim's token frees a bank slot for the next claim."""
-    budget, clock = SharedBudget(limit=4), Clock()
-    bank = _bank(logikal, engine, budget, clock)
-    bank.tick()
-    assert bank.held == 3
-    tokens = ShelfTokens(TokenShelf(engine), budget, clock)
-    with SessionPool(logikal.settings(), 4, budget=budget.holder("run"), tokens=tokens) as pool:
+    budget = filled.budget
+    assert filled.bank.held == 3
+    with filled.run_pool(4) as pool:
         first = pool.acquire(AT_ROOT)
         pool.prewarm(3, AT_ROOT)
         others = [pool.acquire(AT_ROOT) for _ in range(3)]
@@ -217,32 +239,22 @@ def test_a_prewarm_takes_every_banked_token_though_the_bank_held_the_budget(
             pool.release(session)
     assert budget.most_claimed <= 4
     assert sandbox.stats.max_concurrent_sessions <= 4
-    bank.close()
 
 
-def test_an_invalid_banked_token_falls_back_to_a_login(
-    logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine
-) -> None:
-    budget, clock = SharedBudget(limit=4), Clock()
-    bank = _bank(logikal, engine, budget, clock)
-    bank.tick()
+def test_an_invalid_banked_token_falls_back_to_a_login(filled: Filled, sandbox: LogikalSandbox) -> None:
     sandbox.expire_token()  # the server forgot them all (say it restarted)
-    tokens = ShelfTokens(TokenShelf(engine), budget, clock)
-    with SessionPool(logikal.settings(), 1, budget=budget.holder("run"), tokens=tokens) as pool:
+    with filled.run_pool(1) as pool:
         session = pool.acquire(AT_ROOT)
         assert session.list_directories()
         pool.release(session)
         assert pool.stats.tokens_adopted == 1
         assert pool.stats.reauthentications == 1
         assert pool.stats.logins == 1
-    bank.close()
 
 
-def test_no_token_is_taken_twice(logikal: Logikal, sandbox: LogikalSandbox, engine: sa.Engine) -> None:
+def test_no_token_is_taken_twice(filled: Filled, engine: sa.Engine) -> None:
     """Eight runs in threads, each with a shelf of its own on the one warehouse, race for three tokens."""
-    budget, clock = SharedBudget(limit=4), Clock()
-    bank = _bank(logikal, engine, budget, clock)
-    bank.tick()
+    clock = filled.clock
     banked = {entry.token for entry in TokenShelf(engine).entries()}
     barrier = threading.Barrier(8)
 
@@ -258,9 +270,8 @@ def test_no_token_is_taken_twice(logikal: Logikal, sandbox: LogikalSandbox, engi
         taken = [token for tokens in runs.map(race, range(8)) for token in tokens]
     assert sorted(taken) == sorted(banked)
     assert TokenShelf(engine).entries() == []
-    bank.tick()  # the bank sees them taken and refills
-    assert bank.held == 3
-    bank.close()
+    filled.bank.tick()  # the bank sees them taken and refills
+    assert filled.bank.held == 3
 
 
 def test_a_bank_of_size_zero_holds_nothing(
