@@ -299,6 +299,19 @@ class DeletionLimit(PolicyModel):
     always_allowed: int = Field(ge=0)
 
 
+class SessionBankSettings(PolicyModel):
+    """Logged-in LogiKal sessions kept warm by the `api` role, so a force sync skips its logins."""
+
+    # Tokens kept logged in at most; each holds a slot of the budget (and a LogiKal licence).
+    size: int = Field(ge=0, le=64)
+    # A token is logged out and replaced this long after its login; runs never take an older one.
+    renew_after_minutes: float = Field(gt=0, le=24 * 60)
+    # Budget slots the bank leaves free for runs: it logs tokens out when runs claim these.
+    keep_free: int = Field(ge=0, le=64)
+    # How often the bank renews, refills and gives back.
+    tick_seconds: float = Field(gt=0, le=300)
+
+
 class SessionSettings(PolicyModel):
     """The LogiKal session budget: logins open at once across all runs (Dagster pool logikal_sessions)."""
 
@@ -308,6 +321,7 @@ class SessionSettings(PolicyModel):
     budget: int = Field(ge=1, le=64)
     # How often a run that wants one more session asks the pool again while it is full.
     poll_seconds: float = Field(gt=0, le=30)
+    bank: SessionBankSettings
 
 
 class LogikalPolicies(PolicyModel):

@@ -78,6 +78,9 @@ KNOWN: dict[str, set[str]] = {
     "logikal_square_sync/logikal/resource.py": {"DagsterInstance.event_log_storage"},
     # The pool logikal_sessions: its limit and slot claims live in the event log storage only.
     "logikal_square_sync/logikal/session_budget.py": {"DagsterInstance.event_log_storage"},
+    # The session bank's slots in the same pool, freed by the run that takes its token.
+    "logikal_square_sync/logikal/session_bank.py": {"DagsterInstance.event_log_storage"},
+    "logikal_square_sync/interfaces/api/session_bank.py": {"DagsterInstance.event_log_storage"},
     # The runs still going (the public run reader takes no status filter).
     "logikal_square_sync/logikal/sensors.py": {"DagsterInstance.get_runs"},
     # The history purge keeps a run that holds an asset's latest event: finding those needs the

@@ -230,7 +230,7 @@ def logikal_project_contents(
     materialization are the walk's. Materializing one partition is a force sync.
     """
     include = {_PARTS[key] for key in context.selected_asset_keys}
-    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context) as pool:
+    with logikal.session_pool(LOGIKAL.parts_lists.max_attempts, context, warehouse.engine) as pool:
         result = sync_project_contents(
             pool,
             warehouse.engine,

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
 
 from logikal_square_sync.common.http import tls_context
 from logikal_square_sync.logikal.engine.client.base_url_check import allow_http_from_env, check_base_url
 from logikal_square_sync.logikal.engine.client.session import ConnectionSettings
 from logikal_square_sync.logikal.engine.client.session_pool import SessionBudget, SessionPool
+from logikal_square_sync.logikal.session_bank import BankedTokens, bank_policy
 from logikal_square_sync.logikal.session_budget import DagsterSessionBudget
 from logikal_square_sync.policies import policies
 
@@ -92,10 +94,13 @@ class LogikalResource(dg.ConfigurableResource):
         self,
         max_attempts: int = 4,
         context: dg.AssetExecutionContext | dg.OpExecutionContext | None = None,
+        warehouse: sa.Engine | None = None,
     ) -> Iterator[SessionPool]:
-        """A pool for one step; with the step's `context`, its sessions count against the budget."""
+        """A pool for one step; with the step's `context`, its sessions count against the budget,
+        and with the `warehouse` too, they start on the session bank's tokens when it has some."""
         sessions = policies().logikal.sessions
         budget: SessionBudget | None = None
+        tokens: BankedTokens | None = None
         if context is not None and not context.instance.event_log_storage.supports_global_concurrency_limits:
             # An ephemeral instance (`dg.materialize` without one): no other run can share it.
             context.log.warning("this Dagster instance has no concurrency slots: no LogiKal session budget")
@@ -107,11 +112,14 @@ class LogikalResource(dg.ConfigurableResource):
                 sessions.budget,
                 poll_seconds=sessions.poll_seconds,
             )
+            if warehouse is not None and not _launched_in_background(context.run.tags):
+                tokens = BankedTokens(warehouse, context.instance, bank_policy().renew_after)
         pool = SessionPool(
             self.settings(max_attempts),
             min(self.pool_size or sessions.budget, sessions.budget),
             sibling_elevations=self.sibling_elevation_select,
             budget=budget,
+            tokens=tokens,
         )
         try:
             with pool:
@@ -120,6 +128,14 @@ class LogikalResource(dg.ConfigurableResource):
             if budget is not None:
                 # Every session is logged out by now; a slot left claimed would be a leak.
                 budget.free_all()
+
+
+# Runs the background launched: they leave the bank's tokens to force syncs, whose caller waits.
+_BACKGROUND_TAGS = ("dagster/sensor_name", "dagster/schedule_name", "dagster/backfill")
+
+
+def _launched_in_background(tags: Mapping[str, str]) -> bool:
+    return any(tag in tags for tag in _BACKGROUND_TAGS)
 
 
 def logikal_resource_from_env() -> LogikalResource:

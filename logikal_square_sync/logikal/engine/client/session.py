@@ -83,6 +83,7 @@ class ClientStats:
         self.logins = 0
         self.logouts = 0
         self.reauthentications = 0
+        self.tokens_adopted = 0  # sessions that started on a banked token instead of a login
         self.lost_answers = 0
         self.confirmations = 0
         self.relistings = 0
@@ -118,6 +119,7 @@ class ClientStats:
                 "logins": self.logins,
                 "logouts": self.logouts,
                 "reauthentications": self.reauthentications,
+                "tokens_adopted": self.tokens_adopted,
                 # Selects whose answer was lost or a 5xx, replayed in a new server session.
                 "lost_answers": self.lost_answers,
                 # 404s on selects checked against a listing in a fresh session.
@@ -203,6 +205,27 @@ class LogikalSession:
         self._token = token["token"]
         self.cursor = Cursor(State.ROOT)
         self.stats.add(logins=1)
+
+    def adopt(self, token: str) -> None:
+        """Use a token another process logged in and left at the root (the session bank's).
+
+        No login is counted. If the server refuses it after all, the first call answers
+        401 and the session logs in again like after any expiry.
+        """
+        self._token = token
+        self.cursor = Cursor(State.ROOT)
+        self.stats.add(tokens_adopted=1)
+
+    def hand_over(self) -> str:
+        """The token, for another process to use: this session forgets it without logging out."""
+        token = self._token
+        if token is None:
+            raise LogikalError(f"LogiKal session {self.number}: no token to hand over")
+        self._token = None
+        self.cursor = Cursor()
+        self._collect_retries()
+        self._http.close()
+        return token
 
     def logout(self) -> None:
         """DELETE /auth. Never raises: a failed logout is logged, the token forgotten either way."""

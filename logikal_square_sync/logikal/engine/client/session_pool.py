@@ -58,6 +58,14 @@ class SessionBudget(Protocol):
     def free_all(self) -> None: ...
 
 
+class TokenSource(Protocol):
+    """Tokens logged in elsewhere and waiting at the root (`session_bank.py`)."""
+
+    def take(self) -> str | None:
+        """A token no one else will use, or None; never raises (a failure means: log in)."""
+        ...
+
+
 class UnlimitedBudget:
     """No cap: for code that runs outside Dagster (benchmarks, scripts); the pool size still caps."""
 
@@ -93,6 +101,7 @@ class SessionPool:
         sibling_elevations: bool | None = None,
         costs: CostModel = DEFAULT_COSTS,
         budget: SessionBudget | None = None,
+        tokens: TokenSource | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("pool size must be >= 1")
@@ -101,6 +110,7 @@ class SessionPool:
         self.costs = costs
         self.stats = ClientStats()
         self.budget: SessionBudget = budget if budget is not None else UnlimitedBudget()
+        self.tokens = tokens
         self._claims: dict[int, str] = {}  # id(session) -> its budget slot
         self._configured = sibling_elevations
         self._siblings = Siblings.REFUSED if sibling_elevations is False else Siblings.ALLOWED
@@ -202,12 +212,21 @@ class SessionPool:
                 f"cannot open a LogiKal session to {self.settings.base_url}: {type(error).__name__}: {error}"
             ) from error
 
-    def _logged_in_session(self) -> LogikalSession:
-        """A new session, logged in; a failure that retrying cannot mend fails the whole pool."""
+    def _take_token(self) -> str | None:
+        """A banked token for a session whose slot is claimed already (it counts there like a login)."""
+        return self.tokens.take() if self.tokens is not None else None
+
+    def _logged_in_session(self, token: str | None = None) -> LogikalSession:
+        """A new session, logged in (or on `token`, or on a banked token if there is one); a failure
+        that retrying cannot mend fails the whole pool."""
         session: LogikalSession | None = None
         try:
             session = self._new_session()
-            session.login()
+            token = token if token is not None else self._take_token()
+            if token is not None:
+                session.adopt(token)
+            else:
+                session.login()
         except BaseException as error:
             if session is not None:
                 session.logout()  # closes its HTTP client
@@ -224,23 +243,25 @@ class SessionPool:
 
     def prewarm(self, count: int, target: Target) -> None:
         """Log in up to `count` more sessions in the background and move them to `target`."""
-        claims: list[str] = []
+        claims: list[tuple[str, str | None]] = []
         with self._cond:
             if self._failure is not None:
                 return
-            # Only the slots the budget has free now: a prewarm never waits.
+            # Only the slots the budget has free now: a prewarm never waits. Each claim takes its
+            # banked token at once: that frees the token's bank slot for the next claim.
             while len(claims) < self.size - self._live and len(claims) < count:
                 claim = self.budget.try_claim()
                 if claim is None:
                     break
-                claims.append(claim)
+                claims.append((claim, self._take_token()))
             self._live += len(claims)
-        for claim in claims:
+        for claim, token in claims:
             thread = threading.Thread(
-                target=self._warm, args=(target, claim), name="logikal-prewarm", daemon=True
+                target=self._warm, args=(target, claim, token), name="logikal-prewarm", daemon=True
             )
             self._warming.append(thread)
-            self._warming_since[thread] = time.monotonic()
+            # A session on a banked token needs no login: the planner sees it as logged in.
+            self._warming_since[thread] = time.monotonic() - (self.costs.login if token else 0.0)
             thread.start()
 
     def _drop(self, claim: str | None) -> None:
@@ -251,11 +272,11 @@ class SessionPool:
         if claim is not None:
             self.budget.free(claim)
 
-    def _warm(self, target: Target, claim: str) -> None:
+    def _warm(self, target: Target, claim: str, token: str | None = None) -> None:
         # Everything inside the try: a thread that died here would keep its slot and its count
         # in `_live` for ever, and acquire() would wait for a session that never comes.
         try:
-            session = self._logged_in_session()
+            session = self._logged_in_session(token)
         except BaseException as error:  # noqa: BLE001 - acquire raises the pool's failure, or logs in itself
             log.warning(f"LogiKal: a background login failed: {error}")
             self._drop(claim)
