@@ -132,7 +132,8 @@ def test_importing_the_definitions_builds_and_writes_nothing(tmp_path: Path) -> 
 
 def test_loading_the_code_location_imports_no_parser_or_migration_library(tmp_path: Path) -> None:
     """pandas (and numpy) and alembic are imported where a parts list is parsed or a schema migrated,
-    SQLAlchemy's PostgreSQL dialect with the first PostgreSQL connection.
+    SQLAlchemy's PostgreSQL dialect with the first PostgreSQL connection, httpx (and the rich it
+    loads) where a client is opened.
 
     Together they took longer to import than the rest of the code location, which every Dagster
     process loading it (the code server, each run, whatever its storage) paid.
@@ -143,6 +144,8 @@ def test_loading_the_code_location_imports_no_parser_or_migration_library(tmp_pa
         "alembic",
         "matplotlib",
         "sqlalchemy.dialects.postgresql",
+        "httpx",
+        "rich",
         "logikal_square_sync_sandbox",
         "logikal_square_sync.interfaces",
     )
