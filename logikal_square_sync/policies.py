@@ -446,7 +446,9 @@ class PolicyFileError(ValueError):
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text())
+        # libyaml's loader where PyYAML was built with it: the pure-Python one takes tens of ms
+        # for policies.yaml, in every process that loads the code location.
+        raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as error:
         raise PolicyFileError(f"{path}: cannot read the policy file: {error.strerror}") from None
     except yaml.YAMLError as error:

@@ -18,19 +18,27 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from logikal_square_sync.common import http_errors
+
+if TYPE_CHECKING:
+    # httpx (with h11, httpcore, rich) is imported where a request is made: a Dagster process loading
+    # the code location, or a run before its step, pays nothing for it.
+    import httpx
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-_TRANSIENT_ERRORS = (
-    httpx.TransportError,  # connect/read/write errors and timeouts, incomplete bodies
-    json.JSONDecodeError,  # a body truncated with a matching Content-Length
-)
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    import httpx
+
+    return (
+        httpx.TransportError,  # connect/read/write errors and timeouts, incomplete bodies
+        json.JSONDecodeError,  # a body truncated with a matching Content-Length
+    )
 
 
 @dataclass
@@ -74,6 +82,8 @@ def tls_context(ca_bundle: str | None = None, setting: str = "the CA bundle") ->
     the whole bundle (~40 ms of CPU) and a LogiKal sync opens a client per session.
     """
     if ca_bundle is None:
+        import httpx
+
         # trust_env=False: httpx's own default store (certifi), never what SSL_CERT_FILE names.
         return httpx.create_ssl_context(trust_env=False)
     try:
@@ -143,6 +153,8 @@ class RetryingClient:
         ca_bundle: str | None = None,
         ca_bundle_setting: str = "the CA bundle",
     ) -> None:
+        import httpx
+
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers or {},
@@ -199,7 +211,7 @@ class RetryingClient:
                     wait = _retry_after_seconds(response)
                 else:
                     return response, (decode(response) if response.is_success else None)
-            except _TRANSIENT_ERRORS as caught:
+            except _transient_errors() as caught:
                 if not retry_transport_errors:
                     raise
                 error, host = caught, http_errors.host_of(caught, self._client.base_url)

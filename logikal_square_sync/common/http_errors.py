@@ -14,8 +14,11 @@ import socket
 import ssl
 from collections.abc import Iterator
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    # Imported where an error is read (see common/http.py): loading the code location pays nothing.
+    import httpx
 
 
 class FailureKind(StrEnum):
@@ -38,6 +41,8 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def failure_kind(error: BaseException) -> FailureKind:
+    import httpx
+
     for link in _chain(error):
         if isinstance(link, ssl.SSLError | ssl.CertificateError):
             return FailureKind.TLS
@@ -62,6 +67,8 @@ def failure_kind(error: BaseException) -> FailureKind:
 
 def host_of(error: BaseException, fallback: httpx.URL | None = None) -> str:
     """`host:port` of the request that failed."""
+    import httpx
+
     url = None
     if isinstance(error, httpx.RequestError):
         try:
@@ -99,6 +106,8 @@ def describe(error: BaseException, host: str, timeout: httpx.Timeout | None = No
 
 
 def _timeout_words(error: BaseException, host: str, timeout: httpx.Timeout | None) -> str:
+    import httpx
+
     def seconds(value: float | None) -> str:
         return f" within {value:g} s" if value is not None else ""
 

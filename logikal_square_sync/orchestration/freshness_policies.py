@@ -6,6 +6,7 @@ module is for the Dagster-facing modules that declare assets.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -24,14 +25,21 @@ def freshness_policy(policy: SyncPolicy) -> dg.FreshnessPolicy:
         from logikal_square_sync.orchestration.settings import sync_timezone
 
         deadline = shift_cron(policy.cron, policy.deadline_after_minutes)
-        # Dagster takes at most the cron's own interval as the window before each deadline.
-        interval = timedelta(seconds=get_smallest_cron_interval(deadline).total_seconds())
-        return dg.FreshnessPolicy.cron(
-            deadline_cron=deadline,
-            lower_bound_delta=min(timedelta(minutes=policy.deadline_after_minutes), interval),
-            timezone=sync_timezone(),
-        )
+        return _cron_freshness_policy(deadline, policy.deadline_after_minutes, sync_timezone())
     return dg.FreshnessPolicy.time_window(fail_window=policy.fail_after, warn_window=policy.warn_after)
+
+
+@functools.cache
+def _cron_freshness_policy(deadline: str, window_minutes: int, timezone: str) -> dg.FreshnessPolicy:
+    # Cached: finding a cron's smallest interval walks a thousand ticks, here and again inside
+    # Dagster's policy, and the assets of a source system share one deadline (tens of ms each).
+    # Dagster takes at most the cron's own interval as the window before each deadline.
+    interval = timedelta(seconds=get_smallest_cron_interval(deadline).total_seconds())
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=deadline,
+        lower_bound_delta=min(timedelta(minutes=window_minutes), interval),
+        timezone=timezone,
+    )
 
 
 def policy_metadata(policy: SyncPolicy) -> dict[str, Any]:

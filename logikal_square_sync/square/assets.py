@@ -79,8 +79,16 @@ def _full_refresh_config(description: str) -> dict[str, dg.Field]:
 def _declared_here(depth: int = 2) -> dict[str, dg.CodeReferencesMetadataValue]:
     """A code reference to the line that called the factory: the asset's own spec, listed before the
     factory's function (which `with_source_code_references` adds), so each page links what sets it apart."""
-    frame = inspect.stack()[depth]
-    spec = dg.LocalFileCodeReference(file_path=frame.filename, line_number=frame.lineno, label="spec")
+    # Walks the frames rather than `inspect.stack()`, which reads the source of every frame on the
+    # stack (importlib's included): a quarter of a second for the four assets.
+    frame = inspect.currentframe()
+    for _ in range(depth):
+        assert frame is not None
+        frame = frame.f_back
+    assert frame is not None
+    spec = dg.LocalFileCodeReference(
+        file_path=frame.f_code.co_filename, line_number=frame.f_lineno, label="spec"
+    )
     return {"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[spec])}
 
 

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.warehouse.limits import ValueRejected, row_problem
 from logikal_square_sync.warehouse.tables import rejected_records
-from logikal_square_sync.warehouse.upsert import _insert_for, key_filter
+from logikal_square_sync.warehouse.upsert import insert_for, key_filter
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def quarantine(conn: sa.Connection, rejections: Iterable[Rejection], now: dateti
     }
     if not rows:
         return
-    stmt = _insert_for(conn, rejected_records)
+    stmt = insert_for(conn, rejected_records)
     stmt = stmt.on_conflict_do_update(
         index_elements=["source", "object_type", "id"],
         set_={name: stmt.excluded[name] for name in ("reason", "raw_json", "last_seen")},

@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from logikal_square_sync.common.http import CallStats, RetriesExhausted, RetryingClient, RetryPolicy
@@ -19,6 +18,10 @@ from logikal_square_sync.square.engine.records import (
     locations_of,
 )
 from logikal_square_sync.warehouse.quarantine import Rejection
+
+if TYPE_CHECKING:
+    # Imported where a client is opened (see common/http.py): loading the code location pays nothing.
+    import httpx
 
 DEFAULT_SQUARE_VERSION = "2025-08-20"  # the release of the OpenAPI spec we follow (docs/square-api.md §1)
 
@@ -106,6 +109,8 @@ class SquareClient(contextlib.AbstractContextManager["SquareClient"]):
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
+        import httpx
+
         self._http = RetryingClient(
             base_url.rstrip("/"),
             headers={

@@ -25,9 +25,7 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from logikal_square_sync.common.http import RetryingClient, RetryPolicy
 from logikal_square_sync.common.http_errors import describe, host_of
@@ -51,12 +49,20 @@ from logikal_square_sync.logikal.engine.client.records import (
     parse_records,
 )
 
+if TYPE_CHECKING:
+    # Imported where a session is opened (see common/http.py): loading the code location pays nothing.
+    import httpx
+
 log = logging.getLogger(__name__)
 
-# What a select raises when its answer never arrived whole: the connection died,
-# timed out, or the body was cut (ValueError: the JSON decode of a cut body); or
-# when a 5xx came instead, which a gateway may send after the server applied it.
-_LOST_ANSWER = (httpx.TransportError, ValueError, LogikalSelectServerError)
+
+def _lost_answer() -> tuple[type[BaseException], ...]:
+    """What a select raises when its answer never arrived whole: the connection died,
+    timed out, or the body was cut (ValueError: the JSON decode of a cut body); or
+    when a 5xx came instead, which a gateway may send after the server applied it."""
+    import httpx
+
+    return (httpx.TransportError, ValueError, LogikalSelectServerError)
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,8 @@ class LogikalSession:
         self.number = next(_session_numbers)
         self.cursor = Cursor()
         self._token: str | None = None
+        import httpx
+
         self._http = RetryingClient(
             settings.base_url.rstrip("/"),
             headers={"Accept": "application/json"},
@@ -338,7 +346,7 @@ class LogikalSession:
                 break
             except LogikalApiError:
                 raise  # the server answered an error: the cursor is where it was
-            except _LOST_ANSWER as error:
+            except _lost_answer() as error:
                 if attempt >= self.settings.max_attempts:
                     self.logout()
                     raise LogikalAnswerLostError(

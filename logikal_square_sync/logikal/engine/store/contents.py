@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from logikal_square_sync.logikal.engine.client.parts_list_parser import (
     BROKEN_AT_SOURCE,
@@ -40,7 +39,7 @@ from logikal_square_sync.warehouse.tables import (
     logikal_phases,
     sync_state,
 )
-from logikal_square_sync.warehouse.upsert import upsert
+from logikal_square_sync.warehouse.upsert import insert_for, upsert
 
 # -- writes that hold the project ---------------------------------------------------
 
@@ -274,8 +273,7 @@ def unfetched_elevations(conn: sa.Connection, project_ids: Collection[str]) -> l
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table, row: Mapping[str, Any]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(table).values(**row).on_conflict_do_nothing())
+    conn.execute(insert_for(conn, table).values(**row).on_conflict_do_nothing())
 
 
 def _drop_unreferenced_file(conn: sa.Connection, sha256: str | None) -> None:
