@@ -4,9 +4,12 @@ A login costs 4.5–9 s, a select 0.06–0.7 s, a parts list 1–3 s (docs/logik
 so the plan is about logins. Parts lists need elevation state, which cannot
 leave its phase, so each phase with work needs a session of its own; the
 sessions on a phase draw its parts lists from a shared queue.
-`assign_sessions` decides how many sessions each phase gets, the longest work
+`place_joiners` decides which phase each session joins, the longest work
 first: sessions already logged in join wherever they shorten a phase, a new
 login only where it shortens the whole project by more than a login costs.
+`late_join` tells a session that doubles up a phase when to pick it: as late
+as it can still save the phase that lags, so the parts lists fetched meanwhile
+show which one that is.
 
 `minimal_calls` and `lower_bound_seconds` state what the session rules force
 on any client; the benchmark divides its wall time by that bound.
@@ -93,17 +96,33 @@ def phase_finish(count: int, starts: Sequence[float], costs: CostModel = DEFAULT
     return finish
 
 
-def assign_sessions(
+@dataclass(frozen=True)
+class Placement:
+    """Where each joiner goes (None: it stays out), in the order given, and the phases that wait for a new
+    session because no joiner was left for them."""
+
+    joiners: list[str | None]
+    waiting: list[str]
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter([*(phase for phase in self.joiners if phase is not None), *self.waiting]))
+
+
+def place_joiners(
     remaining: Mapping[str, int],
     working: Mapping[str, int],
     joiners: Sequence[Joiner],
     *,
+    in_flight: Mapping[str, int] | None = None,
     costs: CostModel = DEFAULT_COSTS,
-) -> dict[str, int]:
-    """How many more sessions each phase's parts lists get: the longest work first.
+) -> Placement:
+    """The phase each joiner goes to, in the order of `joiners`: the longest work first.
 
     `remaining` counts each phase's parts lists still to fetch, `working` the
-    sessions already on them (free now). A phase with work and no session gets
+    sessions already on them; `in_flight` of those are fetching one now and are
+    free after half a parts list on average, the others now. Without that a phase
+    whose sessions are busy looks shorter than one whose session is just starting,
+    and the last joiner doubles up the wrong one. A phase with work and no session gets
     one first, the longest phase the earliest joiner. Then each further joiner,
     earliest first, goes to the phase that finishes last among those it makes
     finish sooner: for free when it is logged in already (its login is paid),
@@ -111,21 +130,28 @@ def assign_sessions(
     than a login sooner. Phases in the order of `remaining` break ties.
     """
     phases = [phase for phase, count in remaining.items() if count > 0]
+    placed: list[str | None] = [None] * len(joiners)
+    waiting: list[str] = []
     if not phases:
-        return {}
-    starts = {phase: [0.0] * working.get(phase, 0) for phase in phases}
-    extra = dict.fromkeys(phases, 0)
-    queue = sorted(joiners, key=lambda joiner: joiner.delay)
+        return Placement(placed, waiting)
+    busy = in_flight or {}
+    starts = {phase: _starts(working.get(phase, 0), busy.get(phase, 0), costs) for phase in phases}
+    queue = sorted(range(len(joiners)), key=lambda index: joiners[index].delay)
 
     def finish(phase: str, *more: float) -> float:
         return phase_finish(remaining[phase], [*starts[phase], *more], costs)
 
     for phase in sorted((p for p in phases if not starts[p]), key=lambda p: -remaining[p]):
         # Without a joiner the phase waits for a session another phase lets go: a new login.
-        delay = queue.pop(0).delay if queue else costs.new_phase_session
-        starts[phase].append(delay)
-        extra[phase] += 1
-    for joiner in queue:
+        if queue:
+            first = queue.pop(0)
+            placed[first] = phase
+            starts[phase].append(joiners[first].delay)
+        else:
+            starts[phase].append(costs.new_phase_session)
+            waiting.append(phase)
+    for index in queue:
+        joiner = joiners[index]
         finishes = {phase: finish(phase) for phase in phases}
         if joiner.logged_in:
             helped = [p for p in phases if finish(p, joiner.delay) < finishes[p]]
@@ -138,8 +164,47 @@ def assign_sessions(
             if finishes[phase] - max(finish(phase, joiner.delay), others) <= costs.login:
                 continue
         starts[phase].append(joiner.delay)
-        extra[phase] += 1
-    return {phase: count for phase, count in extra.items() if count}
+        placed[index] = phase
+    return Placement(placed, waiting)
+
+
+def _starts(working: int, in_flight: int, costs: CostModel) -> list[float]:
+    """When a phase's sessions are free: those fetching one now after half a parts list on average."""
+    busy = min(in_flight, working)
+    return [costs.per_parts_list / 2] * busy + [0.0] * (working - busy)
+
+
+def late_join(
+    remaining: Mapping[str, int],
+    working: Mapping[str, int],
+    in_flight: Mapping[str, int],
+    *,
+    wait: float,
+    costs: CostModel = DEFAULT_COSTS,
+) -> tuple[str | None, bool]:
+    """Where a session that no phase needs to itself joins, and whether it waits `wait` seconds first.
+
+    Elevation state cannot leave its phase, so once a session has fetched in a
+    phase it is bound there; a session that doubles up a phase is worth most on
+    the phase that really finishes last, which the 1–3 s parts lists decide as
+    they come in. So it stands by in phase state while joining the phase that
+    lags after the wait would still finish it a parts list before the next
+    phase, and then joins the phase that lags. (None, False): no phase is
+    shortened by it any more.
+    """
+    phases = [phase for phase, count in remaining.items() if count > 0]
+    if not phases:
+        return None, False
+    starts = {p: _starts(working.get(p, 0), in_flight.get(p, 0), costs) for p in phases}
+    finishes = {p: phase_finish(remaining[p], starts[p], costs) for p in phases}
+    laggard = max(phases, key=finishes.__getitem__)
+    if not starts[laggard]:
+        return laggard, False  # nobody on it: it needs this session now
+    if phase_finish(remaining[laggard], [*starts[laggard], costs.select_phase], costs) >= finishes[laggard]:
+        return None, False
+    others = max((finishes[p] for p in phases if p != laggard), default=0.0)
+    later = phase_finish(remaining[laggard], [*starts[laggard], wait + costs.select_phase], costs)
+    return laggard, later + costs.per_parts_list <= others
 
 
 # -- what the rules force on any client (benchmark) --------------------------------

@@ -11,7 +11,7 @@
    (`versionId`, `changedDate`) or whose stored copy is missing; elevations in
    the recycle bin are skipped. Elevation state cannot leave its phase, so each
    phase with work gets a session (the one that listed it, when it can), idle
-   sessions join the longest phases (`planner.assign_sessions`), and without
+   sessions join the longest phases (`planner.place_joiners`), and without
    sibling elevation selects every parts list gets its own login. Each file is
    hashed, parsed and committed as it arrives, so a crash loses only files in
    flight and the next run fetches exactly what is still missing.

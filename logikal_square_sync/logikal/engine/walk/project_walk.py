@@ -8,8 +8,9 @@
    first one list a phase each instead of waiting for one session to list them
    all.
 3. A session that has listed its phase starts on that phase's parts lists at
-   once, provided every listing has a session of its own by then: the listing
-   is then at most one listing away.
+   once, provided every listing has a session of its own by then (with sibling
+   selects, a session idle or logging in counts): the listing is then at most
+   a login and one listing away.
 4. One writer thread writes: first the listing, in one transaction, when its
    last phase is in (`write_listing` marks what vanished, within the deletion
    limit), then each parts list
@@ -18,13 +19,15 @@
    (a listing written after an elevation was marked gone would undo that), the
    few files fetched before it wait in a short queue, and no session waits for
    the warehouse between two parts lists.
-5. Once the last phase is listed, `planner.assign_sessions` spreads the pool
+5. Once the last phase is listed, `planner.place_joiners` spreads the pool
    over the phases with parts lists left, the longest first: sessions already
    logged in join wherever they shorten a phase, a new login only where it
-   saves more than a login. The sessions on a phase take its parts lists one at
-   a time from a shared queue, so a slow parts list (1–3 s) holds up no other
-   session. Without sibling selects a login fetches one parts list: each is a
-   task of its own, and a session that has listed a phase takes one of them.
+   saves more than a login. A session that doubles up a phase stands by in
+   phase state and picks the phase that lags late (`planner.late_join`). The
+   sessions on a phase take its parts lists one at a time from a shared queue,
+   so a slow parts list (1–3 s) holds up no other session. Without sibling
+   selects a login fetches one parts list: each is a task of its own, and a
+   session that has listed a phase takes one of them.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import sqlalchemy as sa
 from logikal_square_sync.common.progress import Progress
 from logikal_square_sync.logikal.engine.client.errors import LogikalConflictError, LogikalNotFoundError
 from logikal_square_sync.logikal.engine.client.navigation import Target, route
-from logikal_square_sync.logikal.engine.client.planner import Joiner, assign_sessions
+from logikal_square_sync.logikal.engine.client.planner import Joiner, late_join, place_joiners
 from logikal_square_sync.logikal.engine.client.records import ElevationRecord, PhaseRecord
 from logikal_square_sync.logikal.engine.client.session import LogikalSession
 from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
@@ -75,6 +78,8 @@ log = logging.getLogger(__name__)
 
 # Listings run before parts lists: the listing must be written before any parts list is.
 _LISTING, _PARTS_LISTS = 0, 1
+# How often a session standing by for the phase that lags looks again (a parts list takes 1–3 s).
+_STAND_BY_SECONDS = 0.25
 
 
 class _ProjectGone(Exception):
@@ -154,6 +159,7 @@ class _PhaseWork:
     due: deque[str] = field(default_factory=deque)
     working: int = 0  # sessions fetching from `due` now
     queued: int = 0  # tasks for it waiting in the runner's queue
+    in_flight: int = 0  # parts lists being fetched now
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,7 @@ class ProjectWalk:
         self._done = 0
         what = f"LogiKal project {project.name!r} ({project.id})"
         self._progress = Progress(log, what, policies().progress, unit="elevations done", noun="parts lists")
+        self._standing_by = threading.Event()  # set by `_stop`: a session standing by stops waiting
 
     def run(self) -> None:
         """Walk the project; `project_gone` or `result.deleted_at` say when it stopped short."""
@@ -261,6 +268,7 @@ class ProjectWalk:
         except BaseException:
             self._stop()  # nothing is written of a listing that failed
             raise
+        coming = self._sessions_coming() if elevations is not None else 0
         here: _Assignment | None = None
         with self._lock:
             if elevations is None:
@@ -273,7 +281,7 @@ class ProjectWalk:
             last = len(self._listed) + len(self._gone_phases) == len(self.phases)
             # Parts lists only once every listing has a session: the listing is then close. The
             # last one leaves the choice to the plan, which knows every phase's work by then.
-            if elevations is not None and not last and len(self._claimed) == len(self.phases):
+            if elevations is not None and not last and self._listings_covered(coming):
                 work = self._work[phase.id]
                 if work.due and not self._stopped:
                     work.working += 1
@@ -283,6 +291,21 @@ class ProjectWalk:
             here = self._listing_complete(queue, free=True)
         if here is not None:
             self._fetch_phase(here, session, queue)
+
+    def _sessions_coming(self) -> int:
+        """Sessions not lent out that reach the project without a login of their own (idle or logging in)."""
+        return sum(joiner.logged_in for joiner in self.pool.availability(project_target(self.project)))
+
+    def _listings_covered(self, coming: int) -> bool:
+        """Whether every phase not yet being listed has a session for it (the caller holds the lock).
+
+        With sibling selects, sessions already logged in or logging in count: the
+        first session to list a phase then starts on its parts lists at once
+        instead of listing the others while the rest log in, so the phase that
+        ends up with one session to itself starts as early as it can.
+        """
+        unclaimed = len(self.phases) - len(self._claimed)
+        return unclaimed == 0 or (self.pool.sibling_elevations and unclaimed <= coming)
 
     def _due(self, elevation: ElevationRecord) -> bool:
         return needs_parts_list(elevation, self.stored.get(elevation.id), refetch=self.refetch)
@@ -381,6 +404,7 @@ class ProjectWalk:
         with self._lock:
             remaining = {phase: len(work.due) for phase, work in self._work.items()}
             working = {phase: work.working + work.queued for phase, work in self._work.items()}
+            in_flight = {phase: work.in_flight for phase, work in self._work.items()}
             queued = sum(work.queued for work in self._work.values())
         # Tasks already queued take the readiest sessions; every joiner still has to select a phase.
         joiners = [
@@ -389,19 +413,26 @@ class ProjectWalk:
         ]
         if free:
             joiners.insert(0, Joiner(costs.select_phase))
-        plan = assign_sessions(remaining, working, joiners, costs=costs)
+        placement = place_joiners(remaining, working, joiners, in_flight=in_flight, costs=costs)
+        plan = placement.counts()
         here: _Assignment | None = None
         tasks: list[Task] = []
         with self._lock:
-            if free and plan:
-                phase = max(plan, key=remaining.__getitem__)
+            # The free session is the first joiner: it goes where the plan put it.
+            if free and (phase := placement.joiners[0]) is not None:
                 self._work[phase].working += 1
                 here = _Assignment(phase)
             for phase, count in plan.items():
                 share = remaining[phase] * costs.per_parts_list / (working[phase] + count)
-                count -= 1 if here is not None and here.phase_id == phase else 0
-                tasks += [self._fetch_task(phase, cost=share) for _ in range(count)]
-                self._work[phase].queued += count
+                staffed = working[phase] > 0
+                if here is not None and here.phase_id == phase:
+                    count, staffed = count - 1, True
+                # A phase's own session is bound to it; a session that doubles one up picks the
+                # phase late, by the parts lists fetched meanwhile (`planner.late_join`).
+                own = 0 if staffed else min(count, 1)
+                tasks += [self._fetch_task(phase, cost=share) for _ in range(own)]
+                tasks += [self._joining_task(cost=share) for _ in range(count - own)]
+                self._work[phase].queued += own
         for task in tasks:
             queue.put(task)
         return here
@@ -447,6 +478,42 @@ class ProjectWalk:
             wanted=wanted,
         )
 
+    def _joining_task(self, *, cost: float) -> Task:
+        """A session that joins whichever phase finishes last, standing by in phase state while waiting
+        still leaves time to save that phase (`planner.late_join`)."""
+
+        def wanted() -> bool:
+            with self._lock:
+                return not self._stopped and any(work.due for work in self._work.values())
+
+        def run(session: LogikalSession, queue: TaskQueue) -> None:
+            while not (self._stopped or queue.stopping or self.fetcher.project_deleted):
+                with self._lock:
+                    remaining = {phase: len(work.due) for phase, work in self._work.items()}
+                    working = {phase: work.working + work.queued for phase, work in self._work.items()}
+                    in_flight = {phase: work.in_flight for phase, work in self._work.items()}
+                phase, wait = late_join(
+                    remaining, working, in_flight, wait=_STAND_BY_SECONDS, costs=self.pool.costs
+                )
+                if phase is None:
+                    return
+                if wait:
+                    self._standing_by.wait(_STAND_BY_SECONDS)
+                    continue
+                with self._lock:
+                    self._work[phase].working += 1
+                self._fetch_phase(_Assignment(phase), session, queue)
+                return
+
+        return Task(
+            target=project_target(self.project),
+            cost=cost,
+            run=run,
+            label="parts lists of the phase that finishes last",
+            priority=_PARTS_LISTS,
+            wanted=wanted,
+        )
+
     def _fetch_phase(self, assignment: _Assignment, session: LogikalSession, queue: TaskQueue) -> None:
         """Fetch the reserved parts list, or draw the phase's until none is left or the session is stuck."""
         phase_id, reserved = assignment.phase_id, assignment.reserved
@@ -460,7 +527,14 @@ class ProjectWalk:
                 elevation_id = reserved if reserved is not None else self._draw(phase_id)
                 if elevation_id is None:
                     return
-                if not self.fetcher.fetch(session, target, self._elevations[elevation_id]):
+                with self._lock:
+                    self._work[phase_id].in_flight += 1
+                try:
+                    fetched = self.fetcher.fetch(session, target, self._elevations[elevation_id])
+                finally:
+                    with self._lock:
+                        self._work[phase_id].in_flight -= 1
+                if not fetched:
                     self._put_back(phase_id, elevation_id)
                     return
                 if reserved is not None:
@@ -507,4 +581,5 @@ class ProjectWalk:
         """Nothing more is listed, fetched or written (the project is gone or deleted, a listing failed)."""
         with self._lock:
             self._stopped = True
+        self._standing_by.set()
         self._listing_ready.set()  # the writer then only drains what sessions still hand over

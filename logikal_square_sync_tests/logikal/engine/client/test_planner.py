@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pytest
 
 from logikal_square_sync.logikal.engine.client.navigation import ROOT, Cursor, State, Step, Target, route
 from logikal_square_sync.logikal.engine.client.planner import (
     DEFAULT_COSTS,
     Joiner,
-    assign_sessions,
+    late_join,
     lower_bound_seconds,
     minimal_calls,
     phase_finish,
+    place_joiners,
 )
 
 D, P, X, Y = "A/B", "p1", "x1", "y1"
+
+
+def assign_sessions(
+    remaining: Mapping[str, int],
+    working: Mapping[str, int],
+    joiners: Sequence[Joiner],
+    in_flight: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """How many more sessions each phase gets."""
+    return place_joiners(remaining, working, joiners, in_flight=in_flight).counts()
+
+
 ROOT_CURSOR = Cursor(State.ROOT)
 IN_DIR = Cursor(State.DIRECTORY, "A")
 IN_PROJECT = Cursor(State.PROJECT, D, P)
@@ -136,3 +151,33 @@ def test_the_lower_bound_spreads_the_forced_calls_over_the_sessions_that_can_wor
     assert lower_bound_seconds([6, 6, 5], per_call, 3) == three_phases / 3
     assert lower_bound_seconds([6, 6, 5], per_call, 2) == three_phases / 2  # three logins, two at a time
     assert DEFAULT_COSTS.new_phase_session > DEFAULT_COSTS.login
+
+
+def test_sessions_busy_with_a_parts_list_make_their_phase_look_longer() -> None:
+    # Five left on each of a and b; a's session is fetching a sixth, b's session is free.
+    assert assign_sessions({"a": 5, "b": 5}, {"a": 1, "b": 1}, [READY]) == {"a": 1}
+    assert assign_sessions({"a": 5, "b": 5}, {"a": 1, "b": 1}, [READY], in_flight={"b": 1}) == {"b": 1}
+
+
+def test_each_joiner_is_placed_in_the_order_given() -> None:
+    # The earliest joiner takes the longest phase without a session, whatever its place in the list.
+    placement = place_joiners({"a": 2, "b": 9}, {}, [Joiner(5.0), Joiner(0.3)])
+    assert placement.joiners == ["a", "b"]
+    assert placement.waiting == []
+    # No joiner left for the short phase: it waits for a new login.
+    placement = place_joiners({"a": 2, "b": 9}, {}, [Joiner(0.3)])
+    assert placement.joiners == ["b"]
+    assert placement.waiting == ["a"]
+    assert placement.counts() == {"a": 1, "b": 1}
+
+
+def test_a_joiner_stands_by_while_the_phase_that_lags_can_still_be_saved_later() -> None:
+    # Two phases of six, each with one session: joining either after a short wait still ends it well
+    # before the other, so the joiner waits for the parts lists to tell which one lags.
+    assert late_join({"a": 6, "b": 6}, {"a": 1, "b": 1}, {}, wait=0.25) == ("a", True)
+    # One left behind by two parts lists: joining it later would end it after the other, so now.
+    assert late_join({"a": 6, "b": 4}, {"a": 1, "b": 1}, {}, wait=0.25) == ("a", False)
+    # A phase without a session takes the joiner at once; one where it shortens nothing is left.
+    assert late_join({"a": 3, "b": 6}, {"a": 1}, {}, wait=0.25) == ("b", False)
+    assert late_join({"a": 1}, {"a": 1}, {}, wait=0.25) == (None, False)
+    assert late_join({"a": 0}, {}, {}, wait=0.25) == (None, False)
