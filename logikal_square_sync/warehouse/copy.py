@@ -23,31 +23,32 @@ import sqlalchemy as sa
 from logikal_square_sync.warehouse.limits import ValueRejected, row_problem
 from logikal_square_sync.warehouse.types import ExactDecimal
 
+# The PostgreSQL type (as psycopg names it) of each SQLAlchemy type the tables use, most specific
+# first (BigInteger is an Integer, Float a Numeric). varchar(n) has text's wire format; the
+# server still checks n.
+_PG_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
+    (sa.Boolean, "bool"),
+    (sa.BigInteger, "int8"),
+    (sa.SmallInteger, "int2"),
+    (sa.Integer, "int4"),
+    (sa.Float, "float8"),
+    (sa.Numeric, "numeric"),
+    (sa.LargeBinary, "bytea"),
+    (sa.String, "text"),
+)
+
 
 def _pg_type(column_type: sa.types.TypeEngine[Any]) -> str:
-    """The PostgreSQL type (as psycopg names it) of a warehouse column: its binary wire format."""
+    """The PostgreSQL type of a warehouse column: its binary wire format."""
     if isinstance(column_type, ExactDecimal):
         return "numeric"
     if isinstance(column_type, sa.types.TypeDecorator):
         column_type = column_type.impl_instance
     if isinstance(column_type, sa.DateTime):
         return "timestamptz" if column_type.timezone else "timestamp"
-    if isinstance(column_type, sa.Boolean):
-        return "bool"
-    if isinstance(column_type, sa.BigInteger):
-        return "int8"
-    if isinstance(column_type, sa.SmallInteger):
-        return "int2"
-    if isinstance(column_type, sa.Integer):
-        return "int4"
-    if isinstance(column_type, sa.Float):
-        return "float8"
-    if isinstance(column_type, sa.Numeric):
-        return "numeric"
-    if isinstance(column_type, sa.LargeBinary):
-        return "bytea"
-    if isinstance(column_type, sa.String):
-        return "text"  # varchar(n) has text's wire format; the server still checks n
+    for declared, name in _PG_TYPES:
+        if isinstance(column_type, declared):
+            return name
     raise NotImplementedError(f"no binary COPY type for {column_type!r}")
 
 

@@ -125,6 +125,13 @@ def _driver_engine(warehouse: str) -> sa.Engine:
     return sa.create_engine(warehouse_driver_url(warehouse))
 
 
+def _cursor(conn: sa.Connection) -> Any:
+    """A psycopg 3 cursor on the connection's own driver connection (for COPY)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver.cursor()
+
+
 def copy_limit(warehouse: str, tables: tuple[str, ...], *, foreign_keys: bool = True) -> dict[str, Any]:
     """COPY the rows the sync wrote into empty tables of the same shape: the database's limit.
 
@@ -138,13 +145,10 @@ def copy_limit(warehouse: str, tables: tuple[str, ...], *, foreign_keys: bool = 
 
     engine = _driver_engine(warehouse)
     data: dict[str, bytes] = {}
-    with engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
-            for table in tables:
-                with cursor.copy(f'COPY "{table}" TO STDOUT (FORMAT BINARY)') as copy:
-                    data[table] = b"".join(bytes(block) for block in copy)
+    with engine.connect() as conn, _cursor(conn) as cursor:
+        for table in tables:
+            with cursor.copy(f'COPY "{table}" TO STDOUT (FORMAT BINARY)') as copy:
+                data[table] = b"".join(bytes(block) for block in copy)
     with engine.begin() as conn:
         for table in tables:
             conn.exec_driver_sql(f'CREATE TABLE "copy_{table}" (LIKE "{table}" INCLUDING ALL)')
@@ -160,14 +164,11 @@ def copy_limit(warehouse: str, tables: tuple[str, ...], *, foreign_keys: bool = 
                     )
     started = time_now()
     rows = 0
-    with engine.begin() as conn:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
-            for table in tables:
-                with cursor.copy(f'COPY "copy_{table}" FROM STDIN (FORMAT BINARY)') as copy:
-                    copy.write(data[table])
-                rows += cursor.rowcount
+    with engine.begin() as conn, _cursor(conn) as cursor:
+        for table in tables:
+            with cursor.copy(f'COPY "copy_{table}" FROM STDIN (FORMAT BINARY)') as copy:
+                copy.write(data[table])
+            rows += cursor.rowcount
     seconds = time_now() - started
     with engine.begin() as conn:
         for table in reversed(tables):

@@ -7,9 +7,10 @@ validated while the writer's transaction runs on the server (psycopg
 releases the GIL while it waits). The queue is bounded, so at most `depth`
 prepared pages wait in memory, and pages reach the writer in order: the
 writer commits each page, or the pages ready by then (`batches`), with its
-watermark, so every commit remains a checkpoint. An error while producing (a malformed record, a failed request)
-reaches the writer after the pages before it, exactly where a one-thread
-loop would have raised it; an error in the writer stops the producer.
+watermark, so every commit remains a checkpoint. An error while producing
+(a malformed record, a failed request) reaches the writer after the pages
+before it, exactly where a one-thread loop would have raised it; an error in
+the writer stops the producer.
 """
 
 from __future__ import annotations
