@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.warehouse.limits import enforce
 from logikal_square_sync.warehouse.tables import sync_state
-from logikal_square_sync.warehouse.upsert import _insert_for
+from logikal_square_sync.warehouse.upsert import insert_for
 
 
 def get_watermark(conn: sa.Connection, stream: str) -> str | None:
@@ -39,7 +39,7 @@ def set_watermarks(conn: sa.Connection, watermarks: dict[str, str | None]) -> No
     if conn.dialect.name == "sqlite":
         enforce(sync_state, rows)  # what PostgreSQL would refuse (`limits.py`)
     # One statement, no lookup first: a sync moves its watermark with every page it commits.
-    stmt = _insert_for(conn, sync_state)
+    stmt = insert_for(conn, sync_state)
     stmt = stmt.on_conflict_do_update(
         index_elements=["stream"],
         set_={"watermark": stmt.excluded.watermark, "updated_at": stmt.excluded.updated_at},
