@@ -15,10 +15,9 @@ Nothing here imports Dagster.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -28,7 +27,6 @@ import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.warehouse.limits import ValueRejected, row_problem
-from logikal_square_sync.warehouse.locks import sqlstate
 from logikal_square_sync.warehouse.tables import rejected_records
 from logikal_square_sync.warehouse.upsert import insert_for, key_filter
 
@@ -39,9 +37,8 @@ T = TypeVar("T")
 
 # SQLSTATE: 22 data exception (too long, out of range, bad character); 23502 not null; 23514 check.
 _DATA_STATES = ("22", "23502", "23514")
-# What psycopg raises, before sending anything, for a NUL in a bound string (psycopg 3 says
-# "bytes", psycopg2 "characters").
-_NUL_MESSAGE = "cannot contain NUL (0x00) "
+# What psycopg2 raises, before sending anything, for a NUL in a bound string.
+_NUL_MESSAGE = "cannot contain NUL (0x00) characters"
 # SQLite's words for the constraints SQLSTATE 23502 and 23514 name on PostgreSQL.
 _SQLITE_REFUSALS = ("NOT NULL constraint failed", "CHECK constraint failed")
 
@@ -75,13 +72,12 @@ def refused_for_its_data(error: BaseException) -> bool:
     if isinstance(error, ValueError) and _NUL_MESSAGE in str(error):
         return True
     cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
-    code = sqlstate(cause)
+    code = getattr(cause, "pgcode", None)
     if isinstance(code, str):
         return code.startswith(_DATA_STATES)
     if isinstance(cause, sqlite3.IntegrityError):
         return str(cause).startswith(_SQLITE_REFUSALS)
-    # psycopg 3 raises a DataError without SQLSTATE, psycopg2 a ValueError.
-    return _NUL_MESSAGE in str(cause)
+    return isinstance(cause, ValueError) and _NUL_MESSAGE in str(cause)
 
 
 def _storable(text: str) -> str:
@@ -166,31 +162,8 @@ def _screened(source: str, candidates: Sequence[Candidate[R]]) -> tuple[list[Can
     return kept, rejected
 
 
-@contextlib.contextmanager
-def _transaction(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
-    """A transaction that commits on leaving: on a connection the caller holds, or on one of the engine's."""
-    if isinstance(bind, sa.Connection):
-        with bind.begin():
-            yield bind
-    else:
-        with bind.begin() as conn:
-            yield conn
-
-
-@contextlib.contextmanager
-def _rolled_back(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
-    """A transaction that is rolled back on leaving, whatever happened in it."""
-    with contextlib.ExitStack() as stack:
-        conn = bind if isinstance(bind, sa.Connection) else stack.enter_context(bind.connect())
-        transaction = conn.begin()
-        try:
-            yield conn
-        finally:
-            transaction.rollback()
-
-
 def _probed(
-    bind: sa.Engine | sa.Connection,
+    engine: sa.Engine,
     source: str,
     candidates: Sequence[Candidate[R]],
     write: Callable[[sa.Connection, list[R]], object],
@@ -199,7 +172,8 @@ def _probed(
     """Each record written alone, rolled back: those the database refuses, with its own words."""
     kept, rejected = [], []
     for candidate in candidates:
-        with _rolled_back(bind) as conn:
+        with engine.connect() as conn:
+            transaction = conn.begin()
             try:
                 write(conn, [candidate.record])
             except Exception as refusal:
@@ -208,6 +182,8 @@ def _probed(
                 rejected.append(_rejection(source, candidate, str(refusal).splitlines()[0]))
             else:
                 kept.append(candidate)
+            finally:
+                transaction.rollback()
     if len(candidates) > 1 and not kept:
         # Every record refused alone: the page, not a record, is the problem; quarantining all would hide it.
         raise error
@@ -215,7 +191,7 @@ def _probed(
 
 
 def write_quarantining(
-    bind: sa.Engine | sa.Connection,
+    engine: sa.Engine,
     source: str,
     records: Sequence[R],
     write: Callable[[sa.Connection, list[R]], T],
@@ -226,8 +202,6 @@ def write_quarantining(
 ) -> tuple[T, list[Rejection]]:
     """`write(conn, records)` in one transaction; if the database refuses records in it, again without them.
 
-    `bind` is an engine (a pooled connection each transaction) or a connection the caller holds
-    across its transactions (no pool checkout, no ping, per page of a long sync).
     Returns what `write` returned and the rejections, already in
     `rejected_records` in the same transaction as the rest of the page;
     `rejected` are records refused before (they failed validation), put
@@ -240,7 +214,7 @@ def write_quarantining(
     connection, a lock timeout) propagate as they are.
     """
     try:
-        with _transaction(bind) as conn:
+        with engine.begin() as conn:
             result = write(conn, list(records))
             quarantine(conn, rejected)
             if released is not None:
@@ -253,7 +227,7 @@ def write_quarantining(
     kept, refused = _screened(source, [candidate(record) for record in records])
     for attempt in range(2):
         try:
-            with _transaction(bind) as conn:
+            with engine.begin() as conn:
                 result = write(conn, [c.record for c in kept])
                 quarantine(conn, [*rejected, *refused])
                 if released is not None:
@@ -261,7 +235,7 @@ def write_quarantining(
         except Exception as error:
             if attempt or not refused_for_its_data(error):
                 raise
-            kept, more = _probed(bind, source, kept, write, first_error)
+            kept, more = _probed(engine, source, kept, write, first_error)
             refused += more
             continue
         for rejection in refused:
