@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import dagster as dg
@@ -119,7 +120,9 @@ class BankKeeper:
 
     def __init__(self, settings: ConnectionSettings, engine: sa.Engine, instance: dg.DagsterInstance) -> None:
         sessions = policies().logikal.sessions
-        clear_dead_bank(engine, instance, settings)
+        # What a bank that died left is cleared by the first tick that reaches the warehouse:
+        # an unreachable warehouse must not keep the API from starting.
+        self._clear_dead_bank: Callable[[], None] | None = lambda: clear_dead_bank(engine, instance, settings)
         self.bank = SessionBank(
             settings, TokenShelf(engine), DagsterBankSlots(instance, sessions.budget), bank_policy()
         )
@@ -133,6 +136,9 @@ class BankKeeper:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                if self._clear_dead_bank is not None:
+                    self._clear_dead_bank()
+                    self._clear_dead_bank = None
                 self.bank.tick()
             except Exception as error:  # noqa: BLE001 - the next tick tries again; runs log in meanwhile
                 log.warning(f"LogiKal session bank: tick failed: {error}")
