@@ -39,7 +39,13 @@ def session_bank() -> Iterator[None]:
         if not instance.event_log_storage.supports_global_concurrency_limits:
             yield
             return
-        keeper = BankKeeper(settings, warehouse_engine(warehouse_url_from_env()), instance)
+        try:
+            engine = warehouse_engine(warehouse_url_from_env())
+        except Exception as error:  # noqa: BLE001 - the API serves without a bank; force syncs log in
+            log.warning(f"LogiKal session bank not started: the warehouse is not usable: {error}")
+            yield
+            return
+        keeper = BankKeeper(settings, engine, instance)
         keeper.start()
         log.info("LogiKal session bank started")
         try:
