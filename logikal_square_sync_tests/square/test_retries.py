@@ -156,6 +156,11 @@ class Deployment:
         return list(self.instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run_id})))
 
 
+def _retry_decision(deployment: Deployment, run_id: str) -> str | None:
+    run = deployment.instance.get_run_by_id(run_id)
+    return None if run is None else run.tags.get("dagster/will_retry")
+
+
 @pytest.fixture
 def deployment(
     tmp_path: Path,
@@ -251,7 +256,11 @@ def test_a_catalog_failing_on_every_retry_fails_the_run_once_and_the_others_stil
     error = failure.get_dagster_event().step_failure_data.error
     assert error is not None and "SearchCatalogObjects failed with HTTP 500" in str(error.to_string())
     # A failed step is not retried by run retries as well: the run is final, and its alert due.
-    assert done.tags["dagster/will_retry"] == "false"
+    # Dagster's run retries decide after the run's status is written: wait for the decision.
+    decided = deployment.wait(
+        f"run {run.run_id}'s retry decision", lambda: _retry_decision(deployment, run.run_id)
+    )
+    assert decided == "false"
     for _ in range(3):
         deployment.pump()
     assert deployment.retries_of(run.run_id) == []
