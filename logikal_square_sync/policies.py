@@ -152,6 +152,8 @@ class CatalogPolicy(BatchedSyncPolicy):
 
 
 class OrdersPolicy(PagedSyncPolicy):
+    # A transaction takes the pages decoded by then, up to this many rows (a page is never split).
+    rows_per_transaction: int = Field(ge=1, le=100_000)
     lookback_hours: int
     location_group_size: int
     # Where the first sync of a location starts.

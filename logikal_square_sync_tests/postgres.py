@@ -48,7 +48,9 @@ def throwaway_databases(*purposes: str, admin_url: str = POSTGRES_ADMIN_URL) -> 
         with admin.connect() as conn:
             for name in names:
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield [admin.url.set(database=name) for name in names]
+        # With the driver the admin URL names (psycopg2): Dagster's storage takes these URLs as they
+        # are, and a warehouse engine maps them to psycopg 3 itself.
+        yield [sa.make_url(admin_url).set(database=name) for name in names]
     finally:
         with admin.connect() as conn:
             for name in names:

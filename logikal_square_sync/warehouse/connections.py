@@ -43,14 +43,25 @@ def _on_sqlite_connect(busy_timeout: str):
     return on_connect
 
 
+def warehouse_driver_url(url: str) -> str:
+    """`url` with the driver the warehouse runs on: psycopg 3 for PostgreSQL, whatever the URL names.
+
+    The bulk writes use psycopg 3's binary COPY (`copy.py`), so a `postgresql://` or
+    `postgresql+psycopg2://` URL (Dagster's storage keeps psycopg2) reaches the same database
+    through psycopg 3. Any other URL is returned as it is.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.split("+")[0] in ("postgresql", "postgres"):
+        return "postgresql+psycopg://" + rest
+    return url
+
+
 def create_warehouse_engine(url: str, *, lock_timeout_seconds: float | None = None) -> sa.Engine:
     """An engine whose every lock wait ends after `lock_timeout_seconds` (default: policies.yaml
     lock_timeouts.warehouse_seconds) with a `WarehouseLockTimeout` naming what waited."""
     if lock_timeout_seconds is None:
         lock_timeout_seconds = policies().lock_timeouts.warehouse_seconds
-    if url.startswith("postgresql://"):
-        # SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3; we ship psycopg2.
-        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    url = warehouse_driver_url(url)
     if url.startswith("sqlite"):
         database = sa.make_url(url).database
         if database and database != ":memory:":

@@ -1,99 +1,95 @@
-"""PostgreSQL COPY for bulk writes.
+"""PostgreSQL binary COPY for bulk writes, through psycopg 3.
 
 COPY is several times faster than multi-row INSERT … VALUES for thousands of
-rows, and SQLAlchemy has no API for it; psycopg2's `copy_expert` takes the
-text format, which this module writes. Values are converted by column type,
-one column at a time (a list comprehension per column, one scan for escapes
-per text column) rather than value by value, because this runs for every
-field of every row of a full sync. A naive datetime is refused here as the
-UtcDateTime column type refuses it on the INSERT path.
+rows, and SQLAlchemy has no API for it. The binary format spares both sides
+the text: psycopg's C dumpers write each value in the column type's own wire
+format (a timestamp is eight bytes, not 25 characters to format and parse),
+and there is nothing to escape. Binary COPY carries no column types, so each
+column's is named (`copy_types`) from the table's declared types: a value of
+another type fails the write (a naive datetime for a UTC column, a number for
+a text column) instead of being stored as something else.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 
-NULL = "\\N"
-# Text-format COPY escapes (PostgreSQL docs, "COPY", File Formats).
-_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-_NEEDS_ESCAPE = re.compile(r"[\\\n\r\t]")
+from logikal_square_sync.warehouse.limits import ValueRejected, row_problem
+from logikal_square_sync.warehouse.types import ExactDecimal
+
+# The PostgreSQL type (as psycopg names it) of each SQLAlchemy type the tables use, most specific
+# first (BigInteger is an Integer, Float a Numeric). varchar(n) has text's wire format; the
+# server still checks n.
+_PG_TYPES: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
+    (sa.Boolean, "bool"),
+    (sa.BigInteger, "int8"),
+    (sa.SmallInteger, "int2"),
+    (sa.Integer, "int4"),
+    (sa.Float, "float8"),
+    (sa.Numeric, "numeric"),
+    (sa.LargeBinary, "bytea"),
+    (sa.String, "text"),
+)
 
 
-def _texts(values: list[Any]) -> list[str]:
-    strings = [None if value is None else str(value) for value in values]
-    # One scan of the whole column: values that need an escape are rare (ids, names, SKUs).
-    if _NEEDS_ESCAPE.search("".join([text for text in strings if text is not None])):
-        return [NULL if text is None else text.translate(_ESCAPES) for text in strings]
-    return [NULL if text is None else text for text in strings]
-
-
-def _timestamps(values: list[datetime | None]) -> list[str]:
-    texts = []
-    last: datetime | None = None
-    last_text = NULL
-    for value in values:
-        if value is not last:  # a page's rows share one synced_at: formatted once
-            if value is None:
-                last_text = NULL
-            elif value.tzinfo is None:
-                raise ValueError(f"naive datetime {value!r} given for a UTC column")
-            else:
-                last_text = value.isoformat()
-            last = value
-        texts.append(last_text)
-    return texts
-
-
-def _booleans(values: list[bool | None]) -> list[str]:
-    return [NULL if value is None else ("t" if value else "f") for value in values]
-
-
-def _numbers(values: list[Any]) -> list[str]:
-    return [NULL if value is None else str(value) for value in values]
-
-
-def _binaries(values: list[bytes | None]) -> list[str]:
-    return [NULL if value is None else "\\\\x" + bytes(value).hex() for value in values]
-
-
-def _converter(column_type: sa.types.TypeEngine) -> Callable[[list[Any]], list[str]]:
-    """How one column's values become COPY text, all of the column's values at once."""
+def _pg_type(column_type: sa.types.TypeEngine[Any]) -> str:
+    """The PostgreSQL type of a warehouse column: its binary wire format."""
+    if isinstance(column_type, ExactDecimal):
+        return "numeric"
     if isinstance(column_type, sa.types.TypeDecorator):
         column_type = column_type.impl_instance
     if isinstance(column_type, sa.DateTime):
-        return _timestamps
-    if isinstance(column_type, sa.Boolean):
-        return _booleans
-    if isinstance(column_type, sa.Integer | sa.Numeric):
-        return _numbers
-    if isinstance(column_type, sa.LargeBinary):
-        return _binaries
-    return _texts
+        return "timestamptz" if column_type.timezone else "timestamp"
+    for declared, name in _PG_TYPES:
+        if isinstance(column_type, declared):
+            return name
+    raise NotImplementedError(f"no binary COPY type for {column_type!r}")
 
 
-def copy_text(table: sa.Table, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """`rows` in PostgreSQL's text COPY format, converted column by column."""
-    converted = [_converter(table.c[column].type)([row[column] for row in rows]) for column in columns]
-    return "\n".join(map("\t".join, zip(*converted, strict=True))) + "\n"
+@functools.cache
+def copy_types(table: sa.Table, columns: tuple[str, ...]) -> list[str]:
+    """The PostgreSQL types of `columns` of `table`, in order, for `Copy.set_types`."""
+    return [_pg_type(table.c[column].type) for column in columns]
 
 
 def copy_rows(
     conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], *, into: str | None = None
 ) -> None:
     """COPY `rows` into `table` (or a table of the same shape named `into`) in the current transaction."""
-    columns = list(rows[0].keys())
-    buffer = io.StringIO(copy_text(table, rows, columns))
+    columns = tuple(rows[0].keys())
     column_list = ", ".join(f'"{column}"' for column in columns)
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None, "COPY needs a live DBAPI connection"  # an open Connection always has one
-    cursor = dbapi.cursor()
-    try:
-        cursor.copy_expert(f'COPY "{into or table.name}" ({column_list}) FROM STDIN', buffer)
-    finally:
-        cursor.close()
+    # Each row as a tuple in column order, taken out of its dict in C.
+    values = map(itemgetter(*columns), rows) if len(columns) > 1 else ((row[columns[0]],) for row in rows)
+    driver = conn.connection.driver_connection
+    assert driver is not None, "COPY needs a live DBAPI connection"  # an open Connection always has one
+    row: tuple[Any, ...] = ()
+    with driver.cursor() as cursor:
+        statement = f'COPY "{into or table.name}" ({column_list}) FROM STDIN (FORMAT BINARY)'
+        try:
+            with cursor.copy(statement) as copy:
+                copy.set_types(copy_types(table, columns))
+                write_row = copy.write_row
+                for row in values:
+                    write_row(row)
+        except (TypeError, ValueError, OverflowError) as error:
+            # A value psycopg could not encode as its column's type; the COPY was cancelled.
+            raise _refusal(table, columns, row, error) from error
+
+
+def _refusal(table: sa.Table, columns: tuple[str, ...], row: tuple[Any, ...], error: Exception) -> ValueError:
+    """What a row psycopg could not encode is: data the column cannot hold (`ValueRejected`, which
+    the quarantine takes), or a value of the wrong type for its column (a bug in the sync)."""
+    values = dict(zip(columns, row, strict=False))
+    problem = row_problem(table, values)
+    if problem is not None:
+        return ValueRejected(table.name, problem)
+    for name, value in values.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return ValueError(f"naive datetime {value!r} given for the UTC column {table.name}.{name}")
+    return ValueError(f"COPY into {table.name}: a value is not of its column's type: {error}")

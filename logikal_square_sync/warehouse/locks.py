@@ -41,6 +41,12 @@ class WarehouseLockTimeout(sa.exc.OperationalError):
         return cls, args, {**state, "lock_message": self.lock_message}
 
 
+def sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE of a driver's error: psycopg 3 (the warehouse) names it `sqlstate`, psycopg2 `pgcode`."""
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
 def connect_options(seconds: float) -> str:
     """The libpq `options` that bound every lock wait of a PostgreSQL connection."""
     return f"-c lock_timeout={_milliseconds(seconds)}"
@@ -64,7 +70,7 @@ def bound_lock_waits(engine: sa.Engine, seconds: float) -> None:
         if not isinstance(wrapped, sa.exc.StatementError):
             return
         where = _where(context.statement)
-        if getattr(original, "pgcode", None) == _LOCK_NOT_AVAILABLE:
+        if sqlstate(original) == _LOCK_NOT_AVAILABLE:
             detail = getattr(getattr(original, "diag", None), "context", None) or "a lock"
             raise WarehouseLockTimeout.replacing(
                 wrapped,

@@ -15,9 +15,10 @@ Nothing here imports Dagster.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.warehouse.limits import ValueRejected, row_problem
+from logikal_square_sync.warehouse.locks import sqlstate
 from logikal_square_sync.warehouse.tables import rejected_records
 from logikal_square_sync.warehouse.upsert import insert_for, key_filter
 
@@ -37,8 +39,9 @@ T = TypeVar("T")
 
 # SQLSTATE: 22 data exception (too long, out of range, bad character); 23502 not null; 23514 check.
 _DATA_STATES = ("22", "23502", "23514")
-# What psycopg2 raises, before sending anything, for a NUL in a bound string.
-_NUL_MESSAGE = "cannot contain NUL (0x00) characters"
+# What psycopg raises, before sending anything, for a NUL in a bound string (psycopg 3 says
+# "bytes", psycopg2 "characters").
+_NUL_MESSAGE = "cannot contain NUL (0x00) "
 # SQLite's words for the constraints SQLSTATE 23502 and 23514 name on PostgreSQL.
 _SQLITE_REFUSALS = ("NOT NULL constraint failed", "CHECK constraint failed")
 
@@ -72,12 +75,13 @@ def refused_for_its_data(error: BaseException) -> bool:
     if isinstance(error, ValueError) and _NUL_MESSAGE in str(error):
         return True
     cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
-    code = getattr(cause, "pgcode", None)
+    code = sqlstate(cause)
     if isinstance(code, str):
         return code.startswith(_DATA_STATES)
     if isinstance(cause, sqlite3.IntegrityError):
         return str(cause).startswith(_SQLITE_REFUSALS)
-    return isinstance(cause, ValueError) and _NUL_MESSAGE in str(cause)
+    # psycopg 3 raises a DataError without SQLSTATE, psycopg2 a ValueError.
+    return _NUL_MESSAGE in str(cause)
 
 
 def _storable(text: str) -> str:
@@ -162,8 +166,31 @@ def _screened(source: str, candidates: Sequence[Candidate[R]]) -> tuple[list[Can
     return kept, rejected
 
 
+@contextlib.contextmanager
+def _transaction(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
+    """A transaction that commits on leaving: on a connection the caller holds, or on one of the engine's."""
+    if isinstance(bind, sa.Connection):
+        with bind.begin():
+            yield bind
+    else:
+        with bind.begin() as conn:
+            yield conn
+
+
+@contextlib.contextmanager
+def _rolled_back(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
+    """A transaction that is rolled back on leaving, whatever happened in it."""
+    with contextlib.ExitStack() as stack:
+        conn = bind if isinstance(bind, sa.Connection) else stack.enter_context(bind.connect())
+        transaction = conn.begin()
+        try:
+            yield conn
+        finally:
+            transaction.rollback()
+
+
 def _probed(
-    engine: sa.Engine,
+    bind: sa.Engine | sa.Connection,
     source: str,
     candidates: Sequence[Candidate[R]],
     write: Callable[[sa.Connection, list[R]], object],
@@ -172,8 +199,7 @@ def _probed(
     """Each record written alone, rolled back: those the database refuses, with its own words."""
     kept, rejected = [], []
     for candidate in candidates:
-        with engine.connect() as conn:
-            transaction = conn.begin()
+        with _rolled_back(bind) as conn:
             try:
                 write(conn, [candidate.record])
             except Exception as refusal:
@@ -182,8 +208,6 @@ def _probed(
                 rejected.append(_rejection(source, candidate, str(refusal).splitlines()[0]))
             else:
                 kept.append(candidate)
-            finally:
-                transaction.rollback()
     if len(candidates) > 1 and not kept:
         # Every record refused alone: the page, not a record, is the problem; quarantining all would hide it.
         raise error
@@ -191,7 +215,7 @@ def _probed(
 
 
 def write_quarantining(
-    engine: sa.Engine,
+    bind: sa.Engine | sa.Connection,
     source: str,
     records: Sequence[R],
     write: Callable[[sa.Connection, list[R]], T],
@@ -202,6 +226,8 @@ def write_quarantining(
 ) -> tuple[T, list[Rejection]]:
     """`write(conn, records)` in one transaction; if the database refuses records in it, again without them.
 
+    `bind` is an engine (a pooled connection each transaction) or a connection the caller holds
+    across its transactions (no pool checkout, no ping, per page of a long sync).
     Returns what `write` returned and the rejections, already in
     `rejected_records` in the same transaction as the rest of the page;
     `rejected` are records refused before (they failed validation), put
@@ -214,7 +240,7 @@ def write_quarantining(
     connection, a lock timeout) propagate as they are.
     """
     try:
-        with engine.begin() as conn:
+        with _transaction(bind) as conn:
             result = write(conn, list(records))
             quarantine(conn, rejected)
             if released is not None:
@@ -227,7 +253,7 @@ def write_quarantining(
     kept, refused = _screened(source, [candidate(record) for record in records])
     for attempt in range(2):
         try:
-            with engine.begin() as conn:
+            with _transaction(bind) as conn:
                 result = write(conn, [c.record for c in kept])
                 quarantine(conn, [*rejected, *refused])
                 if released is not None:
@@ -235,7 +261,7 @@ def write_quarantining(
         except Exception as error:
             if attempt or not refused_for_its_data(error):
                 raise
-            kept, more = _probed(engine, source, kept, write, first_error)
+            kept, more = _probed(bind, source, kept, write, first_error)
             refused += more
             continue
         for rejection in refused:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from logikal_square_sync.policies import policies
 from logikal_square_sync.warehouse.connections import create_warehouse_engine, migrate
-from logikal_square_sync.warehouse.locks import WarehouseLockTimeout
+from logikal_square_sync.warehouse.locks import WarehouseLockTimeout, sqlstate
 from logikal_square_sync.warehouse.tables import square_locations
 from logikal_square_sync.warehouse.upsert import upsert
 
@@ -78,13 +78,13 @@ def _write_while_held(
 def test_a_row_lock_held_by_another_transaction_ends_in_a_lock_timeout_naming_the_table(
     postgres_database: str, bounded: sa.Engine
 ) -> None:
-    other = sa.create_engine(postgres_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    other = sa.create_engine(postgres_database)
     # An ERP report or a forgotten psql session holding the row in an open transaction.
     row = sa.select(square_locations).where(square_locations.c.id == "L1").with_for_update()
     error = _write_while_held(bounded, other, lambda holder: holder.execute(row))
     assert 'relation "square_locations"' in str(error)
     assert "pg_blocking_pids" in str(error)
-    assert error.orig.pgcode == "55P03"  # type: ignore[union-attr]
+    assert sqlstate(error.orig) == "55P03"
     # Once the holder is gone the same write goes through.
     _write(bounded, "Harbour")
 

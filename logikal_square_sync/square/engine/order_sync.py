@@ -53,6 +53,8 @@ LOCATION_WATERMARK = "square/orders/location/"
 SYNCED_UNTIL = "square/orders/synced_until"
 # How often a long sync hands freed heap memory back (`memory.py`): peak RSS at 1M orders.
 TRIM_EVERY_PAGES = 20
+# Decoded pages that may wait for the writer (each ~1,000 orders with their rows, a few MB).
+PREPARED_PAGES_AHEAD = 3
 OBJECT_TYPE = "order"
 
 
@@ -179,12 +181,32 @@ OrderRows = tuple[dict[str, Any], list[dict[str, Any]], Order]
 
 @dataclass
 class PreparedPage:
-    """A page turned into rows: the newest copy of each order with its line items."""
+    """Pages turned into rows: the newest copy of each order with its line items."""
 
     read: int
-    synced_at: datetime
     orders: dict[str, OrderRows]
     rejected: list[Rejection] = field(default_factory=list)  # records that failed validation
+    pages: int = 1
+
+    @property
+    def rows(self) -> int:
+        """How many rows writing it takes: the orders and their line items."""
+        return sum(1 + len(items) for _row, items, _order in self.orders.values())
+
+    def merge(self, later: PreparedPage) -> None:
+        """Takes in a later page: of an order read on both (updated while the run read), the newer copy."""
+        for order_id, order in later.orders.items():
+            current = self.orders.get(order_id)
+            if current is None or _newer(order[0], current[0]):
+                self.orders[order_id] = order
+        self.read += later.read
+        self.rejected += later.rejected
+        self.pages += later.pages
+
+
+def _newer(row: dict[str, Any], than: dict[str, Any]) -> bool:
+    # NULL (no version) sorts lowest.
+    return (row["updated_at"], row["version"] or -1) > (than["updated_at"], than["version"] or -1)
 
 
 def _prepare_page(
@@ -195,12 +217,16 @@ def _prepare_page(
     for order in orders:
         row, items = order_rows(order, synced_at)
         current = newest_by_id.get(row["id"])
-        if current is None or (row["updated_at"], row["version"] or -1) > (
-            current[0]["updated_at"],
-            current[0]["version"] or -1,
-        ):
+        if current is None or _newer(row, current[0]):
             newest_by_id[row["id"]] = (row, items, order)
-    return PreparedPage(len(orders) + len(rejected or ()), synced_at, newest_by_id, rejected or [])
+    return PreparedPage(len(orders) + len(rejected or ()), newest_by_id, rejected or [])
+
+
+def _merged(pages: list[PreparedPage]) -> PreparedPage:
+    merged = pages[0]
+    for page in pages[1:]:
+        merged.merge(page)
+    return merged
 
 
 def _candidate(order: OrderRows) -> Candidate[OrderRows]:
@@ -257,29 +283,37 @@ def _sync_group(
     def released(conn: sa.Connection, orders: list[OrderRows]) -> None:
         quarantine.release(conn, OBJECT_TYPE, (order[0]["id"] for order in orders))
 
-    # Pages are fetched, decoded and validated in a thread of their own while this one writes.
-    for prepared in Prefetched(prepared_pages, depth=1, name="square-orders-decode"):
-        if report.pages % TRIM_EVERY_PAGES == TRIM_EVERY_PAGES - 1:
-            release_free_memory()
-        report.read += prepared.read
-        (written, moved), rejected = write_quarantining(
-            engine,
-            list(prepared.orders.values()),
-            write,
-            _candidate,
-            released=released,
-            rejected=prepared.rejected,
-        )
-        if watermarks is not None:
-            watermarks.update(moved)
-        report.rejected += len(rejected)
-        report.pages += 1
-        if written is not None:
-            report.inserted += written.inserted
-            report.updated += written.updated
-            report.child_rows_written += written.line_items
-            checkpoint = max(checkpoint, written.newest[by])
-        page_done(checkpoint)
+    def fits(batch: list[PreparedPage], page: PreparedPage) -> bool:
+        return sum(p.rows for p in batch) + page.rows <= policy.rows_per_transaction
+
+    # Pages are fetched, decoded and validated in a thread of their own while this one writes:
+    # each transaction takes every page ready by then (up to `rows_per_transaction` rows), so a
+    # writer that falls behind catches up in fewer commits. One connection serves the whole group.
+    pages = Prefetched(prepared_pages, depth=PREPARED_PAGES_AHEAD, name="square-orders-decode")
+    with engine.connect() as conn:
+        for batch in pages.batches(fits):
+            if report.pages // TRIM_EVERY_PAGES != (report.pages + len(batch)) // TRIM_EVERY_PAGES:
+                release_free_memory()
+            prepared = _merged(batch)
+            report.read += prepared.read
+            (written, moved), rejected = write_quarantining(
+                conn,
+                list(prepared.orders.values()),
+                write,
+                _candidate,
+                released=released,
+                rejected=prepared.rejected,
+            )
+            if watermarks is not None:
+                watermarks.update(moved)
+            report.rejected += len(rejected)
+            report.pages += prepared.pages
+            if written is not None:
+                report.inserted += written.inserted
+                report.updated += written.updated
+                report.child_rows_written += written.line_items
+                checkpoint = max(checkpoint, written.newest[by])
+            page_done(checkpoint)
 
 
 def _group_start(

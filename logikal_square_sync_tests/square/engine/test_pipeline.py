@@ -59,3 +59,25 @@ def test_a_consumer_error_stops_the_producer_and_closes_its_iterator() -> None:
                 raise RuntimeError("write failed")
     assert closed.is_set()  # the iteration has ended (and joined) before the error propagates
     assert len(produced) <= 6
+
+
+def test_batches_take_what_is_ready_in_order_and_the_error_after_them() -> None:
+    produced_all = threading.Event()
+
+    def produce() -> Iterator[int]:
+        yield from range(5)
+        produced_all.set()
+        raise ValueError("page 6 is malformed")
+
+    pages = Prefetched(produce, depth=10)
+    batches = pages.batches(lambda batch, item: sum(batch) + item <= 6)
+    first = next(batches)
+    produced_all.wait(timeout=10)  # the rest is queued before the writer asks again
+    seen = [first]
+    with pytest.raises(ValueError, match="page 6 is malformed"):
+        for batch in batches:
+            seen.append(batch)
+    assert [item for batch in seen for item in batch] == [0, 1, 2, 3, 4]
+    # Once everything was ready, batches fill up to the limit; a page is never split.
+    assert seen[1:] and all(sum(batch) <= 6 or len(batch) == 1 for batch in seen)
+    assert len(seen) < 5
