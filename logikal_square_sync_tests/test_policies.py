@@ -84,8 +84,8 @@ def test_the_session_budget_defaults_to_4_and_an_override_changes_it(tmp_path: P
             r"square\.catalog\.seconds_per_transaction: .*greater than 0",
         ),
         (
-            "square: {orders: {rows_per_transaction: 5000}}",  # orders commit each page with its watermark
-            r"square\.orders\.rows_per_transaction: Extra inputs are not permitted",
+            "square: {orders: {rows_per_transaction: 0}}",
+            r"square\.orders\.rows_per_transaction: .*greater than or equal to 1",
         ),
     ],
 )

@@ -15,10 +15,9 @@ Nothing here imports Dagster.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -166,31 +165,8 @@ def _screened(source: str, candidates: Sequence[Candidate[R]]) -> tuple[list[Can
     return kept, rejected
 
 
-@contextlib.contextmanager
-def _transaction(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
-    """A transaction that commits on leaving: on a connection the caller holds, or on one of the engine's."""
-    if isinstance(bind, sa.Connection):
-        with bind.begin():
-            yield bind
-    else:
-        with bind.begin() as conn:
-            yield conn
-
-
-@contextlib.contextmanager
-def _rolled_back(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
-    """A transaction that is rolled back on leaving, whatever happened in it."""
-    with contextlib.ExitStack() as stack:
-        conn = bind if isinstance(bind, sa.Connection) else stack.enter_context(bind.connect())
-        transaction = conn.begin()
-        try:
-            yield conn
-        finally:
-            transaction.rollback()
-
-
 def _probed(
-    bind: sa.Engine | sa.Connection,
+    engine: sa.Engine,
     source: str,
     candidates: Sequence[Candidate[R]],
     write: Callable[[sa.Connection, list[R]], object],
@@ -199,7 +175,8 @@ def _probed(
     """Each record written alone, rolled back: those the database refuses, with its own words."""
     kept, rejected = [], []
     for candidate in candidates:
-        with _rolled_back(bind) as conn:
+        with engine.connect() as conn:
+            transaction = conn.begin()
             try:
                 write(conn, [candidate.record])
             except Exception as refusal:
@@ -208,6 +185,8 @@ def _probed(
                 rejected.append(_rejection(source, candidate, str(refusal).splitlines()[0]))
             else:
                 kept.append(candidate)
+            finally:
+                transaction.rollback()
     if len(candidates) > 1 and not kept:
         # Every record refused alone: the page, not a record, is the problem; quarantining all would hide it.
         raise error
@@ -215,7 +194,7 @@ def _probed(
 
 
 def write_quarantining(
-    bind: sa.Engine | sa.Connection,
+    engine: sa.Engine,
     source: str,
     records: Sequence[R],
     write: Callable[[sa.Connection, list[R]], T],
@@ -226,8 +205,6 @@ def write_quarantining(
 ) -> tuple[T, list[Rejection]]:
     """`write(conn, records)` in one transaction; if the database refuses records in it, again without them.
 
-    `bind` is an engine (a pooled connection each transaction) or a connection the caller holds
-    across its transactions (no pool checkout, no ping, per page of a long sync).
     Returns what `write` returned and the rejections, already in
     `rejected_records` in the same transaction as the rest of the page;
     `rejected` are records refused before (they failed validation), put
@@ -240,7 +217,7 @@ def write_quarantining(
     connection, a lock timeout) propagate as they are.
     """
     try:
-        with _transaction(bind) as conn:
+        with engine.begin() as conn:
             result = write(conn, list(records))
             quarantine(conn, rejected)
             if released is not None:
@@ -253,7 +230,7 @@ def write_quarantining(
     kept, refused = _screened(source, [candidate(record) for record in records])
     for attempt in range(2):
         try:
-            with _transaction(bind) as conn:
+            with engine.begin() as conn:
                 result = write(conn, [c.record for c in kept])
                 quarantine(conn, [*rejected, *refused])
                 if released is not None:
@@ -261,7 +238,7 @@ def write_quarantining(
         except Exception as error:
             if attempt or not refused_for_its_data(error):
                 raise
-            kept, more = _probed(bind, source, kept, write, first_error)
+            kept, more = _probed(engine, source, kept, write, first_error)
             refused += more
             continue
         for rejection in refused:

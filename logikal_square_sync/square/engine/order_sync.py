@@ -288,32 +288,32 @@ def _sync_group(
 
     # Pages are fetched, decoded and validated in a thread of their own while this one writes:
     # each transaction takes every page ready by then (up to `rows_per_transaction` rows), so a
-    # writer that falls behind catches up in fewer commits. One connection serves the whole group.
+    # writer that falls behind catches up in fewer commits. Each transaction checks a connection out
+    # of the pool, whose ping replaces one the database dropped between pages (a restart, a failover).
     pages = Prefetched(prepared_pages, depth=PREPARED_PAGES_AHEAD, name="square-orders-decode")
-    with engine.connect() as conn:
-        for batch in pages.batches(fits):
-            if report.pages // TRIM_EVERY_PAGES != (report.pages + len(batch)) // TRIM_EVERY_PAGES:
-                release_free_memory()
-            prepared = _merged(batch)
-            report.read += prepared.read
-            (written, moved), rejected = write_quarantining(
-                conn,
-                list(prepared.orders.values()),
-                write,
-                _candidate,
-                released=released,
-                rejected=prepared.rejected,
-            )
-            if watermarks is not None:
-                watermarks.update(moved)
-            report.rejected += len(rejected)
-            report.pages += prepared.pages
-            if written is not None:
-                report.inserted += written.inserted
-                report.updated += written.updated
-                report.child_rows_written += written.line_items
-                checkpoint = max(checkpoint, written.newest[by])
-            page_done(checkpoint)
+    for batch in pages.batches(fits):
+        if report.pages // TRIM_EVERY_PAGES != (report.pages + len(batch)) // TRIM_EVERY_PAGES:
+            release_free_memory()
+        prepared = _merged(batch)
+        report.read += prepared.read
+        (written, moved), rejected = write_quarantining(
+            engine,
+            list(prepared.orders.values()),
+            write,
+            _candidate,
+            released=released,
+            rejected=prepared.rejected,
+        )
+        if watermarks is not None:
+            watermarks.update(moved)
+        report.rejected += len(rejected)
+        report.pages += prepared.pages
+        if written is not None:
+            report.inserted += written.inserted
+            report.updated += written.updated
+            report.child_rows_written += written.line_items
+            checkpoint = max(checkpoint, written.newest[by])
+        page_done(checkpoint)
 
 
 def _group_start(

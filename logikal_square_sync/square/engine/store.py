@@ -80,7 +80,7 @@ def row_candidate(object_type: str, record_id: str, record: R, table: sa.Table, 
 
 
 def write_quarantining(
-    bind: sa.Engine | sa.Connection,
+    engine: sa.Engine,
     records: Sequence[R],
     write: Callable[[sa.Connection, list[R]], T],
     candidate: Callable[[R], Candidate[R]],
@@ -91,7 +91,7 @@ def write_quarantining(
     """`write(conn, records)` in one transaction, without the records the warehouse refuses
     (`warehouse/quarantine.py`); returns what `write` returned and every rejection."""
     return quarantine.write_quarantining(
-        bind, SOURCE, records, write, candidate, released=released, rejected=rejected
+        engine, SOURCE, records, write, candidate, released=released, rejected=rejected
     )
 
 
