@@ -13,12 +13,12 @@ by how it starts) in a `MalformedRecordError`. Nothing here imports Dagster.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
-import orjson
 
 T = TypeVar("T")
 
@@ -90,7 +90,7 @@ class Refused:
 
 def _start(value: Any) -> str:
     try:
-        text = orjson.dumps(value).decode()
+        text = msgspec.json.encode(value).decode()
     except TypeError:
         text = repr(value)
     return text[:_RECORD_START_CHARS]
@@ -139,9 +139,9 @@ class Decoder(Generic[T]):
             return self._json.decode(raw)
         except msgspec.ValidationError as error:
             # Only a failed answer is decoded again, generically, to find the record.
-            raise _named(error, orjson.loads(raw), self, call) from None
+            raise _named(error, msgspec.json.decode(raw), self, call) from None
         except msgspec.DecodeError as error:
-            orjson.loads(raw)  # raises orjson's JSONDecodeError, a json.JSONDecodeError
+            json.loads(raw)  # raises json.JSONDecodeError, which the HTTP client retries
             raise ValueError(f"{self.source} answer is not JSON: {error}") from error
 
     def decode_salvaging(
@@ -158,9 +158,9 @@ class Decoder(Generic[T]):
         except msgspec.ValidationError:
             pass
         except msgspec.DecodeError as error:
-            orjson.loads(raw)  # raises orjson's JSONDecodeError, a json.JSONDecodeError
+            json.loads(raw)  # raises json.JSONDecodeError, which the HTTP client retries
             raise ValueError(f"{self.source} answer is not JSON: {error}") from error
-        return self.convert_salvaging(orjson.loads(raw), records, call=call)
+        return self.convert_salvaging(msgspec.json.decode(raw), records, call=call)
 
     def convert_salvaging(
         self, data: Any, records: str, *, call: str | None = None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-import orjson
+import msgspec
 import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
@@ -272,7 +272,7 @@ def screen_rows(
             kept.append(row)
         else:
             record_id = "/".join(str(row[key]) for key in keys)
-            raw = orjson.dumps(dict(row), default=str).decode()
+            raw = msgspec.json.encode(dict(row), enc_hook=str).decode()
             refused.append(Rejection(source, object_type, record_id, f"{table.name}: {problem}", raw))
     return kept, refused
 

@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import msgspec
-import orjson
 import pytest
 
 from logikal_square_sync.common.records import Decoder, MalformedRecordError, field_error
@@ -42,7 +41,7 @@ LISTING = Decoder(list[Thing], "Third", "thing", by_position=True, error=ThirdSo
 
 def _error(decoder: Decoder, answer: object) -> MalformedRecordError:
     with pytest.raises(MalformedRecordError) as raised:
-        decoder.decode(orjson.dumps(answer), call="GET /things")
+        decoder.decode(msgspec.json.encode(answer), call="GET /things")
     return raised.value
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import orjson
+import msgspec
 import pytest
 import sqlalchemy as sa
 import time_machine
@@ -305,7 +305,7 @@ def json_page(key: str, records: list[dict[str, Any]], cursor: str | None) -> by
     body: dict[str, Any] = {key: records}
     if cursor:
         body["cursor"] = cursor
-    return orjson.dumps(body)
+    return msgspec.json.encode(body)
 
 
 def sync_process(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
+import msgspec
 import pytest
 import sqlalchemy as sa
 
@@ -99,7 +99,11 @@ def _location(n: int, **changes: Any) -> dict[str, Any]:
 
 def _candidate(row: dict[str, Any]) -> Candidate[dict[str, Any]]:
     return Candidate(
-        "location", row["id"], row, [(square_locations, row)], lambda: orjson.dumps(row, default=str).decode()
+        "location",
+        row["id"],
+        row,
+        [(square_locations, row)],
+        lambda: msgspec.json.encode(row, enc_hook=str).decode(),
     )
 
 

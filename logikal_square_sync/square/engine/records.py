@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
-import orjson
 
 from logikal_square_sync.common.records import Decoder, Refused, field_error
 from logikal_square_sync.warehouse.quarantine import Rejection
@@ -192,12 +191,14 @@ def record_id(refused: Refused) -> str:
         return refused.error.record_id
     if all(isinstance(record.get(key), str) for key in _COUNT_KEY):
         return "/".join(record[key] for key in _COUNT_KEY)  # an inventory count (`row_batches.record_id`)
-    return NO_ID + orjson.dumps(refused.record).decode()[:120]
+    return NO_ID + msgspec.json.encode(refused.record).decode()[:120]
 
 
 def rejections(refused: list[Refused]) -> list[Rejection]:
     return [
-        Rejection(r.error.source, r.error.kind, record_id(r), str(r.error), orjson.dumps(r.record).decode())
+        Rejection(
+            r.error.source, r.error.kind, record_id(r), str(r.error), msgspec.json.encode(r.record).decode()
+        )
         for r in refused
     ]
 

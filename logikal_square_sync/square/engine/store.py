@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
+import msgspec
 import sqlalchemy as sa
 
 from logikal_square_sync.warehouse import quarantine
@@ -75,7 +75,11 @@ class Quarantine:
 def row_candidate(object_type: str, record_id: str, record: R, table: sa.Table, row: Row) -> Candidate[R]:
     """A record written as one row of `table`, as the quarantine names it."""
     return Candidate(
-        object_type, record_id, record, [(table, row)], lambda: orjson.dumps(row, default=str).decode()
+        object_type,
+        record_id,
+        record,
+        [(table, row)],
+        lambda: msgspec.json.encode(row, enc_hook=str).decode(),
     )
 
 

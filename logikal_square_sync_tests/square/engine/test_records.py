@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import orjson
+import msgspec
 import pytest
 
 from logikal_square_sync.common.records import MalformedRecordError
@@ -71,7 +71,7 @@ def page(*orders: dict[str, Any], cursor: str | None = "CURSOR") -> bytes:
     body: dict[str, Any] = {"orders": list(orders)}
     if cursor:
         body["cursor"] = cursor
-    return orjson.dumps(body)
+    return msgspec.json.encode(body)
 
 
 def test_a_page_decodes_into_typed_orders_and_their_rows() -> None:
@@ -161,7 +161,7 @@ def test_the_refusal_names_source_kind_record_and_field_and_keeps_the_record() -
     rejection = refusal(decode_orders_page(page(ORDER, bad)))
     assert (rejection.source, rejection.object_type, rejection.record_id) == ("Square", "order", "ORDER-1")
     assert rejection.reason == "SearchOrders: malformed Square order 'ORDER-1': field 'location_id': missing"
-    assert orjson.loads(rejection.raw_json) == bad
+    assert msgspec.json.decode(rejection.raw_json) == bad
 
 
 def test_the_error_names_source_kind_record_and_field() -> None:
@@ -228,7 +228,7 @@ def test_catalog_objects_decode_into_typed_objects_and_their_rows() -> None:
     tombstone = {"type": "ITEM", "id": "ITEM-2", "version": 9, "updated_at": MOMENT, "is_deleted": True}
     old_item = {**ITEM, "id": "ITEM-3", "item_data": {"name": "Mocha", "category_id": "CAT-9"}}
     other = {"type": "TAX", "id": "TAX-1", "version": 1, "updated_at": MOMENT}
-    body = decode_catalog_page(orjson.dumps({"objects": [CATEGORY, ITEM, tombstone, old_item, other]}))
+    body = decode_catalog_page(msgspec.json.encode({"objects": [CATEGORY, ITEM, tombstone, old_item, other]}))
     category, item, deleted, old, tax = body["objects"]
     stamp = {"updated_at": datetime(2026, 11, 2, 12, tzinfo=UTC), "synced_at": SYNCED_AT}
     assert category_row(category, SYNCED_AT) == {
@@ -285,7 +285,7 @@ def test_catalog_objects_decode_into_typed_objects_and_their_rows() -> None:
     ],
 )
 def test_a_malformed_catalog_object_is_named_by_its_type_id_and_field(objects, message) -> None:
-    body = decode_catalog_page(orjson.dumps({"objects": objects, "cursor": "C"}))
+    body = decode_catalog_page(msgspec.json.encode({"objects": objects, "cursor": "C"}))
     assert len(body["objects"]) == len(objects) - 1
     assert re.match(r"^SearchCatalogObjects: malformed Square " + message, refusal(body).reason)
 
@@ -301,7 +301,7 @@ COUNT = {
 
 
 def test_inventory_counts_decode_into_typed_counts_and_their_rows() -> None:
-    body = decode_inventory_page(orjson.dumps({"counts": [COUNT], "cursor": "NEXT"}))
+    body = decode_inventory_page(msgspec.json.encode({"counts": [COUNT], "cursor": "NEXT"}))
     assert body["cursor"] == "NEXT"
     assert inventory_row(body["counts"][0], SYNCED_AT) == {
         "catalog_object_id": "VAR-1",
@@ -326,7 +326,7 @@ def test_inventory_counts_decode_into_typed_counts_and_their_rows() -> None:
 def test_a_malformed_inventory_count_is_named_with_its_field(change, message) -> None:
     # Counts have no id of their own: the record is named by how it starts.
     expected = r"malformed Square inventory count \(no id; record starts \{\"catalog_object_id\":\"VAR-1\".*"
-    body = decode_inventory_page(orjson.dumps({"counts": [COUNT, {**COUNT, **change}]}))
+    body = decode_inventory_page(msgspec.json.encode({"counts": [COUNT, {**COUNT, **change}]}))
     assert len(body["counts"]) == 1
     rejection = refusal(body)
     assert re.search(expected + message, rejection.reason)
@@ -350,7 +350,7 @@ def test_locations_are_typed_and_a_malformed_one_is_named() -> None:
 
 
 def test_order_entries_are_typed() -> None:
-    raw = orjson.dumps({"order_entries": [{"order_id": "O-1", "version": 2, "location_id": "LOC-1"}]})
+    raw = msgspec.json.encode({"order_entries": [{"order_id": "O-1", "version": 2, "location_id": "LOC-1"}]})
     assert [entry.order_id for entry in decode_order_entries_page(raw)["order_entries"]] == ["O-1"]
     with pytest.raises(MalformedRecordError, match=r"order entry \(no id; .*field 'order_id': missing"):
-        decode_order_entries_page(orjson.dumps({"order_entries": [{"version": 2}]}))
+        decode_order_entries_page(msgspec.json.encode({"order_entries": [{"version": 2}]}))
