@@ -1,7 +1,7 @@
 """Benchmark: a full Square orders sync into PostgreSQL, against limits measured in the same run.
 
     python -m logikal_square_sync_tests.benchmarks.square_full_sync [--orders 100000] [--rss-orders 1000000]
-        [--materialize] [--json FILE] [--profile PREFIX]
+        [--materialize] [--dlt] [--json FILE] [--profile PREFIX]
 
 The sandbox is served from this process; every measured step runs in a child
 process of its own, so its peak RSS is its own (read from getrusage).
@@ -13,6 +13,9 @@ ratios within a run mean anything):
   the same rows into same-shaped tables (`copy_limit`), the line items' foreign key
   included (the figure without it is printed beside); target ratio sync / limit <= 1.15;
 - an incremental re-sync after 1 % of the orders changed; target <= 5 % of the full sync;
+- with --dlt, the same orders loaded by dlt's `rest_api` source, merge on id, into the same
+  database (`dlt_orders.py`, in a virtualenv of its own, `.venv-dlt`, made on first use),
+  and its ratio to the limit;
 - with --materialize, the whole `dagster asset materialize --select square/orders`
   command (asset and completeness check, one process) on an empty warehouse and an
   instance whose storage exists (as in production; creating it is timed apart),
@@ -248,10 +251,12 @@ def child(step: str, url: str, token: str, warehouse: str) -> dict[str, Any]:
     return child_of(__spec__.name, step, url, token, warehouse)
 
 
-def child_of(module: str, step: str, url: str, token: str, warehouse: str) -> dict[str, Any]:
-    """Runs `python -m module --step step ...` and returns the figures it printed."""
+def child_of(
+    module: str, step: str, url: str, token: str, warehouse: str, *args: str, python: str = sys.executable
+) -> dict[str, Any]:
+    """Runs `python -m module --step step url token warehouse *args` and returns the figures it printed."""
     output = subprocess.run(
-        [sys.executable, "-m", module, "--step", step, url, token, warehouse],
+        [python, "-m", module, "--step", step, url, token, warehouse, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -260,6 +265,54 @@ def child_of(module: str, step: str, url: str, token: str, warehouse: str) -> di
     if output.returncode != 0 or not lines:
         raise SystemExit(f"step {step} failed:\n{output.stdout}\n{output.stderr}")
     return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def dlt_child(python: str, url: str, token: str, warehouse: str) -> dict[str, Any]:
+    """dlt's load of every order (`dlt_orders.py`, run by `python`), and how many orders it stored.
+
+    The same queries as the sync's: the sandbox's locations (ListLocations, read here) in the
+    policy's groups, from `history_start` to now. The orders are counted in the database, not
+    taken from dlt's report, so a pipeline that loses pages cannot pass for a fast one.
+    """
+    from datetime import UTC, datetime
+
+    from logikal_square_sync.policies import policies
+    from logikal_square_sync.square.engine.client import DEFAULT_SQUARE_VERSION
+    from logikal_square_sync.square.engine.order_sync import location_groups, search_body
+    from logikal_square_sync_tests.benchmarks import dlt_orders
+
+    policy = policies().square.orders
+    with _client(url, token) as client:
+        ids = sorted(location.id for location in client.list_locations()[0])
+    start = datetime.combine(policy.history_start, datetime.min.time(), UTC)
+    end = datetime.now(UTC)
+    spec = {
+        "bodies": [
+            search_body(group, start, end, policy.page_size)
+            for group in location_groups(ids, {}, policy.location_group_size)
+        ],
+        "square_version": DEFAULT_SQUARE_VERSION,
+    }
+    # dlt takes a plain PostgreSQL URL, without SQLAlchemy's driver name, and insists on a
+    # password, which a server that trusts the connection (the test PostgreSQL) never asks for.
+    address = sa.make_url(warehouse)
+    plain = address.set(drivername="postgresql", password=address.password or "unused")
+    result = child_of(
+        dlt_orders.__name__,
+        "dlt",
+        url,
+        token,
+        plain.render_as_string(hide_password=False),
+        json.dumps(spec),
+        python=python,
+    )
+    engine = sa.create_engine(warehouse)
+    with engine.connect() as conn:
+        result["orders"] = conn.exec_driver_sql(
+            f'SELECT count(*) FROM "{dlt_orders.DATASET}"."{dlt_orders.ORDERS_TABLE}"'
+        ).scalar_one()
+    engine.dispose()
+    return result
 
 
 @contextmanager
@@ -297,15 +350,24 @@ def sandbox_of(**config: Any):
         yield state, served.url
 
 
-def benchmark(orders: int, *, materialize: bool = False, incremental: bool = True) -> dict[str, Any]:
+def benchmark(
+    orders: int, *, materialize: bool = False, incremental: bool = True, dlt: bool = False
+) -> dict[str, Any]:
     """Measures one size; prints the figures and returns them (the plots read them)."""
     print(f"Full sync of {orders:,} orders ({LOCATIONS} locations, ~3 line items each) into PostgreSQL")
+    if dlt:
+        from logikal_square_sync_tests.benchmarks.dlt_orders import dlt_python
+
+        # Before the sandbox: installing dlt the first time is not part of any figure.
+        python = dlt_python()
     with sandbox(orders) as (state, url):
         token = state.config.access_token
         with scratch_database() as warehouse:
             fetch = child("fetch", url, token, warehouse)
             full = child("sync", url, token, warehouse)
             copy = child("copy", url, token, warehouse)
+            if dlt:
+                loaded = dlt_child(python, url, token, warehouse)
             if incremental:
                 changed = state.update_orders(count=orders // 100)
                 again = child("sync", url, token, warehouse)
@@ -344,6 +406,21 @@ def benchmark(orders: int, *, materialize: bool = False, incremental: bool = Tru
         "sync": full,
         "ratio": ratio,
     }
+    if dlt:
+        tables = ", ".join(f"{table} {count:,}" for table, count in loaded["rows"].items())
+        print(
+            f"  dlt rest_api, merge on id   : {loaded['seconds']:8.2f} s  "
+            f"({loaded['orders']:,} orders in the database; rows loaded: {tables}; "
+            f"dlt {loaded['dlt_version']}, peak RSS {loaded['peak_rss_mb']:.0f} MB)"
+        )
+        print(
+            f"  ratio dlt / limit           : {loaded['seconds'] / limit:8.2f}   "
+            f"(dlt / full sync {loaded['seconds'] / full['seconds']:.2f})"
+        )
+        result["dlt"] = loaded
+        result["dlt_ratio"] = loaded["seconds"] / limit
+        if loaded["orders"] != orders:
+            raise SystemExit("dlt did not load what the source holds: its figure is void")
     if incremental:
         share = again["seconds"] / full["seconds"]
         print(
@@ -426,6 +503,9 @@ def main() -> None:
     parser.add_argument(
         "--no-incremental", action="store_true", help="skip the incremental re-sync after 1 %% changed"
     )
+    parser.add_argument(
+        "--dlt", action="store_true", help="also time dlt's rest_api source loading the same orders"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument(
         "--profile",
@@ -437,7 +517,9 @@ def main() -> None:
     if args.profile:
         os.environ[PROFILE_ENV] = os.path.abspath(args.profile)
     results: dict[str, Any] = {
-        "benchmark": benchmark(args.orders, materialize=args.materialize, incremental=not args.no_incremental)
+        "benchmark": benchmark(
+            args.orders, materialize=args.materialize, incremental=not args.no_incremental, dlt=args.dlt
+        )
     }
     if args.rss_orders:
         results["memory"] = memory(args.rss_orders)
