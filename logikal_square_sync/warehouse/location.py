@@ -64,7 +64,7 @@ def check_warehouse_url() -> str | None:
         raise WarehouseNotConfigured(
             f"{WAREHOUSE_URL} is not set, and Dagster's storage is a database server ({storage}): "
             "production syncs would write to a SQLite file inside the container, not to the "
-            f"warehouse. Set {WAREHOUSE_URL} (e.g. postgresql+psycopg2://user:password@host:5432/"
+            f"warehouse. Set {WAREHOUSE_URL} (e.g. postgresql://user:password@host:5432/"
             f"warehouse) for every process of the deployment.{hint}"
         )
     if misspelt:
