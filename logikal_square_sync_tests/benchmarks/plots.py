@@ -75,14 +75,14 @@ def plot(results: dict[str, Any]) -> None:
 
     runs = sorted(results["runs"], key=lambda run: run["orders"])
     orders = [run["orders"] for run in runs]
-    note = f"measured {results['measured_at']} on {results['machine']} (shared)"
+    note = f"measured {results['measured_at']} on {results['machine']}"
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     # Each with its ratio to the limit beside its points; dlt only where it was measured, in a
     # colour of its own, so that the other lines keep theirs in plots without it.
     dlt_runs = [run for run in runs if "dlt" in run]
     for label, marker, color, measured, seconds, ratio in (
-        ("full sync (square/orders step)", "o", None, runs, lambda r: r["sync"]["seconds"], "ratio"),
+        ("full sync (sync_orders, no Dagster)", "o", None, runs, lambda r: r["sync"]["seconds"], "ratio"),
         ("dlt rest_api, merge on id", "^", "C3", dlt_runs, lambda r: r["dlt"]["seconds"], "dlt_ratio"),
     ):
         if not measured:
