@@ -1,16 +1,17 @@
 """Benchmark: a LogiKal force sync end to end, through a running Dagster, against the 10 s target.
 
     python -W ignore -m logikal_square_sync_tests.benchmarks.force_sync_end_to_end [--repeat 5]
-        [--no-bank] [--time-scale 1.0] [--changed-only]
+        [--no-bank] [--time-scale 1.0] [--changed-only] [--phases 6,6,5]
 
 Starts what production runs, on one machine: the LogiKal sandbox (in this process), Dagster
 (`dg dev`: webserver, daemon, code server) on SQLite storage in a temp DAGSTER_HOME with the
 project's dagster.yaml (run queue, launcher, pools), and a SQLite warehouse. Discovery (the
 directory and project runs) goes at time scale 0; then the LogiKal sandbox answers at
 `--time-scale` (1.0: login 4.5-9 s, selects 0.6-0.8 s, parts lists 1-3 s) and each repetition
-force-syncs the 17-elevation project (6 + 6 + 5 elevations) the way `lss-force-sync --wait`
-does (`interfaces/force_sync/`: resolve, submit through GraphQL, poll), every parts list
-fetched again (`--refetch-parts-lists`; `--changed-only` syncs the unchanged project instead).
+force-syncs the 17-elevation project (6 + 6 + 5 elevations; `--phases` for another) the way
+`lss-force-sync --wait` does (`interfaces/force_sync/`: resolve, submit through GraphQL, poll),
+every parts list fetched again (`--refetch-parts-lists`; `--changed-only` syncs the unchanged
+project instead).
 
 The session bank (`logikal/session_bank.py`, policies.yaml `logikal.sessions.bank`) runs in
 this process as the `api` role would run it; before each repetition it is filled (a warm
@@ -170,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--no-bank", action="store_true", help="no session bank: every session logs in")
     parser.add_argument("--changed-only", action="store_true", help="sync the unchanged project, no refetch")
+    parser.add_argument(
+        "--phases",
+        type=lambda text: tuple(int(size) for size in text.split(",")),
+        default=PHASE_SIZES,
+        help="elevations per phase of the project (default 6,6,5: 17 elevations)",
+    )
     args = parser.parse_args(argv)
 
     data = Path(tempfile.mkdtemp(prefix="lss-e2e-"))
@@ -179,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = LogikalSandbox(
         replace(ONE_DIRECTORY, projects_per_directory=1, parts_list_target_bytes=900_000)
     )
-    project_id = build_project(sandbox)
+    project_id = build_project(sandbox, args.phases)
     with serve_in_thread(create_app(sandbox)) as served:
         logikal_url = served.url + BASE_PATH
         env = {
@@ -244,7 +251,7 @@ def _summary(repetitions: list[Repetition], args: argparse.Namespace) -> None:
         return statistics.median(values) if values else float("nan")
 
     total = median([r.total for r in repetitions])
-    what = "unchanged project" if args.changed_only else f"{sum(PHASE_SIZES)} parts lists fetched"
+    what = "unchanged project" if args.changed_only else f"{sum(args.phases)} parts lists fetched"
     bank = "no session bank" if args.no_bank else f"session bank of {policies().logikal.sessions.bank.size}"
     print(
         f"Force sync end to end ({what}, time scale {args.time_scale}, {bank}), median of "

@@ -83,11 +83,12 @@ LISTING_CALLS = {"POST /directories/select", "POST /projects/select", "GET /phas
 LISTING_CALLS |= {"GET /elevations"}
 
 
-def build_project(sandbox: LogikalSandbox) -> str:
+def build_project(sandbox: LogikalSandbox, phase_sizes: tuple[int, ...] = PHASE_SIZES) -> str:
     """The benchmark's project (also the walk tests'): 6 + 6 + 5 elevations in the first directory."""
     directory = sandbox.directories()[0]["path"]
-    project_id = sandbox.add_project(directory, "BENCH17", phases=len(PHASE_SIZES), elevations_per_phase=0)
-    for phase, size in zip(sandbox.phases(project_id), PHASE_SIZES, strict=True):
+    name = f"BENCH{sum(phase_sizes)}"
+    project_id = sandbox.add_project(directory, name, phases=len(phase_sizes), elevations_per_phase=0)
+    for phase, size in zip(sandbox.phases(project_id), phase_sizes, strict=True):
         for _ in range(size):
             sandbox.add_elevation(project_id, phase["id"])
     return project_id
