@@ -125,6 +125,8 @@ class SessionPool:
         self._live = 0  # idle + lent + logging in
         self._warming: list[threading.Thread] = []
         self._warming_since: dict[threading.Thread, float] = {}  # monotonic start of each background login
+        self._adopting = 0  # background sessions starting on a banked token, not yet idle or gone
+        self._awaiting_adoption = 0  # acquire calls waiting for one of those
         self._closed = False
         # Why no session can be had (a client that cannot be built, a refused login): raised by acquire.
         self._failure: LogikalSessionError | LogikalAuthError | None = None
@@ -241,9 +243,15 @@ class SessionPool:
         steps = route(session.cursor, target, sibling_elevations=self.sibling_elevations)
         return None if steps is None else self.costs.route(steps)
 
-    def prewarm(self, count: int, target: Target) -> None:
-        """Log in up to `count` more sessions in the background and move them to `target`."""
+    def prewarm(self, count: int, target: Target, *, logins_worth: int | None = None) -> None:
+        """Log in up to `count` more sessions in the background and move them to `target`.
+
+        A banked token costs no login, so every one up to `count` is taken; a session that needs a
+        login starts only while fewer than `logins_worth` sessions were started (None: no limit).
+        A login that does not pay costs more than its wait: the pool's close waits for it.
+        """
         claims: list[tuple[str, str | None]] = []
+        unused: str | None = None
         with self._cond:
             if self._failure is not None:
                 return
@@ -253,8 +261,15 @@ class SessionPool:
                 claim = self.budget.try_claim()
                 if claim is None:
                     break
-                claims.append((claim, self._take_token()))
+                token = self._take_token()
+                if token is None and logins_worth is not None and len(claims) >= logins_worth:
+                    unused = claim
+                    break
+                claims.append((claim, token))
             self._live += len(claims)
+            self._adopting += sum(1 for _claim, token in claims if token is not None)
+        if unused is not None:
+            self.budget.free(unused)
         for claim, token in claims:
             thread = threading.Thread(
                 target=self._warm, args=(target, claim, token), name="logikal-prewarm", daemon=True
@@ -273,6 +288,15 @@ class SessionPool:
             self.budget.free(claim)
 
     def _warm(self, target: Target, claim: str, token: str | None = None) -> None:
+        try:
+            self._warm_session(target, claim, token)
+        finally:
+            if token is not None:
+                with self._cond:
+                    self._adopting -= 1
+                    self._cond.notify_all()
+
+    def _warm_session(self, target: Target, claim: str, token: str | None) -> None:
         # Everything inside the try: a thread that died here would keep its slot and its count
         # in `_live` for ever, and acquire() would wait for a session that never comes.
         try:
@@ -324,6 +348,15 @@ class SessionPool:
                     session = min(reachable, key=lambda pair: pair[0])[1]
                     self._idle.remove(session)
                     break
+                if self._adopting > self._awaiting_adoption:
+                    # A background session on a banked token is ready after a select or two, long
+                    # before a login would be: wait for it rather than log in a session not needed.
+                    self._awaiting_adoption += 1
+                    try:
+                        self._cond.wait()
+                    finally:
+                        self._awaiting_adoption -= 1
+                    continue
                 if self._live < self.size and (claim := self.budget.try_claim()) is not None:
                     self._live += 1
                     session = None

@@ -89,12 +89,18 @@ class UnknownProjectError(LogikalError):
     """The project is not in the warehouse's project list."""
 
 
-def _sessions_to_prewarm(pool: SessionPool, project: StoredProject, pending: int, refetch: bool) -> int:
-    """Logins worth starting before the listing shows the work: only when work is certain."""
-    if project.contents_synced_at is None or refetch:
-        return pool.size
+def _sessions_to_prewarm(
+    pool: SessionPool, project: StoredProject, pending: int, refetch: bool, live_elevations: int
+) -> tuple[int, int | None]:
+    """Sessions worth starting before the listing shows the work, and how many of them are worth a
+    login (None: all): only when work is certain. A refetch takes every banked token (no login),
+    but logs in only as the stored elevations' parts lists pay for a login."""
+    if project.contents_synced_at is None:
+        return pool.size, None
     per_session = pool.costs.new_phase_session / pool.costs.per_parts_list
-    return min(pool.size, int(pending // per_session))
+    if refetch:
+        return pool.size, min(pool.size, max(1, int(live_elevations // per_session)))
+    return min(pool.size, int(pending // per_session)), None
 
 
 def sync_project_contents(
@@ -202,7 +208,9 @@ def _sync(
     limits: _Limits,
 ) -> None:
     if PARTS_LISTS in include:
-        pool.prewarm(_sessions_to_prewarm(pool, project, pending, refetch), project_target(project))
+        live_elevations = sum(len(elevations) for elevations in limits.live.elevations.values())
+        count, logins_worth = _sessions_to_prewarm(pool, project, pending, refetch, live_elevations)
+        pool.prewarm(count, project_target(project), logins_worth=logins_worth)
     session = pool.acquire(project_target(project))
     try:
         phases = list_phases(session, pool, project, limits.live)

@@ -18,11 +18,13 @@ import pytest
 import sqlalchemy as sa
 
 from logikal_square_sync.logikal.engine.client.navigation import ROOT, Target
+from logikal_square_sync.logikal.engine.client.planner import DEFAULT_COSTS
 from logikal_square_sync.logikal.engine.client.session import ConnectionSettings
 from logikal_square_sync.logikal.engine.client.session_bank import BankPolicy, SessionBank, TokenShelf
 from logikal_square_sync.logikal.engine.client.session_pool import SessionPool
+from logikal_square_sync.logikal.engine.syncs.project_contents_sync import sync_project_contents
 from logikal_square_sync_sandbox.logikal import LogikalSandbox
-from logikal_square_sync_tests.logikal.sandbox_runs import Logikal
+from logikal_square_sync_tests.logikal.sandbox_runs import Logikal, sync_everything
 
 AT_ROOT = Target(ROOT)
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -239,6 +241,42 @@ def test_a_prewarm_takes_every_banked_token_though_the_bank_held_the_budget(
             pool.release(session)
     assert budget.most_claimed <= 4
     assert sandbox.stats.max_concurrent_sessions <= 4
+
+
+@pytest.mark.parametrize(("logins_worth", "logins"), [(1, 0), (3, 0), (4, 1), (None, 1)])
+def test_a_prewarm_takes_every_banked_token_but_logs_in_only_where_a_login_pays(
+    filled: Filled, sandbox: LogikalSandbox, logins_worth: int | None, logins: int
+) -> None:
+    """Budget 4, bank 3: the three tokens cost no login; a fourth session only if four are worth one."""
+    logins_before = sandbox.stats.logins
+    with filled.run_pool(4) as pool:
+        pool.prewarm(4, AT_ROOT, logins_worth=logins_worth)
+        sessions = [pool.acquire(AT_ROOT) for _ in range(3 + logins)]
+        assert len({id(session) for session in sessions}) == 3 + logins
+        for session in sessions:
+            pool.release(session)
+    assert pool.stats.tokens_adopted == 3
+    assert pool.stats.logins == logins
+    assert sandbox.stats.logins == logins_before + logins
+    assert filled.budget.held("run") == 0  # a claim not worth its login was given back at once
+    assert filled.budget.most_claimed <= 4
+
+
+def test_a_refetch_of_a_small_project_runs_on_banked_tokens_without_a_login(
+    filled: Filled, logikal: Logikal, engine: sa.Engine, sandbox: LogikalSandbox
+) -> None:
+    """A force sync with every parts list fetched again: a login for a fourth session would not pay
+    (a few elevations), so none is started, and the run never waits for one to end."""
+    synced = sync_everything(logikal, engine)
+    project_id, first = min(synced.contents.items(), key=lambda item: item[1].parts_lists_fetched)
+    assert 0 < first.parts_lists_fetched < 2 * DEFAULT_COSTS.new_phase_session / DEFAULT_COSTS.per_parts_list
+    logins_before = sandbox.stats.logins
+    with filled.run_pool(4) as pool:
+        again = sync_project_contents(pool, engine, project_id, refetch_parts_lists=True)
+    assert again.parts_lists_fetched == first.parts_lists_fetched
+    assert pool.stats.tokens_adopted >= 1
+    assert pool.stats.logins == 0
+    assert sandbox.stats.logins == logins_before
 
 
 def test_an_invalid_banked_token_falls_back_to_a_login(filled: Filled, sandbox: LogikalSandbox) -> None:
