@@ -4,7 +4,7 @@ dlt is not a dependency of the project: its pinned, hash-checked requirements
 (`dlt-requirements.txt`) go into a virtualenv of their own, `.venv-dlt` in the project root,
 made on first use by `dlt_python()`. That virtualenv's python runs this module as a child
 step, so the module needs only the standard library until `load_orders` imports dlt, and
-imports nothing of the project (whose dependencies are not installed there).
+imports nothing of the project (whose dependencies are not installed there) but `peak_rss`.
 
 The pipeline is dlt's declarative `rest_api` source, no code of ours around the requests:
 a resource per group of at most 10 locations posts the sync's own SearchOrders body
@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from logikal_square_sync_tests.benchmarks.peak_rss import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = Path(__file__).with_name("dlt-requirements.txt")
@@ -117,7 +119,7 @@ def main() -> None:
     result = load_orders(url, token, warehouse, json.loads(spec))
     # As square_full_sync.report_child_result, which this venv cannot import (no SQLAlchemy here).
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     print("RESULT " + json.dumps(result), flush=True)
 

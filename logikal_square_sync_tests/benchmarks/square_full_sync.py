@@ -43,6 +43,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from logikal_square_sync_tests.benchmarks.peak_rss import peak_rss_mb
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "LSS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 )
@@ -240,7 +242,7 @@ def run_child_step() -> None:
 def report_child_result(result: dict[str, Any]) -> None:
     """Prints a child step's figures, with its peak RSS and CPU, for the driver to read."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     print("RESULT " + json.dumps(result), flush=True)
 
