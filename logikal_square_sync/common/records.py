@@ -88,6 +88,11 @@ class Refused:
     record: Any
 
 
+def json_text(value: Any) -> str:
+    """`value` as JSON text, as a rejected record is kept: what JSON has no type for as its str."""
+    return msgspec.json.encode(value, enc_hook=str).decode()
+
+
 def _start(value: Any) -> str:
     try:
         text = msgspec.json.encode(value).decode()

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-import msgspec
 import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
+from logikal_square_sync.common.records import json_text
 from logikal_square_sync.warehouse.limits import ValueRejected, row_problem
 from logikal_square_sync.warehouse.locks import sqlstate
 from logikal_square_sync.warehouse.tables import rejected_records
@@ -272,7 +272,7 @@ def screen_rows(
             kept.append(row)
         else:
             record_id = "/".join(str(row[key]) for key in keys)
-            raw = msgspec.json.encode(dict(row), enc_hook=str).decode()
+            raw = json_text(dict(row))
             refused.append(Rejection(source, object_type, record_id, f"{table.name}: {problem}", raw))
     return kept, refused
 

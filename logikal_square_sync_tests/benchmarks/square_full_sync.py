@@ -309,7 +309,7 @@ def dlt_child(python: str, url: str, token: str, warehouse: str) -> dict[str, An
         json.dumps(spec),
         python=python,
     )
-    engine = sa.create_engine(warehouse)
+    engine = _driver_engine(warehouse)
     with engine.connect() as conn:
         result["orders"] = conn.exec_driver_sql(
             f'SELECT count(*) FROM "{dlt_orders.DATASET}"."{dlt_orders.ORDERS_TABLE}"'

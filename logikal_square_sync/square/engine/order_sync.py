@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 
 from logikal_square_sync.common.clock import utc_now
 from logikal_square_sync.common.memory import release_free_memory
 from logikal_square_sync.common.progress import Progress, TimeRanges
+from logikal_square_sync.common.records import json_text
 from logikal_square_sync.common.sync_report import SyncReport
 from logikal_square_sync.policies import OrdersPolicy, policies
 from logikal_square_sync.square.engine.client import Body, SquareClient, follow_cursor
@@ -236,7 +236,7 @@ def _candidate(order: OrderRows) -> Candidate[OrderRows]:
         row["id"],
         order,
         [(square_orders, row), *((square_order_line_items, item) for item in items)],
-        lambda: msgspec.json.encode(record).decode(),
+        lambda: json_text(record),
     )
 
 

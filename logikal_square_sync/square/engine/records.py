@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from logikal_square_sync.common.records import Decoder, Refused, field_error
+from logikal_square_sync.common.records import Decoder, Refused, field_error, json_text
 from logikal_square_sync.warehouse.quarantine import Rejection
 
 Body = dict[str, Any]
@@ -191,14 +191,12 @@ def record_id(refused: Refused) -> str:
         return refused.error.record_id
     if all(isinstance(record.get(key), str) for key in _COUNT_KEY):
         return "/".join(record[key] for key in _COUNT_KEY)  # an inventory count (`row_batches.record_id`)
-    return NO_ID + msgspec.json.encode(refused.record).decode()[:120]
+    return NO_ID + json_text(refused.record)[:120]
 
 
 def rejections(refused: list[Refused]) -> list[Rejection]:
     return [
-        Rejection(
-            r.error.source, r.error.kind, record_id(r), str(r.error), msgspec.json.encode(r.record).decode()
-        )
+        Rejection(r.error.source, r.error.kind, record_id(r), str(r.error), json_text(r.record))
         for r in refused
     ]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import msgspec
 import sqlalchemy as sa
 
+from logikal_square_sync.common.records import json_text
 from logikal_square_sync.warehouse import quarantine
 from logikal_square_sync.warehouse.quarantine import Candidate, Rejection
 from logikal_square_sync.warehouse.state import get_watermark, get_watermarks, set_watermark, set_watermarks
@@ -79,7 +79,7 @@ def row_candidate(object_type: str, record_id: str, record: R, table: sa.Table, 
         record_id,
         record,
         [(table, row)],
-        lambda: msgspec.json.encode(row, enc_hook=str).decode(),
+        lambda: json_text(row),
     )
 
 
